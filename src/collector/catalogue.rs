@@ -1,0 +1,147 @@
+//! Every metric the exporter serves, declared once: name, type, labels, help. Collectors emit
+//! through these specs, the README's metrics table is checked against them, and the golden
+//! test proves the real output carries exactly these names and labels.
+
+/// The Prometheus metric type of a spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+}
+
+/// One metric's declaration. `labels` lists every label name in output order; `vcenter` is
+/// always first and is filled in by the [`super::Sink`].
+#[derive(Debug)]
+pub struct MetricSpec {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub labels: &'static [&'static str],
+}
+
+const fn gauge(
+    name: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> MetricSpec {
+    MetricSpec {
+        name,
+        help,
+        kind: Kind::Gauge,
+        labels,
+    }
+}
+
+const VM: &[&str] = &["vcenter", "vm_id", "vm_name"];
+const SNAPSHOT: &[&str] = &[
+    "vcenter",
+    "vm_id",
+    "vm_name",
+    "snapshot_id",
+    "snapshot_name",
+    "backup_product",
+];
+
+pub const UP: MetricSpec = gauge(
+    "vsphere_up",
+    &["vcenter"],
+    "1 if the last collection from this vCenter succeeded, else 0.",
+);
+pub const COLLECTOR_DURATION: MetricSpec = gauge(
+    "vsphere_scrape_collector_duration_seconds",
+    &["vcenter", "collector"],
+    "Duration of a collector's last run for this vCenter.",
+);
+pub const COLLECTOR_SUCCESS: MetricSpec = gauge(
+    "vsphere_scrape_collector_success",
+    &["vcenter", "collector"],
+    "1 if a collector's last run for this vCenter succeeded, else 0.",
+);
+
+pub const VM_INFO: MetricSpec = gauge(
+    "vsphere_vm_info",
+    &[
+        "vcenter",
+        "vm_id",
+        "vm_name",
+        "host_name",
+        "cluster_name",
+        "datacenter_name",
+        "guest_id",
+        "power_state",
+        "template",
+    ],
+    "Virtual machine metadata; always 1.",
+);
+pub const VM_DISK_CAPACITY: MetricSpec = gauge(
+    "vsphere_vm_disk_capacity_bytes",
+    VM,
+    "Sum of the capacities of the virtual machine's virtual disks.",
+);
+pub const VM_CONSOLIDATION_NEEDED: MetricSpec = gauge(
+    "vsphere_vm_consolidation_needed",
+    VM,
+    "1 if vCenter reports that the virtual machine's disks need consolidation (runtime.consolidationNeeded).",
+);
+
+pub const VM_SNAPSHOTS: MetricSpec = gauge(
+    "vsphere_vm_snapshots",
+    VM,
+    "Number of snapshots in the virtual machine's whole snapshot tree.",
+);
+pub const VM_SNAPSHOT_CHAIN_DEPTH: MetricSpec = gauge(
+    "vsphere_vm_snapshot_chain_depth",
+    VM,
+    "Snapshots on the deepest branch of the virtual machine's snapshot tree (0 without snapshots).",
+);
+pub const VM_SNAPSHOT_TOTAL_SIZE: MetricSpec = gauge(
+    "vsphere_vm_snapshot_total_size_bytes",
+    VM,
+    "Sum of the sizes of the virtual machine's snapshots (see vsphere_vm_snapshot_size_bytes).",
+);
+pub const SNAPSHOT_CREATE_TIMESTAMP: MetricSpec = gauge(
+    "vsphere_vm_snapshot_create_timestamp_seconds",
+    SNAPSHOT,
+    "When the snapshot was taken (createTime), in seconds since the Unix epoch.",
+);
+pub const SNAPSHOT_SIZE: MetricSpec = gauge(
+    "vsphere_vm_snapshot_size_bytes",
+    SNAPSHOT,
+    "Size of the snapshot as govmomi and PowerCLI compute it: its .vmsn file plus the delta disks it added over its parent; the current snapshot also counts the running delta that grows on top of it.",
+);
+pub const SNAPSHOT_QUIESCED: MetricSpec = gauge(
+    "vsphere_vm_snapshot_quiesced",
+    SNAPSHOT,
+    "1 if the guest file system was quiesced when the snapshot was taken, else 0.",
+);
+
+pub const VM_TOOLS_VERSION_STATUS: MetricSpec = gauge(
+    "vsphere_vm_tools_version_status",
+    &["vcenter", "vm_id", "vm_name", "status"],
+    "VMware Tools version status of the virtual machine (guest.toolsVersionStatus2 as the status label); always 1.",
+);
+pub const VM_TOOLS_RUNNING: MetricSpec = gauge(
+    "vsphere_vm_tools_running",
+    VM,
+    "1 if VMware Tools are running in the guest (guestToolsRunning or guestToolsExecutingScripts), else 0.",
+);
+
+/// Every spec of a vCenter's metrics, in output order.
+pub const ALL: &[&MetricSpec] = &[
+    &UP,
+    &COLLECTOR_DURATION,
+    &COLLECTOR_SUCCESS,
+    &VM_INFO,
+    &VM_DISK_CAPACITY,
+    &VM_CONSOLIDATION_NEEDED,
+    &VM_SNAPSHOTS,
+    &VM_SNAPSHOT_CHAIN_DEPTH,
+    &VM_SNAPSHOT_TOTAL_SIZE,
+    &SNAPSHOT_CREATE_TIMESTAMP,
+    &SNAPSHOT_SIZE,
+    &SNAPSHOT_QUIESCED,
+    &VM_TOOLS_VERSION_STATUS,
+    &VM_TOOLS_RUNNING,
+];
+
+/// The exporter's own metric (not per vCenter), served by `/metrics` only.
+pub const BUILD_INFO_NAME: &str = "vsphere_exporter_build_info";

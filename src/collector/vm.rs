@@ -1,0 +1,41 @@
+//! Per-VM facts that are not about snapshots or Tools: `vsphere_vm_info`, the disk capacity
+//! snapshot sizes are compared with, and whether the disks need consolidation.
+
+use super::catalogue::{VM_CONSOLIDATION_NEEDED, VM_DISK_CAPACITY, VM_INFO};
+use super::{CollectError, Collector, Context, Sink};
+
+pub struct VmCollector;
+
+impl Collector for VmCollector {
+    fn name(&self) -> &'static str {
+        "vm"
+    }
+
+    fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
+        for vm in ctx.inventory.vms.values() {
+            let place = ctx.inventory.placement(vm);
+            let ids = [vm.id.as_str(), vm.name.as_str()];
+            out.gauge(
+                &VM_INFO,
+                &[
+                    &vm.id,
+                    &vm.name,
+                    place.host_name,
+                    place.cluster_name,
+                    place.datacenter_name,
+                    &vm.guest_id,
+                    &vm.power_state,
+                    if vm.template { "true" } else { "false" },
+                ],
+                1.0,
+            );
+            out.gauge(&VM_DISK_CAPACITY, &ids, vm.disk_capacity_bytes() as f64);
+            out.gauge(
+                &VM_CONSOLIDATION_NEEDED,
+                &ids,
+                f64::from(u8::from(vm.consolidation_needed)),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,472 @@
+//! What the exporter asks the PropertyCollector for, and how the answer becomes the typed
+//! [`Inventory`]: one `objects` element at a time, property path by property path.
+//!
+//! Only the property paths a metric needs are requested. A value that does not parse (a
+//! number that is not one, an unknown time format) leaves that one property unset and is
+//! counted in [`InventoryBuilder::malformed`], so one odd VM never costs the whole scrape.
+
+use super::model::{
+    ComputeResource, Datacenter, Datastore, DiskLayout, Folder, Host, Inventory, LayoutEx,
+    LayoutFile, SnapshotInfo, SnapshotLayout, SnapshotTree, Vm,
+};
+use super::soap::PropertySpec;
+use super::xml::{Node, method_fault_kind};
+
+/// The managed object types the inventory container view holds. ComputeResource covers
+/// clusters too for the PropertyCollector, but a ContainerView filters by exact type, so the
+/// cluster type is listed as well.
+pub const VIEW_TYPES: &[&str] = &[
+    "VirtualMachine",
+    "HostSystem",
+    "ComputeResource",
+    "ClusterComputeResource",
+    "Folder",
+    "Datacenter",
+    "Datastore",
+];
+
+/// The VirtualMachine properties the collectors read.
+pub const VM_PATHS: &[&str] = &[
+    "name",
+    "runtime.host",
+    "runtime.powerState",
+    "runtime.consolidationNeeded",
+    "snapshot",
+    "layoutEx.file",
+    "layoutEx.disk",
+    "layoutEx.snapshot",
+    "guest.toolsVersionStatus2",
+    "guest.toolsRunningStatus",
+    "guest.toolsVersion",
+    "config.guestId",
+    "config.template",
+    "config.hardware.device",
+];
+
+/// The property sets of one full inventory retrieval.
+pub fn property_specs() -> Vec<PropertySpec> {
+    vec![
+        PropertySpec {
+            kind: "VirtualMachine",
+            paths: VM_PATHS.to_vec(),
+        },
+        PropertySpec {
+            kind: "HostSystem",
+            paths: vec!["name", "parent"],
+        },
+        PropertySpec {
+            kind: "ComputeResource",
+            paths: vec!["name", "parent"],
+        },
+        PropertySpec {
+            kind: "Folder",
+            paths: vec!["name", "parent"],
+        },
+        PropertySpec {
+            kind: "Datacenter",
+            paths: vec!["name"],
+        },
+        PropertySpec {
+            kind: "Datastore",
+            paths: vec!["name"],
+        },
+    ]
+}
+
+/// Collects `objects` elements into an [`Inventory`].
+#[derive(Debug, Default)]
+pub struct InventoryBuilder {
+    inventory: Inventory,
+    /// Properties whose value did not parse and were left unset.
+    pub malformed: usize,
+    /// Set when a property came back as a NotAuthenticated fault (the session is gone).
+    pub session_lost: Option<String>,
+}
+
+impl InventoryBuilder {
+    /// Adds one `objects` element (an ObjectContent) to the inventory.
+    pub fn add_object(&mut self, objects: &Node) {
+        let Some(obj) = objects.child("obj").and_then(Node::moref) else {
+            self.malformed += 1;
+            return;
+        };
+        for missing in objects.children_named("missingSet") {
+            let fault = missing.child("fault").and_then(|f| f.child("fault"));
+            if fault.map(method_fault_kind).as_deref() == Some("NotAuthenticated") {
+                let path = missing.text_of("path").unwrap_or_default();
+                self.session_lost = Some(format!("{}:{} {path}", obj.kind, obj.value));
+            }
+        }
+        let props = objects.children_named("propSet").filter_map(|p| {
+            let name = p.text_of("name")?;
+            Some((name.trim(), p.child("val")?))
+        });
+        match obj.kind.as_str() {
+            "VirtualMachine" => {
+                let vm = self
+                    .inventory
+                    .vms
+                    .entry(obj.value.clone())
+                    .or_insert_with(|| Vm {
+                        id: obj.value.clone(),
+                        ..Default::default()
+                    });
+                for (path, val) in props {
+                    if apply_vm_property(vm, path, val).is_none() {
+                        self.malformed += 1;
+                    }
+                }
+            }
+            "HostSystem" => {
+                let host = self
+                    .inventory
+                    .hosts
+                    .entry(obj.value.clone())
+                    .or_insert_with(|| Host {
+                        id: obj.value.clone(),
+                        ..Default::default()
+                    });
+                for (path, val) in props {
+                    match path {
+                        "name" => host.name = val.text.clone(),
+                        "parent" => host.parent = val.moref(),
+                        _ => {}
+                    }
+                }
+            }
+            "ComputeResource" | "ClusterComputeResource" => {
+                let cr = self
+                    .inventory
+                    .compute_resources
+                    .entry(obj.value.clone())
+                    .or_insert_with(|| ComputeResource {
+                        id: obj.value.clone(),
+                        is_cluster: obj.kind == "ClusterComputeResource",
+                        ..Default::default()
+                    });
+                for (path, val) in props {
+                    match path {
+                        "name" => cr.name = val.text.clone(),
+                        "parent" => cr.parent = val.moref(),
+                        _ => {}
+                    }
+                }
+            }
+            "Folder" => {
+                let folder = self
+                    .inventory
+                    .folders
+                    .entry(obj.value.clone())
+                    .or_insert_with(|| Folder {
+                        id: obj.value.clone(),
+                        ..Default::default()
+                    });
+                for (path, val) in props {
+                    match path {
+                        "name" => folder.name = val.text.clone(),
+                        "parent" => folder.parent = val.moref(),
+                        _ => {}
+                    }
+                }
+            }
+            "Datacenter" => {
+                for (path, val) in props {
+                    if path == "name" {
+                        self.inventory.datacenters.insert(
+                            obj.value.clone(),
+                            Datacenter {
+                                id: obj.value.clone(),
+                                name: val.text.clone(),
+                            },
+                        );
+                    }
+                }
+            }
+            "Datastore" => {
+                for (path, val) in props {
+                    if path == "name" {
+                        self.inventory.datastores.insert(
+                            obj.value.clone(),
+                            Datastore {
+                                id: obj.value.clone(),
+                                name: val.text.clone(),
+                            },
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn finish(self) -> Inventory {
+        self.inventory
+    }
+}
+
+/// Sets one VirtualMachine property from its value; `None` when the value did not parse.
+pub fn apply_vm_property(vm: &mut Vm, path: &str, val: &Node) -> Option<()> {
+    match path {
+        "name" => vm.name = val.text.clone(),
+        "runtime.host" => vm.host = Some(val.moref()?.value),
+        "runtime.powerState" => vm.power_state = val.text.trim().to_string(),
+        "runtime.consolidationNeeded" => vm.consolidation_needed = parse_bool(&val.text)?,
+        "snapshot" => vm.snapshot = Some(snapshot_info(val)?),
+        "layoutEx" => vm.layout_ex = Some(layout_ex(val)?),
+        "layoutEx.file" => layout_mut(vm).file = files(val)?,
+        "layoutEx.disk" => layout_mut(vm).disk = disk_layouts(val)?,
+        "layoutEx.snapshot" => layout_mut(vm).snapshot = snapshot_layouts(val)?,
+        "guest.toolsVersionStatus2" => vm.tools_version_status2 = Some(val.text.trim().into()),
+        "guest.toolsRunningStatus" => vm.tools_running_status = Some(val.text.trim().into()),
+        "guest.toolsVersion" => vm.tools_version = Some(val.text.trim().into()),
+        "config.guestId" => vm.guest_id = val.text.trim().to_string(),
+        "config.template" => vm.template = parse_bool(&val.text)?,
+        "config.hardware.device" => vm.disk_capacities_bytes = disk_capacities(val)?,
+        _ => {}
+    }
+    Some(())
+}
+
+fn layout_mut(vm: &mut Vm) -> &mut LayoutEx {
+    vm.layout_ex.get_or_insert_with(LayoutEx::default)
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(node: &Node, name: &str) -> Option<T> {
+    node.text_of(name)?.trim().parse().ok()
+}
+
+/// An `xsd:dateTime` as seconds since the epoch.
+pub fn parse_datetime(text: &str) -> Option<f64> {
+    let ts: jiff::Timestamp = text.trim().parse().ok()?;
+    Some(ts.as_millisecond() as f64 / 1000.0)
+}
+
+/// `VirtualMachineSnapshotInfo`.
+fn snapshot_info(val: &Node) -> Option<SnapshotInfo> {
+    let root_snapshot_list = val
+        .children_named("rootSnapshotList")
+        .map(snapshot_tree)
+        .collect::<Option<Vec<_>>>()?;
+    Some(SnapshotInfo {
+        current_snapshot: val
+            .child("currentSnapshot")
+            .and_then(Node::moref)
+            .map(|r| r.value),
+        root_snapshot_list,
+    })
+}
+
+/// `VirtualMachineSnapshotTree`, children included. Trees are as deep as a VM's snapshot
+/// chain (vSphere allows 32 levels), and the XML reader has already bounded the depth.
+fn snapshot_tree(node: &Node) -> Option<SnapshotTree> {
+    let child_snapshot_list = node
+        .children_named("childSnapshotList")
+        .map(snapshot_tree)
+        .collect::<Option<Vec<_>>>()?;
+    Some(SnapshotTree {
+        snapshot: node.child("snapshot").and_then(Node::moref)?.value,
+        name: node.text_of("name").unwrap_or_default().to_string(),
+        description: node.text_of("description").unwrap_or_default().to_string(),
+        create_time_seconds: parse_datetime(node.text_of("createTime")?)?,
+        state: node.text_of("state").unwrap_or_default().trim().to_string(),
+        quiesced: parse_bool(node.text_of("quiesced").unwrap_or("false"))?,
+        child_snapshot_list,
+    })
+}
+
+/// `VirtualMachineFileLayoutEx` requested whole.
+fn layout_ex(val: &Node) -> Option<LayoutEx> {
+    let pick = |name: &str| Node {
+        children: val.children_named(name).cloned().collect(),
+        ..Default::default()
+    };
+    Some(LayoutEx {
+        file: files(&pick("file"))?,
+        disk: disk_layouts(&pick("disk"))?,
+        snapshot: snapshot_layouts(&pick("snapshot"))?,
+    })
+}
+
+/// `ArrayOfVirtualMachineFileLayoutExFileInfo`.
+fn files(val: &Node) -> Option<Vec<LayoutFile>> {
+    val.children
+        .iter()
+        .map(|f| {
+            Some(LayoutFile {
+                key: parse_num(f, "key")?,
+                name: f.text_of("name").unwrap_or_default().to_string(),
+                file_type: f.text_of("type").unwrap_or_default().trim().to_string(),
+                size: parse_num(f, "size").unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// `ArrayOfVirtualMachineFileLayoutExDiskLayout`.
+fn disk_layouts(val: &Node) -> Option<Vec<DiskLayout>> {
+    val.children.iter().map(disk_layout).collect()
+}
+
+fn disk_layout(d: &Node) -> Option<DiskLayout> {
+    let chain = d
+        .children_named("chain")
+        .map(|unit| {
+            unit.children_named("fileKey")
+                .map(|k| k.text.trim().parse().ok())
+                .collect::<Option<Vec<i32>>>()
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(DiskLayout {
+        key: parse_num(d, "key")?,
+        chain,
+    })
+}
+
+/// `ArrayOfVirtualMachineFileLayoutExSnapshotLayout`.
+fn snapshot_layouts(val: &Node) -> Option<Vec<SnapshotLayout>> {
+    val.children
+        .iter()
+        .map(|s| {
+            Some(SnapshotLayout {
+                key: s.child("key").and_then(Node::moref)?.value,
+                data_key: parse_num(s, "dataKey")?,
+                disk: s
+                    .children_named("disk")
+                    .map(disk_layout)
+                    .collect::<Option<Vec<_>>>()?,
+            })
+        })
+        .collect()
+}
+
+/// The capacities of the VirtualDisk entries of `config.hardware.device`, in bytes.
+fn disk_capacities(val: &Node) -> Option<Vec<u64>> {
+    val.children
+        .iter()
+        .filter(|d| d.xsi_type.as_deref() == Some("VirtualDisk"))
+        .map(|d| {
+            let bytes: Option<u64> = parse_num(d, "capacityInBytes");
+            match bytes {
+                Some(b) if b > 0 => Some(b),
+                _ => parse_num::<u64>(d, "capacityInKB")?.checked_mul(1024),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vsphere::model::MoRef;
+    use crate::vsphere::xml::read_retrieve_result;
+
+    fn build(xml: &str) -> (InventoryBuilder, Option<String>) {
+        let mut b = InventoryBuilder::default();
+        let token = read_retrieve_result(xml.as_bytes(), |o| {
+            b.add_object(&o);
+            Ok(())
+        })
+        .unwrap();
+        (b, token)
+    }
+
+    const VM_PAGE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenc="http://schemas.xmlsoap.org/soap/encoding/" xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<soapenv:Body><RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><token>1</token>
+<objects><obj type="VirtualMachine">vm-42</obj>
+<propSet><name>name</name><val xsi:type="xsd:string">db &amp; app</val></propSet>
+<propSet><name>runtime.host</name><val type="HostSystem" xsi:type="ManagedObjectReference">host-9</val></propSet>
+<propSet><name>runtime.powerState</name><val xsi:type="VirtualMachinePowerState">poweredOn</val></propSet>
+<propSet><name>runtime.consolidationNeeded</name><val xsi:type="xsd:boolean">true</val></propSet>
+<propSet><name>config.template</name><val xsi:type="xsd:boolean">false</val></propSet>
+<propSet><name>config.hardware.device</name><val xsi:type="ArrayOfVirtualDevice">
+ <VirtualDevice xsi:type="VirtualIDEController"><key>200</key></VirtualDevice>
+ <VirtualDevice xsi:type="VirtualDisk"><key>2000</key><capacityInKB>1024</capacityInKB><capacityInBytes>1048576</capacityInBytes></VirtualDevice>
+ <VirtualDevice xsi:type="VirtualDisk"><key>2001</key><capacityInKB>2</capacityInKB></VirtualDevice>
+</val></propSet>
+<propSet><name>snapshot</name><val xsi:type="VirtualMachineSnapshotInfo"><currentSnapshot type="VirtualMachineSnapshot">snapshot-7</currentSnapshot>
+ <rootSnapshotList><snapshot type="VirtualMachineSnapshot">snapshot-6</snapshot><vm type="VirtualMachine">vm-42</vm><name>VEEAM BACKUP TEMPORARY SNAPSHOT</name><description></description><id>1</id><createTime>2026-11-20T10:00:00.5Z</createTime><state>poweredOn</state><quiesced>true</quiesced>
+  <childSnapshotList><snapshot type="VirtualMachineSnapshot">snapshot-7</snapshot><vm type="VirtualMachine">vm-42</vm><name>child</name><id>2</id><createTime>2026-11-21T10:00:00+01:00</createTime><state>poweredOff</state><quiesced>false</quiesced></childSnapshotList>
+ </rootSnapshotList></val></propSet>
+<propSet><name>layoutEx.file</name><val xsi:type="ArrayOfVirtualMachineFileLayoutExFileInfo"><VirtualMachineFileLayoutExFileInfo><key>1</key><name>[ds] vm/vm.vmdk</name><type>diskDescriptor</type><size>500</size></VirtualMachineFileLayoutExFileInfo><VirtualMachineFileLayoutExFileInfo><key>2</key><name>[ds] vm/vm-Snapshot1.vmsn</name><type>snapshotData</type><size>30000</size></VirtualMachineFileLayoutExFileInfo></val></propSet>
+<propSet><name>layoutEx.disk</name><val xsi:type="ArrayOfVirtualMachineFileLayoutExDiskLayout"><VirtualMachineFileLayoutExDiskLayout><key>2000</key><chain><fileKey>1</fileKey><fileKey>3</fileKey></chain></VirtualMachineFileLayoutExDiskLayout></val></propSet>
+<propSet><name>layoutEx.snapshot</name><val xsi:type="ArrayOfVirtualMachineFileLayoutExSnapshotLayout"><VirtualMachineFileLayoutExSnapshotLayout><key type="VirtualMachineSnapshot">snapshot-6</key><dataKey>2</dataKey><memoryKey>-1</memoryKey><disk><key>2000</key><chain><fileKey>1</fileKey></chain></disk></VirtualMachineFileLayoutExSnapshotLayout></val></propSet>
+<propSet><name>guest.toolsVersionStatus2</name><val xsi:type="xsd:string">guestToolsNeedUpgrade</val></propSet>
+<propSet><name>guest.toolsRunningStatus</name><val xsi:type="xsd:string">guestToolsRunning</val></propSet>
+</objects>
+<objects><obj type="ClusterComputeResource">domain-c7</obj><propSet><name>name</name><val xsi:type="xsd:string">C0</val></propSet><propSet><name>parent</name><val type="Folder" xsi:type="ManagedObjectReference">group-h4</val></propSet></objects>
+</returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>"#;
+
+    #[test]
+    fn a_vm_object_becomes_a_typed_vm() {
+        let (b, token) = build(VM_PAGE);
+        assert_eq!(token.as_deref(), Some("1"));
+        assert_eq!(b.malformed, 0);
+        let inv = b.finish();
+        let vm = &inv.vms["vm-42"];
+        assert_eq!(vm.name, "db & app");
+        assert_eq!(vm.host.as_deref(), Some("host-9"));
+        assert_eq!(vm.power_state, "poweredOn");
+        assert!(vm.consolidation_needed);
+        assert!(!vm.template);
+        assert_eq!(vm.disk_capacities_bytes, vec![1_048_576, 2048]);
+        assert_eq!(
+            vm.tools_version_status2.as_deref(),
+            Some("guestToolsNeedUpgrade")
+        );
+        let snap = vm.snapshot.as_ref().unwrap();
+        assert_eq!(snap.current_snapshot.as_deref(), Some("snapshot-7"));
+        let root = &snap.root_snapshot_list[0];
+        assert_eq!(root.create_time_seconds, 1_795_168_800.5);
+        assert!(root.quiesced);
+        let child = &root.child_snapshot_list[0];
+        assert_eq!(child.create_time_seconds, 1_795_251_600.0);
+        assert_eq!(child.state, "poweredOff");
+        let layout = vm.layout_ex.as_ref().unwrap();
+        assert_eq!(layout.file.len(), 2);
+        assert_eq!(layout.disk[0].chain, vec![vec![1, 3]]);
+        assert_eq!(layout.snapshot[0].key, "snapshot-6");
+        assert_eq!(layout.snapshot[0].data_key, 2);
+        let cluster = &inv.compute_resources["domain-c7"];
+        assert!(cluster.is_cluster);
+        assert_eq!(cluster.parent, Some(MoRef::new("Folder", "group-h4")));
+    }
+
+    #[test]
+    fn a_malformed_value_leaves_only_that_property_unset() {
+        let xml = VM_PAGE.replace(
+            "<createTime>2026-11-20T10:00:00.5Z</createTime>",
+            "<createTime>yesterday</createTime>",
+        );
+        let xml = xml.replace(
+            "<val xsi:type=\"xsd:boolean\">true</val>",
+            "<val xsi:type=\"xsd:boolean\">maybe</val>",
+        );
+        let (b, _) = build(&xml);
+        assert_eq!(b.malformed, 2);
+        let inv = b.finish();
+        let vm = &inv.vms["vm-42"];
+        assert!(vm.snapshot.is_none());
+        assert!(!vm.consolidation_needed);
+        assert_eq!(vm.name, "db & app");
+        assert_eq!(vm.layout_ex.as_ref().unwrap().file.len(), 2);
+    }
+
+    #[test]
+    fn missing_set_not_authenticated_marks_the_session_lost() {
+        let xml = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><RetrievePropertiesExResponse xmlns="urn:vim25"><returnval>
+<objects><obj type="VirtualMachine">vm-1</obj><missingSet><path>name</path><fault><fault xsi:type="NotAuthenticated"><object type="VirtualMachine">vm-1</object><privilegeId>System.View</privilegeId></fault><localizedMessage></localizedMessage></fault></missingSet></objects>
+</returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>"#;
+        let (b, token) = build(xml);
+        assert_eq!(token, None);
+        assert_eq!(b.session_lost.as_deref(), Some("VirtualMachine:vm-1 name"));
+    }
+}

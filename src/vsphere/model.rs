@@ -1,0 +1,472 @@
+//! The typed inventory model that collectors read: what one vCenter holds, in vSphere's own
+//! words (`rootSnapshotList`, `layoutEx`, `toolsVersionStatus2`), with the few derived facts
+//! (snapshot sizes, chain depth, the host → cluster → datacenter walk) computed here once.
+//!
+//! This module owns no I/O and no Prometheus: [`super::inventory`] fills it from the
+//! PropertyCollector, and collectors only read it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// A managed object id, the `value` of a ManagedObjectReference (`vm-57`, `host-21`).
+pub type MoId = String;
+
+/// A ManagedObjectReference: the object's type (`VirtualMachine`) and id (`vm-57`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct MoRef {
+    pub kind: String,
+    pub value: MoId,
+}
+
+impl MoRef {
+    pub fn new(kind: &str, value: &str) -> Self {
+        MoRef {
+            kind: kind.to_string(),
+            value: value.to_string(),
+        }
+    }
+}
+
+/// Everything the exporter knows about one vCenter at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inventory {
+    /// Virtual machines and templates, in managed object id order.
+    pub vms: BTreeMap<MoId, Vm>,
+    pub hosts: BTreeMap<MoId, Host>,
+    /// ComputeResource and ClusterComputeResource objects (a standalone host's parent is a
+    /// plain ComputeResource, a clustered host's a ClusterComputeResource).
+    pub compute_resources: BTreeMap<MoId, ComputeResource>,
+    pub folders: BTreeMap<MoId, Folder>,
+    pub datacenters: BTreeMap<MoId, Datacenter>,
+    pub datastores: BTreeMap<MoId, Datastore>,
+}
+
+/// `VirtualMachine`, reduced to the properties the collectors need.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vm {
+    pub id: MoId,
+    pub name: String,
+    /// `runtime.host`.
+    pub host: Option<MoId>,
+    /// `runtime.powerState`: poweredOn, poweredOff or suspended.
+    pub power_state: String,
+    /// `runtime.consolidationNeeded`.
+    pub consolidation_needed: bool,
+    /// `config.template`.
+    pub template: bool,
+    /// `config.guestId`.
+    pub guest_id: String,
+    /// `guest.toolsVersionStatus2`, unset on templates and VMs vCenter knows nothing of.
+    pub tools_version_status2: Option<String>,
+    /// `guest.toolsRunningStatus`.
+    pub tools_running_status: Option<String>,
+    /// `guest.toolsVersion`.
+    pub tools_version: Option<String>,
+    /// The capacities of `config.hardware.device` entries of type VirtualDisk, in bytes.
+    pub disk_capacities_bytes: Vec<u64>,
+    /// `snapshot`, absent when the VM has no snapshot.
+    pub snapshot: Option<SnapshotInfo>,
+    /// `layoutEx`, absent when vCenter does not know the VM's files.
+    pub layout_ex: Option<LayoutEx>,
+}
+
+/// `VirtualMachineSnapshotInfo`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnapshotInfo {
+    /// `currentSnapshot`: the snapshot the VM runs on top of.
+    pub current_snapshot: Option<MoId>,
+    pub root_snapshot_list: Vec<SnapshotTree>,
+}
+
+/// `VirtualMachineSnapshotTree`: one node of the snapshot tree.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnapshotTree {
+    /// `snapshot`: the VirtualMachineSnapshot managed object id.
+    pub snapshot: MoId,
+    pub name: String,
+    pub description: String,
+    /// `createTime` in seconds since the Unix epoch.
+    pub create_time_seconds: f64,
+    /// `state`: the power state the VM had when the snapshot was taken.
+    pub state: String,
+    pub quiesced: bool,
+    pub child_snapshot_list: Vec<SnapshotTree>,
+}
+
+/// `VirtualMachineFileLayoutEx`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LayoutEx {
+    pub file: Vec<LayoutFile>,
+    /// The running disk chains, one per virtual disk.
+    pub disk: Vec<DiskLayout>,
+    pub snapshot: Vec<SnapshotLayout>,
+}
+
+/// `VirtualMachineFileLayoutExFileInfo`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LayoutFile {
+    pub key: i32,
+    pub name: String,
+    /// `type`: diskDescriptor, diskExtent, snapshotData, …
+    pub file_type: String,
+    pub size: u64,
+}
+
+/// `VirtualMachineFileLayoutExDiskLayout`: one virtual disk's chain of units, base first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DiskLayout {
+    /// The virtual disk's device key.
+    pub key: i32,
+    /// Each unit's `fileKey` list (descriptor and extents).
+    pub chain: Vec<Vec<i32>>,
+}
+
+/// `VirtualMachineFileLayoutExSnapshotLayout`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnapshotLayout {
+    /// The snapshot's managed object id.
+    pub key: MoId,
+    /// The key of the snapshot's data (`.vmsn`) file.
+    pub data_key: i32,
+    /// The disk chains as they were when the snapshot was taken.
+    pub disk: Vec<DiskLayout>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Host {
+    pub id: MoId,
+    pub name: String,
+    /// The ComputeResource or ClusterComputeResource the host belongs to.
+    pub parent: Option<MoRef>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ComputeResource {
+    pub id: MoId,
+    pub name: String,
+    /// True for a ClusterComputeResource.
+    pub is_cluster: bool,
+    pub parent: Option<MoRef>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Folder {
+    pub id: MoId,
+    pub name: String,
+    pub parent: Option<MoRef>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Datacenter {
+    pub id: MoId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Datastore {
+    pub id: MoId,
+    pub name: String,
+}
+
+/// One snapshot flattened out of the tree, with the facts derived from its place in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatSnapshot<'a> {
+    pub tree: &'a SnapshotTree,
+    pub parent: Option<&'a SnapshotTree>,
+    /// 1 for a root snapshot.
+    pub depth: usize,
+    pub is_current: bool,
+}
+
+/// Walking up from a host: the names a VM's `_info` series carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement<'a> {
+    pub host_name: &'a str,
+    pub cluster_name: &'a str,
+    pub datacenter_name: &'a str,
+}
+
+impl Inventory {
+    /// Where a VM runs: host, cluster (empty for a standalone host) and datacenter names.
+    pub fn placement(&self, vm: &Vm) -> Placement<'_> {
+        let Some(host) = vm.host.as_ref().and_then(|id| self.hosts.get(id)) else {
+            return Placement::default();
+        };
+        let compute = host
+            .parent
+            .as_ref()
+            .and_then(|p| self.compute_resources.get(&p.value));
+        let cluster_name = compute
+            .filter(|c| c.is_cluster)
+            .map_or("", |c| c.name.as_str());
+        let datacenter_name = compute
+            .and_then(|c| self.datacenter_above(c.parent.as_ref()))
+            .map_or("", |dc| dc.name.as_str());
+        Placement {
+            host_name: &host.name,
+            cluster_name,
+            datacenter_name,
+        }
+    }
+
+    /// The datacenter found by following folder parents up from `start`. The walk is bounded
+    /// by the number of folders, so a cycle in bad data cannot hang it.
+    fn datacenter_above(&self, start: Option<&MoRef>) -> Option<&Datacenter> {
+        let mut next = start;
+        for _ in 0..=self.folders.len() {
+            let here = next?;
+            if here.kind == "Datacenter" {
+                return self.datacenters.get(&here.value);
+            }
+            next = self.folders.get(&here.value)?.parent.as_ref();
+        }
+        None
+    }
+}
+
+impl Vm {
+    /// Sum of the VM's virtual disk capacities.
+    pub fn disk_capacity_bytes(&self) -> u64 {
+        self.disk_capacities_bytes.iter().sum()
+    }
+
+    /// Every snapshot of the tree, depth first, parents before children.
+    pub fn snapshots(&self) -> Vec<FlatSnapshot<'_>> {
+        let Some(info) = &self.snapshot else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut stack: Vec<(&SnapshotTree, Option<&SnapshotTree>, usize)> = info
+            .root_snapshot_list
+            .iter()
+            .rev()
+            .map(|t| (t, None, 1))
+            .collect();
+        while let Some((tree, parent, depth)) = stack.pop() {
+            out.push(FlatSnapshot {
+                tree,
+                parent,
+                depth,
+                is_current: info.current_snapshot.as_deref() == Some(tree.snapshot.as_str()),
+            });
+            stack.extend(
+                tree.child_snapshot_list
+                    .iter()
+                    .rev()
+                    .map(|c| (c, Some(tree), depth + 1)),
+            );
+        }
+        out
+    }
+
+    /// The number of snapshots on the deepest root-to-leaf branch (0 without snapshots).
+    pub fn snapshot_chain_depth(&self) -> usize {
+        self.snapshots().iter().map(|s| s.depth).max().unwrap_or(0)
+    }
+
+    /// A snapshot's size as govmomi's `SnapshotSize` and PowerCLI compute it: its data
+    /// (`.vmsn`) file, plus the files of its disk chains that are not in its parent's chains (a
+    /// root snapshot's chains are the base disks, which are no snapshot's cost); the current
+    /// snapshot also carries the running chains' files that belong to no snapshot layout,
+    /// which is the delta that grows while the snapshot stays. Each file counts once.
+    pub fn snapshot_size_bytes(&self, snap: &FlatSnapshot<'_>) -> u64 {
+        let Some(layout) = &self.layout_ex else {
+            return 0;
+        };
+        let find = |id: &str| layout.snapshot.iter().find(|l| l.key == id);
+        let mut keys: HashSet<i32> = HashSet::new();
+        if let Some(own) = find(&snap.tree.snapshot) {
+            keys.insert(own.data_key);
+            if let Some(parent) = snap.parent.and_then(|p| find(&p.snapshot)) {
+                let parent_files = chain_files(&parent.disk);
+                keys.extend(chain_files(&own.disk).difference(&parent_files));
+            }
+        }
+        if snap.is_current {
+            let in_snapshots: HashSet<i32> = layout
+                .snapshot
+                .iter()
+                .flat_map(|l| chain_files(&l.disk))
+                .collect();
+            keys.extend(chain_files(&layout.disk).difference(&in_snapshots));
+        }
+        let sizes: HashMap<i32, u64> = layout.file.iter().map(|f| (f.key, f.size)).collect();
+        keys.iter().filter_map(|k| sizes.get(k)).sum()
+    }
+}
+
+/// All file keys of a set of disk chains.
+fn chain_files(disks: &[DiskLayout]) -> HashSet<i32> {
+    disks
+        .iter()
+        .flat_map(|d| d.chain.iter().flatten().copied())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, children: Vec<SnapshotTree>) -> SnapshotTree {
+        SnapshotTree {
+            snapshot: id.to_string(),
+            name: id.to_string(),
+            child_snapshot_list: children,
+            ..Default::default()
+        }
+    }
+
+    fn file(key: i32, size: u64) -> LayoutFile {
+        LayoutFile {
+            key,
+            size,
+            ..Default::default()
+        }
+    }
+
+    fn disk(chain: &[&[i32]]) -> Vec<DiskLayout> {
+        vec![DiskLayout {
+            key: 2000,
+            chain: chain.iter().map(|u| u.to_vec()).collect(),
+        }]
+    }
+
+    /// base disk (1,2) → s1 taken → delta1 (3,4) → s2 taken → delta2 (5,6) running; current s2.
+    fn chain_vm() -> Vm {
+        Vm {
+            snapshot: Some(SnapshotInfo {
+                current_snapshot: Some("s2".into()),
+                root_snapshot_list: vec![node("s1", vec![node("s2", vec![])])],
+            }),
+            layout_ex: Some(LayoutEx {
+                file: vec![
+                    file(1, 1),
+                    file(2, 1000),
+                    file(3, 10),
+                    file(4, 20),
+                    file(5, 100),
+                    file(6, 200),
+                    file(7, 7000),
+                    file(8, 8000),
+                ],
+                disk: disk(&[&[1, 2], &[3, 4], &[5, 6]]),
+                snapshot: vec![
+                    SnapshotLayout {
+                        key: "s1".into(),
+                        data_key: 7,
+                        disk: disk(&[&[1, 2]]),
+                    },
+                    SnapshotLayout {
+                        key: "s2".into(),
+                        data_key: 8,
+                        disk: disk(&[&[1, 2], &[3, 4]]),
+                    },
+                ],
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn snapshot_size_counts_vmsn_own_deltas_and_running_delta_for_current() {
+        let vm = chain_vm();
+        let snaps = vm.snapshots();
+        let sizes: Vec<u64> = snaps.iter().map(|s| vm.snapshot_size_bytes(s)).collect();
+        // s1: root, only its vmsn. s2: vmsn + delta1 + the running delta2.
+        assert_eq!(sizes, vec![7000, 8000 + 10 + 20 + 100 + 200]);
+    }
+
+    #[test]
+    fn snapshot_without_layout_has_size_zero() {
+        let mut vm = chain_vm();
+        vm.layout_ex = None;
+        let snaps = vm.snapshots();
+        assert_eq!(vm.snapshot_size_bytes(&snaps[0]), 0);
+    }
+
+    #[test]
+    fn flattening_a_branched_tree_gives_depths_and_current() {
+        let vm = Vm {
+            snapshot: Some(SnapshotInfo {
+                current_snapshot: Some("c2".into()),
+                root_snapshot_list: vec![node(
+                    "r",
+                    vec![node("c1", vec![node("g", vec![])]), node("c2", vec![])],
+                )],
+            }),
+            ..Default::default()
+        };
+        let flat: Vec<(String, usize, bool, Option<String>)> = vm
+            .snapshots()
+            .iter()
+            .map(|s| {
+                (
+                    s.tree.snapshot.clone(),
+                    s.depth,
+                    s.is_current,
+                    s.parent.map(|p| p.snapshot.clone()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            flat,
+            vec![
+                ("r".into(), 1, false, None),
+                ("c1".into(), 2, false, Some("r".into())),
+                ("g".into(), 3, false, Some("c1".into())),
+                ("c2".into(), 2, true, Some("r".into())),
+            ]
+        );
+        assert_eq!(vm.snapshot_chain_depth(), 3);
+        assert_eq!(Vm::default().snapshot_chain_depth(), 0);
+    }
+
+    #[test]
+    fn placement_walks_host_cluster_folder_datacenter() {
+        let mut inv = Inventory::default();
+        inv.datacenters.insert(
+            "datacenter-2".into(),
+            Datacenter {
+                id: "datacenter-2".into(),
+                name: "DC0".into(),
+            },
+        );
+        inv.folders.insert(
+            "group-h4".into(),
+            Folder {
+                id: "group-h4".into(),
+                name: "host".into(),
+                parent: Some(MoRef::new("Datacenter", "datacenter-2")),
+            },
+        );
+        inv.compute_resources.insert(
+            "domain-c7".into(),
+            ComputeResource {
+                id: "domain-c7".into(),
+                name: "C0".into(),
+                is_cluster: true,
+                parent: Some(MoRef::new("Folder", "group-h4")),
+            },
+        );
+        inv.hosts.insert(
+            "host-9".into(),
+            Host {
+                id: "host-9".into(),
+                name: "esx1".into(),
+                parent: Some(MoRef::new("ClusterComputeResource", "domain-c7")),
+            },
+        );
+        let vm = Vm {
+            host: Some("host-9".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            inv.placement(&vm),
+            Placement {
+                host_name: "esx1",
+                cluster_name: "C0",
+                datacenter_name: "DC0"
+            }
+        );
+        assert_eq!(inv.placement(&Vm::default()), Placement::default());
+    }
+}
