@@ -169,29 +169,31 @@ impl Client {
     }
 
     async fn login(&self) -> Result<Session, Error> {
-        let bytes = self
-            .send(
-                "RetrieveServiceContent",
-                BOOTSTRAP_API_VERSION,
-                None,
-                soap::retrieve_service_content(),
-            )
-            .await?;
+        let call = "RetrieveServiceContent";
+        let response = self
+            .request(BOOTSTRAP_API_VERSION, None, soap::retrieve_service_content())
+            .await
+            .map_err(|source| self.error(call, source))?;
+        // Some vCenters open the session on the first request and only confirm it at Login.
+        let early_cookie = session_cookie(response.headers());
+        let bytes = read_body(response)
+            .await
+            .map_err(|source| self.error(call, source))?;
         let content = xml::read_returnval(&bytes)
             .map_err(CallError::from)
             .and_then(|rv| ServiceContent::from_node(&rv))
-            .map_err(|source| self.error("RetrieveServiceContent", source))?;
+            .map_err(|source| self.error(call, source))?;
         let body = soap::login(
             &content.session_manager,
             &self.username,
             self.password.expose(),
         );
         let response = self
-            .request(&content.api_version, None, body)
+            .request(&content.api_version, early_cookie.as_ref(), body)
             .await
             .map_err(|source| self.error("Login", source))?;
-        let cookie = session_cookie(response.headers());
-        let bytes = read_body(response)
+        let cookie = session_cookie(response.headers()).or(early_cookie);
+        read_body(response)
             .await
             .map_err(|source| self.error("Login", source))?;
         let Some(cookie) = cookie else {
@@ -201,7 +203,7 @@ impl Client {
             ));
         };
         self.logins.fetch_add(1, Ordering::Relaxed);
-        debug!(vcenter = %self.vcenter, api_version = %content.api_version, response_bytes = bytes.len(), "logged in");
+        debug!(vcenter = %self.vcenter, api_version = %content.api_version, "logged in");
         Ok(Session { content, cookie })
     }
 
