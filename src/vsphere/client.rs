@@ -14,7 +14,9 @@ use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
 use super::error::{CallError, Error};
-use super::inventory::{InventoryBuilder, VIEW_TYPES, property_specs};
+use super::inventory::{
+    InventoryBuilder, VIEW_TYPES, property_specs, snapshot_vm_specs, vms_with_snapshots,
+};
 use super::model::{Inventory, MoRef};
 use super::soap;
 use super::xml::{self, Node};
@@ -207,32 +209,70 @@ impl Client {
         Ok(Session { content, cookie })
     }
 
+    /// The full retrieval: every object of the inventory view with its common properties,
+    /// then the snapshot-only properties of the VMs that have snapshots.
     async fn retrieve_with(&self, session: &Session) -> Result<Inventory, Error> {
         let sc = &session.content;
         let body = soap::create_container_view(&sc.view_manager, &sc.root_folder, VIEW_TYPES);
-        let bytes = self.post("CreateContainerView", session, body).await?;
-        let view = xml::read_returnval(&bytes)
+        let view = self.create_view(session, "CreateContainerView", body).await?;
+        let mut builder = InventoryBuilder::default();
+        let result = self
+            .retrieve_view(session, &view, &property_specs(), &mut builder)
+            .await;
+        self.destroy_view(session, &view).await;
+        result?;
+        let wanted = vms_with_snapshots(builder.inventory());
+        if !wanted.is_empty() {
+            let body = soap::create_list_view(&sc.view_manager, &wanted);
+            let list = self.create_view(session, "CreateListView", body).await?;
+            let result = self
+                .retrieve_view(session, &list, &snapshot_vm_specs(), &mut builder)
+                .await;
+            self.destroy_view(session, &list).await;
+            result?;
+        }
+        if builder.malformed > 0 {
+            warn!(vcenter = %self.vcenter, properties = builder.malformed, "malformed property values left unset");
+        }
+        Ok(builder.finish())
+    }
+
+    /// Creates a ContainerView or ListView and returns it.
+    async fn create_view(
+        &self,
+        session: &Session,
+        call: &'static str,
+        body: String,
+    ) -> Result<MoRef, Error> {
+        let bytes = self.post(call, session, body).await?;
+        xml::read_returnval(&bytes)
             .map_err(CallError::from)
             .and_then(|rv| {
                 rv.moref()
-                    .ok_or_else(|| CallError::Malformed("CreateContainerView: no view".into()))
+                    .ok_or_else(|| CallError::Malformed("no view in the answer".into()))
             })
-            .map_err(|source| self.error("CreateContainerView", source))?;
-        let result = self.retrieve_view(session, &view).await;
-        let destroy = soap::destroy_view(&view);
-        if let Err(e) = self.post("DestroyView", session, destroy).await {
-            debug!(vcenter = %self.vcenter, error = %e, "DestroyView failed");
-        }
-        result
+            .map_err(|source| self.error(call, source))
     }
 
-    /// RetrievePropertiesEx over the view, then ContinueRetrievePropertiesEx while vCenter
+    /// Destroys a view; a failure only costs a debug line (the session ends with it anyway).
+    async fn destroy_view(&self, session: &Session, view: &MoRef) {
+        if let Err(e) = self.post("DestroyView", session, soap::destroy_view(view)).await {
+            debug!(vcenter = %self.vcenter, error = %e, "DestroyView failed");
+        }
+    }
+
+    /// RetrievePropertiesEx over a view, then ContinueRetrievePropertiesEx while vCenter
     /// returns a token.
-    async fn retrieve_view(&self, session: &Session, view: &MoRef) -> Result<Inventory, Error> {
+    async fn retrieve_view(
+        &self,
+        session: &Session,
+        view: &MoRef,
+        specs: &[soap::PropertySpec],
+        builder: &mut InventoryBuilder,
+    ) -> Result<(), Error> {
         let pc = &session.content.property_collector;
-        let mut builder = InventoryBuilder::default();
         let mut call = "RetrievePropertiesEx";
-        let mut body = soap::retrieve_properties_ex(pc, view, &property_specs(), self.page_size);
+        let mut body = soap::retrieve_properties_ex(pc, view, specs, self.page_size);
         let mut pages = 0usize;
         loop {
             let bytes = self.post(call, session, body).await?;
@@ -249,12 +289,8 @@ impl Client {
             call = "ContinueRetrievePropertiesEx";
             body = soap::continue_retrieve_properties_ex(pc, &token);
         }
-        if builder.malformed > 0 {
-            warn!(vcenter = %self.vcenter, properties = builder.malformed, "malformed property values left unset");
-        }
-        let inventory = builder.finish();
-        debug!(vcenter = %self.vcenter, pages, vms = inventory.vms.len(), "inventory retrieved");
-        Ok(inventory)
+        debug!(vcenter = %self.vcenter, pages, view = %view.kind, "view retrieved");
+        Ok(())
     }
 
     /// One SOAP call in a session.

@@ -7,7 +7,7 @@
 
 use super::model::{
     ComputeResource, Datacenter, Datastore, DiskLayout, Folder, Host, Inventory, LayoutEx,
-    LayoutFile, SnapshotInfo, SnapshotLayout, SnapshotTree, Vm,
+    LayoutFile, MoRef, SnapshotInfo, SnapshotLayout, SnapshotTree, Vm,
 };
 use super::soap::PropertySpec;
 use super::xml::{Node, method_fault_kind};
@@ -25,25 +25,27 @@ pub const VIEW_TYPES: &[&str] = &[
     "Datastore",
 ];
 
-/// The VirtualMachine properties the collectors read.
+/// The VirtualMachine properties read for every VM.
 pub const VM_PATHS: &[&str] = &[
     "name",
     "runtime.host",
     "runtime.powerState",
     "runtime.consolidationNeeded",
     "snapshot",
-    "layoutEx.file",
-    "layoutEx.disk",
-    "layoutEx.snapshot",
     "guest.toolsVersionStatus2",
     "guest.toolsRunningStatus",
     "guest.toolsVersion",
     "config.guestId",
     "config.template",
-    "config.hardware.device",
 ];
 
-/// The property sets of one full inventory retrieval.
+/// The VirtualMachine properties read only for VMs that have snapshots: they are most of the
+/// bytes (devices, the file list) and matter only for snapshot sizes and the disk capacity
+/// they are compared with. `layoutEx` is asked for whole (only its `timestamp` is not needed)
+/// because vCenter reports a change under the path asked for, and file sizes change inside it.
+pub const SNAPSHOT_VM_PATHS: &[&str] = &["layoutEx", "config.hardware.device"];
+
+/// The property sets read for every object of the inventory view.
 pub fn property_specs() -> Vec<PropertySpec> {
     vec![
         PropertySpec {
@@ -73,6 +75,31 @@ pub fn property_specs() -> Vec<PropertySpec> {
     ]
 }
 
+/// The property set read for the VMs with snapshots.
+pub fn snapshot_vm_specs() -> Vec<PropertySpec> {
+    vec![PropertySpec {
+        kind: "VirtualMachine",
+        paths: SNAPSHOT_VM_PATHS.to_vec(),
+    }]
+}
+
+/// The VMs whose snapshot-only properties are wanted: those with at least one snapshot.
+pub fn vms_with_snapshots(inventory: &Inventory) -> Vec<MoRef> {
+    inventory
+        .vms
+        .values()
+        .filter(|vm| vm.has_snapshots())
+        .map(|vm| MoRef::new("VirtualMachine", &vm.id))
+        .collect()
+}
+
+/// Drops the snapshot-only properties of a VM that no longer has snapshots.
+pub fn clear_snapshot_vm_properties(vm: &mut Vm) {
+    for path in SNAPSHOT_VM_PATHS {
+        clear_vm_property(vm, path);
+    }
+}
+
 /// Collects `objects` elements into an [`Inventory`].
 #[derive(Debug, Default)]
 pub struct InventoryBuilder {
@@ -97,106 +124,24 @@ impl InventoryBuilder {
                 self.session_lost = Some(format!("{}:{} {path}", obj.kind, obj.value));
             }
         }
-        let props = objects.children_named("propSet").filter_map(|p| {
-            let name = p.text_of("name")?;
-            Some((name.trim(), p.child("val")?))
-        });
-        match obj.kind.as_str() {
-            "VirtualMachine" => {
-                let vm = self
-                    .inventory
-                    .vms
-                    .entry(obj.value.clone())
-                    .or_insert_with(|| Vm {
-                        id: obj.value.clone(),
-                        ..Default::default()
-                    });
-                for (path, val) in props {
-                    if apply_vm_property(vm, path, val).is_none() {
-                        self.malformed += 1;
-                    }
-                }
+        for prop in objects.children_named("propSet") {
+            let Some(path) = prop.text_of("name") else {
+                self.malformed += 1;
+                continue;
+            };
+            if self
+                .inventory
+                .set_property(&obj, path.trim(), prop.child("val"))
+                .is_none()
+            {
+                self.malformed += 1;
             }
-            "HostSystem" => {
-                let host = self
-                    .inventory
-                    .hosts
-                    .entry(obj.value.clone())
-                    .or_insert_with(|| Host {
-                        id: obj.value.clone(),
-                        ..Default::default()
-                    });
-                for (path, val) in props {
-                    match path {
-                        "name" => host.name = val.text.clone(),
-                        "parent" => host.parent = val.moref(),
-                        _ => {}
-                    }
-                }
-            }
-            "ComputeResource" | "ClusterComputeResource" => {
-                let cr = self
-                    .inventory
-                    .compute_resources
-                    .entry(obj.value.clone())
-                    .or_insert_with(|| ComputeResource {
-                        id: obj.value.clone(),
-                        is_cluster: obj.kind == "ClusterComputeResource",
-                        ..Default::default()
-                    });
-                for (path, val) in props {
-                    match path {
-                        "name" => cr.name = val.text.clone(),
-                        "parent" => cr.parent = val.moref(),
-                        _ => {}
-                    }
-                }
-            }
-            "Folder" => {
-                let folder = self
-                    .inventory
-                    .folders
-                    .entry(obj.value.clone())
-                    .or_insert_with(|| Folder {
-                        id: obj.value.clone(),
-                        ..Default::default()
-                    });
-                for (path, val) in props {
-                    match path {
-                        "name" => folder.name = val.text.clone(),
-                        "parent" => folder.parent = val.moref(),
-                        _ => {}
-                    }
-                }
-            }
-            "Datacenter" => {
-                for (path, val) in props {
-                    if path == "name" {
-                        self.inventory.datacenters.insert(
-                            obj.value.clone(),
-                            Datacenter {
-                                id: obj.value.clone(),
-                                name: val.text.clone(),
-                            },
-                        );
-                    }
-                }
-            }
-            "Datastore" => {
-                for (path, val) in props {
-                    if path == "name" {
-                        self.inventory.datastores.insert(
-                            obj.value.clone(),
-                            Datastore {
-                                id: obj.value.clone(),
-                                name: val.text.clone(),
-                            },
-                        );
-                    }
-                }
-            }
-            _ => {}
         }
+    }
+
+    /// The inventory built so far.
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
     }
 
     pub fn finish(self) -> Inventory {
@@ -204,8 +149,114 @@ impl InventoryBuilder {
     }
 }
 
-/// Sets one VirtualMachine property from its value; `None` when the value did not parse.
-pub fn apply_vm_property(vm: &mut Vm, path: &str, val: &Node) -> Option<()> {
+impl Inventory {
+    /// Sets one property of one object from its value (`None`: the property is unset), creating
+    /// the object when it is new. `None` back when the value did not parse; the property is
+    /// then left as it was.
+    pub fn set_property(&mut self, obj: &MoRef, path: &str, val: Option<&Node>) -> Option<()> {
+        let id = obj.value.clone();
+        match obj.kind.as_str() {
+            "VirtualMachine" => {
+                let vm = self.vms.entry(id.clone()).or_insert_with(|| Vm {
+                    id,
+                    ..Default::default()
+                });
+                set_vm_property(vm, path, val)
+            }
+            "HostSystem" => {
+                let host = self.hosts.entry(id.clone()).or_insert_with(|| Host {
+                    id,
+                    ..Default::default()
+                });
+                set_name_parent(&mut host.name, &mut host.parent, path, val);
+                Some(())
+            }
+            "ComputeResource" | "ClusterComputeResource" => {
+                let is_cluster = obj.kind == "ClusterComputeResource";
+                let cr = self
+                    .compute_resources
+                    .entry(id.clone())
+                    .or_insert_with(|| ComputeResource {
+                        id,
+                        is_cluster,
+                        ..Default::default()
+                    });
+                set_name_parent(&mut cr.name, &mut cr.parent, path, val);
+                Some(())
+            }
+            "Folder" => {
+                let folder = self.folders.entry(id.clone()).or_insert_with(|| Folder {
+                    id,
+                    ..Default::default()
+                });
+                set_name_parent(&mut folder.name, &mut folder.parent, path, val);
+                Some(())
+            }
+            "Datacenter" => {
+                let dc = self
+                    .datacenters
+                    .entry(id.clone())
+                    .or_insert_with(|| Datacenter {
+                        id,
+                        ..Default::default()
+                    });
+                set_name_parent(&mut dc.name, &mut None, path, val);
+                Some(())
+            }
+            "Datastore" => {
+                let ds = self.datastores.entry(id.clone()).or_insert_with(|| Datastore {
+                    id,
+                    ..Default::default()
+                });
+                set_name_parent(&mut ds.name, &mut None, path, val);
+                Some(())
+            }
+            _ => Some(()),
+        }
+    }
+
+    /// Forgets an object (it left the view, or was deleted).
+    pub fn remove_object(&mut self, obj: &MoRef) {
+        let id = &obj.value;
+        match obj.kind.as_str() {
+            "VirtualMachine" => {
+                self.vms.remove(id);
+            }
+            "HostSystem" => {
+                self.hosts.remove(id);
+            }
+            "ComputeResource" | "ClusterComputeResource" => {
+                self.compute_resources.remove(id);
+            }
+            "Folder" => {
+                self.folders.remove(id);
+            }
+            "Datacenter" => {
+                self.datacenters.remove(id);
+            }
+            "Datastore" => {
+                self.datastores.remove(id);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn set_name_parent(name: &mut String, parent: &mut Option<MoRef>, path: &str, val: Option<&Node>) {
+    match path {
+        "name" => *name = val.map(|v| v.text.clone()).unwrap_or_default(),
+        "parent" => *parent = val.and_then(Node::moref),
+        _ => {}
+    }
+}
+
+/// Sets one VirtualMachine property from its value (`None`: unset); `None` back when the value
+/// did not parse.
+pub fn set_vm_property(vm: &mut Vm, path: &str, val: Option<&Node>) -> Option<()> {
+    let Some(val) = val else {
+        clear_vm_property(vm, path);
+        return Some(());
+    };
     match path {
         "name" => vm.name = val.text.clone(),
         "runtime.host" => vm.host = Some(val.moref()?.value),
@@ -213,9 +264,6 @@ pub fn apply_vm_property(vm: &mut Vm, path: &str, val: &Node) -> Option<()> {
         "runtime.consolidationNeeded" => vm.consolidation_needed = parse_bool(&val.text)?,
         "snapshot" => vm.snapshot = Some(snapshot_info(val)?),
         "layoutEx" => vm.layout_ex = Some(layout_ex(val)?),
-        "layoutEx.file" => layout_mut(vm).file = files(val)?,
-        "layoutEx.disk" => layout_mut(vm).disk = disk_layouts(val)?,
-        "layoutEx.snapshot" => layout_mut(vm).snapshot = snapshot_layouts(val)?,
         "guest.toolsVersionStatus2" => vm.tools_version_status2 = Some(val.text.trim().into()),
         "guest.toolsRunningStatus" => vm.tools_running_status = Some(val.text.trim().into()),
         "guest.toolsVersion" => vm.tools_version = Some(val.text.trim().into()),
@@ -227,8 +275,23 @@ pub fn apply_vm_property(vm: &mut Vm, path: &str, val: &Node) -> Option<()> {
     Some(())
 }
 
-fn layout_mut(vm: &mut Vm) -> &mut LayoutEx {
-    vm.layout_ex.get_or_insert_with(LayoutEx::default)
+/// Puts a VirtualMachine property back to "not set".
+pub fn clear_vm_property(vm: &mut Vm, path: &str) {
+    match path {
+        "name" => vm.name.clear(),
+        "runtime.host" => vm.host = None,
+        "runtime.powerState" => vm.power_state.clear(),
+        "runtime.consolidationNeeded" => vm.consolidation_needed = false,
+        "snapshot" => vm.snapshot = None,
+        "layoutEx" => vm.layout_ex = None,
+        "guest.toolsVersionStatus2" => vm.tools_version_status2 = None,
+        "guest.toolsRunningStatus" => vm.tools_running_status = None,
+        "guest.toolsVersion" => vm.tools_version = None,
+        "config.guestId" => vm.guest_id.clear(),
+        "config.template" => vm.template = false,
+        "config.hardware.device" => vm.disk_capacities_bytes.clear(),
+        _ => {}
+    }
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
@@ -365,7 +428,6 @@ fn disk_capacities(val: &Node) -> Option<Vec<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vsphere::model::MoRef;
     use crate::vsphere::xml::read_retrieve_result;
 
     fn build(xml: &str) -> (InventoryBuilder, Option<String>) {
@@ -396,9 +458,9 @@ mod tests {
  <rootSnapshotList><snapshot type="VirtualMachineSnapshot">snapshot-6</snapshot><vm type="VirtualMachine">vm-42</vm><name>VEEAM BACKUP TEMPORARY SNAPSHOT</name><description></description><id>1</id><createTime>2026-11-20T10:00:00.5Z</createTime><state>poweredOn</state><quiesced>true</quiesced>
   <childSnapshotList><snapshot type="VirtualMachineSnapshot">snapshot-7</snapshot><vm type="VirtualMachine">vm-42</vm><name>child</name><id>2</id><createTime>2026-11-21T10:00:00+01:00</createTime><state>poweredOff</state><quiesced>false</quiesced></childSnapshotList>
  </rootSnapshotList></val></propSet>
-<propSet><name>layoutEx.file</name><val xsi:type="ArrayOfVirtualMachineFileLayoutExFileInfo"><VirtualMachineFileLayoutExFileInfo><key>1</key><name>[ds] vm/vm.vmdk</name><type>diskDescriptor</type><size>500</size></VirtualMachineFileLayoutExFileInfo><VirtualMachineFileLayoutExFileInfo><key>2</key><name>[ds] vm/vm-Snapshot1.vmsn</name><type>snapshotData</type><size>30000</size></VirtualMachineFileLayoutExFileInfo></val></propSet>
-<propSet><name>layoutEx.disk</name><val xsi:type="ArrayOfVirtualMachineFileLayoutExDiskLayout"><VirtualMachineFileLayoutExDiskLayout><key>2000</key><chain><fileKey>1</fileKey><fileKey>3</fileKey></chain></VirtualMachineFileLayoutExDiskLayout></val></propSet>
-<propSet><name>layoutEx.snapshot</name><val xsi:type="ArrayOfVirtualMachineFileLayoutExSnapshotLayout"><VirtualMachineFileLayoutExSnapshotLayout><key type="VirtualMachineSnapshot">snapshot-6</key><dataKey>2</dataKey><memoryKey>-1</memoryKey><disk><key>2000</key><chain><fileKey>1</fileKey></chain></disk></VirtualMachineFileLayoutExSnapshotLayout></val></propSet>
+<propSet><name>layoutEx</name><val xsi:type="VirtualMachineFileLayoutEx"><file><key>1</key><name>[ds] vm/vm.vmdk</name><type>diskDescriptor</type><size>500</size></file><file><key>2</key><name>[ds] vm/vm-Snapshot1.vmsn</name><type>snapshotData</type><size>30000</size></file>
+ <disk><key>2000</key><chain><fileKey>1</fileKey><fileKey>3</fileKey></chain></disk>
+ <snapshot><key type="VirtualMachineSnapshot">snapshot-6</key><dataKey>2</dataKey><memoryKey>-1</memoryKey><disk><key>2000</key><chain><fileKey>1</fileKey></chain></disk></snapshot><timestamp>2026-11-25T07:58:41Z</timestamp></val></propSet>
 <propSet><name>guest.toolsVersionStatus2</name><val xsi:type="xsd:string">guestToolsNeedUpgrade</val></propSet>
 <propSet><name>guest.toolsRunningStatus</name><val xsi:type="xsd:string">guestToolsRunning</val></propSet>
 </objects>

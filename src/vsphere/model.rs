@@ -229,6 +229,13 @@ impl Vm {
         self.disk_capacities_bytes.iter().sum()
     }
 
+    /// True when the VM has at least one snapshot.
+    pub fn has_snapshots(&self) -> bool {
+        self.snapshot
+            .as_ref()
+            .is_some_and(|s| !s.root_snapshot_list.is_empty())
+    }
+
     /// Every snapshot of the tree, depth first, parents before children.
     pub fn snapshots(&self) -> Vec<FlatSnapshot<'_>> {
         let Some(info) = &self.snapshot else {

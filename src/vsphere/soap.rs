@@ -94,8 +94,33 @@ pub fn destroy_view(view: &MoRef) -> String {
     ))
 }
 
-/// `RetrievePropertiesEx` of `props` on every object of a ContainerView. `max_objects` asks
-/// for pages of that size (vCenter may page smaller; `None` leaves the server's default).
+/// The content of a PropertyFilterSpec: `props` of every object of a ContainerView or
+/// ListView (the traversal follows the view's `view` property).
+fn filter_spec(view: &MoRef, props: &[PropertySpec]) -> String {
+    let mut spec = String::new();
+    for p in props {
+        spec.push_str("<propSet>");
+        spec.push_str(&text("type", p.kind));
+        for path in &p.paths {
+            spec.push_str(&text("pathSet", path));
+        }
+        spec.push_str("</propSet>");
+    }
+    spec.push_str("<objectSet>");
+    spec.push_str(&moref("obj", view));
+    spec.push_str("<skip>true</skip>");
+    // Writing to a String cannot fail.
+    let _ = write!(
+        spec,
+        r#"<selectSet xsi:type="TraversalSpec"><name>traverseView</name><type>{}</type><path>view</path><skip>false</skip></selectSet>"#,
+        escape(view.kind.as_str())
+    );
+    spec.push_str("</objectSet>");
+    spec
+}
+
+/// `RetrievePropertiesEx` of `props` on every object of a view. `max_objects` asks for pages
+/// of that size (vCenter may page smaller; `None` leaves the server's default).
 pub fn retrieve_properties_ex(
     collector: &MoRef,
     view: &MoRef,
@@ -105,28 +130,73 @@ pub fn retrieve_properties_ex(
     let mut body = format!(r#"<RetrievePropertiesEx xmlns="{VIM25}">"#);
     body.push_str(&moref("_this", collector));
     body.push_str("<specSet>");
-    for spec in props {
-        body.push_str("<propSet>");
-        body.push_str(&text("type", spec.kind));
-        for path in &spec.paths {
-            body.push_str(&text("pathSet", path));
-        }
-        body.push_str("</propSet>");
-    }
-    body.push_str("<objectSet>");
-    body.push_str(&moref("obj", view));
-    body.push_str("<skip>true</skip>");
-    body.push_str(concat!(
-        r#"<selectSet xsi:type="TraversalSpec"><name>traverseView</name>"#,
-        "<type>ContainerView</type><path>view</path><skip>false</skip></selectSet>"
-    ));
-    body.push_str("</objectSet></specSet><options>");
+    body.push_str(&filter_spec(view, props));
+    body.push_str("</specSet><options>");
     if let Some(n) = max_objects {
-        // Writing to a String cannot fail.
         let _ = write!(body, "<maxObjects>{n}</maxObjects>");
     }
     body.push_str("</options></RetrievePropertiesEx>");
     envelope(&body)
+}
+
+/// `CreatePropertyCollector`: a collector of our own, so our filters and update versions are
+/// apart from every other client's.
+pub fn create_property_collector(collector: &MoRef) -> String {
+    envelope(&format!(
+        r#"<CreatePropertyCollector xmlns="{VIM25}">{}</CreatePropertyCollector>"#,
+        moref("_this", collector)
+    ))
+}
+
+/// `DestroyPropertyCollector` (its filters go with it).
+pub fn destroy_property_collector(collector: &MoRef) -> String {
+    envelope(&format!(
+        r#"<DestroyPropertyCollector xmlns="{VIM25}">{}</DestroyPropertyCollector>"#,
+        moref("_this", collector)
+    ))
+}
+
+/// `CreateFilter` of `props` over a view, reporting whole property values.
+pub fn create_filter(collector: &MoRef, view: &MoRef, props: &[PropertySpec]) -> String {
+    envelope(&format!(
+        r#"<CreateFilter xmlns="{VIM25}">{}<spec>{}</spec><partialUpdates>false</partialUpdates></CreateFilter>"#,
+        moref("_this", collector),
+        filter_spec(view, props)
+    ))
+}
+
+/// `WaitForUpdatesEx` from `version` ("" for the whole current state), waiting at most
+/// `max_wait_seconds`, with at most `max_object_updates` objects an answer.
+pub fn wait_for_updates_ex(
+    collector: &MoRef,
+    version: &str,
+    max_wait_seconds: u32,
+    max_object_updates: u32,
+) -> String {
+    envelope(&format!(
+        r#"<WaitForUpdatesEx xmlns="{VIM25}">{}{}<options><maxWaitSeconds>{max_wait_seconds}</maxWaitSeconds><maxObjectUpdates>{max_object_updates}</maxObjectUpdates></options></WaitForUpdatesEx>"#,
+        moref("_this", collector),
+        text("version", version)
+    ))
+}
+
+/// `CreateListView` over `objects`.
+pub fn create_list_view(view_manager: &MoRef, objects: &[MoRef]) -> String {
+    let list: String = objects.iter().map(|o| moref("obj", o)).collect();
+    envelope(&format!(
+        r#"<CreateListView xmlns="{VIM25}">{}{list}</CreateListView>"#,
+        moref("_this", view_manager)
+    ))
+}
+
+/// `ModifyListView`: objects to add and to remove.
+pub fn modify_list_view(view: &MoRef, add: &[MoRef], remove: &[MoRef]) -> String {
+    let add: String = add.iter().map(|o| moref("add", o)).collect();
+    let remove: String = remove.iter().map(|o| moref("remove", o)).collect();
+    envelope(&format!(
+        r#"<ModifyListView xmlns="{VIM25}">{}{add}{remove}</ModifyListView>"#,
+        moref("_this", view)
+    ))
 }
 
 /// `ContinueRetrievePropertiesEx` with the token of the previous page.

@@ -374,6 +374,69 @@ pub fn read_retrieve_result<R: BufRead>(
     Ok(token.filter(|t| !t.is_empty()))
 }
 
+/// The head of a WaitForUpdatesEx answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateSetHead {
+    pub version: String,
+    /// More updates are waiting: ask again at once with `version`.
+    pub truncated: bool,
+}
+
+/// Reads an `UpdateSet` (the answer of WaitForUpdatesEx) update by update, handing each
+/// `objectSet` element (an ObjectUpdate) with the id of its filter to `on_update`. `None` when
+/// the wait ended without changes (no `returnval`).
+pub fn read_update_set<R: BufRead>(
+    input: R,
+    mut on_update: impl FnMut(&str, Node) -> Result<(), ParseError>,
+) -> Result<Option<UpdateSetHead>, ParseError> {
+    let mut reader = SoapReader::new(input);
+    let (response, empty) = reader.enter_body()?;
+    if response.name != "WaitForUpdatesExResponse" {
+        return Err(ParseError::Malformed(format!(
+            "unexpected <{}> in the SOAP Body",
+            response.name
+        )));
+    }
+    if empty {
+        return Ok(None);
+    }
+    let mut head = None;
+    while let Some((returnval, empty)) = reader.next_child_start()? {
+        if returnval.name != "returnval" || empty {
+            reader.finish(returnval, empty)?;
+            continue;
+        }
+        let mut version = None;
+        let mut truncated = false;
+        while let Some((child, empty)) = reader.next_child_start()? {
+            match child.name.as_str() {
+                "filterSet" if !empty => {
+                    let mut filter = String::new();
+                    while let Some(part) = reader.next_child()? {
+                        match part.name.as_str() {
+                            "filter" => filter = part.text.trim().to_string(),
+                            "objectSet" => on_update(&filter, part)?,
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {
+                    let node = reader.finish(child, empty)?;
+                    match node.name.as_str() {
+                        "version" => version = Some(node.text.trim().to_string()),
+                        "truncated" => truncated = node.text.trim() == "true",
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let version = version
+            .ok_or_else(|| ParseError::Malformed("UpdateSet without a version".into()))?;
+        head = Some(UpdateSetHead { version, truncated });
+    }
+    Ok(head)
+}
+
 /// Reads a small answer whole and returns its `returnval` (or the response element itself
 /// when the method returns nothing).
 pub fn read_returnval(input: &[u8]) -> Result<Node, ParseError> {
@@ -465,5 +528,50 @@ mod tests {
         xml.push_str("</returnval></R></s:Body></s:Envelope>");
         let err = read_returnval(xml.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("nested too deeply"), "{err}");
+    }
+
+    #[test]
+    fn update_set_is_read_update_by_update_with_its_filter() {
+        let xml = br#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><WaitForUpdatesExResponse xmlns="urn:vim25"><returnval><version>7</version>
+<filterSet><filter type="PropertyFilter">session[1]f1</filter>
+<objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">a</val></changeSet></objectSet>
+<objectSet><kind>leave</kind><obj type="VirtualMachine">vm-2</obj></objectSet></filterSet>
+<filterSet><filter type="PropertyFilter">session[1]f2</filter><objectSet><kind>enter</kind><obj type="VirtualMachine">vm-3</obj></objectSet></filterSet>
+<truncated>true</truncated></returnval></WaitForUpdatesExResponse></soapenv:Body></soapenv:Envelope>"#;
+        let mut seen = Vec::new();
+        let head = read_update_set(&xml[..], |filter, update| {
+            seen.push((
+                filter.to_string(),
+                update.text_of("kind").unwrap_or_default().to_string(),
+                update.child("obj").and_then(Node::moref).unwrap().value,
+            ));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            head,
+            Some(UpdateSetHead {
+                version: "7".into(),
+                truncated: true
+            })
+        );
+        let strs: Vec<(&str, &str, &str)> = seen
+            .iter()
+            .map(|(f, k, o)| (f.as_str(), k.as_str(), o.as_str()))
+            .collect();
+        assert_eq!(
+            strs,
+            [
+                ("session[1]f1", "modify", "vm-1"),
+                ("session[1]f1", "leave", "vm-2"),
+                ("session[1]f2", "enter", "vm-3")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_wait_answer_has_no_update_set() {
+        let xml = br#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><WaitForUpdatesExResponse xmlns="urn:vim25"></WaitForUpdatesExResponse></soapenv:Body></soapenv:Envelope>"#;
+        assert_eq!(read_update_set(&xml[..], |_, _| Ok(())).unwrap(), None);
     }
 }

@@ -139,12 +139,15 @@ async fn start(script: impl Fn(&str, usize) -> Answer + Send + Sync + 'static) -
     Fake { url, seen }
 }
 
-/// A well-behaved vCenter that pages the inventory in two.
-fn paging_vcenter(method: &str, _before: usize) -> Answer {
+/// A well-behaved vCenter that pages the inventory in two, then answers for the VMs with
+/// snapshots over a ListView. RetrievePropertiesEx alternates between the two views.
+fn paging_vcenter(method: &str, before: usize) -> Answer {
     match method {
         "RetrieveServiceContent" => (200, false, fixture("service_content.xml")),
         "Login" => (200, true, fixture("login.xml")),
         "CreateContainerView" => (200, false, fixture("create_container_view.xml")),
+        "CreateListView" => (200, false, fixture("create_list_view.xml")),
+        "RetrievePropertiesEx" if before % 2 == 1 => (200, false, fixture("snapshot_vms.xml")),
         "RetrievePropertiesEx" => (200, false, fixture("page1.xml")),
         "ContinueRetrievePropertiesEx" => (200, false, fixture("page2.xml")),
         "DestroyView" | "Logout" => (200, false, fixture("destroy_view.xml")),
@@ -169,11 +172,23 @@ async fn paged_retrieval_follows_the_token_and_reuses_the_session_cookie() {
             "CreateContainerView",
             "RetrievePropertiesEx",
             "ContinueRetrievePropertiesEx",
+            "DestroyView",
+            "CreateListView",
+            "RetrievePropertiesEx",
             "DestroyView"
         ]
     );
     let seen = fake.seen();
     assert!(seen[4].body.contains("<token>0</token>"), "{}", seen[4].body);
+    // Only the VM with snapshots is asked for its files and devices, over the ListView.
+    assert!(
+        seen[6].body.contains(r#"<obj type="VirtualMachine">vm-1044</obj>"#)
+            && !seen[6].body.contains("vm-1071"),
+        "{}",
+        seen[6].body
+    );
+    assert!(seen[7].body.contains("<pathSet>config.hardware.device</pathSet>"));
+    assert!(!seen[3].body.contains("<pathSet>config.hardware.device</pathSet>"));
     assert!(seen[..2].iter().all(|s| s.cookie.is_none()));
     assert!(seen[2..].iter().all(|s| s.cookie.as_deref() == Some(COOKIE)));
     // After RetrieveServiceContent, calls ask for the API version vCenter announced.
@@ -212,27 +227,30 @@ async fn session_is_reused_across_collections() {
     }
     assert_eq!(fake.count("Login"), 1);
     assert_eq!(client.logins(), 1);
-    assert_eq!(fake.count("RetrievePropertiesEx"), 3);
+    assert_eq!(fake.count("RetrievePropertiesEx"), 6);
 }
 
 #[tokio::test]
 async fn not_authenticated_fault_logs_in_again_once_and_retries() {
     let fake = start(|method, before| match (method, before) {
         ("RetrievePropertiesEx", 0) => (500, false, fixture("not_authenticated.xml")),
+        ("RetrievePropertiesEx", n) => paging_vcenter(method, n - 1),
         _ => paging_vcenter(method, before),
     })
     .await;
     let client = client(&fake, PASSWORD);
     let inventory = client.retrieve_inventory().await.unwrap();
     assert_eq!(inventory.vms.len(), 2);
+    assert!(inventory.vms["vm-1044"].layout_ex.is_some());
     assert_eq!(fake.count("Login"), 2);
-    assert_eq!(fake.count("RetrievePropertiesEx"), 2);
+    assert_eq!(fake.count("RetrievePropertiesEx"), 3);
 }
 
 #[tokio::test]
 async fn not_authenticated_inside_a_200_missing_set_logs_in_again() {
     let fake = start(|method, before| match (method, before) {
         ("RetrievePropertiesEx", 0) => (200, false, fixture("missing_set_not_authenticated.xml")),
+        ("RetrievePropertiesEx", n) => paging_vcenter(method, n - 1),
         _ => paging_vcenter(method, before),
     })
     .await;

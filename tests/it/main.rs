@@ -2,9 +2,87 @@
 //!
 //! - `fake_vcenter`: the client against recorded envelopes served by a scripted SOAP server
 //!   (paging, expired sessions, faults: what the simulator never does).
-//! - `simulator`: the whole exporter against govmomi's vCenter simulator (`tests/vcsim`),
-//!   metrics compared value by value with the facts the simulator program wrote.
-//! - `golden`: the whole `/metrics` output of a fixed scenario against a committed file.
+//! - `simulator`: the whole exporter, over HTTP, against govmomi's vCenter simulator
+//!   (`tests/vcsim`), metrics compared value by value with the facts the simulator wrote.
+//! - `golden`: the whole output of a fixed scenario against a committed file, and promtool.
 
 mod fake_vcenter;
+mod golden;
+mod simulator;
 mod support;
+mod vcsim;
+
+use std::sync::Arc;
+
+use vsphere_backup_exporter::config::{
+    BackupPattern, Config, DEFAULT_BACKUP_SNAPSHOT_PATTERNS, VcenterConfig,
+};
+use vsphere_backup_exporter::exporter::{Exporter, Target};
+use vsphere_backup_exporter::server::{self, ServerOptions};
+
+/// The exporter's real HTTP server on 127.0.0.1:0, stopped when dropped.
+pub struct Served {
+    base: String,
+    exporter: Arc<Exporter>,
+    http: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Serves an exporter for `vcenters` with the default backup patterns.
+pub async fn serve(vcenters: Vec<VcenterConfig>) -> Served {
+    let patterns = DEFAULT_BACKUP_SNAPSHOT_PATTERNS
+        .iter()
+        .map(|(product, regex)| BackupPattern {
+            product: product.to_string(),
+            regex: regex::Regex::new(&format!("(?i){regex}")).unwrap(),
+        })
+        .collect();
+    let config = Config {
+        vcenters,
+        backup_snapshot_patterns: patterns,
+    };
+    let exporter = Arc::new(Exporter::new(Arc::new(config)).unwrap());
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let opts = ServerOptions::default();
+    let running = exporter.clone();
+    tokio::spawn(async move {
+        let _ = server::serve(listener, running, opts, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Served {
+        base,
+        exporter,
+        http: reqwest::Client::new(),
+        _stop: stop,
+    }
+}
+
+impl Served {
+    /// GET a path: status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    /// GET a metrics path that must answer 200.
+    pub async fn scrape(&self, path: &str) -> String {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    /// The first configured target.
+    pub fn target(&self) -> &Arc<Target> {
+        &self.exporter.targets()[0]
+    }
+}

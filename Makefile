@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need.
+
+CARGO ?= cargo
+VCSIM := tests/vcsim/vcsim
+VCSIM_SRC := $(wildcard tests/vcsim/*.go)
+DEMO_DIR := target/demo
+DEMO_PORT ?= 9169
+
+.PHONY: all demo test deps build lint unit check-alerts bench fuzz clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(VCSIM): $(VCSIM_SRC)
+	cd tests/vcsim && GOPATH=/usr/share/gocode GO111MODULE=off go build -o vcsim .
+
+build:
+	$(CARGO) build
+
+## demo: the simulator with a sample inventory plus the exporter, on http://localhost:$(DEMO_PORT)/metrics
+demo: deps $(VCSIM) build
+	@scripts/demo.sh $(DEMO_PORT)
+
+## test: everything CI runs: format, lints, unit, integration (simulator), golden, promtool
+test: deps $(VCSIM)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --all-targets
+	cd tests/vcsim && GOPATH=/usr/share/gocode GO111MODULE=off go vet .
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -f $(VCSIM)

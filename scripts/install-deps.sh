@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what `make demo` and `make test` need on a bare Debian machine: Go and govmomi (for
+# the vCenter simulator under tests/vcsim) and Prometheus (promtool). Idempotent: installed
+# packages are left alone, so a second run costs a second.
+set -euo pipefail
+
+packages=(golang-go golang-github-vmware-govmomi-dev prometheus)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  # The prometheus package starts a server through its service unit; none is wanted here,
+  # so policy-rc.d refuses service starts during the install.
+  $sudo sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo rm -f /usr/sbin/policy-rc.d
+fi
+
+command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt >/dev/null 2>&1 || true

@@ -1,0 +1,85 @@
+//! The whole output for the fixed `golden` scenario against a committed file
+//! (`tests/golden/golden.prom`; `UPDATE_GOLDEN=1` rewrites it), and Prometheus' own linter
+//! (`promtool check metrics`) on the full `/metrics` page.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::serve;
+use crate::vcsim::Vcsim;
+
+/// Durations differ from run to run; everything else in the golden scenario is fixed.
+fn normalize(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.starts_with("vsphere_scrape_collector_duration_seconds{") {
+                let (series, _) = line.rsplit_once(' ').unwrap_or((line, ""));
+                format!("{series} <duration>")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_scenario_output_matches_the_committed_file() {
+    let sim = Vcsim::start(&["-scenario", "golden"]);
+    let served = serve(vec![sim.vcenter("vc01")]).await;
+    let got = normalize(&served.scrape("/probe?target=vc01").await);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/golden.prom");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    if got != want {
+        let diff: Vec<String> = want
+            .lines()
+            .zip(got.lines())
+            .filter(|(w, g)| w != g)
+            .take(10)
+            .map(|(w, g)| format!("- {w}\n+ {g}"))
+            .collect();
+        panic!(
+            "output differs from {} ({} lines want, {} got); first differences:\n{}\n(UPDATE_GOLDEN=1 rewrites it)",
+            path.display(),
+            want.lines().count(),
+            got.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_check_metrics_finds_no_problem_in_the_full_page() {
+    let sim = Vcsim::start(&["-scenario", "golden"]);
+    let served = serve(vec![sim.vcenter("vc01")]).await;
+    let page = served.scrape("/metrics").await;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is missing: run `make test` (or scripts/install-deps.sh) first");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(page.contains("vsphere_exporter_build_info{"));
+    assert!(page.contains("process_resident_memory_bytes"));
+}

@@ -1,0 +1,211 @@
+//! Running govmomi's vCenter simulator (`tests/vcsim`, our Go program) for a test: build it
+//! once if needed, start a scenario on 127.0.0.1, read its URL and the facts it wrote, and
+//! stop it when the handle drops (closing its stdin stops it too if the test process dies).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// What the simulator program created, as it wrote it to its facts file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Facts {
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub vms: Vec<VmFacts>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct VmFacts {
+    pub id: String,
+    pub name: String,
+    pub host_name: String,
+    pub cluster_name: String,
+    pub datacenter_name: String,
+    pub guest_id: String,
+    pub power_state: String,
+    pub template: bool,
+    pub disk_capacity_bytes: u64,
+    pub consolidation_needed: bool,
+    pub tools_version_status2: String,
+    pub tools_running_status: String,
+    pub snapshot_count: u64,
+    pub snapshot_chain_depth: u64,
+    pub snapshot_total_size_bytes: u64,
+    pub snapshots: Vec<SnapshotFacts>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SnapshotFacts {
+    pub id: String,
+    pub name: String,
+    pub parent_id: String,
+    pub create_time_seconds: f64,
+    pub quiesced: bool,
+    pub size_bytes: u64,
+    pub is_current: bool,
+}
+
+/// A running simulator.
+pub struct Vcsim {
+    child: Child,
+    /// Held open: the simulator exits when its stdin closes.
+    _stdin: ChildStdin,
+    pub url: String,
+    pub facts: Facts,
+    /// The simulator's certificate, to trust as the vCenter's CA.
+    pub cert: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// The simulator binary, built with Debian's Go and govmomi when it is missing or older than
+/// its sources.
+pub fn binary() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vcsim");
+    let bin = dir.join("vcsim");
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if is_fresh(&dir, &bin) {
+        return bin;
+    }
+    let status = Command::new("go")
+        .args(["build", "-o", "vcsim", "."])
+        .current_dir(&dir)
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GO111MODULE", "off")
+        .status()
+        .expect("go is missing: run `make test` (or scripts/install-deps.sh) first");
+    assert!(status.success(), "building tests/vcsim failed");
+    bin
+}
+
+fn is_fresh(dir: &Path, bin: &Path) -> bool {
+    let Ok(built) = bin.metadata().and_then(|m| m.modified()) else {
+        return false;
+    };
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "go"))
+        .all(|e| e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t <= built))
+}
+
+impl Vcsim {
+    /// Starts a scenario (`args` are the program's flags, e.g. `["-scenario", "golden"]`).
+    pub fn start(args: &[&str]) -> Vcsim {
+        Self::start_on("127.0.0.1:0", args)
+    }
+
+    /// Starts a scenario on a given address (a test that needs the port known in advance).
+    pub fn start_on(listen: &str, args: &[&str]) -> Vcsim {
+        let dir = tempfile::tempdir().unwrap();
+        let facts_path = dir.path().join("facts.json");
+        let cert = dir.path().join("vcsim.pem");
+        let mut child = Command::new(binary())
+            .args(["-listen", listen])
+            .arg("-facts")
+            .arg(&facts_path)
+            .arg("-cert-out")
+            .arg(&cert)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the simulator");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("VCSIM_URL=") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(300))
+            .expect("the simulator did not print VCSIM_URL");
+        let facts: Facts = serde_json::from_slice(&std::fs::read(&facts_path).unwrap())
+            .expect("reading the simulator's facts");
+        Vcsim {
+            child,
+            _stdin: stdin,
+            url,
+            facts,
+            cert,
+            _dir: dir,
+        }
+    }
+
+    /// The simulator's request counters (`/_stats`): SOAP calls by method.
+    pub async fn stats(&self) -> Stats {
+        let base = self.url.trim_end_matches("/sdk");
+        let pem = std::fs::read(&self.cert).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+            .build()
+            .unwrap();
+        client
+            .get(format!("{base}/_stats"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .map(|b| serde_json::from_slice(&b).expect("/_stats JSON"))
+            .unwrap()
+    }
+
+    /// A config entry for this simulator, trusting its certificate.
+    pub fn vcenter(&self, name: &str) -> vsphere_backup_exporter::config::VcenterConfig {
+        let mut vc = crate::support::vcenter(
+            name,
+            &self.url,
+            &self.facts.username,
+            &self.facts.password,
+        );
+        vc.tls.ca_file = Some(self.cert.clone());
+        vc
+    }
+
+    /// Waits until the process has exited (after a kill).
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Vcsim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Stats {
+    pub requests: std::collections::BTreeMap<String, u64>,
+    pub requests_total: u64,
+    pub response_bytes_total: u64,
+}
+
+impl Stats {
+    pub fn count(&self, method: &str) -> u64 {
+        self.requests.get(method).copied().unwrap_or(0)
+    }
+}
