@@ -9,11 +9,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
+use std::io::Read;
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
-use super::error::{CallError, Error};
+use super::error::{CallError, Error, ParseError};
 use super::inventory::{
     InventoryBuilder, VIEW_TYPES, property_specs, snapshot_vm_specs, vms_with_snapshots,
 };
@@ -60,8 +64,8 @@ impl ServiceContent {
 
 /// A logged-in session.
 #[derive(Debug, Clone)]
-struct Session {
-    content: ServiceContent,
+pub struct Session {
+    pub content: ServiceContent,
     cookie: Secret,
 }
 
@@ -74,6 +78,7 @@ pub struct Client {
     http: reqwest::Client,
     /// Objects per RetrievePropertiesEx page asked of vCenter; `None` keeps its default.
     page_size: Option<u32>,
+    request_timeout: Duration,
     session: Mutex<Option<Session>>,
     logins: AtomicU64,
 }
@@ -117,6 +122,7 @@ impl Client {
             password: config.password.clone(),
             http,
             page_size: None,
+            request_timeout: config.request_timeout,
             session: Mutex::new(None),
             logins: AtomicU64::new(0),
         })
@@ -156,6 +162,88 @@ impl Client {
                 other => return other,
             }
         }
+    }
+
+    /// The current session, logging in first when there is none.
+    pub async fn session(&self) -> Result<Session, Error> {
+        let mut guard = self.session.lock().await;
+        if let Some(s) = guard.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = self.login().await?;
+        *guard = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Forgets the session (vCenter no longer knows it); the next call logs in again.
+    pub async fn forget_session(&self) {
+        *self.session.lock().await = None;
+    }
+
+    /// One SOAP call in a session, its answer read whole (small answers).
+    pub async fn call(
+        &self,
+        call: &'static str,
+        session: &Session,
+        body: String,
+    ) -> Result<Bytes, Error> {
+        self.post(call, session, body).await
+    }
+
+    /// A call whose answer `read` parses as it streams in, on a blocking thread, so a large
+    /// answer is never held whole. `state` travels to the parser and back. `extra` lengthens
+    /// the timeout (WaitForUpdatesEx waits on purpose).
+    pub async fn call_streaming<T, H>(
+        &self,
+        call: &'static str,
+        session: &Session,
+        body: String,
+        extra: Duration,
+        state: T,
+        read: fn(ChannelReader, &mut T) -> Result<H, ParseError>,
+    ) -> Result<(H, T), Error>
+    where
+        T: Send + 'static,
+        H: Send + 'static,
+    {
+        let response = self
+            .request_with(&session.content.api_version, Some(&session.cookie), body, extra)
+            .await
+            .map_err(|source| self.error(call, source))?;
+        if !response.status().is_success() {
+            let e = read_body(response).await.err();
+            let source = e.unwrap_or_else(|| CallError::Malformed("unexpected status".into()));
+            return Err(self.error(call, source));
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(16);
+        let parser = tokio::task::spawn_blocking(move || {
+            let mut state = state;
+            let head = read(ChannelReader::new(rx), &mut state);
+            head.map(|h| (h, state))
+        });
+        let mut response = response;
+        let mut transfer = Ok(());
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    // The parser stopped early (an error of its own): stop sending.
+                    if tx.send(chunk).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    transfer = Err(transport_error(e));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let parsed = parser
+            .await
+            .map_err(|e| self.error(call, CallError::Malformed(format!("parser task: {e}"))))?;
+        transfer.map_err(|source| self.error(call, source))?;
+        parsed.map_err(|e| self.error(call, e.into()))
     }
 
     /// Ends the session, if there is one. Errors only get a debug line: this runs at shutdown.
@@ -332,11 +420,23 @@ impl Client {
         cookie: Option<&Secret>,
         body: String,
     ) -> Result<reqwest::Response, CallError> {
+        self.request_with(api_version, cookie, body, Duration::ZERO)
+            .await
+    }
+
+    async fn request_with(
+        &self,
+        api_version: &str,
+        cookie: Option<&Secret>,
+        body: String,
+        extra: Duration,
+    ) -> Result<reqwest::Response, CallError> {
         let mut request = self
             .http
             .post(self.url.clone())
             .header("Content-Type", "text/xml; charset=utf-8")
             .header("SOAPAction", format!("\"urn:vim25/{api_version}\""))
+            .timeout(self.request_timeout + extra)
             .body(body);
         if let Some(cookie) = cookie {
             request = request.header("Cookie", cookie.expose());
@@ -350,6 +450,37 @@ impl Client {
             call,
             source,
         }
+    }
+}
+
+/// The blocking side of a streamed answer: reads the chunks the network side sends.
+pub struct ChannelReader {
+    rx: Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    fn new(rx: Receiver<Bytes>) -> Self {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while !self.current.has_remaining() {
+            match self.rx.recv() {
+                Ok(chunk) => self.current = chunk,
+                // The sender is gone: the answer is complete (or broken, which the network
+                // side reports).
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.remaining());
+        self.current.copy_to_slice(&mut buf[..n]);
+        Ok(n)
     }
 }
 

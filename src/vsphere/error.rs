@@ -76,6 +76,6 @@ impl CallError {
 pub struct Error {
     pub vcenter: String,
     pub call: &'static str,
-    #[source]
+    /// Part of the message rather than a `#[source]`, so a printed chain says it once.
     pub source: CallError,
 }

@@ -1,0 +1,455 @@
+//! The YAML configuration: strict serde structs (unknown keys are errors), validated once into
+//! an immutable [`Config`]. Credentials are read here (from `password_file`, `password_env` or
+//! `password`) into a [`Secret`] that never prints; CA files are checked to hold PEM
+//! certificates. Every error names the file, the key path and, when known, the line.
+//!
+//! It does not connect to anything nor build TLS clients (see [`crate::vsphere`]), and it does
+//! not decide when the configuration is (re)loaded (see [`crate::cli`]).
+
+mod duration;
+mod locate;
+mod raw;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use locate::{KeyPath, Seg, locate};
+use raw::{RawConfig, RawPattern, RawVcenter};
+
+/// A value that must never appear in logs, errors or metrics: Debug and Display print `<secret>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that must send it (the SOAP Login body).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub vcenters: Vec<VcenterConfig>,
+    pub backup_snapshot_patterns: Vec<BackupPattern>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VcenterConfig {
+    /// The `vcenter` label and the `/probe?target=` name.
+    pub name: String,
+    /// The SDK URL, e.g. `https://vc01.example.com/sdk`.
+    pub url: reqwest::Url,
+    pub username: String,
+    pub password: Secret,
+    pub tls: TlsConfig,
+    /// Timeout to establish a connection (default 10 s).
+    pub connect_timeout: Duration,
+    /// Timeout of every SOAP call (default 60 s).
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    /// A PEM bundle of CA certificates, resolved against the configuration file's directory and
+    /// checked to hold at least one certificate when the configuration was loaded.
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupPattern {
+    pub product: String,
+    pub regex: regex::Regex,
+}
+
+/// Default timeout to establish a connection to a vCenter.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default timeout of one SOAP call.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The snapshot names that backup products give their temporary snapshots, used when the
+/// configuration has no `backup_snapshot_patterns` key. Matched case-insensitively, unanchored.
+pub const DEFAULT_BACKUP_SNAPSHOT_PATTERNS: [(&str, &str); 5] = [
+    ("veeam", "VEEAM BACKUP TEMPORARY SNAPSHOT"),
+    ("vcb", "_VCB-BACKUP_"),
+    ("netbackup", "NBU_SNAPSHOT"),
+    ("commvault", "GX_BACKUP"),
+    ("rubrik", "RUBRIK"),
+];
+
+/// Why a configuration could not be loaded. The Display form is one line:
+/// `file:line:column: key.path: what is wrong`, without any secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file itself could not be read.
+    #[error("{}: cannot read the configuration file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The YAML is malformed or does not fit the schema (unknown key, missing key, wrong type,
+    /// bad URL, duration, name or regex). `message` starts with the key path, as serde_yaml_ng
+    /// gives it.
+    #[error("{origin}{}: {message}", at(*line, *column))]
+    Parse {
+        origin: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
+    /// The YAML parsed but a value is unusable: missing credentials, unset environment variable,
+    /// unreadable file, duplicate name, empty list.
+    #[error("{origin}{}: {key}: {message}", at(*line, *column))]
+    Invalid {
+        origin: String,
+        key: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The line (from 1) of the offending value, when the YAML parser knows it.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::Parse { line, .. } | ConfigError::Invalid { line, .. } => *line,
+        }
+    }
+}
+
+/// `:line:column` when the position is known, else nothing.
+fn at(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(line), Some(column)) => format!(":{line}:{column}"),
+        (Some(line), None) => format!(":{line}"),
+        _ => String::new(),
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the configuration file at `path`. Relative `password_file`
+    /// and `ca_file` paths are resolved against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new(""));
+        Loader::new(&text, &path.display().to_string(), base_dir).load()
+    }
+
+    /// Parses and validates `text`; `origin` names it in errors (the file name). Relative paths
+    /// in it are resolved against `origin`'s directory (the working directory when it has none).
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let base_dir = Path::new(origin).parent().unwrap_or(Path::new(""));
+        Loader::new(text, origin, base_dir).load()
+    }
+
+    /// The configured vCenter called `name`.
+    pub fn vcenter(&self, name: &str) -> Option<&VcenterConfig> {
+        self.vcenters.iter().find(|v| v.name == name)
+    }
+
+    /// The `product` of the first backup pattern matching a snapshot name, else "".
+    pub fn backup_product(&self, snapshot_name: &str) -> &str {
+        self.backup_snapshot_patterns
+            .iter()
+            .find(|p| p.regex.is_match(snapshot_name))
+            .map_or("", |p| p.product.as_str())
+    }
+}
+
+/// One load: the text, where it came from, and what relative paths are relative to.
+struct Loader<'a> {
+    text: &'a str,
+    origin: &'a str,
+    base_dir: &'a Path,
+}
+
+impl<'a> Loader<'a> {
+    fn new(text: &'a str, origin: &'a str, base_dir: &'a Path) -> Self {
+        Loader {
+            text,
+            origin,
+            base_dir,
+        }
+    }
+
+    fn load(&self) -> Result<Config, ConfigError> {
+        let raw = self.parse()?;
+        if raw.vcenters.is_empty() {
+            return Err(self.invalid(
+                &[Seg::Key("vcenters")],
+                "must list at least one vCenter".to_owned(),
+            ));
+        }
+        self.check_unique_names(&raw.vcenters)?;
+        let vcenters = raw
+            .vcenters
+            .into_iter()
+            .enumerate()
+            .map(|(index, vcenter)| self.vcenter(index, vcenter))
+            .collect::<Result<Vec<_>, _>>()?;
+        let backup_snapshot_patterns = match raw.backup_snapshot_patterns {
+            Some(patterns) => self.patterns(patterns)?,
+            None => self.default_patterns()?,
+        };
+        Ok(Config {
+            vcenters,
+            backup_snapshot_patterns,
+        })
+    }
+
+    fn parse(&self) -> Result<RawConfig, ConfigError> {
+        if self.text.lines().all(|line| {
+            let line = line.trim();
+            line.is_empty() || line.starts_with('#') || line == "---"
+        }) {
+            return Err(ConfigError::Parse {
+                origin: self.origin.to_owned(),
+                line: None,
+                column: None,
+                message: "the configuration is empty; it needs a vcenters list".to_owned(),
+            });
+        }
+        serde_yaml_ng::from_str(self.text).map_err(|e| self.parse_error(&e))
+    }
+
+    /// The serde_yaml_ng error as `Parse`, its position moved out of the message.
+    fn parse_error(&self, error: &serde_yaml_ng::Error) -> ConfigError {
+        let location = error.location();
+        let mut message = error.to_string();
+        if let Some(location) = &location {
+            let suffix = format!(" at line {} column {}", location.line(), location.column());
+            message = message.replacen(&suffix, "", 1);
+        }
+        ConfigError::Parse {
+            origin: self.origin.to_owned(),
+            line: location.as_ref().map(|l| l.line()),
+            column: location.as_ref().map(|l| l.column()),
+            message,
+        }
+    }
+
+    fn invalid(&self, path: &[Seg<'_>], message: String) -> ConfigError {
+        let position = locate(self.text, path);
+        ConfigError::Invalid {
+            origin: self.origin.to_owned(),
+            key: KeyPath(path).to_string(),
+            line: position.map(|(line, _)| line),
+            column: position.map(|(_, column)| column),
+            message,
+        }
+    }
+
+    fn check_unique_names(&self, vcenters: &[RawVcenter]) -> Result<(), ConfigError> {
+        let mut first_index: HashMap<&str, usize> = HashMap::new();
+        for (index, vcenter) in vcenters.iter().enumerate() {
+            let name = vcenter.name.0.as_str();
+            if let Some(first) = first_index.insert(name, index) {
+                let path = [Seg::Key("vcenters"), Seg::Index(index), Seg::Key("name")];
+                let message = format!("duplicate name {name:?} (also vcenters[{first}].name)");
+                return Err(self.invalid(&path, message));
+            }
+        }
+        Ok(())
+    }
+
+    fn vcenter(&self, index: usize, raw: RawVcenter) -> Result<VcenterConfig, ConfigError> {
+        let key = |name| [Seg::Key("vcenters"), Seg::Index(index), Seg::Key(name)];
+        if raw.username.trim().is_empty() {
+            return Err(self.invalid(&key("username"), "must not be empty".to_owned()));
+        }
+        let password = self.password(index, &raw)?;
+        let ca_file = match &raw.tls.ca_file {
+            Some(path) => {
+                let path_key = [
+                    Seg::Key("vcenters"),
+                    Seg::Index(index),
+                    Seg::Key("tls"),
+                    Seg::Key("ca_file"),
+                ];
+                Some(self.ca_file(path).map_err(|m| self.invalid(&path_key, m))?)
+            }
+            None => None,
+        };
+        Ok(VcenterConfig {
+            name: raw.name.0,
+            url: raw.url.0,
+            username: raw.username,
+            password,
+            tls: TlsConfig {
+                ca_file,
+                insecure_skip_verify: raw.tls.insecure_skip_verify,
+            },
+            connect_timeout: raw.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |t| t.0),
+            request_timeout: raw.request_timeout.map_or(DEFAULT_REQUEST_TIMEOUT, |t| t.0),
+        })
+    }
+
+    /// The password from exactly one of `password_file`, `password_env` and `password`.
+    fn password(&self, index: usize, raw: &RawVcenter) -> Result<Secret, ConfigError> {
+        let key = |name| [Seg::Key("vcenters"), Seg::Index(index), Seg::Key(name)];
+        match (&raw.password_file, &raw.password_env, &raw.password) {
+            (Some(path), None, None) => self
+                .password_file(path)
+                .map_err(|m| self.invalid(&key("password_file"), m)),
+            (None, Some(variable), None) => password_env(variable, std::env::var(variable))
+                .map_err(|m| self.invalid(&key("password_env"), m)),
+            (None, None, Some(inline)) if inline.0.expose().is_empty() => {
+                Err(self.invalid(&key("password"), "must not be empty".to_owned()))
+            }
+            (None, None, Some(inline)) => {
+                tracing::warn!(
+                    vcenter = raw.name.0.as_str(),
+                    "password is written in the configuration file; prefer password_file or password_env"
+                );
+                Ok(inline.0.clone())
+            }
+            (None, None, None) => {
+                let message =
+                    "no password: set one of password_file, password_env or password".to_owned();
+                Err(self.invalid(&[Seg::Key("vcenters"), Seg::Index(index)], message))
+            }
+            (file, env, inline) => {
+                let given: Vec<&str> = [
+                    ("password_file", file.is_some()),
+                    ("password_env", env.is_some()),
+                    ("password", inline.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(name, set)| set.then_some(name))
+                .collect();
+                let message = format!(
+                    "set only one of password_file, password_env and password (found {})",
+                    given.join(", ")
+                );
+                let second = given.get(1).copied().unwrap_or("password");
+                Err(self.invalid(&key(second), message))
+            }
+        }
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
+    }
+
+    /// The file's contents without one trailing line ending (`\n` or `\r\n`).
+    fn password_file(&self, path: &Path) -> Result<Secret, String> {
+        let path = self.resolve(path);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("cannot read {}: {}", path.display(), io_reason(&e)))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("{} is not valid UTF-8", path.display()))?;
+        let password = text
+            .strip_suffix('\n')
+            .map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
+        if password.is_empty() {
+            return Err(format!("{} is empty", path.display()));
+        }
+        Ok(Secret::new(password))
+    }
+
+    /// The resolved path of a readable PEM bundle holding at least one certificate.
+    fn ca_file(&self, path: &Path) -> Result<PathBuf, String> {
+        let path = self.resolve(path);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("cannot read {}: {}", path.display(), io_reason(&e)))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&bytes)
+            .map_err(|_| format!("{} holds an invalid PEM certificate", path.display()))?;
+        if certificates.is_empty() {
+            return Err(format!("{} holds no PEM certificate", path.display()));
+        }
+        Ok(path)
+    }
+
+    fn patterns(&self, raw: Vec<RawPattern>) -> Result<Vec<BackupPattern>, ConfigError> {
+        raw.into_iter()
+            .enumerate()
+            .map(|(index, pattern)| {
+                if pattern.product.trim().is_empty() {
+                    let path = [
+                        Seg::Key("backup_snapshot_patterns"),
+                        Seg::Index(index),
+                        Seg::Key("product"),
+                    ];
+                    return Err(self.invalid(&path, "must not be empty".to_owned()));
+                }
+                Ok(BackupPattern {
+                    product: pattern.product,
+                    regex: pattern.regex.0,
+                })
+            })
+            .collect()
+    }
+
+    fn default_patterns(&self) -> Result<Vec<BackupPattern>, ConfigError> {
+        DEFAULT_BACKUP_SNAPSHOT_PATTERNS
+            .iter()
+            .map(|(product, literal)| {
+                let regex = raw::compile_regex(&format!("(?i){}", regex::escape(literal)))
+                    .map_err(|m| {
+                        self.invalid(
+                            &[Seg::Key("backup_snapshot_patterns")],
+                            format!("built-in pattern of {product}: {m}"),
+                        )
+                    })?;
+                Ok(BackupPattern {
+                    product: (*product).to_owned(),
+                    regex,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The password from `password_env`, given the variable's `value`: set and not empty.
+fn password_env(
+    variable: &str,
+    value: Result<String, std::env::VarError>,
+) -> Result<Secret, String> {
+    if variable.is_empty() {
+        return Err("must name an environment variable".to_owned());
+    }
+    match value {
+        Ok(value) if value.is_empty() => Err(format!("environment variable {variable} is empty")),
+        Ok(value) => Ok(Secret::new(value)),
+        Err(std::env::VarError::NotPresent) => {
+            Err(format!("environment variable {variable} is not set"))
+        }
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+            "environment variable {variable} is not valid UTF-8"
+        )),
+    }
+}
+
+/// An I/O error's reason without the "(os error N)" noise.
+fn io_reason(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_owned(),
+        None => text,
+    }
+}

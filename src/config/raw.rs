@@ -1,0 +1,232 @@
+//! The configuration file as written: strict serde structs (unknown keys are errors) and the
+//! scalar types that check themselves while they are parsed, so that serde_yaml_ng stamps their
+//! errors with the key path and position (`bad.yml:3:10: vcenters[0].url: …`).
+//!
+//! Nothing here reads files or the environment: credentials and CA files are checked in
+//! [`super`], once the whole file has parsed.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use super::Secret;
+use super::duration::parse_duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with a vcenters list")]
+pub(crate) struct RawConfig {
+    pub(crate) vcenters: Vec<RawVcenter>,
+    /// Absent (or null) means the built-in defaults; an empty list means none.
+    #[serde(default)]
+    pub(crate) backup_snapshot_patterns: Option<Vec<RawPattern>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a vCenter: a mapping with name, url, username, …"
+)]
+pub(crate) struct RawVcenter {
+    pub(crate) name: Name,
+    pub(crate) url: SdkUrl,
+    pub(crate) username: String,
+    #[serde(default)]
+    pub(crate) password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) password_env: Option<String>,
+    #[serde(default)]
+    pub(crate) password: Option<SecretValue>,
+    #[serde(default)]
+    pub(crate) tls: RawTls,
+    #[serde(default)]
+    pub(crate) connect_timeout: Option<Timeout>,
+    #[serde(default)]
+    pub(crate) request_timeout: Option<Timeout>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with ca_file and insecure_skip_verify"
+)]
+pub(crate) struct RawTls {
+    #[serde(default)]
+    pub(crate) ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with product and regex")]
+pub(crate) struct RawPattern {
+    pub(crate) product: String,
+    pub(crate) regex: PatternRegex,
+}
+
+/// A scalar parsed from its text by [`Scalar::parse`], whose error becomes the YAML error.
+pub(crate) trait Scalar: Sized {
+    /// What serde says it expected when the value is not a scalar at all.
+    const EXPECTING: &'static str;
+    fn parse(text: &str) -> Result<Self, String>;
+}
+
+/// Parses inside the deserializer's `visit_str`, so the error gets the scalar's path and line.
+struct ScalarVisitor<T>(PhantomData<T>);
+
+impl<T: Scalar> Visitor<'_> for ScalarVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(T::EXPECTING)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        T::parse(v).map_err(E::custom)
+    }
+}
+
+macro_rules! deserialize_scalar {
+    ($($ty:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str(ScalarVisitor::<$ty>(PhantomData))
+            }
+        }
+    )*};
+}
+
+deserialize_scalar!(Name, SdkUrl, Timeout, PatternRegex, SecretValue);
+
+/// A vCenter's name: the `vcenter` label and the `/probe?target=` value.
+#[derive(Debug)]
+pub(crate) struct Name(pub(crate) String);
+
+impl Scalar for Name {
+    const EXPECTING: &'static str = "a name made of letters, digits, '_', '.' and '-'";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        if text.is_empty() || !text.chars().all(allowed) {
+            return Err(format!(
+                "invalid name {text:?}: use only letters, digits, '_', '.' and '-'"
+            ));
+        }
+        Ok(Name(text.to_owned()))
+    }
+}
+
+/// The vSphere SDK endpoint: http or https, with a host and without credentials.
+#[derive(Debug)]
+pub(crate) struct SdkUrl(pub(crate) reqwest::Url);
+
+impl Scalar for SdkUrl {
+    const EXPECTING: &'static str = "a URL like https://vcenter.example.com/sdk";
+
+    // The URL's text is never repeated: it could hold a password.
+    fn parse(text: &str) -> Result<Self, String> {
+        let url = reqwest::Url::parse(text).map_err(|e| format!("invalid URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("invalid URL: scheme must be http or https".to_owned());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("invalid URL: no host".to_owned());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(
+                "invalid URL: must not hold credentials; use username and password_file".to_owned(),
+            );
+        }
+        Ok(SdkUrl(url))
+    }
+}
+
+/// A strictly positive Prometheus-style duration.
+#[derive(Debug)]
+pub(crate) struct Timeout(pub(crate) Duration);
+
+impl Scalar for Timeout {
+    const EXPECTING: &'static str = "a duration like 10s";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        parse_duration(text).map(Timeout)
+    }
+}
+
+/// A snapshot-name pattern, compiled as written (unanchored; add `(?i)` for case-insensitive).
+#[derive(Debug)]
+pub(crate) struct PatternRegex(pub(crate) regex::Regex);
+
+impl Scalar for PatternRegex {
+    const EXPECTING: &'static str = "a regular expression";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        compile_regex(text).map(PatternRegex)
+    }
+}
+
+/// Compiles `pattern`, condensing the regex crate's multi-line message into one line.
+pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(pattern).map_err(|e| {
+        let message = e.to_string();
+        let reason = message
+            .lines()
+            .rev()
+            .find_map(|line| line.strip_prefix("error: "))
+            .unwrap_or(message.trim());
+        format!("invalid regex: {reason}")
+    })
+}
+
+/// An inline `password:`; any scalar is taken as text, and no error ever repeats it.
+pub(crate) struct SecretValue(pub(crate) Secret);
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl Scalar for SecretValue {
+    const EXPECTING: &'static str = "a string";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        Ok(SecretValue(Secret::new(text)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compile_regex_reports_one_line() {
+        let error = compile_regex("(?i)[unclosed").err();
+        assert_eq!(
+            error.as_deref(),
+            Some("invalid regex: unclosed character class")
+        );
+    }
+
+    #[test]
+    fn sdk_url_never_repeats_the_url() {
+        let error = SdkUrl::parse("https://admin:hunter2@vc01/sdk").err();
+        assert_eq!(
+            error.as_deref(),
+            Some("invalid URL: must not hold credentials; use username and password_file")
+        );
+        for text in [
+            "hunter2",
+            "hunter2:x",
+            "ftp://hunter2/sdk",
+            "http://:hunter2@",
+        ] {
+            let error = SdkUrl::parse(text).err().unwrap_or_default();
+            assert!(!error.is_empty(), "{text} accepted");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Routing and responses: `/metrics` (the telemetry path), `/probe?target=`, `/-/healthy`,
+//! `/-/ready` and the landing page `/`. Anything else is 404; a method other than GET or HEAD on a
+//! known path is 405. It asks the [`Exporter`] for exposition text and never contacts a vCenter
+//! itself; listening and connections are in [`super`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{
+    ALLOW, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, VARY, X_CONTENT_TYPE_OPTIONS,
+};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::negotiate::{accepts_gzip, gzip, scrape_deadline};
+use crate::exporter::Exporter;
+
+/// The Content-Type of the Prometheus text exposition format.
+pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+
+/// What every request handler shares.
+pub(super) struct State {
+    pub(super) exporter: Arc<Exporter>,
+    pub(super) telemetry_path: String,
+    pub(super) landing_page: Bytes,
+}
+
+enum Route {
+    Metrics,
+    Probe,
+    Landing,
+    Healthy,
+    Ready,
+}
+
+impl State {
+    fn route(&self, path: &str) -> Option<Route> {
+        if path == self.telemetry_path {
+            return Some(Route::Metrics);
+        }
+        match path {
+            "/probe" => Some(Route::Probe),
+            "/" => Some(Route::Landing),
+            "/-/healthy" => Some(Route::Healthy),
+            "/-/ready" => Some(Route::Ready),
+            _ => None,
+        }
+    }
+}
+
+/// Answers one request; never fails (errors are HTTP statuses).
+pub(super) async fn handle<B>(
+    state: Arc<State>,
+    request: Request<B>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    // The body is never read; keeping only the head makes the future Send whatever `B` is.
+    let (request, _body) = request.into_parts();
+    let response = respond(&state, &request).await;
+    tracing::debug!(
+        method = %request.method,
+        path = request.uri.path(),
+        status = response.status().as_u16(),
+        duration_seconds = started.elapsed().as_secs_f64(),
+        "HTTP request"
+    );
+    Ok(response)
+}
+
+async fn respond(state: &State, request: &Parts) -> Response<Full<Bytes>> {
+    let Some(route) = state.route(request.uri.path()) else {
+        return text(StatusCode::NOT_FOUND, "Not found\n");
+    };
+    if request.method != Method::GET && request.method != Method::HEAD {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    match route {
+        Route::Metrics => {
+            let timeout = scrape_deadline(&request.headers);
+            let body = state.exporter.metrics(timeout).await;
+            exposition(body, accepts_gzip(&request.headers)).await
+        }
+        Route::Probe => probe(state, request).await,
+        Route::Landing => with_type(
+            StatusCode::OK,
+            HTML_CONTENT_TYPE,
+            state.landing_page.clone(),
+        ),
+        Route::Healthy => text(StatusCode::OK, "Healthy"),
+        Route::Ready if state.exporter.is_ready() => text(StatusCode::OK, "Ready"),
+        Route::Ready => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready"),
+    }
+}
+
+/// `/probe?target=NAME`: one vCenter's metrics, or 400 when the target is missing or unknown
+/// (the exporter contacts nothing then).
+async fn probe(state: &State, request: &Parts) -> Response<Full<Bytes>> {
+    let query = request.uri.query().unwrap_or("");
+    let mut targets = form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key == "target")
+        .map(|(_, value)| value);
+    let target = match (targets.next(), targets.next()) {
+        (Some(target), None) if !target.is_empty() => target,
+        (Some(_), Some(_)) => {
+            return text(StatusCode::BAD_REQUEST, "Give the target parameter once\n");
+        }
+        _ => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Missing target parameter: /probe?target=<vCenter name>\n",
+            );
+        }
+    };
+    let timeout = scrape_deadline(&request.headers);
+    match state.exporter.probe(&target, timeout).await {
+        Some(body) => exposition(body, accepts_gzip(&request.headers)).await,
+        None => {
+            tracing::debug!(target = %target, "probe of an unknown target");
+            let shown: String = target.chars().take(100).collect();
+            let message = format!("Unknown target {shown:?}: not a configured vCenter name\n");
+            text(StatusCode::BAD_REQUEST, message)
+        }
+    }
+}
+
+/// An exposition-format response, gzipped (off the async workers) when the client allows it.
+async fn exposition(body: String, gzip_allowed: bool) -> Response<Full<Bytes>> {
+    let body = Bytes::from(body);
+    let compressed = if gzip_allowed {
+        let plain = body.clone();
+        match tokio::task::spawn_blocking(move || gzip(&plain)).await {
+            Ok(Ok(compressed)) => Some(Bytes::from(compressed)),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot gzip the metrics; sending them uncompressed");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, "gzip task failed; sending the metrics uncompressed");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let gzipped = compressed.is_some();
+    let mut response = with_type(
+        StatusCode::OK,
+        EXPOSITION_CONTENT_TYPE,
+        compressed.unwrap_or(body),
+    );
+    let headers = response.headers_mut();
+    headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzipped {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    with_type(status, TEXT_CONTENT_TYPE, body.into())
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+/// The landing page: links to the metrics, to a probe of each configured vCenter and to the
+/// health endpoints. Hand-written: one small page does not warrant a template engine.
+pub(super) fn landing_page(telemetry_path: &str, target_names: &[&str]) -> String {
+    let mut probes = String::new();
+    for name in target_names {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("target", name)
+            .finish();
+        probes.push_str(&format!(
+            "      <li><a href=\"/probe?{}\">{}</a></li>\n",
+            escape_html(&query),
+            escape_html(name)
+        ));
+    }
+    if probes.is_empty() {
+        probes.push_str("      <li>no vCenter configured</li>\n");
+    }
+    format!(
+        "<!DOCTYPE html>
+<html lang=\"en\">
+  <head>
+    <meta charset=\"utf-8\">
+    <title>vSphere Backup Exporter</title>
+  </head>
+  <body>
+    <h1>vSphere Backup Exporter</h1>
+    <p>Version {version} (revision: {revision})</p>
+    <ul>
+      <li><a href=\"{metrics}\">Metrics</a> of every vCenter and of the exporter</li>
+      <li><a href=\"/-/healthy\">Health</a> and <a href=\"/-/ready\">readiness</a></li>
+    </ul>
+    <h2>Probe one vCenter</h2>
+    <ul>
+{probes}    </ul>
+  </body>
+</html>
+",
+        version = escape_html(crate::VERSION),
+        revision = escape_html(crate::REVISION),
+        metrics = escape_html(telemetry_path),
+    )
+}
+
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn landing_page_links_metrics_and_each_target_escaped() {
+        let names = ["vc01", "a&b<c>"];
+        let page = landing_page("/custom\"metrics", &names);
+        assert!(
+            page.contains("<a href=\"/custom&quot;metrics\">Metrics</a>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<a href=\"/probe?target=vc01\">vc01</a>"),
+            "{page}"
+        );
+        assert!(page.contains("<a href=\"/probe?target=a%26b%3Cc%3E\">a&amp;b&lt;c&gt;</a>"));
+        assert!(page.contains("<a href=\"/-/healthy\">"));
+        assert!(page.contains("<a href=\"/-/ready\">"));
+    }
+
+    #[test]
+    fn landing_page_says_when_no_target_is_configured() {
+        assert!(landing_page("/metrics", &[]).contains("no vCenter configured"));
+    }
+}

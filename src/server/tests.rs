@@ -1,0 +1,360 @@
+//! The server driven over real sockets on `127.0.0.1:0`: each route's status and headers, the 400
+//! of an unknown target, gzip, HEAD and graceful shutdown. The configured vCenter is a closed
+//! local port, so scrapes fail fast; the assertions check the server's behaviour, not metrics.
+
+use std::io::Read;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::*;
+use crate::config::Config;
+
+/// A vCenter on a closed local port: nothing listens there, so nothing can be contacted.
+const CONFIG: &str = "\
+vcenters:
+  - name: vc01
+    url: http://127.0.0.1:1/sdk
+    username: monitor
+    password: test-only
+";
+
+struct Running {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+async fn start(options: ServerOptions) -> Running {
+    let config = Arc::new(Config::from_yaml(CONFIG, "test.yml").expect("test config"));
+    let exporter = Arc::new(Exporter::new(config).expect("exporter"));
+    let listener = bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(serve(listener, exporter, options, shutdown));
+    Running { addr, stop, task }
+}
+
+async fn start_default() -> Running {
+    start(ServerOptions::default()).await
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let result = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        assert!(
+            matches!(result, Ok(Ok(Ok(())))),
+            "server did not stop cleanly"
+        );
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection, read to its end (`Connection: close`).
+async fn request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("read");
+    parse_reply(&raw)
+}
+
+fn parse_reply(raw: &[u8]) -> Reply {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = std::str::from_utf8(&raw[..split]).expect("UTF-8 head");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+async fn get(addr: SocketAddr, target: &str) -> Reply {
+    request(addr, "GET", target, &[]).await
+}
+
+#[tokio::test]
+async fn metrics_answers_200_with_the_exposition_content_type() {
+    let server = start_default().await;
+    let reply = get(server.addr, "/metrics").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(reply.header("content-encoding"), None);
+    assert_eq!(reply.header("vary"), Some("Accept-Encoding"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_are_gzipped_when_the_client_accepts_gzip() {
+    let server = start_default().await;
+    let plain = get(server.addr, "/metrics").await;
+    let gzipped = request(
+        server.addr,
+        "GET",
+        "/metrics",
+        &[("Accept-Encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(gzipped.status, 200);
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(
+        gzipped.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let mut decoded = String::new();
+    flate2::read::GzDecoder::new(gzipped.body.as_slice())
+        .read_to_string(&mut decoded)
+        .expect("valid gzip body of UTF-8 text");
+    // Values change between scrapes (durations, file descriptors); the families do not.
+    let families = |text: &str| -> Vec<String> {
+        let types = text.lines().filter(|line| line.starts_with("# TYPE "));
+        types.map(str::to_owned).collect()
+    };
+    assert_eq!(families(&decoded), families(&plain.text()));
+
+    let refused = request(
+        server.addr,
+        "GET",
+        "/metrics",
+        &[("Accept-Encoding", "gzip;q=0")],
+    )
+    .await;
+    assert_eq!(refused.header("content-encoding"), None);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_accepts_any_scrape_timeout_header() {
+    let server = start_default().await;
+    for value in ["10", "0.25", "nonsense", "-1"] {
+        let headers = [("X-Prometheus-Scrape-Timeout-Seconds", value)];
+        let reply = request(server.addr, "GET", "/metrics", &headers).await;
+        assert_eq!(reply.status, 200, "{value}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_is_served_on_a_custom_telemetry_path_only() {
+    let server = start(ServerOptions {
+        telemetry_path: "/custom/metrics".to_owned(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let reply = get(server.addr, "/custom/metrics").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(get(server.addr, "/metrics").await.status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn probe_of_an_unknown_target_is_400() {
+    let server = start_default().await;
+    let reply = get(server.addr, "/probe?target=nope").await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(
+        reply.text(),
+        "Unknown target \"nope\": not a configured vCenter name\n"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn probe_without_exactly_one_target_is_400() {
+    let server = start_default().await;
+    for target in ["/probe", "/probe?target=", "/probe?module=vc01"] {
+        let reply = get(server.addr, target).await;
+        assert_eq!(reply.status, 400, "{target}");
+        assert_eq!(
+            reply.text(),
+            "Missing target parameter: /probe?target=<vCenter name>\n"
+        );
+    }
+    let twice = get(server.addr, "/probe?target=vc01&target=vc02").await;
+    assert_eq!(twice.status, 400);
+    assert_eq!(twice.text(), "Give the target parameter once\n");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn probe_decodes_the_target_parameter() {
+    let server = start_default().await;
+    let reply = get(server.addr, "/probe?target=a%20b+c").await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.text(),
+        "Unknown target \"a b c\": not a configured vCenter name\n"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn landing_page_is_html_linking_metrics_and_targets() {
+    let server = start_default().await;
+    let reply = get(server.addr, "/").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let page = reply.text();
+    assert!(page.contains("<a href=\"/metrics\">"), "{page}");
+    assert!(
+        page.contains("<a href=\"/probe?target=vc01\">vc01</a>"),
+        "{page}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn healthy_and_ready_answer_200() {
+    let server = start_default().await;
+    let healthy = get(server.addr, "/-/healthy").await;
+    assert_eq!((healthy.status, healthy.text().as_str()), (200, "Healthy"));
+    // The stub exporter is always ready; a real one answers 503 "Not ready" until it is.
+    let ready = get(server.addr, "/-/ready").await;
+    assert!(
+        matches!(
+            (ready.status, ready.text().as_str()),
+            (200, "Ready") | (503, "Not ready")
+        ),
+        "{} {}",
+        ready.status,
+        ready.text()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_path_is_404() {
+    let server = start_default().await;
+    for path in ["/nope", "/metrics/", "/-/reload", "/probe/vc01"] {
+        assert_eq!(get(server.addr, path).await.status, 404, "{path}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn other_methods_are_405_with_allow() {
+    let server = start_default().await;
+    for (method, path) in [
+        ("POST", "/metrics"),
+        ("PUT", "/probe?target=vc01"),
+        ("DELETE", "/"),
+    ] {
+        let reply = request(server.addr, method, path, &[("Content-Length", "0")]).await;
+        assert_eq!(reply.status, 405, "{method} {path}");
+        assert_eq!(reply.header("allow"), Some("GET, HEAD"));
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn head_answers_headers_without_body() {
+    let server = start_default().await;
+    let reply = request(server.addr, "HEAD", "/-/healthy", &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-length"), Some("7"));
+    assert!(reply.body.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn serve_returns_after_shutdown_even_with_an_idle_connection() {
+    let server = start_default().await;
+    // A keep-alive connection that has sent nothing must not hold the shutdown.
+    let _idle = TcpStream::connect(server.addr).await.expect("connect");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bind_accepts_prometheus_style_addresses() {
+    let all = bind(":0").await.expect(":0 binds every interface");
+    let port = all.local_addr().expect("addr").port();
+    assert!(TcpStream::connect(("127.0.0.1", port)).await.is_ok());
+
+    let v4 = bind("127.0.0.1:0").await.expect("host:port");
+    assert!(v4.local_addr().expect("addr").ip().is_loopback());
+
+    // Containers may have no IPv6; only check the form is understood when they do.
+    if let Ok(v6) = bind("[::1]:0").await {
+        assert_eq!(v6.local_addr().expect("addr").ip(), Ipv6Addr::LOCALHOST);
+    }
+}
+
+#[tokio::test]
+async fn bind_rejects_addresses_without_a_valid_port() {
+    for addr in ["localhost", "", ":http", ":70000"] {
+        let error = bind(addr).await.expect_err("rejected");
+        assert_eq!(
+            error.kind(),
+            io::ErrorKind::InvalidInput,
+            "{addr:?}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bind_reports_a_port_in_use() {
+    let taken = bind("127.0.0.1:0").await.expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let error = bind(&addr).await.expect_err("second bind fails");
+    assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+}
