@@ -89,7 +89,7 @@ impl Client {
         let fail = |source| Error {
             vcenter: config.name.clone(),
             call: "TLS setup",
-            source,
+            failure: source,
         };
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -154,8 +154,8 @@ impl Client {
                 }
             };
             match self.retrieve_with(&session).await {
-                Err(e) if e.source.is_not_authenticated() && !relogged => {
-                    info!(vcenter = %self.vcenter, reason = %e.source, "session lost; logging in again");
+                Err(e) if e.failure.is_not_authenticated() && !relogged => {
+                    info!(vcenter = %self.vcenter, reason = %e.failure, "session lost; logging in again");
                     *guard = None;
                     relogged = true;
                 }
@@ -448,7 +448,7 @@ impl Client {
         Error {
             vcenter: self.vcenter.clone(),
             call,
-            source,
+            failure: source,
         }
     }
 }

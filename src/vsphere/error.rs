@@ -72,10 +72,10 @@ impl CallError {
 
 /// An error of the client, naming the vCenter and the call that failed.
 #[derive(Debug, thiserror::Error)]
-#[error("vCenter {vcenter}: {call}: {source}")]
+#[error("vCenter {vcenter}: {call}: {failure}")]
 pub struct Error {
     pub vcenter: String,
     pub call: &'static str,
     /// Part of the message rather than a `#[source]`, so a printed chain says it once.
-    pub source: CallError,
+    pub failure: CallError,
 }

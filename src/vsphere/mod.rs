@@ -9,6 +9,7 @@
 pub mod client;
 pub mod error;
 pub mod inventory;
+pub mod mirror;
 pub mod model;
 pub mod soap;
 pub mod xml;
