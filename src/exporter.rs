@@ -1,60 +1,128 @@
-//! The exporter: one [`Target`] per configured vCenter. A target owns the vSphere client and its
-//! session and runs at most one collection at a time: scrapes that arrive while one runs wait
-//! for it and share its result. [`Exporter`] holds the targets and the exporter's own
-//! long-lived metrics (build info, process).
+//! The exporter: one [`Target`] per configured vCenter, each following its vCenter through an
+//! inventory [`Mirror`], and the pages scrapes are served from.
+//!
+//! A scrape never waits on vCenter once the mirror is in sync: it reads the mirror. The
+//! exposition text is rendered once per inventory version and kept, with its gzip form, until
+//! the inventory changes; the exporter's own metrics (build info, process) are rendered per
+//! scrape and sent as a second part (a second gzip member when compressed).
 //!
 //! It does not own HTTP (see [`crate::server`]) nor what a metric means (see
 //! [`crate::collector`]).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use prometheus::proto::MetricFamily;
+use bytes::Bytes;
 use prometheus::{Encoder, Registry, TextEncoder};
-use tokio::sync::Mutex;
-use tracing::{debug, info, warn};
+use tracing::warn;
 
-use crate::collector::catalogue::{self, BUILD_INFO_NAME, UP};
-use crate::collector::{Context, Sink, collect_all, record_run};
+use crate::collector::catalogue::{BUILD_INFO_NAME, INVENTORY_LAST_UPDATE, UP};
+use crate::collector::{Context, Sink, collect_all, record_run, render};
 use crate::config::{Config, VcenterConfig};
+use crate::vsphere::mirror::{Mirror, MirrorState};
 use crate::vsphere::{self, Client};
 
 /// The collector label of the vCenter retrieval itself.
 const INVENTORY: &str = "inventory";
+/// How long a scrape without a deadline waits for a mirror that is not in sync yet.
+const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
-/// What one collection produced: every family of one vCenter, `vsphere_up` included.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub up: bool,
-    pub families: Vec<MetricFamily>,
+/// One part of a page: text rendered once, gzipped at most once.
+#[derive(Debug)]
+pub struct Part {
+    text: Bytes,
+    gzip: OnceLock<Bytes>,
 }
 
-#[derive(Default)]
-struct Flight {
-    last: Option<Arc<Outcome>>,
-    /// The error of the last failed collection, to log a repeated failure once.
-    last_error: Option<String>,
+impl Part {
+    fn new(text: String) -> Arc<Part> {
+        Arc::new(Part {
+            text: Bytes::from(text),
+            gzip: OnceLock::new(),
+        })
+    }
+
+    /// The part as one gzip member, compressed on first use.
+    fn gzipped(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                // Writing into a Vec cannot fail.
+                let _ = encoder.write_all(&self.text);
+                Bytes::from(encoder.finish().unwrap_or_default())
+            })
+            .clone()
+    }
+}
+
+/// What a scrape sends: the vCenters' part (cached) and the exporter's own (fresh).
+#[derive(Debug, Clone)]
+pub struct Page {
+    parts: Vec<Arc<Part>>,
+}
+
+impl Page {
+    /// The whole page as text.
+    pub fn text(&self) -> Bytes {
+        if let [one] = self.parts.as_slice() {
+            return one.text.clone();
+        }
+        let mut out = Vec::with_capacity(self.parts.iter().map(|p| p.text.len()).sum());
+        for part in &self.parts {
+            out.extend_from_slice(&part.text);
+        }
+        Bytes::from(out)
+    }
+
+    /// The page gzipped: one gzip member per part (RFC 1952 allows a sequence of members,
+    /// and HTTP clients, Prometheus' among them, read them as one stream). Blocking: call it
+    /// off the async workers.
+    pub fn gzip(&self) -> Bytes {
+        let members: Vec<Bytes> = self.parts.iter().map(|p| p.gzipped()).collect();
+        if let [one] = members.as_slice() {
+            return one.clone();
+        }
+        let mut out = Vec::with_capacity(members.iter().map(Bytes::len).sum());
+        for m in &members {
+            out.extend_from_slice(m);
+        }
+        Bytes::from(out)
+    }
+
+    /// The text as a string, for tests and tools.
+    pub fn to_text_string(&self) -> String {
+        String::from_utf8_lossy(&self.text()).into_owned()
+    }
+}
+
+/// A target's rendered families for one mirror version.
+struct Rendered {
+    version: u64,
+    families: Arc<Vec<String>>,
 }
 
 /// One configured vCenter.
 pub struct Target {
     name: String,
     config: Arc<Config>,
-    client: Client,
-    flight: Arc<Mutex<Flight>>,
-    /// Collections completed; a scrape that saw this change while it waited reuses the result.
-    completed: AtomicU64,
+    client: Arc<Client>,
+    mirror: Mirror,
+    rendered: Mutex<Option<Rendered>>,
 }
 
 impl Target {
-    pub fn new(vcenter: &VcenterConfig, config: Arc<Config>) -> Result<Self, vsphere::Error> {
+    /// Builds the client and starts the mirror (it connects in the background).
+    pub fn start(vcenter: &VcenterConfig, config: Arc<Config>) -> Result<Self, vsphere::Error> {
+        let client = Arc::new(Client::new(vcenter)?);
+        let mirror = Mirror::start(client.clone(), vcenter.name.clone());
         Ok(Target {
             name: vcenter.name.clone(),
-            client: Client::new(vcenter)?,
             config,
-            flight: Arc::new(Mutex::new(Flight::default())),
-            completed: AtomicU64::new(0),
+            client,
+            mirror,
+            rendered: Mutex::new(None),
         })
     }
 
@@ -67,132 +135,88 @@ impl Target {
         self.client.logins()
     }
 
-    /// How many collections have completed.
-    pub fn collections(&self) -> u64 {
-        self.completed.load(Ordering::SeqCst)
+    /// The mirror this target reads.
+    pub fn mirror(&self) -> &Mirror {
+        &self.mirror
     }
 
-    /// The result of a collection that finished after this call began: a new one, or the one
-    /// already running when the call came. The collection runs in its own task, so a scrape
-    /// that gives up (deadline, disconnect) does not abort it for the scrapes waiting on it.
-    pub async fn collect(self: &Arc<Self>) -> Arc<Outcome> {
-        let seen = self.completed.load(Ordering::SeqCst);
-        let mut guard = self.flight.clone().lock_owned().await;
-        if self.completed.load(Ordering::SeqCst) != seen {
-            if let Some(last) = &guard.last {
-                return last.clone();
-            }
+    /// The target's families as exposition text per catalogue entry, rendered again only
+    /// when the mirror changed since the last render. A mirror not yet in sync is waited for
+    /// until `timeout`.
+    pub async fn families(&self, timeout: Option<Duration>) -> (u64, Arc<Vec<String>>) {
+        self.mirror
+            .wait_synced(timeout.unwrap_or(DEFAULT_WAIT))
+            .await;
+        let Ok(state) = self.mirror.state().read() else {
+            return (0, Arc::new(self.down_families(0.0)));
+        };
+        let mut cache = match self.rendered.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(r) = cache.as_ref().filter(|r| r.version == state.version) {
+            return (r.version, r.families.clone());
         }
-        let this = self.clone();
-        let task = tokio::spawn(async move {
-            let outcome = Arc::new(this.run(&mut guard).await);
-            guard.last = Some(outcome.clone());
-            this.completed.fetch_add(1, Ordering::SeqCst);
-            outcome
+        let families = Arc::new(self.render(&state));
+        *cache = Some(Rendered {
+            version: state.version,
+            families: families.clone(),
         });
-        match task.await {
-            Ok(outcome) => outcome,
-            // Only a panic in a collector gets here; serve the target as down.
-            Err(e) => {
-                warn!(vcenter = %self.name, error = %e, "collection task failed");
-                Arc::new(self.down_outcome(0.0))
-            }
-        }
+        (state.version, families)
     }
 
-    /// The target's families within `timeout`; when the deadline passes first, `vsphere_up 0`
-    /// (the collection goes on, and a later scrape gets its result).
-    pub async fn collect_within(self: &Arc<Self>, timeout: Option<Duration>) -> Arc<Outcome> {
-        let Some(timeout) = timeout else {
-            return self.collect().await;
-        };
-        match tokio::time::timeout(timeout, self.collect()).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                warn!(vcenter = %self.name, timeout_seconds = timeout.as_secs_f64(), "scrape deadline passed before the collection finished");
-                Arc::new(self.down_outcome(timeout.as_secs_f64()))
-            }
-        }
-    }
-
-    async fn run(&self, flight: &mut Flight) -> Outcome {
-        let start = Instant::now();
-        let result = self.client.retrieve_inventory().await;
-        let seconds = start.elapsed().as_secs_f64();
-        let inventory = match result {
-            Ok(inventory) => inventory,
-            Err(e) => {
-                let message = e.to_string();
-                if flight.last_error.as_deref() == Some(message.as_str()) {
-                    debug!(vcenter = %self.name, error = %message, "collection failed again");
-                } else {
-                    warn!(vcenter = %self.name, error = %message, "collection failed");
-                }
-                flight.last_error = Some(message);
-                return self.down_outcome(seconds);
-            }
-        };
-        if flight.last_error.take().is_some() {
-            info!(vcenter = %self.name, "collection succeeded again");
+    fn render(&self, state: &MirrorState) -> Vec<String> {
+        if !state.synced {
+            return self.down_families(state.full_retrieval_seconds);
         }
         let mut sink = Sink::new(&self.name);
         sink.gauge(&UP, &[], 1.0);
-        record_run(&mut sink, INVENTORY, seconds, true);
+        sink.gauge(&INVENTORY_LAST_UPDATE, &[], state.last_update_seconds);
+        record_run(&mut sink, INVENTORY, state.full_retrieval_seconds, true);
         let ctx = Context {
             vcenter: &self.name,
-            inventory: &inventory,
+            inventory: &state.inventory,
             config: &self.config,
         };
         collect_all(&ctx, &mut sink);
-        debug!(vcenter = %self.name, vms = inventory.vms.len(), seconds, "collected");
-        Outcome {
-            up: true,
-            families: sorted(sink.into_families()),
-        }
+        sink.into_families()
     }
 
-    fn down_outcome(&self, seconds: f64) -> Outcome {
+    fn down_families(&self, seconds: f64) -> Vec<String> {
         let mut sink = Sink::new(&self.name);
         sink.gauge(&UP, &[], 0.0);
         record_run(&mut sink, INVENTORY, seconds, false);
-        Outcome {
-            up: false,
-            families: sorted(sink.into_families()),
-        }
+        sink.into_families()
     }
 }
 
-/// Families in catalogue order, so the output is stable.
-fn sorted(mut families: Vec<MetricFamily>) -> Vec<MetricFamily> {
-    let rank = |f: &MetricFamily| {
-        catalogue::ALL
-            .iter()
-            .position(|s| s.name == f.name())
-            .unwrap_or(usize::MAX)
-    };
-    families.sort_by_key(rank);
-    families
-}
+/// The rendered vCenter part of a page, by the targets and versions it was rendered from.
+type PageCache = Option<(Vec<(usize, u64)>, Arc<Part>)>;
 
 /// All configured targets plus the exporter's own metrics.
 pub struct Exporter {
     config: Arc<Config>,
     targets: Vec<Arc<Target>>,
     own: Registry,
+    /// The last `/metrics` and the last `/probe` parts.
+    metrics_cache: Mutex<PageCache>,
+    probe_cache: Mutex<PageCache>,
 }
 
 impl Exporter {
-    /// Builds a target per configured vCenter; nothing is contacted yet.
+    /// Builds a target per configured vCenter; their mirrors start connecting at once.
     pub fn new(config: Arc<Config>) -> Result<Self, vsphere::Error> {
         let targets = config
             .vcenters
             .iter()
-            .map(|vc| Target::new(vc, config.clone()).map(Arc::new))
+            .map(|vc| Target::start(vc, config.clone()).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Exporter {
             config,
             targets,
             own: own_registry(),
+            metrics_cache: Mutex::new(None),
+            probe_cache: Mutex::new(None),
         })
     }
 
@@ -209,38 +233,59 @@ impl Exporter {
         self.targets.iter().map(|t| t.name()).collect()
     }
 
-    /// The exposition text of every configured vCenter followed by the exporter's own metrics.
-    /// `timeout` is the scrape's deadline (from `X-Prometheus-Scrape-Timeout-Seconds`).
-    pub async fn metrics(&self, timeout: Option<Duration>) -> String {
-        let tasks: Vec<_> = self
-            .targets
-            .iter()
-            .map(|t| {
-                let t = t.clone();
-                tokio::spawn(async move { t.collect_within(timeout).await })
-            })
-            .collect();
-        let mut outcomes = Vec::with_capacity(tasks.len());
-        for (task, target) in tasks.into_iter().zip(&self.targets) {
-            match task.await {
-                Ok(o) => outcomes.push(o),
-                Err(e) => {
-                    warn!(vcenter = %target.name(), error = %e, "collection task failed");
-                    outcomes.push(Arc::new(target.down_outcome(0.0)));
-                }
-            }
+    /// Every configured vCenter followed by the exporter's own metrics. `timeout` is the
+    /// scrape's deadline (from `X-Prometheus-Scrape-Timeout-Seconds`), which bounds the wait
+    /// for a mirror that is not in sync yet.
+    pub async fn metrics(&self, timeout: Option<Duration>) -> Page {
+        let all: Vec<usize> = (0..self.targets.len()).collect();
+        let part = self.vcenter_part(&all, &self.metrics_cache, timeout).await;
+        Page {
+            parts: vec![part, Part::new(self.own_text())],
         }
-        let mut families = merge(outcomes.iter().map(|o| o.families.as_slice()));
-        families.extend(self.own.gather());
-        encode(&families)
     }
 
-    /// The exposition text of one configured vCenter, or `None` when `target` names no
-    /// configured vCenter (the server answers 400 and nothing is contacted).
-    pub async fn probe(&self, target: &str, timeout: Option<Duration>) -> Option<String> {
-        let target = self.targets.iter().find(|t| t.name() == target)?;
-        let outcome = target.collect_within(timeout).await;
-        Some(encode(&outcome.families))
+    /// One configured vCenter, or `None` when `target` names none (the server answers 400 and
+    /// nothing is contacted).
+    pub async fn probe(&self, target: &str, timeout: Option<Duration>) -> Option<Page> {
+        let index = self.targets.iter().position(|t| t.name() == target)?;
+        let part = self
+            .vcenter_part(&[index], &self.probe_cache, timeout)
+            .await;
+        Some(Page { parts: vec![part] })
+    }
+
+    async fn vcenter_part(
+        &self,
+        indexes: &[usize],
+        cache: &Mutex<PageCache>,
+        timeout: Option<Duration>,
+    ) -> Arc<Part> {
+        let started = Instant::now();
+        let mut rendered = Vec::with_capacity(indexes.len());
+        for &i in indexes {
+            let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+            rendered.push((i, self.targets[i].families(left).await));
+        }
+        let key: Vec<(usize, u64)> = rendered.iter().map(|(i, (v, _))| (*i, *v)).collect();
+        let mut cache = match cache.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((_, part)) = cache.as_ref().filter(|(k, _)| *k == key) {
+            return part.clone();
+        }
+        let families: Vec<&[String]> = rendered.iter().map(|(_, (_, f))| f.as_slice()).collect();
+        let part = Part::new(render(&families));
+        *cache = Some((key, part.clone()));
+        part
+    }
+
+    fn own_text(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.own.gather(), &mut buf) {
+            warn!(error = %e, "encoding the exporter's own metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
     }
 
     /// True once the exporter can serve: its configuration is loaded and its targets built.
@@ -248,37 +293,13 @@ impl Exporter {
         true
     }
 
-    /// Logs out of every vCenter session; called on graceful shutdown.
+    /// Stops the mirrors and logs out of every vCenter session; called on graceful shutdown.
     pub async fn shutdown(&self) {
         for target in &self.targets {
+            target.mirror.stop();
             target.client.logout().await;
         }
     }
-}
-
-/// Families of several vCenters merged by name: the text format wants each name once.
-fn merge<'a>(per_target: impl Iterator<Item = &'a [MetricFamily]>) -> Vec<MetricFamily> {
-    let mut out: Vec<MetricFamily> = Vec::new();
-    for families in per_target {
-        for family in families {
-            match out.iter_mut().find(|f| f.name() == family.name()) {
-                Some(existing) => existing
-                    .mut_metric()
-                    .extend(family.get_metric().iter().cloned()),
-                None => out.push(family.clone()),
-            }
-        }
-    }
-    sorted(out)
-}
-
-fn encode(families: &[MetricFamily]) -> String {
-    let mut buf = Vec::new();
-    if let Err(e) = TextEncoder::new().encode(families, &mut buf) {
-        // Only a family without samples or with a bad name fails; the catalogue has none.
-        warn!(error = %e, "encoding metrics failed");
-    }
-    String::from_utf8(buf).unwrap_or_default()
 }
 
 /// The exporter's own metrics: `vsphere_exporter_build_info` and the process collector.
@@ -304,4 +325,27 @@ fn own_registry() -> Registry {
         warn!(error = %e, "registering process metrics failed");
     }
     registry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn a_page_gzips_to_one_member_per_part_and_reads_back_whole() {
+        let page = Page {
+            parts: vec![Part::new("a 1\n".repeat(1000)), Part::new("b 2\n".into())],
+        };
+        let gz = page.gzip();
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text.as_bytes(), &page.text()[..]);
+        // The first part's member is cached: compressing again reuses it.
+        let first = page.parts[0].gzip.get().cloned().unwrap();
+        assert!(gz.starts_with(&first));
+        assert_eq!(page.gzip(), gz);
+    }
 }

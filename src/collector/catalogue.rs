@@ -12,6 +12,8 @@ pub enum Kind {
 /// always first and is filled in by the [`super::Sink`].
 #[derive(Debug)]
 pub struct MetricSpec {
+    /// The spec's position in [`ALL`], which is its position in the output.
+    pub index: usize,
     pub name: &'static str,
     pub help: &'static str,
     pub kind: Kind,
@@ -19,11 +21,13 @@ pub struct MetricSpec {
 }
 
 const fn gauge(
+    index: usize,
     name: &'static str,
     labels: &'static [&'static str],
     help: &'static str,
 ) -> MetricSpec {
     MetricSpec {
+        index,
         name,
         help,
         kind: Kind::Gauge,
@@ -42,22 +46,32 @@ const SNAPSHOT: &[&str] = &[
 ];
 
 pub const UP: MetricSpec = gauge(
+    0,
     "vsphere_up",
     &["vcenter"],
-    "1 if the last collection from this vCenter succeeded, else 0.",
+    "1 if the exporter's mirror of this vCenter's inventory is in sync (its last full retrieval succeeded and updates are flowing), else 0.",
+);
+pub const INVENTORY_LAST_UPDATE: MetricSpec = gauge(
+    1,
+    "vsphere_inventory_last_update_timestamp_seconds",
+    &["vcenter"],
+    "When the exporter's mirror of this vCenter's inventory was last updated or confirmed current (Unix time). Every other metric of this vCenter is as of this time.",
 );
 pub const COLLECTOR_DURATION: MetricSpec = gauge(
+    2,
     "vsphere_scrape_collector_duration_seconds",
     &["vcenter", "collector"],
-    "Duration of a collector's last run for this vCenter.",
+    "Duration of a collector's last run for this vCenter (for collector=\"inventory\": of the last full retrieval of the mirror).",
 );
 pub const COLLECTOR_SUCCESS: MetricSpec = gauge(
+    3,
     "vsphere_scrape_collector_success",
     &["vcenter", "collector"],
     "1 if a collector's last run for this vCenter succeeded, else 0.",
 );
 
 pub const VM_INFO: MetricSpec = gauge(
+    4,
     "vsphere_vm_info",
     &[
         "vcenter",
@@ -73,53 +87,63 @@ pub const VM_INFO: MetricSpec = gauge(
     "Virtual machine metadata; always 1.",
 );
 pub const VM_DISK_CAPACITY: MetricSpec = gauge(
+    5,
     "vsphere_vm_disk_capacity_bytes",
     VM,
-    "Sum of the capacities of the virtual machine's virtual disks.",
+    "Sum of the capacities of the virtual machine's virtual disks; only for virtual machines that have snapshots.",
 );
 pub const VM_CONSOLIDATION_NEEDED: MetricSpec = gauge(
+    6,
     "vsphere_vm_consolidation_needed",
     VM,
     "1 if vCenter reports that the virtual machine's disks need consolidation (runtime.consolidationNeeded).",
 );
 
 pub const VM_SNAPSHOTS: MetricSpec = gauge(
+    7,
     "vsphere_vm_snapshots",
     VM,
     "Number of snapshots in the virtual machine's whole snapshot tree.",
 );
 pub const VM_SNAPSHOT_CHAIN_DEPTH: MetricSpec = gauge(
+    8,
     "vsphere_vm_snapshot_chain_depth",
     VM,
     "Snapshots on the deepest branch of the virtual machine's snapshot tree (0 without snapshots).",
 );
 pub const VM_SNAPSHOT_TOTAL_SIZE: MetricSpec = gauge(
+    9,
     "vsphere_vm_snapshot_total_size_bytes",
     VM,
     "Sum of the sizes of the virtual machine's snapshots (see vsphere_vm_snapshot_size_bytes).",
 );
 pub const SNAPSHOT_CREATE_TIMESTAMP: MetricSpec = gauge(
+    10,
     "vsphere_vm_snapshot_create_timestamp_seconds",
     SNAPSHOT,
     "When the snapshot was taken (createTime), in seconds since the Unix epoch.",
 );
 pub const SNAPSHOT_SIZE: MetricSpec = gauge(
+    11,
     "vsphere_vm_snapshot_size_bytes",
     SNAPSHOT,
     "Size of the snapshot as govmomi and PowerCLI compute it: its .vmsn file plus the delta disks it added over its parent; the current snapshot also counts the running delta that grows on top of it.",
 );
 pub const SNAPSHOT_QUIESCED: MetricSpec = gauge(
+    12,
     "vsphere_vm_snapshot_quiesced",
     SNAPSHOT,
     "1 if the guest file system was quiesced when the snapshot was taken, else 0.",
 );
 
 pub const VM_TOOLS_VERSION_STATUS: MetricSpec = gauge(
+    13,
     "vsphere_vm_tools_version_status",
     &["vcenter", "vm_id", "vm_name", "status"],
     "VMware Tools version status of the virtual machine (guest.toolsVersionStatus2 as the status label); always 1.",
 );
 pub const VM_TOOLS_RUNNING: MetricSpec = gauge(
+    14,
     "vsphere_vm_tools_running",
     VM,
     "1 if VMware Tools are running in the guest (guestToolsRunning or guestToolsExecutingScripts), else 0.",
@@ -128,6 +152,7 @@ pub const VM_TOOLS_RUNNING: MetricSpec = gauge(
 /// Every spec of a vCenter's metrics, in output order.
 pub const ALL: &[&MetricSpec] = &[
     &UP,
+    &INVENTORY_LAST_UPDATE,
     &COLLECTOR_DURATION,
     &COLLECTOR_SUCCESS,
     &VM_INFO,

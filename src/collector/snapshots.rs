@@ -34,9 +34,17 @@ impl Collector for Snapshots {
                     tree.name.as_str(),
                     ctx.config.backup_product(&tree.name),
                 ];
-                out.gauge(&SNAPSHOT_CREATE_TIMESTAMP, &labels, tree.create_time_seconds);
+                out.gauge(
+                    &SNAPSHOT_CREATE_TIMESTAMP,
+                    &labels,
+                    tree.create_time_seconds,
+                );
                 out.gauge(&SNAPSHOT_SIZE, &labels, size as f64);
-                out.gauge(&SNAPSHOT_QUIESCED, &labels, f64::from(u8::from(tree.quiesced)));
+                out.gauge(
+                    &SNAPSHOT_QUIESCED,
+                    &labels,
+                    f64::from(u8::from(tree.quiesced)),
+                );
             }
             let ids = [vm.id.as_str(), vm.name.as_str()];
             out.gauge(&VM_SNAPSHOTS, &ids, snaps.len() as f64);
@@ -78,7 +86,11 @@ mod tests {
                 root_snapshot_list: vec![node(
                     "snapshot-1",
                     "VEEAM BACKUP TEMPORARY SNAPSHOT",
-                    vec![node("snapshot-2", "before patch", vec![node("snapshot-3", "x", vec![])])],
+                    vec![node(
+                        "snapshot-2",
+                        "before patch",
+                        vec![node("snapshot-3", "x", vec![])],
+                    )],
                 )],
             }),
             ..Default::default()
@@ -97,9 +109,15 @@ mod tests {
         assert_eq!(per_vm("vsphere_vm_snapshot_chain_depth", "vm-7"), Some(3.0));
         assert_eq!(per_vm("vsphere_vm_snapshots", "vm-8"), Some(0.0));
         assert_eq!(per_vm("vsphere_vm_snapshot_chain_depth", "vm-8"), Some(0.0));
-        assert_eq!(per_vm("vsphere_vm_snapshot_total_size_bytes", "vm-8"), Some(0.0));
+        assert_eq!(
+            per_vm("vsphere_vm_snapshot_total_size_bytes", "vm-8"),
+            Some(0.0)
+        );
         let quiesced = |id| value(&out, "vsphere_vm_snapshot_quiesced", &[("snapshot_id", id)]);
-        assert_eq!((quiesced("snapshot-1"), quiesced("snapshot-3")), (Some(1.0), Some(0.0)));
+        assert_eq!(
+            (quiesced("snapshot-1"), quiesced("snapshot-3")),
+            (Some(1.0), Some(0.0))
+        );
         assert_eq!(
             value(
                 &out,
@@ -112,7 +130,11 @@ mod tests {
             value(
                 &out,
                 "vsphere_vm_snapshot_create_timestamp_seconds",
-                &[("snapshot_id", "snapshot-2"), ("backup_product", ""), ("snapshot_name", "before patch")]
+                &[
+                    ("snapshot_id", "snapshot-2"),
+                    ("backup_product", ""),
+                    ("snapshot_name", "before patch")
+                ]
             ),
             Some(1_700_000_000.0)
         );

@@ -18,12 +18,20 @@ impl Collector for Tools {
 
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
         for vm in ctx.inventory.vms.values() {
-            if let Some(status) = vm.tools_version_status2.as_deref().filter(|s| !s.is_empty()) {
+            if let Some(status) = vm
+                .tools_version_status2
+                .as_deref()
+                .filter(|s| !s.is_empty())
+            {
                 out.gauge(&VM_TOOLS_VERSION_STATUS, &[&vm.id, &vm.name, status], 1.0);
             }
             if let Some(running) = vm.tools_running_status.as_deref().filter(|s| !s.is_empty()) {
                 let up = RUNNING.contains(&running);
-                out.gauge(&VM_TOOLS_RUNNING, &[&vm.id, &vm.name], f64::from(u8::from(up)));
+                out.gauge(
+                    &VM_TOOLS_RUNNING,
+                    &[&vm.id, &vm.name],
+                    f64::from(u8::from(up)),
+                );
             }
         }
         Ok(())
@@ -50,9 +58,21 @@ mod tests {
     fn tools_status_is_one_series_per_vm_and_running_counts_executing_scripts() {
         let mut inv = Inventory::default();
         for v in [
-            vm("vm-1", Some("guestToolsNeedUpgrade"), Some("guestToolsRunning")),
-            vm("vm-2", Some("guestToolsCurrent"), Some("guestToolsExecutingScripts")),
-            vm("vm-3", Some("guestToolsNotInstalled"), Some("guestToolsNotRunning")),
+            vm(
+                "vm-1",
+                Some("guestToolsNeedUpgrade"),
+                Some("guestToolsRunning"),
+            ),
+            vm(
+                "vm-2",
+                Some("guestToolsCurrent"),
+                Some("guestToolsExecutingScripts"),
+            ),
+            vm(
+                "vm-3",
+                Some("guestToolsNotInstalled"),
+                Some("guestToolsNotRunning"),
+            ),
             vm("vm-4", None, None),
         ] {
             inv.vms.insert(v.id.clone(), v);
@@ -65,13 +85,22 @@ mod tests {
             value(
                 &out,
                 "vsphere_vm_tools_version_status",
-                &[("vm_id", "vm-1"), ("status", "guestToolsNeedUpgrade"), ("vm_name", "name-vm-1")]
+                &[
+                    ("vm_id", "vm-1"),
+                    ("status", "guestToolsNeedUpgrade"),
+                    ("vm_name", "name-vm-1")
+                ]
             ),
             Some(1.0)
         );
         let running = |id| value(&out, "vsphere_vm_tools_running", &[("vm_id", id)]);
         assert_eq!(
-            (running("vm-1"), running("vm-2"), running("vm-3"), running("vm-4")),
+            (
+                running("vm-1"),
+                running("vm-2"),
+                running("vm-3"),
+                running("vm-4")
+            ),
             (Some(1.0), Some(1.0), Some(0.0), None)
         );
     }

@@ -1,5 +1,8 @@
 //! Per-VM facts that are not about snapshots or Tools: `vsphere_vm_info`, the disk capacity
 //! snapshot sizes are compared with, and whether the disks need consolidation.
+//!
+//! The capacity exists only for VMs with snapshots: devices are most of the bytes vCenter
+//! sends, and the exporter reads them only where a snapshot's size needs the comparison.
 
 use super::catalogue::{VM_CONSOLIDATION_NEEDED, VM_DISK_CAPACITY, VM_INFO};
 use super::{CollectError, Collector, Context, Sink};
@@ -29,7 +32,9 @@ impl Collector for VmCollector {
                 ],
                 1.0,
             );
-            out.gauge(&VM_DISK_CAPACITY, &ids, vm.disk_capacity_bytes() as f64);
+            if vm.has_snapshots() {
+                out.gauge(&VM_DISK_CAPACITY, &ids, vm.disk_capacity_bytes() as f64);
+            }
             out.gauge(
                 &VM_CONSOLIDATION_NEEDED,
                 &ids,

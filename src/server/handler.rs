@@ -15,8 +15,8 @@ use hyper::header::{
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::negotiate::{accepts_gzip, gzip, scrape_deadline};
-use crate::exporter::Exporter;
+use super::negotiate::{accepts_gzip, scrape_deadline};
+use crate::exporter::{Exporter, Page};
 
 /// The Content-Type of the Prometheus text exposition format.
 pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -134,29 +134,25 @@ async fn probe(state: &State, request: &Parts) -> Response<Full<Bytes>> {
 }
 
 /// An exposition-format response, gzipped (off the async workers) when the client allows it.
-async fn exposition(body: String, gzip_allowed: bool) -> Response<Full<Bytes>> {
-    let body = Bytes::from(body);
-    let compressed = if gzip_allowed {
-        let plain = body.clone();
-        match tokio::task::spawn_blocking(move || gzip(&plain)).await {
-            Ok(Ok(compressed)) => Some(Bytes::from(compressed)),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "cannot gzip the metrics; sending them uncompressed");
-                None
-            }
+/// The page keeps its gzip form, so unchanged metrics are compressed once, not per scrape.
+async fn exposition(page: Page, gzip_allowed: bool) -> Response<Full<Bytes>> {
+    let body = if gzip_allowed {
+        let compressing = page.clone();
+        match tokio::task::spawn_blocking(move || compressing.gzip()).await {
+            Ok(compressed) => Ok(compressed),
             Err(error) => {
                 tracing::warn!(%error, "gzip task failed; sending the metrics uncompressed");
-                None
+                Err(page.text())
             }
         }
     } else {
-        None
+        Err(page.text())
     };
-    let gzipped = compressed.is_some();
+    let gzipped = body.is_ok();
     let mut response = with_type(
         StatusCode::OK,
         EXPOSITION_CONTENT_TYPE,
-        compressed.unwrap_or(body),
+        body.unwrap_or_else(|plain| plain),
     );
     let headers = response.headers_mut();
     headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));

@@ -3,11 +3,8 @@
 //! (`Accept-Encoding`); and the gzip itself. Pure functions over headers and bytes; routing and
 //! responses are in [`super::handler`].
 
-use std::io::Write;
 use std::time::Duration;
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use hyper::HeaderMap;
 use hyper::header::ACCEPT_ENCODING;
 
@@ -57,16 +54,8 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
     gzip.or(any).unwrap_or(false)
 }
 
-/// `body` gzipped at the default level.
-pub fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::default());
-    encoder.write_all(body)?;
-    encoder.finish()
-}
-
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
 
     use hyper::header::HeaderValue;
 
@@ -133,17 +122,5 @@ mod tests {
             let pairs: Vec<_> = values.iter().map(|v| ("accept-encoding", *v)).collect();
             assert_eq!(accepts_gzip(&headers(&pairs)), *want, "{values:?}");
         }
-    }
-
-    #[test]
-    fn gzip_round_trips() {
-        let body = "vsphere_up{vcenter=\"vc01\"} 1\n".repeat(100);
-        let compressed = gzip(body.as_bytes()).expect("gzip");
-        assert!(compressed.len() < body.len());
-        let mut decoded = String::new();
-        flate2::read::GzDecoder::new(compressed.as_slice())
-            .read_to_string(&mut decoded)
-            .expect("gunzip");
-        assert_eq!(decoded, body);
     }
 }

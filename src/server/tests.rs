@@ -151,7 +151,7 @@ async fn metrics_are_gzipped_when_the_client_accepts_gzip() {
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let mut decoded = String::new();
-    flate2::read::GzDecoder::new(gzipped.body.as_slice())
+    flate2::read::MultiGzDecoder::new(gzipped.body.as_slice())
         .read_to_string(&mut decoded)
         .expect("valid gzip body of UTF-8 text");
     // Values change between scrapes (durations, file descriptors); the families do not.

@@ -95,7 +95,10 @@ impl Client {
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("vsphere_backup_exporter/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "vsphere_backup_exporter/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .tls_danger_accept_invalid_certs(config.tls.insecure_skip_verify);
         if let Some(path) = &config.tls.ca_file {
             let pem = std::fs::read(path).map_err(|e| {
@@ -207,7 +210,12 @@ impl Client {
         H: Send + 'static,
     {
         let response = self
-            .request_with(&session.content.api_version, Some(&session.cookie), body, extra)
+            .request_with(
+                &session.content.api_version,
+                Some(&session.cookie),
+                body,
+                extra,
+            )
             .await
             .map_err(|source| self.error(call, source))?;
         if !response.status().is_success() {
@@ -261,7 +269,11 @@ impl Client {
     async fn login(&self) -> Result<Session, Error> {
         let call = "RetrieveServiceContent";
         let response = self
-            .request(BOOTSTRAP_API_VERSION, None, soap::retrieve_service_content())
+            .request(
+                BOOTSTRAP_API_VERSION,
+                None,
+                soap::retrieve_service_content(),
+            )
             .await
             .map_err(|source| self.error(call, source))?;
         // Some vCenters open the session on the first request and only confirm it at Login.
@@ -302,7 +314,9 @@ impl Client {
     async fn retrieve_with(&self, session: &Session) -> Result<Inventory, Error> {
         let sc = &session.content;
         let body = soap::create_container_view(&sc.view_manager, &sc.root_folder, VIEW_TYPES);
-        let view = self.create_view(session, "CreateContainerView", body).await?;
+        let view = self
+            .create_view(session, "CreateContainerView", body)
+            .await?;
         let mut builder = InventoryBuilder::default();
         let result = self
             .retrieve_view(session, &view, &property_specs(), &mut builder)
@@ -344,7 +358,10 @@ impl Client {
 
     /// Destroys a view; a failure only costs a debug line (the session ends with it anyway).
     async fn destroy_view(&self, session: &Session, view: &MoRef) {
-        if let Err(e) = self.post("DestroyView", session, soap::destroy_view(view)).await {
+        if let Err(e) = self
+            .post("DestroyView", session, soap::destroy_view(view))
+            .await
+        {
             debug!(vcenter = %self.vcenter, error = %e, "DestroyView failed");
         }
     }
@@ -522,7 +539,9 @@ fn transport_error(e: reqwest::Error) -> CallError {
 /// without the URL (the vCenter's name is already in the message).
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = match e.downcast_ref::<reqwest::Error>() {
-        Some(r) => r.to_string().replace(&format!(" for url ({})", url_of(r)), ""),
+        Some(r) => r
+            .to_string()
+            .replace(&format!(" for url ({})", url_of(r)), ""),
         None => e.to_string(),
     };
     let mut source = e.source();
@@ -552,9 +571,7 @@ mod tests {
         headers.append(SET_COOKIE, HeaderValue::from_static("other=1; Path=/"));
         headers.append(
             SET_COOKIE,
-            HeaderValue::from_static(
-                "vmware_soap_session=\"52a3b8e0\"; Path=/; HttpOnly; Secure;",
-            ),
+            HeaderValue::from_static("vmware_soap_session=\"52a3b8e0\"; Path=/; HttpOnly; Secure;"),
         );
         let cookie = session_cookie(&headers).unwrap();
         assert_eq!(cookie.expose(), "vmware_soap_session=\"52a3b8e0\"");

@@ -173,14 +173,14 @@ impl Inventory {
             }
             "ComputeResource" | "ClusterComputeResource" => {
                 let is_cluster = obj.kind == "ClusterComputeResource";
-                let cr = self
-                    .compute_resources
-                    .entry(id.clone())
-                    .or_insert_with(|| ComputeResource {
-                        id,
-                        is_cluster,
-                        ..Default::default()
-                    });
+                let cr =
+                    self.compute_resources
+                        .entry(id.clone())
+                        .or_insert_with(|| ComputeResource {
+                            id,
+                            is_cluster,
+                            ..Default::default()
+                        });
                 set_name_parent(&mut cr.name, &mut cr.parent, path, val);
                 Some(())
             }
@@ -204,10 +204,13 @@ impl Inventory {
                 Some(())
             }
             "Datastore" => {
-                let ds = self.datastores.entry(id.clone()).or_insert_with(|| Datastore {
-                    id,
-                    ..Default::default()
-                });
+                let ds = self
+                    .datastores
+                    .entry(id.clone())
+                    .or_insert_with(|| Datastore {
+                        id,
+                        ..Default::default()
+                    });
                 set_name_parent(&mut ds.name, &mut None, path, val);
                 Some(())
             }

@@ -86,19 +86,25 @@ impl Mirror {
         &self.state
     }
 
-    /// Waits until the mirror is synced or `timeout` passes; true when synced.
+    /// Waits while the first full retrieval is under way, at most `timeout`; true when the
+    /// mirror is in sync. A mirror that has failed is not waited for: its scrape says so now.
     pub async fn wait_synced(&self, timeout: Duration) -> bool {
         let mut changed = self.changed.clone();
-        let synced = |state: &RwLock<MirrorState>| state.read().map(|s| s.synced).unwrap_or(false);
+        let settled = |state: &RwLock<MirrorState>| {
+            state
+                .read()
+                .map(|s| (s.synced, s.synced || s.error.is_some()))
+                .unwrap_or((false, true))
+        };
         let wait = async {
-            while !synced(&self.state) {
+            while !settled(&self.state).1 {
                 if changed.changed().await.is_err() {
                     return;
                 }
             }
         };
         let _ = tokio::time::timeout(timeout, wait).await;
-        synced(&self.state)
+        settled(&self.state).0
     }
 
     /// Stops following (the session itself is closed by the client's logout).
@@ -174,11 +180,11 @@ impl Follower {
                 backoff = BACKOFF_FIRST;
             }
             let message = stop.to_string();
-            if let Stop::Call(e) = &stop {
-                if e.failure.is_not_authenticated() || matches!(e.failure, CallError::Transport(_))
-                {
-                    self.client.forget_session().await;
-                }
+            if let Stop::Call(e) = &stop
+                && (e.failure.is_not_authenticated()
+                    || matches!(e.failure, CallError::Transport(_)))
+            {
+                self.client.forget_session().await;
             }
             let repeated = self.publish_failure(&message);
             if repeated {
@@ -284,7 +290,8 @@ impl Follower {
     async fn follow_with(&self, session: &Session, collector: &Collector) -> Stop {
         let started = Instant::now();
         let mut version = String::new();
-        let (inventory, listed) = match self.full_retrieval(session, collector, &mut version).await {
+        let (inventory, listed) = match self.full_retrieval(session, collector, &mut version).await
+        {
             Ok(done) => done,
             Err(stop) => return stop,
         };
@@ -305,7 +312,8 @@ impl Follower {
                 info!(vcenter = %self.vcenter, vms, seconds, "mirror in sync");
             }
         }
-        self.follow_updates(session, collector, version, listed).await
+        self.follow_updates(session, collector, version, listed)
+            .await
     }
 
     /// The first WaitForUpdatesEx answers with the whole current state; it goes into a fresh
@@ -334,10 +342,10 @@ impl Follower {
             *version = head.version;
             for (filter, update) in &parsed.updates {
                 let filter = self.filter_of(collector, filter)?;
-                if filter == Filter::SnapshotVms {
-                    if let Some(obj) = update.child("obj").and_then(Node::moref) {
-                        pending.remove(&obj.value);
-                    }
+                if filter == Filter::SnapshotVms
+                    && let Some(obj) = update.child("obj").and_then(Node::moref)
+                {
+                    pending.remove(&obj.value);
                 }
                 apply_update(&mut inventory, filter, update).map_err(Stop::Resync)?;
             }
@@ -398,13 +406,12 @@ impl Follower {
                 self.changed.send_replace(state.version);
             }
             debug!(vcenter = %self.vcenter, updates = parsed.updates.len(), "mirror updated");
-            if let Some((add, remove)) = list_changes {
-                if let Err(e) = self
+            if let Some((add, remove)) = list_changes
+                && let Err(e) = self
                     .modify_list(session, collector, &add, &remove, &mut listed)
                     .await
-                {
-                    return e.into();
-                }
+            {
+                return e.into();
             }
         }
     }
@@ -416,12 +423,8 @@ impl Follower {
         collector: &Collector,
         version: &str,
     ) -> Result<(Option<UpdateSetHead>, Parsed), Stop> {
-        let body = soap::wait_for_updates_ex(
-            &collector.pc,
-            version,
-            MAX_WAIT_SECONDS,
-            MAX_OBJECT_UPDATES,
-        );
+        let body =
+            soap::wait_for_updates_ex(&collector.pc, version, MAX_WAIT_SECONDS, MAX_OBJECT_UPDATES);
         let extra = Duration::from_secs(u64::from(MAX_WAIT_SECONDS));
         let (head, parsed) = self
             .client
@@ -443,7 +446,9 @@ impl Follower {
         } else if filter == collector.snapshot_filter {
             Ok(Filter::SnapshotVms)
         } else {
-            Err(Stop::Resync(format!("update from an unknown filter {filter}")))
+            Err(Stop::Resync(format!(
+                "update from an unknown filter {filter}"
+            )))
         }
     }
 
@@ -616,15 +621,25 @@ mod tests {
  <changeSet><name>guest.toolsVersionStatus2</name><op>assign</op><val xsi:type="xsd:string">guestToolsCurrent</val></changeSet></objectSet>
 <objectSet><kind>enter</kind><obj type="VirtualMachine">vm-2</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">web</val></changeSet></objectSet>"#)).unwrap();
         assert_eq!(inv.vms.len(), 2);
-        apply_all(&mut inv, Filter::Inventory, &envelope(r#"
+        apply_all(
+            &mut inv,
+            Filter::Inventory,
+            &envelope(
+                r#"
 <objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1</obj>
  <changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">db-renamed</val></changeSet>
  <changeSet><name>guest.toolsVersionStatus2</name><op>assign</op></changeSet></objectSet>
-<objectSet><kind>leave</kind><obj type="VirtualMachine">vm-2</obj></objectSet>"#)).unwrap();
+<objectSet><kind>leave</kind><obj type="VirtualMachine">vm-2</obj></objectSet>"#,
+            ),
+        )
+        .unwrap();
         assert_eq!(inv.vms.len(), 1);
         let vm = &inv.vms["vm-1"];
         assert_eq!(vm.name, "db-renamed");
-        assert_eq!(vm.tools_version_status2, None, "assign without a value unsets");
+        assert_eq!(
+            vm.tools_version_status2, None,
+            "assign without a value unsets"
+        );
     }
 
     #[test]
@@ -634,8 +649,18 @@ mod tests {
         apply_all(&mut inv, Filter::SnapshotVms, &envelope(r#"<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>config.hardware.device</name><op>assign</op><val xsi:type="ArrayOfVirtualDevice"><VirtualDevice xsi:type="VirtualDisk"><key>2000</key><capacityInKB>1</capacityInKB></VirtualDevice></val></changeSet></objectSet>
 <objectSet><kind>enter</kind><obj type="VirtualMachine">vm-9</obj><changeSet><name>config.hardware.device</name><op>assign</op><val xsi:type="ArrayOfVirtualDevice"></val></changeSet></objectSet>"#)).unwrap();
         assert_eq!(inv.vms["vm-1"].disk_capacities_bytes, vec![1024]);
-        assert!(!inv.vms.contains_key("vm-9"), "files alone do not make a VM");
-        apply_all(&mut inv, Filter::SnapshotVms, &envelope(r#"<objectSet><kind>leave</kind><obj type="VirtualMachine">vm-1</obj></objectSet>"#)).unwrap();
+        assert!(
+            !inv.vms.contains_key("vm-9"),
+            "files alone do not make a VM"
+        );
+        apply_all(
+            &mut inv,
+            Filter::SnapshotVms,
+            &envelope(
+                r#"<objectSet><kind>leave</kind><obj type="VirtualMachine">vm-1</obj></objectSet>"#,
+            ),
+        )
+        .unwrap();
         assert!(inv.vms["vm-1"].disk_capacities_bytes.is_empty());
         assert_eq!(inv.vms["vm-1"].name, "db");
     }
@@ -643,10 +668,14 @@ mod tests {
     #[test]
     fn changes_the_mirror_cannot_apply_ask_for_a_full_retrieval() {
         let mut inv = Inventory::default();
-        let add = envelope(r#"<objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>config.hardware.device[2000]</name><op>add</op><val xsi:type="VirtualDisk"></val></changeSet></objectSet>"#);
+        let add = envelope(
+            r#"<objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>config.hardware.device[2000]</name><op>add</op><val xsi:type="VirtualDisk"></val></changeSet></objectSet>"#,
+        );
         let err = apply_all(&mut inv, Filter::Inventory, &add).unwrap_err();
         assert!(err.contains("cannot apply a \"add\" change"), "{err}");
-        let unauth = envelope(r#"<objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1</obj><missingSet><path>name</path><fault><fault xsi:type="NotAuthenticated"></fault></fault></missingSet></objectSet>"#);
+        let unauth = envelope(
+            r#"<objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1</obj><missingSet><path>name</path><fault><fault xsi:type="NotAuthenticated"></fault></fault></missingSet></objectSet>"#,
+        );
         let err = apply_all(&mut inv, Filter::Inventory, &unauth).unwrap_err();
         assert!(err.contains("no longer authenticated"), "{err}");
     }
@@ -654,8 +683,10 @@ mod tests {
     #[test]
     fn list_delta_adds_vms_with_snapshots_and_removes_the_rest() {
         let mut inv = Inventory::default();
-        let xml = envelope(r#"<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>snapshot</name><op>assign</op><val xsi:type="VirtualMachineSnapshotInfo"><rootSnapshotList><snapshot type="VirtualMachineSnapshot">snapshot-1</snapshot><name>s</name><createTime>2026-11-20T10:00:00Z</createTime><state>poweredOn</state><quiesced>false</quiesced></rootSnapshotList></val></changeSet></objectSet>
-<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-2</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">b</val></changeSet></objectSet>"#);
+        let xml = envelope(
+            r#"<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>snapshot</name><op>assign</op><val xsi:type="VirtualMachineSnapshotInfo"><rootSnapshotList><snapshot type="VirtualMachineSnapshot">snapshot-1</snapshot><name>s</name><createTime>2026-11-20T10:00:00Z</createTime><state>poweredOn</state><quiesced>false</quiesced></rootSnapshotList></val></changeSet></objectSet>
+<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-2</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">b</val></changeSet></objectSet>"#,
+        );
         apply_all(&mut inv, Filter::Inventory, &xml).unwrap();
         inv.vms.get_mut("vm-2").unwrap().disk_capacities_bytes = vec![5];
         let listed: BTreeSet<MoId> = ["vm-2".to_string(), "vm-3".to_string()].into();

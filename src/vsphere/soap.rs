@@ -220,8 +220,14 @@ mod tests {
             "a<b@vsphere.local",
             "p&ss\"<>",
         );
-        assert!(xml.contains("<userName>a&lt;b@vsphere.local</userName>"), "{xml}");
-        assert!(xml.contains("<password>p&amp;ss&quot;&lt;&gt;</password>"), "{xml}");
+        assert!(
+            xml.contains("<userName>a&lt;b@vsphere.local</userName>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<password>p&amp;ss&quot;&lt;&gt;</password>"),
+            "{xml}"
+        );
         // And it reads back to the same values: the envelope is well-formed XML.
         let body = SoapReader::new(xml.as_bytes()).read_body().unwrap();
         assert_eq!(body.text_of("password"), Some("p&ss\"<>"));

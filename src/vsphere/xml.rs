@@ -10,9 +10,9 @@
 
 use std::io::BufRead;
 
-use quick_xml::{NsReader, XmlVersion};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
+use quick_xml::{NsReader, XmlVersion};
 
 use super::error::{Fault, ParseError};
 use super::model::MoRef;
@@ -135,7 +135,9 @@ impl<R: BufRead> SoapReader<R> {
             Step::Start(node, true) => Ok(Some(node)),
             Step::Start(node, false) => self.read_subtree(node, 1).map(Some),
             Step::End => Ok(None),
-            Step::Eof => Err(ParseError::Malformed("document ended inside an element".into())),
+            Step::Eof => Err(ParseError::Malformed(
+                "document ended inside an element".into(),
+            )),
         }
     }
 
@@ -144,7 +146,9 @@ impl<R: BufRead> SoapReader<R> {
         match self.step()? {
             Step::Start(node, empty) => Ok(Some((node, empty))),
             Step::End => Ok(None),
-            Step::Eof => Err(ParseError::Malformed("document ended inside an element".into())),
+            Step::Eof => Err(ParseError::Malformed(
+                "document ended inside an element".into(),
+            )),
         }
     }
 
@@ -174,7 +178,9 @@ impl<R: BufRead> SoapReader<R> {
                 Step::Start(_, true) => {}
                 Step::End => depth -= 1,
                 Step::Eof => {
-                    return Err(ParseError::Malformed("document ended inside an element".into()));
+                    return Err(ParseError::Malformed(
+                        "document ended inside an element".into(),
+                    ));
                 }
             }
         }
@@ -223,7 +229,9 @@ impl<R: BufRead> SoapReader<R> {
                     append_text(&mut stack, &resolved);
                 }
                 Event::Eof => {
-                    return Err(ParseError::Malformed("document ended inside an element".into()));
+                    return Err(ParseError::Malformed(
+                        "document ended inside an element".into(),
+                    ));
                 }
                 Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
             }
@@ -332,10 +340,7 @@ fn fault_from(fault: &Node) -> Fault {
 
 /// A vSphere fault inside a value (`missingSet/fault/fault`), by its `xsi:type`.
 pub fn method_fault_kind(fault: &Node) -> String {
-    fault
-        .xsi_type
-        .clone()
-        .unwrap_or_else(|| fault.name.clone())
+    fault.xsi_type.clone().unwrap_or_else(|| fault.name.clone())
 }
 
 /// Reads a `RetrieveResult` (the answer of RetrievePropertiesEx and of
@@ -430,8 +435,8 @@ pub fn read_update_set<R: BufRead>(
                 }
             }
         }
-        let version = version
-            .ok_or_else(|| ParseError::Malformed("UpdateSet without a version".into()))?;
+        let version =
+            version.ok_or_else(|| ParseError::Malformed("UpdateSet without a version".into()))?;
         head = Some(UpdateSetHead { version, truncated });
     }
     Ok(head)

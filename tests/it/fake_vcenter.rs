@@ -24,7 +24,10 @@ const PASSWORD: &str = "S3cr3t-Pa55!";
 const COOKIE: &str = "vmware_soap_session=\"52a9e1b4fake\"";
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/vcenter/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/vcenter/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -70,7 +73,7 @@ fn soap_method(body: &str) -> String {
     let after = body.split("<soapenv:Body>").nth(1).unwrap_or_default();
     after
         .trim_start_matches('<')
-        .split(|c: char| c == ' ' || c == '>')
+        .split([' ', '>'])
         .next()
         .unwrap_or_default()
         .to_string()
@@ -124,8 +127,10 @@ async fn start(script: impl Fn(&str, usize) -> Answer + Send + Sync + 'static) -
                             .status(status)
                             .header("content-type", "text/xml; charset=utf-8");
                         if set_cookie {
-                            response = response
-                                .header("set-cookie", format!("{COOKIE}; Path=/; HttpOnly; Secure;"));
+                            response = response.header(
+                                "set-cookie",
+                                format!("{COOKIE}; Path=/; HttpOnly; Secure;"),
+                            );
                         }
                         Ok::<_, Infallible>(response.body(Full::new(Bytes::from(text))).unwrap())
                     }
@@ -156,7 +161,13 @@ fn paging_vcenter(method: &str, before: usize) -> Answer {
 }
 
 fn client(fake: &Fake, password: &str) -> Client {
-    Client::new(&vcenter("vc01", &fake.url, "svc-monitor@vsphere.local", password)).unwrap()
+    Client::new(&vcenter(
+        "vc01",
+        &fake.url,
+        "svc-monitor@vsphere.local",
+        password,
+    ))
+    .unwrap()
 }
 
 #[tokio::test]
@@ -179,21 +190,43 @@ async fn paged_retrieval_follows_the_token_and_reuses_the_session_cookie() {
         ]
     );
     let seen = fake.seen();
-    assert!(seen[4].body.contains("<token>0</token>"), "{}", seen[4].body);
+    assert!(
+        seen[4].body.contains("<token>0</token>"),
+        "{}",
+        seen[4].body
+    );
     // Only the VM with snapshots is asked for its files and devices, over the ListView.
     assert!(
-        seen[6].body.contains(r#"<obj type="VirtualMachine">vm-1044</obj>"#)
+        seen[6]
+            .body
+            .contains(r#"<obj type="VirtualMachine">vm-1044</obj>"#)
             && !seen[6].body.contains("vm-1071"),
         "{}",
         seen[6].body
     );
-    assert!(seen[7].body.contains("<pathSet>config.hardware.device</pathSet>"));
-    assert!(!seen[3].body.contains("<pathSet>config.hardware.device</pathSet>"));
+    assert!(
+        seen[7]
+            .body
+            .contains("<pathSet>config.hardware.device</pathSet>")
+    );
+    assert!(
+        !seen[3]
+            .body
+            .contains("<pathSet>config.hardware.device</pathSet>")
+    );
     assert!(seen[..2].iter().all(|s| s.cookie.is_none()));
-    assert!(seen[2..].iter().all(|s| s.cookie.as_deref() == Some(COOKIE)));
+    assert!(
+        seen[2..]
+            .iter()
+            .all(|s| s.cookie.as_deref() == Some(COOKIE))
+    );
     // After RetrieveServiceContent, calls ask for the API version vCenter announced.
     assert_eq!(seen[0].soap_action, "\"urn:vim25/6.5\"");
-    assert!(seen[1..].iter().all(|s| s.soap_action == "\"urn:vim25/6.7.3\""));
+    assert!(
+        seen[1..]
+            .iter()
+            .all(|s| s.soap_action == "\"urn:vim25/6.7.3\"")
+    );
 
     // Both pages landed in one inventory.
     assert_eq!(
@@ -211,7 +244,10 @@ async fn paged_retrieval_follows_the_token_and_reuses_the_session_cookie() {
     let sizes: Vec<u64> = snaps.iter().map(|s| sql.snapshot_size_bytes(s)).collect();
     // Root: its vmsn only. Current child: vmsn + delta 1 (331 + 1862270976) + the running
     // delta 2 (338 + 218103808).
-    assert_eq!(sizes, [31537, 31601 + 331 + 1_862_270_976 + 338 + 218_103_808]);
+    assert_eq!(
+        sizes,
+        [31537, 31601 + 331 + 1_862_270_976 + 338 + 218_103_808]
+    );
     assert_eq!(sql.disk_capacity_bytes(), 42_949_672_960);
     let web = &inventory.vms["vm-1071"];
     assert!(web.consolidation_needed);
@@ -290,7 +326,10 @@ async fn wrong_password_is_vsphere_up_zero_and_the_error_does_not_carry_the_pass
         .await
         .unwrap_err();
     let text = format!("{err} {err:?}");
-    assert!(text.contains("Login: fault InvalidLogin: Cannot complete login"), "{text}");
+    assert!(
+        text.contains("Login: fault InvalidLogin: Cannot complete login"),
+        "{text}"
+    );
     assert!(!text.contains(PASSWORD), "{text}");
 
     let config = Config {
@@ -298,7 +337,11 @@ async fn wrong_password_is_vsphere_up_zero_and_the_error_does_not_carry_the_pass
         backup_snapshot_patterns: Vec::new(),
     };
     let exporter = Exporter::new(Arc::new(config)).unwrap();
-    let text = exporter.probe("vc01", None).await.unwrap();
+    let text = exporter
+        .probe("vc01", Some(std::time::Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .to_text_string();
     let samples = parse(&text);
     assert_eq!(value(&samples, "vsphere_up", &[("vcenter", "vc01")]), 0.0);
     assert_eq!(

@@ -9,13 +9,17 @@ use std::process::{Command, Stdio};
 use crate::serve;
 use crate::vcsim::Vcsim;
 
-/// Durations differ from run to run; everything else in the golden scenario is fixed.
+/// Durations and the update time differ from run to run; the rest of the scenario is fixed.
 fn normalize(text: &str) -> String {
     text.lines()
         .map(|line| {
-            if line.starts_with("vsphere_scrape_collector_duration_seconds{") {
+            let volatile = [
+                "vsphere_scrape_collector_duration_seconds{",
+                "vsphere_inventory_last_update_timestamp_seconds{",
+            ];
+            if volatile.iter().any(|v| line.starts_with(v)) {
                 let (series, _) = line.rsplit_once(' ').unwrap_or((line, ""));
-                format!("{series} <duration>")
+                format!("{series} <varies>")
             } else {
                 line.to_string()
             }

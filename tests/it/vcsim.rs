@@ -95,7 +95,11 @@ fn is_fresh(dir: &Path, bin: &Path) -> bool {
         .flatten()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "go"))
-        .all(|e| e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t <= built))
+        .all(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t <= built)
+        })
 }
 
 impl Vcsim {
@@ -167,12 +171,8 @@ impl Vcsim {
 
     /// A config entry for this simulator, trusting its certificate.
     pub fn vcenter(&self, name: &str) -> vsphere_backup_exporter::config::VcenterConfig {
-        let mut vc = crate::support::vcenter(
-            name,
-            &self.url,
-            &self.facts.username,
-            &self.facts.password,
-        );
+        let mut vc =
+            crate::support::vcenter(name, &self.url, &self.facts.username, &self.facts.password);
         vc.tls.ca_file = Some(self.cert.clone());
         vc
     }
