@@ -4,7 +4,7 @@ CARGO ?= cargo
 VCSIM := tests/vcsim/vcsim
 VCSIM_SRC := $(wildcard tests/vcsim/*.go)
 DEMO_DIR := target/demo
-DEMO_PORT ?= 9169
+DEMO_PORT ?= 10169
 
 .PHONY: all demo test deps build lint unit check-alerts bench fuzz clean
 

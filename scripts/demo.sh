@@ -3,7 +3,7 @@
 # snapshot, a 3-deep chain, a VM needing consolidation, outdated Tools), then the exporter
 # against it, and prints the URL to scrape. Ctrl-C stops both.
 set -euo pipefail
-port=${1:-9169}
+port=${1:-10169}
 dir=target/demo
 mkdir -p "$dir"
 rm -f "$dir/vcsim.out"

@@ -170,3 +170,42 @@ pub const ALL: &[&MetricSpec] = &[
 
 /// The exporter's own metric (not per vCenter), served by `/metrics` only.
 pub const BUILD_INFO_NAME: &str = "vsphere_exporter_build_info";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_are_positions_in_all() {
+        for (i, spec) in ALL.iter().enumerate() {
+            assert_eq!(spec.index, i, "{}", spec.name);
+        }
+    }
+
+    /// The README's metrics table lists exactly the catalogue, with the same labels.
+    #[test]
+    fn readme_metrics_table_matches_the_catalogue() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<(String, String)> = readme
+            .lines()
+            .filter(|l| l.starts_with("| `vsphere_"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`').to_string(), cells[2].to_string())
+            })
+            .collect();
+        for spec in ALL {
+            let row = rows.iter().find(|(name, _)| name == spec.name);
+            let Some((_, labels)) = row else {
+                panic!("{} is missing from the README's metrics table", spec.name);
+            };
+            assert_eq!(*labels, spec.labels.join(", "), "{}", spec.name);
+        }
+        for (name, _) in &rows {
+            assert!(
+                name == BUILD_INFO_NAME || ALL.iter().any(|s| s.name == name),
+                "the README lists {name}, which the exporter does not serve"
+            );
+        }
+    }
+}
