@@ -8,6 +8,7 @@
 
 mod fake_vcenter;
 mod golden;
+mod mirror;
 mod simulator;
 mod support;
 mod vcsim;

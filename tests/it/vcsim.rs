@@ -55,8 +55,8 @@ pub struct SnapshotFacts {
 /// A running simulator.
 pub struct Vcsim {
     child: Child,
-    /// Held open: the simulator exits when its stdin closes.
-    _stdin: ChildStdin,
+    /// Held open: the simulator exits (cleaning up after itself) when its stdin closes.
+    stdin: Option<ChildStdin>,
     pub url: String,
     pub facts: Facts,
     /// The simulator's certificate, to trust as the vCenter's CA.
@@ -142,7 +142,7 @@ impl Vcsim {
             .expect("reading the simulator's facts");
         Vcsim {
             child,
-            _stdin: stdin,
+            stdin: Some(stdin),
             url,
             facts,
             cert,
@@ -169,6 +169,31 @@ impl Vcsim {
             .unwrap()
     }
 
+    /// Changes the simulator's inventory at run time (`POST /_control`, see tests/vcsim/README):
+    /// the change goes through the simulator's own update path, so WaitForUpdatesEx reports it.
+    pub async fn control(&self, command: serde_json::Value) -> serde_json::Value {
+        let base = self.url.trim_end_matches("/sdk");
+        let pem = std::fs::read(&self.cert).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+            .build()
+            .unwrap();
+        let response = client
+            .post(format!("{base}/_control"))
+            .body(command.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.bytes().await.unwrap();
+        assert!(
+            status.is_success(),
+            "control {command}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)
+    }
+
     /// A config entry for this simulator, trusting its certificate.
     pub fn vcenter(&self, name: &str) -> vsphere_backup_exporter::config::VcenterConfig {
         let mut vc =
@@ -177,23 +202,25 @@ impl Vcsim {
         vc
     }
 
-    /// Waits until the process has exited (after a kill).
-    pub fn stop(mut self) {
-        let _ = self.child.kill();
-        let deadline = Instant::now() + Duration::from_secs(10);
+    /// Stops the simulator: closing its stdin lets it clean up and exit; a kill only if it
+    /// has not within five seconds.
+    fn shut_down(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl Drop for Vcsim {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.shut_down();
     }
 }
 

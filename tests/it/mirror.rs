@@ -1,0 +1,105 @@
+//! The mirror stays exactly what a fresh full retrieval would give, through a series of changes
+//! made in the simulator while the exporter follows it, and after a forced fallback.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use vsphere_backup_exporter::vsphere::{Client, Inventory};
+
+use crate::serve;
+use crate::vcsim::Vcsim;
+
+/// Polls until the mirror equals a fresh full retrieval (updates take a moment to arrive);
+/// panics with the first difference after `limit`.
+async fn assert_mirror_converges(served: &crate::Served, fresh: &Client, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let truth = fresh.retrieve_inventory().await.expect("fresh retrieval");
+        let mirror: Inventory = {
+            let state = served.target().mirror().state().read().unwrap();
+            assert!(state.error.is_none() || Instant::now() < deadline);
+            state.inventory.clone()
+        };
+        if mirror == truth {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("{what}: the mirror differs from a fresh retrieval: {}", first_difference(&mirror, &truth));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn first_difference(mirror: &Inventory, truth: &Inventory) -> String {
+    for (id, vm) in &truth.vms {
+        match mirror.vms.get(id) {
+            None => return format!("{id} missing from the mirror"),
+            Some(m) if m != vm => return format!("{id}: mirror {m:?}\n  truth {vm:?}"),
+            _ => {}
+        }
+    }
+    if let Some(extra) = mirror.vms.keys().find(|id| !truth.vms.contains_key(*id)) {
+        return format!("{extra} only in the mirror");
+    }
+    if mirror.hosts != truth.hosts {
+        return "hosts differ".into();
+    }
+    "non-VM objects differ".into()
+}
+
+fn vm_with<'a>(inv: &'a Inventory, snapshots: bool) -> &'a str {
+    inv.vms
+        .values()
+        .find(|v| v.has_snapshots() == snapshots && !v.template)
+        .map(|v| v.id.as_str())
+        .expect("a VM of that kind")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_equals_a_fresh_retrieval_after_each_change_and_after_a_forced_fallback() {
+    let sim = Vcsim::start(&["-scenario", "scale", "-vms", "300", "-snapshot-vms", "60"]);
+    let served = serve(vec![sim.vcenter("vc01")]).await;
+    let fresh = Client::new(&sim.vcenter("fresh")).unwrap();
+    assert!(served.target().mirror().wait_synced(Duration::from_secs(60)).await);
+    assert_mirror_converges(&served, &fresh, "initial").await;
+
+    let start = fresh.retrieve_inventory().await.unwrap();
+    let bare = vm_with(&start, false).to_string();
+    let snapped = vm_with(&start, true).to_string();
+    let snapshot = start.vms[&snapped].snapshots()[0].tree.snapshot.clone();
+    let other_host = start
+        .hosts
+        .keys()
+        .find(|h| Some(*h) != start.vms[&bare].host.as_ref())
+        .unwrap()
+        .clone();
+
+    let changes = [
+        ("snapshot created on a VM without snapshots", json!({"op": "create_snapshot", "vm": bare, "name": "VEEAM BACKUP TEMPORARY SNAPSHOT", "quiesce": true})),
+        ("child snapshot created", json!({"op": "create_snapshot", "vm": snapped, "name": "nightly", "quiesce": false})),
+        ("snapshot renamed", json!({"op": "rename_snapshot", "snapshot": snapshot, "name": "renamed by the test"})),
+        ("Tools status changed", json!({"op": "set_tools", "vm": bare, "status": "guestToolsNeedUpgrade", "running": "guestToolsNotRunning"})),
+        ("VM moved to another host", json!({"op": "move_vm", "vm": bare, "host": other_host})),
+        ("VM added", json!({"op": "add_vm", "name": "added-by-test"})),
+        ("all snapshots of a VM removed", json!({"op": "remove_all_snapshots", "vm": bare})),
+        ("snapshot removed", json!({"op": "remove_snapshot", "snapshot": snapshot})),
+        ("VM removed", json!({"op": "remove_vm", "vm": snapped})),
+    ];
+    for (what, command) in changes {
+        sim.control(command).await;
+        assert_mirror_converges(&served, &fresh, what).await;
+    }
+    let state_before = served.target().mirror().state().read().unwrap().full_retrievals;
+    assert_eq!(state_before, 1, "no change needed a full retrieval");
+
+    // Forced fallback: vCenter forgets every session; the mirror notices, logs in again and
+    // resynchronizes, and follows later changes.
+    sim.control(json!({"op": "drop_sessions"})).await;
+    sim.control(json!({"op": "create_snapshot", "vm": vm_with(&start, false), "name": "after fallback", "quiesce": false})).await;
+    let fresh = Client::new(&sim.vcenter("fresh2")).unwrap();
+    assert_mirror_converges(&served, &fresh, "after a forced fallback").await;
+    let retrievals = served.target().mirror().state().read().unwrap().full_retrievals;
+    assert!(retrievals >= 2, "the mirror fell back to a full retrieval ({retrievals})");
+    assert!(served.target().logins() >= 2);
+}

@@ -1,0 +1,143 @@
+// facts.go owns the facts file: what a test may assert about the served inventory, computed from
+// the scenario plans and the replayed layouts, never read back from the simulator.
+package main
+
+import (
+	"encoding/json"
+	"sort"
+
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// Facts is the -facts JSON document.
+type Facts struct {
+	URL      string    `json:"url"`
+	Username string    `json:"username"`
+	Password string    `json:"password"`
+	Scenario string    `json:"scenario"`
+	VMs      []VMFacts `json:"vms"`
+}
+
+// VMFacts describes one VM (templates included).
+type VMFacts struct {
+	ID             string `json:"id"`
+	Name           string `json:"name"`
+	HostName       string `json:"host_name"`
+	ClusterName    string `json:"cluster_name"` // empty on a standalone host
+	DatacenterName string `json:"datacenter_name"`
+	GuestID        string `json:"guest_id"`
+	PowerState     string `json:"power_state"`
+	Template       bool   `json:"template"`
+	// DiskCapacityBytes sums capacityInBytes (capacityInKB*1024 when that is 0) over the VM's disks.
+	DiskCapacityBytes   int64  `json:"disk_capacity_bytes"`
+	ConsolidationNeeded bool   `json:"consolidation_needed"`
+	ToolsVersionStatus2 string `json:"tools_version_status2"` // empty when unset
+	ToolsRunningStatus  string `json:"tools_running_status"`  // empty when unset
+	ToolsVersion        string `json:"tools_version"`         // empty when unset
+	SnapshotCount       int    `json:"snapshot_count"`
+	// SnapshotChainDepth is the number of snapshots on the deepest root-to-leaf branch.
+	SnapshotChainDepth     int             `json:"snapshot_chain_depth"`
+	SnapshotTotalSizeBytes int64           `json:"snapshot_total_size_bytes"`
+	Snapshots              []SnapshotFacts `json:"snapshots"` // depth-first, parents before children
+}
+
+// SnapshotFacts describes one snapshot.
+type SnapshotFacts struct {
+	ID                string  `json:"id"`
+	Name              string  `json:"name"`
+	ParentID          string  `json:"parent_id"` // empty for a root
+	CreateTimeSeconds float64 `json:"create_time_seconds"`
+	Quiesced          bool    `json:"quiesced"`
+	// SizeBytes: the .vmsn (dataKey) file, plus the files of this snapshot's disk chains that its
+	// parent's chains do not hold (none for a root), plus for the current snapshot the running
+	// chains' files no snapshot holds. Each file once.
+	SizeBytes int64 `json:"size_bytes"`
+	// MemorySizeBytes is the .vmem (memoryKey) file, 0 without one. SizeBytes does not include it.
+	MemorySizeBytes int64 `json:"memory_size_bytes"`
+	IsCurrent       bool  `json:"is_current"`
+}
+
+func (f *Facts) marshal() ([]byte, error) {
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}
+
+func (f *Facts) snapshotCount() int {
+	n := 0
+	for _, vm := range f.VMs {
+		n += vm.SnapshotCount
+	}
+	return n
+}
+
+// sortVMs orders VMs by their managed object id counter, i.e. creation order.
+func (f *Facts) sortVMs() {
+	sort.Slice(f.VMs, func(i, j int) bool {
+		return morefLess(types.ManagedObjectReference{Value: f.VMs[i].ID}, types.ManagedObjectReference{Value: f.VMs[j].ID})
+	})
+}
+
+// vmFacts states what plan and its replayed layout make of VM ref.
+func vmFacts(ref types.ManagedObjectReference, plan *vmPlan, l *layout) VMFacts {
+	power := plan.power
+	if plan.template {
+		power = types.VirtualMachinePowerStatePoweredOff
+	}
+	vm := VMFacts{
+		ID:                  ref.Value,
+		Name:                plan.name,
+		HostName:            plan.placement.host.name,
+		ClusterName:         plan.placement.pool.clusterName,
+		DatacenterName:      plan.placement.pool.datacenterName,
+		GuestID:             plan.guestID,
+		PowerState:          string(power),
+		Template:            plan.template,
+		ConsolidationNeeded: plan.consolidationNeeded,
+		ToolsVersionStatus2: plan.tools.versionStatus2,
+		ToolsRunningStatus:  plan.tools.runningStatus,
+		ToolsVersion:        plan.tools.version,
+		SnapshotCount:       len(l.snaps),
+		Snapshots:           []SnapshotFacts{},
+	}
+	for _, d := range plan.disks {
+		vm.DiskCapacityBytes += d.capacityBytes
+	}
+
+	children := make(map[int][]int)
+	for i, s := range l.snaps {
+		children[s.parent] = append(children[s.parent], i)
+	}
+	var walk func(i, depth int)
+	walk = func(i, depth int) {
+		s := l.snaps[i]
+		parent := ""
+		if s.parent >= 0 {
+			parent = l.snaps[s.parent].ref.Value
+		}
+		size := l.snapshotSize(i)
+		vm.Snapshots = append(vm.Snapshots, SnapshotFacts{
+			ID:                s.ref.Value,
+			Name:              s.op.name,
+			ParentID:          parent,
+			CreateTimeSeconds: float64(s.op.at.UnixNano()) / 1e9,
+			Quiesced:          s.op.quiesced,
+			SizeBytes:         size,
+			MemorySizeBytes:   l.memorySize(i),
+			IsCurrent:         i == l.current,
+		})
+		vm.SnapshotTotalSizeBytes += size
+		if depth > vm.SnapshotChainDepth {
+			vm.SnapshotChainDepth = depth
+		}
+		for _, c := range children[i] {
+			walk(c, depth+1)
+		}
+	}
+	for _, root := range children[-1] {
+		walk(root, 1)
+	}
+	return vm
+}

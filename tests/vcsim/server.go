@@ -1,0 +1,392 @@
+// server.go owns serving a built simulation: the listener, TLS, the simulator's own /sdk handler,
+// strict Login, and the test hooks around it (/_stats, /_sessions/expire, the session gate on
+// RetrieveProperties). It does not build or change the inventory.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"encoding/xml"
+	"fmt"
+	"io/ioutil"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+type serverConfig struct {
+	listen         string
+	tls            bool
+	username       string
+	password       string
+	requireSession bool
+	pageSize       int
+}
+
+type server struct {
+	url   string
+	http  *http.Server
+	caPEM []byte // PEM of the CA that signed the server certificate; empty without TLS
+	stats *stats
+}
+
+func (s *server) caPool() *x509.CertPool {
+	if len(s.caPEM) == 0 {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.caPEM)
+	return pool
+}
+
+func (s *server) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.http.Shutdown(ctx)
+}
+
+// startServer listens on cfg.listen and serves sim. It registers the simulator's handlers the way
+// simulator.Service.NewServer does, but on a listener and http.Server of its own: NewServer binds
+// and starts serving at once, which leaves no room to wrap the handler or choose the certificate.
+func startServer(sim *simulation, cfg serverConfig) (*server, error) {
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.listen, err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	u := &url.URL{Scheme: "http", Host: net.JoinHostPort(host, fmt.Sprint(addr.Port)), Path: "/sdk"}
+
+	s := &server{stats: newStats()}
+	var leaf tls.Certificate
+	if cfg.tls {
+		u.Scheme = "https"
+		var ca []byte
+		leaf, ca, err = newCertificate(addr.IP)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("certificate: %w", err)
+		}
+		s.caPEM = ca
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: []string{"http/1.1"}})
+	}
+	s.url = u.String()
+
+	svc := sim.model.Service
+	// Login accepts only this user: the simulator is lax only while Listen.User is its
+	// DefaultLogin (then any non-empty name and password pass), see SessionManager.validLogin.
+	svc.Listen = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, User: url.UserPassword(cfg.username, cfg.password)}
+	svc.RegisterSDK(simulator.Map)
+	mux := svc.ServeMux
+	mux.HandleFunc(simulator.Map.Path+"/vimService", func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Path = simulator.Map.Path
+		svc.ServeSDK(w, r)
+	})
+	mux.HandleFunc(simulator.Map.Path+"/vimServiceVersions.xml", svc.ServiceVersions)
+	mux.HandleFunc("/about", svc.About)
+	sm := simulator.Map.SessionManager()
+	sm.ServiceHostName = u.Host
+	if cfg.tls {
+		der := leaf.Certificate[0]
+		sm.TLSCert = func() string { return base64.StdEncoding.EncodeToString(der) }
+	}
+
+	internal, err := vim25.NewClient(context.Background(), svc)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	gate := &sessionGate{client: internal, username: cfg.username, enabled: cfg.requireSession}
+	root := http.NewServeMux()
+	root.HandleFunc("/_stats", s.stats.serve)
+	root.HandleFunc("/_sessions/expire", gate.expireAll)
+	root.Handle("/", soapHandler(mux, s.stats, gate, newPager(cfg.pageSize)))
+
+	s.http = &http.Server{Handler: root, ErrorLog: log.New(ioutil.Discard, "", 0)}
+	go func() {
+		if err := s.http.Serve(ln); err != nil && err != http.ErrServerClosed {
+			log.Printf("serve: %v", err)
+		}
+	}()
+	return s, nil
+}
+
+// newCertificate makes a CA and a server certificate it signs, valid for 127.0.0.1, ::1,
+// localhost and ip. The simulator's own certificate is not used: it is a 1024-bit RSA CA
+// certificate served as the end-entity, which webpki (rustls) rejects on both counts.
+func newCertificate(ip net.IP) (tls.Certificate, []byte, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	now := time.Now()
+	caTemplate := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "vcsim test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTemplate, caTemplate, &caKey.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
+	if ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+		ips = append(ips, ip)
+	}
+	template := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	leaf := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return leaf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), nil
+}
+
+// stats counts SOAP requests by method and the bytes of their responses.
+type stats struct {
+	mu       sync.Mutex
+	requests map[string]int64
+	faults   map[string]int64
+	total    int64
+	bytes    int64
+}
+
+func newStats() *stats {
+	return &stats{requests: map[string]int64{}, faults: map[string]int64{}}
+}
+
+func (s *stats) record(method string, fault bool, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests[method]++
+	if fault {
+		s.faults[method]++
+	}
+	s.total++
+	s.bytes += bytes
+}
+
+func (s *stats) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.Error(w, "GET only", http.StatusMethodNotAllowed)
+		return
+	}
+	s.mu.Lock()
+	body, err := json.Marshal(struct {
+		Requests           map[string]int64 `json:"requests"`
+		Faults             map[string]int64 `json:"faults"`
+		RequestsTotal      int64            `json:"requests_total"`
+		ResponseBytesTotal int64            `json:"response_bytes_total"`
+	}{s.requests, s.faults, s.total, s.bytes})
+	s.mu.Unlock()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// countingWriter counts the body bytes written and remembers the status.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *countingWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// soapHandler counts SOAP POSTs to /sdk…, applies the session gate before the simulator and
+// pages RetrievePropertiesEx.
+func soapHandler(next http.Handler, st *stats, gate *sessionGate, pg *pager) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || len(r.URL.Path) < 4 || r.URL.Path[:4] != simulator.Map.Path {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := ioutil.ReadAll(r.Body)
+		_ = r.Body.Close()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = ioutil.NopCloser(bytes.NewReader(body))
+		method := soapMethod(body)
+		cw := &countingWriter{ResponseWriter: w}
+		switch {
+		case gate.refuses(r, method):
+			writeNotAuthenticated(cw)
+		case method == "ContinueRetrievePropertiesEx" || method == "CancelRetrievePropertiesEx":
+			pg.serveContinue(cw, r, method, body)
+		case method == "RetrievePropertiesEx" && pg.limit(body) > 0:
+			pg.serveRetrieve(cw, r, next, pg.limit(body))
+		default:
+			next.ServeHTTP(cw, r)
+		}
+		st.record(method, cw.status >= 400, cw.bytes)
+	})
+}
+
+// soapMethod is the local name of the first element inside the SOAP Body, "" when there is none.
+func soapMethod(body []byte) string {
+	d := xml.NewDecoder(bytes.NewReader(body))
+	inBody := false
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if inBody {
+			return start.Name.Local
+		}
+		inBody = start.Name.Local == "Body"
+	}
+}
+
+// sessionGate makes the session rules vCenter's: the simulator answers RetrieveProperties(Ex) and
+// Fetch without a session (it lets them through for its own bootstrapping), vCenter answers
+// NotAuthenticated. It also expires sessions on request, so tests can see the exporter log in again.
+type sessionGate struct {
+	client   *vim25.Client // in-process, on the simulator's internal session
+	username string
+	enabled  bool
+}
+
+// gatedMethods are those the simulator lets through without a session.
+var gatedMethods = map[string]bool{
+	"RetrieveProperties":           true,
+	"RetrievePropertiesEx":         true,
+	"ContinueRetrievePropertiesEx": true,
+	"CancelRetrievePropertiesEx":   true,
+	"Fetch":                        true,
+}
+
+func (g *sessionGate) refuses(r *http.Request, method string) bool {
+	if !g.enabled || !gatedMethods[method] {
+		return false
+	}
+	cookie, err := r.Cookie(soap.SessionCookieName)
+	if err != nil {
+		return true
+	}
+	res, err := methods.SessionIsActive(r.Context(), g.client, &types.SessionIsActive{
+		This:      *g.client.ServiceContent.SessionManager,
+		SessionID: cookie.Value,
+		UserName:  g.username,
+	})
+	return err != nil || !res.Returnval
+}
+
+// expireAll terminates every session (POST /_sessions/expire) and answers {"terminated": N}.
+func (g *sessionGate) expireAll(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	ids, err := g.sessionIDs(r.Context())
+	if err == nil && len(ids) > 0 {
+		_, err = methods.TerminateSession(r.Context(), g.client, &types.TerminateSession{
+			This:      *g.client.ServiceContent.SessionManager,
+			SessionId: ids,
+		})
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, "{\"terminated\": %d}\n", len(ids))
+}
+
+func (g *sessionGate) sessionIDs(ctx context.Context) ([]string, error) {
+	ref := *g.client.ServiceContent.SessionManager
+	res, err := methods.RetrieveProperties(ctx, g.client, &types.RetrieveProperties{
+		This: g.client.ServiceContent.PropertyCollector,
+		SpecSet: []types.PropertyFilterSpec{{
+			ObjectSet: []types.ObjectSpec{{Obj: ref}},
+			PropSet:   []types.PropertySpec{{Type: ref.Type, PathSet: []string{"sessionList"}}},
+		}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var sm mo.SessionManager
+	if err := mo.LoadObjectContent(res.Returnval, &sm); err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(sm.SessionList))
+	for _, s := range sm.SessionList {
+		ids = append(ids, s.Key)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// writeNotAuthenticated answers the fault vCenter answers without a session.
+func writeNotAuthenticated(w http.ResponseWriter) {
+	writeFault(w, "NotAuthenticated", "The session is not authenticated.",
+		`<object type="Folder">group-d1</object><privilegeId>System.View</privilegeId>`)
+}
