@@ -18,9 +18,9 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use tracing::warn;
 
 use crate::collector::catalogue::{BUILD_INFO_NAME, INVENTORY_LAST_UPDATE, UP};
-use crate::collector::{Context, Sink, collect_all, record_run, render};
+use crate::collector::{Context, Run, Sink, collect_all, concat, record_run, render};
 use crate::config::{Config, VcenterConfig};
-use crate::vsphere::mirror::{Mirror, MirrorState};
+use crate::vsphere::mirror::Mirror;
 use crate::vsphere::{self, Client};
 
 /// The collector label of the vCenter retrieval itself.
@@ -28,17 +28,17 @@ const INVENTORY: &str = "inventory";
 /// How long a scrape without a deadline waits for a mirror that is not in sync yet.
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
-/// One part of a page: text rendered once, gzipped at most once.
+/// One part of a page: text segments rendered once, gzipped at most once.
 #[derive(Debug)]
 pub struct Part {
-    text: Bytes,
+    segments: Vec<Bytes>,
     gzip: OnceLock<Bytes>,
 }
 
 impl Part {
-    fn new(text: String) -> Arc<Part> {
+    fn new(segments: Vec<Bytes>) -> Arc<Part> {
         Arc::new(Part {
-            text: Bytes::from(text),
+            segments,
             gzip: OnceLock::new(),
         })
     }
@@ -49,31 +49,32 @@ impl Part {
             .get_or_init(|| {
                 let mut encoder =
                     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                // Writing into a Vec cannot fail.
-                let _ = encoder.write_all(&self.text);
+                for segment in &self.segments {
+                    // Writing into a Vec cannot fail.
+                    let _ = encoder.write_all(segment);
+                }
                 Bytes::from(encoder.finish().unwrap_or_default())
             })
             .clone()
     }
 }
 
-/// What a scrape sends: the vCenters' part (cached) and the exporter's own (fresh).
+/// What a scrape sends: the vCenters' status (fresh), their inventory metrics (cached per
+/// inventory version) and, on `/metrics`, the exporter's own metrics (fresh).
 #[derive(Debug, Clone)]
 pub struct Page {
     parts: Vec<Arc<Part>>,
 }
 
 impl Page {
-    /// The whole page as text.
+    /// The whole page as text (joined on demand: only scrapers without gzip need it).
     pub fn text(&self) -> Bytes {
-        if let [one] = self.parts.as_slice() {
-            return one.text.clone();
-        }
-        let mut out = Vec::with_capacity(self.parts.iter().map(|p| p.text.len()).sum());
-        for part in &self.parts {
-            out.extend_from_slice(&part.text);
-        }
-        Bytes::from(out)
+        let segments: Vec<Bytes> = self
+            .parts
+            .iter()
+            .flat_map(|p| p.segments.iter().cloned())
+            .collect();
+        concat(&segments)
     }
 
     /// The page gzipped: one gzip member per part (RFC 1952 allows a sequence of members,
@@ -81,14 +82,7 @@ impl Page {
     /// off the async workers.
     pub fn gzip(&self) -> Bytes {
         let members: Vec<Bytes> = self.parts.iter().map(|p| p.gzipped()).collect();
-        if let [one] = members.as_slice() {
-            return one.clone();
-        }
-        let mut out = Vec::with_capacity(members.iter().map(Bytes::len).sum());
-        for m in &members {
-            out.extend_from_slice(m);
-        }
-        Bytes::from(out)
+        concat(&members)
     }
 
     /// The text as a string, for tests and tools.
@@ -97,10 +91,22 @@ impl Page {
     }
 }
 
-/// A target's rendered families for one mirror version.
-struct Rendered {
-    version: u64,
-    families: Arc<Vec<String>>,
+/// A target's inventory metrics, rendered for one mirror version.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub version: u64,
+    /// Exposition samples per catalogue entry (the status families are not among them).
+    pub families: Arc<Vec<Bytes>>,
+    /// How the collectors ran for this render.
+    pub runs: Arc<Vec<Run>>,
+}
+
+/// A target's state as a scrape reports it.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub up: bool,
+    pub last_update_seconds: f64,
+    pub full_retrieval_seconds: f64,
 }
 
 /// One configured vCenter.
@@ -140,57 +146,73 @@ impl Target {
         &self.mirror
     }
 
-    /// The target's families as exposition text per catalogue entry, rendered again only
-    /// when the mirror changed since the last render. A mirror not yet in sync is waited for
-    /// until `timeout`.
-    pub async fn families(&self, timeout: Option<Duration>) -> (u64, Arc<Vec<String>>) {
+    /// The target's status and inventory metrics, rendered again only when the mirror changed
+    /// since the last render. A mirror still doing its first full retrieval is waited for
+    /// until `timeout`. No inventory metrics while the mirror is out of sync.
+    pub async fn snapshot(&self, timeout: Option<Duration>) -> (Status, Option<Rendered>) {
         self.mirror
             .wait_synced(timeout.unwrap_or(DEFAULT_WAIT))
             .await;
         let Ok(state) = self.mirror.state().read() else {
-            return (0, Arc::new(self.down_families(0.0)));
+            let status = Status {
+                up: false,
+                last_update_seconds: 0.0,
+                full_retrieval_seconds: 0.0,
+            };
+            return (status, None);
         };
+        let status = Status {
+            up: state.synced,
+            last_update_seconds: state.last_update_seconds,
+            full_retrieval_seconds: state.full_retrieval_seconds,
+        };
+        if !state.synced {
+            return (status, None);
+        }
         let mut cache = match self.rendered.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
         if let Some(r) = cache.as_ref().filter(|r| r.version == state.version) {
-            return (r.version, r.families.clone());
-        }
-        let families = Arc::new(self.render(&state));
-        *cache = Some(Rendered {
-            version: state.version,
-            families: families.clone(),
-        });
-        (state.version, families)
-    }
-
-    fn render(&self, state: &MirrorState) -> Vec<String> {
-        if !state.synced {
-            return self.down_families(state.full_retrieval_seconds);
+            return (status, Some(r.clone()));
         }
         let mut sink = Sink::new(&self.name);
-        sink.gauge(&UP, &[], 1.0);
-        sink.gauge(&INVENTORY_LAST_UPDATE, &[], state.last_update_seconds);
-        record_run(&mut sink, INVENTORY, state.full_retrieval_seconds, true);
         let ctx = Context {
             vcenter: &self.name,
             inventory: &state.inventory,
             config: &self.config,
         };
-        collect_all(&ctx, &mut sink);
-        sink.into_families()
+        let runs = collect_all(&ctx, &mut sink);
+        let rendered = Rendered {
+            version: state.version,
+            families: Arc::new(sink.into_families()),
+            runs: Arc::new(runs),
+        };
+        *cache = Some(rendered.clone());
+        (status, Some(rendered))
     }
 
-    fn down_families(&self, seconds: f64) -> Vec<String> {
+    /// `vsphere_up`, the update time and the collectors' runs of this target.
+    fn status_families(&self, status: &Status, rendered: Option<&Rendered>) -> Vec<Bytes> {
         let mut sink = Sink::new(&self.name);
-        sink.gauge(&UP, &[], 0.0);
-        record_run(&mut sink, INVENTORY, seconds, false);
+        sink.gauge(&UP, &[], if status.up { 1.0 } else { 0.0 });
+        if status.up {
+            sink.gauge(&INVENTORY_LAST_UPDATE, &[], status.last_update_seconds);
+        }
+        record_run(
+            &mut sink,
+            INVENTORY,
+            status.full_retrieval_seconds,
+            status.up,
+        );
+        for run in rendered.iter().flat_map(|r| r.runs.iter()) {
+            record_run(&mut sink, run.collector, run.seconds, run.ok);
+        }
         sink.into_families()
     }
 }
 
-/// The rendered vCenter part of a page, by the targets and versions it was rendered from.
+/// The rendered inventory part of a page, by the targets and versions it was rendered from.
 type PageCache = Option<(Vec<(usize, u64)>, Arc<Part>)>;
 
 /// All configured targets plus the exporter's own metrics.
@@ -198,7 +220,7 @@ pub struct Exporter {
     config: Arc<Config>,
     targets: Vec<Arc<Target>>,
     own: Registry,
-    /// The last `/metrics` and the last `/probe` parts.
+    /// The last `/metrics` and the last `/probe` inventory parts.
     metrics_cache: Mutex<PageCache>,
     probe_cache: Mutex<PageCache>,
 }
@@ -238,46 +260,69 @@ impl Exporter {
     /// for a mirror that is not in sync yet.
     pub async fn metrics(&self, timeout: Option<Duration>) -> Page {
         let all: Vec<usize> = (0..self.targets.len()).collect();
-        let part = self.vcenter_part(&all, &self.metrics_cache, timeout).await;
-        Page {
-            parts: vec![part, Part::new(self.own_text())],
-        }
+        let mut page = self.vcenter_page(&all, &self.metrics_cache, timeout).await;
+        page.parts
+            .push(Part::new(vec![Bytes::from(self.own_text())]));
+        page
     }
 
     /// One configured vCenter, or `None` when `target` names none (the server answers 400 and
     /// nothing is contacted).
     pub async fn probe(&self, target: &str, timeout: Option<Duration>) -> Option<Page> {
         let index = self.targets.iter().position(|t| t.name() == target)?;
-        let part = self
-            .vcenter_part(&[index], &self.probe_cache, timeout)
-            .await;
-        Some(Page { parts: vec![part] })
+        Some(
+            self.vcenter_page(&[index], &self.probe_cache, timeout)
+                .await,
+        )
     }
 
-    async fn vcenter_part(
+    /// The status part (fresh) and the inventory part (cached by the targets' versions).
+    async fn vcenter_page(
         &self,
         indexes: &[usize],
         cache: &Mutex<PageCache>,
         timeout: Option<Duration>,
-    ) -> Arc<Part> {
+    ) -> Page {
         let started = Instant::now();
-        let mut rendered = Vec::with_capacity(indexes.len());
+        let mut snapshots = Vec::with_capacity(indexes.len());
         for &i in indexes {
             let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
-            rendered.push((i, self.targets[i].families(left).await));
+            snapshots.push((i, self.targets[i].snapshot(left).await));
         }
-        let key: Vec<(usize, u64)> = rendered.iter().map(|(i, (v, _))| (*i, *v)).collect();
+        let status: Vec<Vec<Bytes>> = snapshots
+            .iter()
+            .map(|(i, (status, rendered))| {
+                self.targets[*i].status_families(status, rendered.as_ref())
+            })
+            .collect();
+        let status_refs: Vec<&[Bytes]> = status.iter().map(Vec::as_slice).collect();
+        let status_part = Part::new(render(&status_refs));
+
+        let inventory: Vec<(usize, &Rendered)> = snapshots
+            .iter()
+            .filter_map(|(i, (_, r))| r.as_ref().map(|r| (*i, r)))
+            .collect();
+        let key: Vec<(usize, u64)> = inventory.iter().map(|(i, r)| (*i, r.version)).collect();
         let mut cache = match cache.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some((_, part)) = cache.as_ref().filter(|(k, _)| *k == key) {
-            return part.clone();
+        let cached = cache
+            .as_ref()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, p)| p.clone());
+        let inventory_part = cached.unwrap_or_else(|| {
+            let families: Vec<&[Bytes]> = inventory
+                .iter()
+                .map(|(_, r)| r.families.as_slice())
+                .collect();
+            let part = Part::new(render(&families));
+            *cache = Some((key, part.clone()));
+            part
+        });
+        Page {
+            parts: vec![status_part, inventory_part],
         }
-        let families: Vec<&[String]> = rendered.iter().map(|(_, (_, f))| f.as_slice()).collect();
-        let part = Part::new(render(&families));
-        *cache = Some((key, part.clone()));
-        part
     }
 
     fn own_text(&self) -> String {
@@ -335,7 +380,13 @@ mod tests {
     #[test]
     fn a_page_gzips_to_one_member_per_part_and_reads_back_whole() {
         let page = Page {
-            parts: vec![Part::new("a 1\n".repeat(1000)), Part::new("b 2\n".into())],
+            parts: vec![
+                Part::new(vec![
+                    Bytes::from("a 1\n".repeat(1000)),
+                    Bytes::from("c 3\n"),
+                ]),
+                Part::new(vec![Bytes::from("b 2\n")]),
+            ],
         };
         let gz = page.gzip();
         let mut text = String::new();

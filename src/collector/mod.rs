@@ -18,6 +18,7 @@ mod vm;
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use tracing::warn;
 
 use crate::config::Config;
@@ -87,69 +88,84 @@ impl Sink {
         out.push('\n');
     }
 
-    /// Moves another sink's samples into this one.
-    pub fn merge(&mut self, other: Sink) {
-        for (mine, theirs) in self.families.iter_mut().zip(other.families) {
-            mine.push_str(&theirs);
-        }
-    }
-
     /// The sample lines of each catalogue entry, in catalogue order.
-    pub fn into_families(self) -> Vec<String> {
-        self.families
+    pub fn into_families(self) -> Vec<Bytes> {
+        self.families.into_iter().map(Bytes::from).collect()
     }
 }
 
-/// Exposition text of several sinks' families: each family's HELP and TYPE once, then the
-/// samples of every sink in order. Families without samples are left out.
-pub fn render<'a>(per_target: &[&'a [String]]) -> String {
-    let size: usize = per_target
-        .iter()
-        .flat_map(|f| f.iter())
-        .map(String::len)
-        .sum();
-    let mut out = String::with_capacity(size + 4096);
+/// Exposition text of several sinks' families, as segments to send one after the other: each
+/// family's HELP and TYPE once, then the samples of every sink in order. The sinks' buffers are
+/// shared, not copied. Families without samples are left out.
+pub fn render(per_target: &[&[Bytes]]) -> Vec<Bytes> {
+    let mut out = Vec::new();
     for spec in catalogue::ALL {
-        let parts: Vec<&'a str> = per_target
+        let parts: Vec<&Bytes> = per_target
             .iter()
             .filter_map(|families| families.get(spec.index))
-            .map(String::as_str)
             .filter(|s| !s.is_empty())
             .collect();
         if parts.is_empty() {
             continue;
         }
-        text::push_header(&mut out, spec);
-        for part in parts {
-            out.push_str(part);
-        }
+        let mut header = String::new();
+        text::push_header(&mut header, spec);
+        out.push(Bytes::from(header));
+        out.extend(parts.into_iter().cloned());
     }
     out
 }
 
-/// Runs every collector over an inventory. A collector that fails loses its own samples only.
-pub fn collect_all(ctx: &Context<'_>, out: &mut Sink) {
+/// One collector's run over an inventory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub collector: &'static str,
+    pub seconds: f64,
+    pub ok: bool,
+}
+
+/// Runs every collector over an inventory, writing into `out`. A collector that fails loses
+/// its own samples only (its part of each buffer is cut off again).
+pub fn collect_all(ctx: &Context<'_>, out: &mut Sink) -> Vec<Run> {
+    let mut runs = Vec::with_capacity(COLLECTORS.len());
     for collector in COLLECTORS {
         let start = Instant::now();
-        let mut own = Sink::new(ctx.vcenter);
-        let ok = match collector.collect(ctx, &mut own) {
+        let marks: Vec<usize> = out.families.iter().map(String::len).collect();
+        let ok = match collector.collect(ctx, out) {
             Ok(()) => true,
             Err(e) => {
                 warn!(vcenter = ctx.vcenter, collector = collector.name(), error = %e, "collector failed");
+                for (family, mark) in out.families.iter_mut().zip(marks) {
+                    family.truncate(mark);
+                }
                 false
             }
         };
-        if ok {
-            out.merge(own);
-        }
-        record_run(out, collector.name(), start.elapsed().as_secs_f64(), ok);
+        runs.push(Run {
+            collector: collector.name(),
+            seconds: start.elapsed().as_secs_f64(),
+            ok,
+        });
     }
+    runs
 }
 
 /// `vsphere_scrape_collector_duration_seconds` and `_success` for one collector run.
 pub fn record_run(out: &mut Sink, collector: &str, seconds: f64, ok: bool) {
     out.gauge(&COLLECTOR_DURATION, &[collector], seconds);
     out.gauge(&COLLECTOR_SUCCESS, &[collector], if ok { 1.0 } else { 0.0 });
+}
+
+/// Segments joined into one buffer.
+pub fn concat(segments: &[Bytes]) -> Bytes {
+    if let [one] = segments {
+        return one.clone();
+    }
+    let mut out = Vec::with_capacity(segments.iter().map(Bytes::len).sum());
+    for s in segments {
+        out.extend_from_slice(s);
+    }
+    Bytes::from(out)
 }
 
 #[cfg(test)]
@@ -202,6 +218,7 @@ pub(crate) mod test_support {
             &mut sink,
         );
         let families = sink.into_families();
-        text::parse(&render(&[&families])).expect("the writer's own output parses")
+        let text = concat(&render(&[&families]));
+        text::parse(&String::from_utf8_lossy(&text)).expect("the writer's own output parses")
     }
 }

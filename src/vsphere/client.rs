@@ -317,21 +317,25 @@ impl Client {
         let view = self
             .create_view(session, "CreateContainerView", body)
             .await?;
-        let mut builder = InventoryBuilder::default();
         let result = self
-            .retrieve_view(session, &view, &property_specs(), &mut builder)
+            .retrieve_view(
+                session,
+                &view,
+                &property_specs(),
+                InventoryBuilder::default(),
+            )
             .await;
         self.destroy_view(session, &view).await;
-        result?;
+        let mut builder = result?;
         let wanted = vms_with_snapshots(builder.inventory());
         if !wanted.is_empty() {
             let body = soap::create_list_view(&sc.view_manager, &wanted);
             let list = self.create_view(session, "CreateListView", body).await?;
             let result = self
-                .retrieve_view(session, &list, &snapshot_vm_specs(), &mut builder)
+                .retrieve_view(session, &list, &snapshot_vm_specs(), builder)
                 .await;
             self.destroy_view(session, &list).await;
-            result?;
+            builder = result?;
         }
         if builder.malformed > 0 {
             warn!(vcenter = %self.vcenter, properties = builder.malformed, "malformed property values left unset");
@@ -367,35 +371,34 @@ impl Client {
     }
 
     /// RetrievePropertiesEx over a view, then ContinueRetrievePropertiesEx while vCenter
-    /// returns a token.
+    /// returns a token; each answer is parsed as it streams in.
     async fn retrieve_view(
         &self,
         session: &Session,
         view: &MoRef,
         specs: &[soap::PropertySpec],
-        builder: &mut InventoryBuilder,
-    ) -> Result<(), Error> {
+        builder: InventoryBuilder,
+    ) -> Result<InventoryBuilder, Error> {
         let pc = &session.content.property_collector;
         let mut call = "RetrievePropertiesEx";
         let mut body = soap::retrieve_properties_ex(pc, view, specs, self.page_size);
+        let mut builder = builder;
         let mut pages = 0usize;
         loop {
-            let bytes = self.post(call, session, body).await?;
+            let (token, mut built) = self
+                .call_streaming(call, session, body, Duration::ZERO, builder, read_objects)
+                .await?;
             pages += 1;
-            let token = xml::read_retrieve_result(&bytes[..], |object| {
-                builder.add_object(&object);
-                Ok(())
-            })
-            .map_err(|e| self.error(call, e.into()))?;
-            if let Some(path) = builder.session_lost.take() {
+            if let Some(path) = built.session_lost.take() {
                 return Err(self.error(call, CallError::SessionLost(path)));
             }
+            builder = built;
             let Some(token) = token else { break };
             call = "ContinueRetrievePropertiesEx";
             body = soap::continue_retrieve_properties_ex(pc, &token);
         }
         debug!(vcenter = %self.vcenter, pages, view = %view.kind, "view retrieved");
-        Ok(())
+        Ok(builder)
     }
 
     /// One SOAP call in a session.
@@ -468,6 +471,19 @@ impl Client {
             failure: source,
         }
     }
+}
+
+/// The blocking-side parser of a RetrievePropertiesEx answer: objects go into the builder as
+/// they are read.
+fn read_objects(
+    input: ChannelReader,
+    builder: &mut InventoryBuilder,
+) -> Result<Option<String>, ParseError> {
+    let input = std::io::BufReader::with_capacity(64 * 1024, input);
+    xml::read_retrieve_result(input, |object| {
+        builder.add_object(&object);
+        Ok(())
+    })
 }
 
 /// The blocking side of a streamed answer: reads the chunks the network side sends.

@@ -324,41 +324,37 @@ impl Follower {
         collector: &Collector,
         version: &mut String,
     ) -> Result<(Inventory, BTreeSet<MoId>), Stop> {
-        let mut inventory = Inventory::default();
+        let mut fresh = Fresh {
+            inventory: Inventory::default(),
+            pending: BTreeSet::new(),
+            inventory_filter: collector.inventory_filter.clone(),
+            snapshot_filter: collector.snapshot_filter.clone(),
+        };
         let mut listed = BTreeSet::new();
-        let mut pending: BTreeSet<MoId> = BTreeSet::new();
         loop {
-            let (head, parsed) = self.wait(session, collector, version).await?;
+            let (head, applied) = self.wait(session, collector, version, fresh).await?;
+            fresh = applied;
             let Some(head) = head else {
                 // An empty answer while waiting for the ListView: nothing more will come.
-                if pending.is_empty() {
-                    return Ok((inventory, listed));
+                if fresh.pending.is_empty() {
+                    return Ok((fresh.inventory, listed));
                 }
                 return Err(Stop::Resync(format!(
                     "{} VMs with snapshots never reported their files",
-                    pending.len()
+                    fresh.pending.len()
                 )));
             };
             *version = head.version;
-            for (filter, update) in &parsed.updates {
-                let filter = self.filter_of(collector, filter)?;
-                if filter == Filter::SnapshotVms
-                    && let Some(obj) = update.child("obj").and_then(Node::moref)
-                {
-                    pending.remove(&obj.value);
-                }
-                apply_update(&mut inventory, filter, update).map_err(Stop::Resync)?;
-            }
             if head.truncated {
                 continue;
             }
             let added = self
-                .sync_list(session, collector, &mut inventory, &mut listed)
+                .sync_list(session, collector, &mut fresh.inventory, &mut listed)
                 .await?;
-            pending.extend(added);
-            pending.retain(|id| listed.contains(id));
-            if pending.is_empty() {
-                return Ok((inventory, listed));
+            fresh.pending.extend(added);
+            fresh.pending.retain(|id| listed.contains(id));
+            if fresh.pending.is_empty() {
+                return Ok((fresh.inventory, listed));
             }
         }
     }
@@ -372,7 +368,10 @@ impl Follower {
         mut listed: BTreeSet<MoId>,
     ) -> Stop {
         loop {
-            let (head, parsed) = match self.wait(session, collector, &version).await {
+            let answer = self
+                .wait(session, collector, &version, Parsed::default())
+                .await;
+            let (head, parsed) = match answer {
                 Ok(answer) => answer,
                 Err(stop) => return stop,
             };
@@ -416,28 +415,29 @@ impl Follower {
         }
     }
 
-    /// One WaitForUpdatesEx, parsed as it streams in.
-    async fn wait(
+    /// One WaitForUpdatesEx, parsed as it streams in, each update handed to `sink`.
+    async fn wait<T: UpdateSink>(
         &self,
         session: &Session,
         collector: &Collector,
         version: &str,
-    ) -> Result<(Option<UpdateSetHead>, Parsed), Stop> {
+        sink: T,
+    ) -> Result<(Option<UpdateSetHead>, T), Stop> {
         let body =
             soap::wait_for_updates_ex(&collector.pc, version, MAX_WAIT_SECONDS, MAX_OBJECT_UPDATES);
         let extra = Duration::from_secs(u64::from(MAX_WAIT_SECONDS));
-        let (head, parsed) = self
+        let answer = self
             .client
             .call_streaming(
                 "WaitForUpdatesEx",
                 session,
                 body,
                 extra,
-                Parsed::default(),
-                read_updates,
+                sink,
+                read_into::<T>,
             )
             .await?;
-        Ok((head, parsed))
+        Ok(answer)
     }
 
     fn filter_of(&self, collector: &Collector, filter: &str) -> Result<Filter, Stop> {
@@ -491,16 +491,57 @@ impl Follower {
     }
 }
 
+/// Where the updates of one WaitForUpdatesEx answer go as they are parsed.
+trait UpdateSink: Send + 'static {
+    fn update(&mut self, filter: &str, update: Node) -> Result<(), ParseError>;
+}
+
+/// Steady state: updates are kept until the answer is complete, then applied under the
+/// state's lock in one go (answers are small: a few changes, at most MAX_OBJECT_UPDATES).
+impl UpdateSink for Parsed {
+    fn update(&mut self, filter: &str, update: Node) -> Result<(), ParseError> {
+        self.updates.push((filter.to_string(), update));
+        Ok(())
+    }
+}
+
+/// A full retrieval: every object is applied to a fresh inventory as soon as it is parsed, so
+/// the whole answer (hundreds of megabytes at 40,000 VMs) is never held at once.
+struct Fresh {
+    inventory: Inventory,
+    /// VMs added to the ListView whose files and devices have not arrived yet.
+    pending: BTreeSet<MoId>,
+    inventory_filter: String,
+    snapshot_filter: String,
+}
+
+impl UpdateSink for Fresh {
+    fn update(&mut self, filter: &str, update: Node) -> Result<(), ParseError> {
+        let filter = if filter == self.inventory_filter {
+            Filter::Inventory
+        } else if filter == self.snapshot_filter {
+            Filter::SnapshotVms
+        } else {
+            return Err(ParseError::Malformed(format!(
+                "update from an unknown filter {filter}"
+            )));
+        };
+        if filter == Filter::SnapshotVms
+            && let Some(obj) = update.child("obj").and_then(Node::moref)
+        {
+            self.pending.remove(&obj.value);
+        }
+        apply_update(&mut self.inventory, filter, &update).map_err(ParseError::Malformed)
+    }
+}
+
 /// The blocking-side parser of a WaitForUpdatesEx answer.
-fn read_updates(
+fn read_into<T: UpdateSink>(
     input: ChannelReader,
-    parsed: &mut Parsed,
+    sink: &mut T,
 ) -> Result<Option<UpdateSetHead>, ParseError> {
     let input = std::io::BufReader::with_capacity(64 * 1024, input);
-    xml::read_update_set(input, |filter, update| {
-        parsed.updates.push((filter.to_string(), update));
-        Ok(())
-    })
+    xml::read_update_set(input, |filter, update| sink.update(filter, update))
 }
 
 /// VMs to add to the ListView (they have snapshots now) and to remove (they have none, or are

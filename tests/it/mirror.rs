@@ -25,7 +25,10 @@ async fn assert_mirror_converges(served: &crate::Served, fresh: &Client, what: &
             return;
         }
         if Instant::now() > deadline {
-            panic!("{what}: the mirror differs from a fresh retrieval: {}", first_difference(&mirror, &truth));
+            panic!(
+                "{what}: the mirror differs from a fresh retrieval: {}",
+                first_difference(&mirror, &truth)
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -61,7 +64,13 @@ async fn mirror_equals_a_fresh_retrieval_after_each_change_and_after_a_forced_fa
     let sim = Vcsim::start(&["-scenario", "scale", "-vms", "300", "-snapshot-vms", "60"]);
     let served = serve(vec![sim.vcenter("vc01")]).await;
     let fresh = Client::new(&sim.vcenter("fresh")).unwrap();
-    assert!(served.target().mirror().wait_synced(Duration::from_secs(60)).await);
+    assert!(
+        served
+            .target()
+            .mirror()
+            .wait_synced(Duration::from_secs(60))
+            .await
+    );
     assert_mirror_converges(&served, &fresh, "initial").await;
 
     let start = fresh.retrieve_inventory().await.unwrap();
@@ -76,21 +85,48 @@ async fn mirror_equals_a_fresh_retrieval_after_each_change_and_after_a_forced_fa
         .clone();
 
     let changes = [
-        ("snapshot created on a VM without snapshots", json!({"op": "create_snapshot", "vm": bare, "name": "VEEAM BACKUP TEMPORARY SNAPSHOT", "quiesce": true})),
-        ("child snapshot created", json!({"op": "create_snapshot", "vm": snapped, "name": "nightly", "quiesce": false})),
-        ("snapshot renamed", json!({"op": "rename_snapshot", "snapshot": snapshot, "name": "renamed by the test"})),
-        ("Tools status changed", json!({"op": "set_tools", "vm": bare, "status": "guestToolsNeedUpgrade", "running": "guestToolsNotRunning"})),
-        ("VM moved to another host", json!({"op": "move_vm", "vm": bare, "host": other_host})),
+        (
+            "snapshot created on a VM without snapshots",
+            json!({"op": "create_snapshot", "vm": bare, "name": "VEEAM BACKUP TEMPORARY SNAPSHOT", "quiesce": true}),
+        ),
+        (
+            "child snapshot created",
+            json!({"op": "create_snapshot", "vm": snapped, "name": "nightly", "quiesce": false}),
+        ),
+        (
+            "snapshot renamed",
+            json!({"op": "rename_snapshot", "snapshot": snapshot, "name": "renamed by the test"}),
+        ),
+        (
+            "Tools status changed",
+            json!({"op": "set_tools", "vm": bare, "status": "guestToolsNeedUpgrade", "running": "guestToolsNotRunning"}),
+        ),
+        (
+            "VM moved to another host",
+            json!({"op": "move_vm", "vm": bare, "host": other_host}),
+        ),
         ("VM added", json!({"op": "add_vm", "name": "added-by-test"})),
-        ("all snapshots of a VM removed", json!({"op": "remove_all_snapshots", "vm": bare})),
-        ("snapshot removed", json!({"op": "remove_snapshot", "snapshot": snapshot})),
+        (
+            "all snapshots of a VM removed",
+            json!({"op": "remove_all_snapshots", "vm": bare}),
+        ),
+        (
+            "snapshot removed",
+            json!({"op": "remove_snapshot", "snapshot": snapshot}),
+        ),
         ("VM removed", json!({"op": "remove_vm", "vm": snapped})),
     ];
     for (what, command) in changes {
         sim.control(command).await;
         assert_mirror_converges(&served, &fresh, what).await;
     }
-    let state_before = served.target().mirror().state().read().unwrap().full_retrievals;
+    let state_before = served
+        .target()
+        .mirror()
+        .state()
+        .read()
+        .unwrap()
+        .full_retrievals;
     assert_eq!(state_before, 1, "no change needed a full retrieval");
 
     // Forced fallback: vCenter forgets every session; the mirror notices, logs in again and
@@ -99,7 +135,16 @@ async fn mirror_equals_a_fresh_retrieval_after_each_change_and_after_a_forced_fa
     sim.control(json!({"op": "create_snapshot", "vm": vm_with(&start, false), "name": "after fallback", "quiesce": false})).await;
     let fresh = Client::new(&sim.vcenter("fresh2")).unwrap();
     assert_mirror_converges(&served, &fresh, "after a forced fallback").await;
-    let retrievals = served.target().mirror().state().read().unwrap().full_retrievals;
-    assert!(retrievals >= 2, "the mirror fell back to a full retrieval ({retrievals})");
+    let retrievals = served
+        .target()
+        .mirror()
+        .state()
+        .read()
+        .unwrap()
+        .full_retrievals;
+    assert!(
+        retrievals >= 2,
+        "the mirror fell back to a full retrieval ({retrievals})"
+    );
     assert!(served.target().logins() >= 2);
 }
