@@ -51,7 +51,7 @@ fn first_difference(mirror: &Inventory, truth: &Inventory) -> String {
     "non-VM objects differ".into()
 }
 
-fn vm_with<'a>(inv: &'a Inventory, snapshots: bool) -> &'a str {
+fn vm_with(inv: &Inventory, snapshots: bool) -> &str {
     inv.vms
         .values()
         .find(|v| v.has_snapshots() == snapshots && !v.template)
