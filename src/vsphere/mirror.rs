@@ -367,6 +367,9 @@ impl Follower {
         mut version: String,
         mut listed: BTreeSet<MoId>,
     ) -> Stop {
+        // VMs that were in the ListView once: a collector may not announce them again when
+        // they come back (the simulator does not), so their files are fetched directly.
+        let mut ever_listed = listed.clone();
         loop {
             let answer = self
                 .wait(session, collector, &version, Parsed::default())
@@ -393,6 +396,10 @@ impl Follower {
                         Ok(f) => f,
                         Err(stop) => return stop,
                     };
+                    if filter == Filter::SnapshotVms && !listed_vm(update, &listed) {
+                        // A VM no longer in the list: its files no longer matter.
+                        continue;
+                    }
                     if let Err(why) = apply_update(&mut state.inventory, filter, update) {
                         return Stop::Resync(why);
                     }
@@ -405,14 +412,68 @@ impl Follower {
                 self.changed.send_replace(state.version);
             }
             debug!(vcenter = %self.vcenter, updates = parsed.updates.len(), "mirror updated");
-            if let Some((add, remove)) = list_changes
-                && let Err(e) = self
-                    .modify_list(session, collector, &add, &remove, &mut listed)
-                    .await
+            let Some((add, remove)) = list_changes else {
+                continue;
+            };
+            if let Err(e) = self
+                .modify_list(session, collector, &add, &remove, &mut listed)
+                .await
             {
                 return e.into();
             }
+            let back: Vec<MoId> = add
+                .iter()
+                .filter(|id| ever_listed.contains(*id))
+                .cloned()
+                .collect();
+            ever_listed.extend(add);
+            if let Err(e) = self.fetch_snapshot_vm_properties(session, &back).await {
+                return e.into();
+            }
         }
+    }
+
+    /// Reads the files and devices of VMs directly and applies them.
+    async fn fetch_snapshot_vm_properties(
+        &self,
+        session: &Session,
+        vms: &[MoId],
+    ) -> Result<(), Error> {
+        if vms.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<MoRef> = vms
+            .iter()
+            .map(|id| MoRef::new("VirtualMachine", id))
+            .collect();
+        let pc = &session.content.property_collector;
+        let body = soap::retrieve_properties_of(pc, &refs, &snapshot_vm_specs());
+        let call = "RetrievePropertiesEx";
+        let bytes = self.client.call(call, session, body).await?;
+        let mut objects = Vec::new();
+        xml::read_retrieve_result(&bytes[..], |o| {
+            objects.push(o);
+            Ok(())
+        })
+        .map_err(|e| self.error(call, e.into()))?;
+        let Ok(mut state) = self.state.write() else {
+            return Ok(());
+        };
+        for object in &objects {
+            let Some(obj) = object.child("obj").and_then(Node::moref) else {
+                continue;
+            };
+            if !state.inventory.vms.contains_key(&obj.value) {
+                continue;
+            }
+            for prop in object.children_named("propSet") {
+                let path = prop.text_of("name").unwrap_or_default().trim();
+                let _ = state.inventory.set_property(&obj, path, prop.child("val"));
+            }
+        }
+        state.version += 1;
+        self.changed.send_replace(state.version);
+        Ok(())
     }
 
     /// One WaitForUpdatesEx, parsed as it streams in, each update handed to `sink`.
@@ -542,6 +603,14 @@ fn read_into<T: UpdateSink>(
 ) -> Result<Option<UpdateSetHead>, ParseError> {
     let input = std::io::BufReader::with_capacity(64 * 1024, input);
     xml::read_update_set(input, |filter, update| sink.update(filter, update))
+}
+
+/// True when an update is about a VM in the ListView.
+fn listed_vm(update: &Node, listed: &BTreeSet<MoId>) -> bool {
+    update
+        .child("obj")
+        .and_then(Node::moref)
+        .is_some_and(|o| listed.contains(&o.value))
 }
 
 /// VMs to add to the ListView (they have snapshots now) and to remove (they have none, or are

@@ -139,6 +139,32 @@ pub fn retrieve_properties_ex(
     envelope(&body)
 }
 
+/// `RetrievePropertiesEx` of `props` on the given objects themselves (no traversal).
+pub fn retrieve_properties_of(
+    collector: &MoRef,
+    objects: &[MoRef],
+    props: &[PropertySpec],
+) -> String {
+    let mut body = format!(r#"<RetrievePropertiesEx xmlns="{VIM25}">"#);
+    body.push_str(&moref("_this", collector));
+    body.push_str("<specSet>");
+    for p in props {
+        body.push_str("<propSet>");
+        body.push_str(&text("type", p.kind));
+        for path in &p.paths {
+            body.push_str(&text("pathSet", path));
+        }
+        body.push_str("</propSet>");
+    }
+    for o in objects {
+        body.push_str("<objectSet>");
+        body.push_str(&moref("obj", o));
+        body.push_str("<skip>false</skip></objectSet>");
+    }
+    body.push_str("</specSet><options></options></RetrievePropertiesEx>");
+    envelope(&body)
+}
+
 /// `CreatePropertyCollector`: a collector of our own, so our filters and update versions are
 /// apart from every other client's.
 pub fn create_property_collector(collector: &MoRef) -> String {
