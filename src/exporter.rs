@@ -176,6 +176,8 @@ impl Target {
         if let Some(r) = cache.as_ref().filter(|r| r.version == state.version) {
             return (status, Some(r.clone()));
         }
+        // The old render goes before the new one is built, so the two are not held at once.
+        *cache = None;
         let mut sink = Sink::new(&self.name);
         let ctx = Context {
             vcenter: &self.name,
@@ -284,6 +286,7 @@ impl Exporter {
         timeout: Option<Duration>,
     ) -> Page {
         let started = Instant::now();
+        self.drop_stale_parts();
         let mut snapshots = Vec::with_capacity(indexes.len());
         for &i in indexes {
             let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
@@ -322,6 +325,24 @@ impl Exporter {
         });
         Page {
             parts: vec![status_part, inventory_part],
+        }
+    }
+
+    /// Forgets cached inventory parts whose targets have moved on, before they render anew,
+    /// so an old and a new rendering of 40,000 VMs are not held at once.
+    fn drop_stale_parts(&self) {
+        for cache in [&self.metrics_cache, &self.probe_cache] {
+            let mut cache = match cache.lock() {
+                Ok(c) => c,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let stale = cache.as_ref().is_some_and(|(key, _)| {
+                key.iter()
+                    .any(|(i, version)| self.targets[*i].mirror().version() != *version)
+            });
+            if stale {
+                *cache = None;
+            }
         }
     }
 

@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::error::{CallError, Error, ParseError};
 use super::inventory::{
-    InventoryBuilder, VIEW_TYPES, property_specs, snapshot_vm_specs, vms_with_snapshots,
+    self, InventoryBuilder, VIEW_TYPES, property_specs, snapshot_vm_specs, vms_with_snapshots,
 };
 use super::model::{Inventory, MoRef};
 use super::soap;
@@ -480,7 +480,7 @@ fn read_objects(
     builder: &mut InventoryBuilder,
 ) -> Result<Option<String>, ParseError> {
     let input = std::io::BufReader::with_capacity(64 * 1024, input);
-    xml::read_retrieve_result(input, |object| {
+    xml::read_retrieve_result(input, inventory::keep, |object| {
         builder.add_object(&object);
         Ok(())
     })

@@ -100,6 +100,25 @@ pub fn clear_snapshot_vm_properties(vm: &mut Vm) {
     }
 }
 
+/// What the reader keeps of an answer: everything but the parts of `config.hardware.device`
+/// no metric reads. A VM's device list is most of its bytes (controllers, NICs, backings), and
+/// only a virtual disk's capacity is used, so the rest is skipped unallocated.
+pub fn keep(open: &[Node], child: &Node) -> bool {
+    let n = open.len();
+    let devices =
+        |prop: &Node| prop.text_of("name").map(str::trim) == Some("config.hardware.device");
+    if n >= 2 && open[n - 1].name == "val" && devices(&open[n - 2]) {
+        return child.xsi_type.as_deref() == Some("VirtualDisk");
+    }
+    if n >= 3 && open[n - 2].name == "val" && devices(&open[n - 3]) {
+        return matches!(
+            child.name.as_str(),
+            "key" | "capacityInKB" | "capacityInBytes"
+        );
+    }
+    true
+}
+
 /// Collects `objects` elements into an [`Inventory`].
 #[derive(Debug, Default)]
 pub struct InventoryBuilder {
@@ -435,7 +454,7 @@ mod tests {
 
     fn build(xml: &str) -> (InventoryBuilder, Option<String>) {
         let mut b = InventoryBuilder::default();
-        let token = read_retrieve_result(xml.as_bytes(), |o| {
+        let token = read_retrieve_result(xml.as_bytes(), keep, |o| {
             b.add_object(&o);
             Ok(())
         })
@@ -454,7 +473,7 @@ mod tests {
 <propSet><name>config.template</name><val xsi:type="xsd:boolean">false</val></propSet>
 <propSet><name>config.hardware.device</name><val xsi:type="ArrayOfVirtualDevice">
  <VirtualDevice xsi:type="VirtualIDEController"><key>200</key></VirtualDevice>
- <VirtualDevice xsi:type="VirtualDisk"><key>2000</key><capacityInKB>1024</capacityInKB><capacityInBytes>1048576</capacityInBytes></VirtualDevice>
+ <VirtualDevice xsi:type="VirtualDisk"><key>2000</key><deviceInfo><label>Hard disk 1</label></deviceInfo><capacityInKB>1024</capacityInKB><capacityInBytes>1048576</capacityInBytes></VirtualDevice>
  <VirtualDevice xsi:type="VirtualDisk"><key>2001</key><capacityInKB>2</capacityInKB></VirtualDevice>
 </val></propSet>
 <propSet><name>snapshot</name><val xsi:type="VirtualMachineSnapshotInfo"><currentSnapshot type="VirtualMachineSnapshot">snapshot-7</currentSnapshot>
@@ -503,6 +522,34 @@ mod tests {
         let cluster = &inv.compute_resources["domain-c7"];
         assert!(cluster.is_cluster);
         assert_eq!(cluster.parent, Some(MoRef::new("Folder", "group-h4")));
+    }
+
+    #[test]
+    fn devices_other_than_disks_and_disk_details_are_not_kept() {
+        let (b, _) = build(VM_PAGE);
+        let inv = b.finish();
+        assert_eq!(
+            inv.vms["vm-42"].disk_capacities_bytes,
+            vec![1_048_576, 2048]
+        );
+        let mut kept = Vec::new();
+        read_retrieve_result(VM_PAGE.as_bytes(), keep, |o| {
+            kept.push(o);
+            Ok(())
+        })
+        .unwrap();
+        let devices = kept[0]
+            .children_named("propSet")
+            .find(|p| p.text_of("name") == Some("config.hardware.device"))
+            .and_then(|p| p.child("val"))
+            .unwrap();
+        assert_eq!(devices.children.len(), 2, "the IDE controller is skipped");
+        assert!(
+            devices
+                .children
+                .iter()
+                .all(|d| d.child("deviceInfo").is_none())
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use super::client::{ChannelReader, Client, Session};
 use super::error::{CallError, Error, ParseError};
 use super::inventory::{
-    VIEW_TYPES, clear_snapshot_vm_properties, property_specs, snapshot_vm_specs,
+    self, VIEW_TYPES, clear_snapshot_vm_properties, property_specs, snapshot_vm_specs,
 };
 use super::model::{Inventory, MoId, MoRef};
 use super::soap;
@@ -32,6 +32,8 @@ use super::xml::{self, Node, UpdateSetHead, method_fault_kind};
 const MAX_WAIT_SECONDS: u32 = 30;
 /// Objects per WaitForUpdatesEx answer; more come as `truncated` follow-ups.
 const MAX_OBJECT_UPDATES: u32 = 1000;
+/// Broken update waits in a row retried from the same version before starting over.
+const MAX_BROKEN_WAITS: u32 = 3;
 /// Retry delays after a failure: doubling from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -105,6 +107,11 @@ impl Mirror {
         };
         let _ = tokio::time::timeout(timeout, wait).await;
         settled(&self.state).0
+    }
+
+    /// The current version of the state.
+    pub fn version(&self) -> u64 {
+        self.state.read().map(|s| s.version).unwrap_or(0)
     }
 
     /// Stops following (the session itself is closed by the client's logout).
@@ -370,12 +377,27 @@ impl Follower {
         // VMs that were in the ListView once: a collector may not announce them again when
         // they come back (the simulator does not), so their files are fetched directly.
         let mut ever_listed = listed.clone();
+        let mut broken_waits = 0u32;
         loop {
             let answer = self
                 .wait(session, collector, &version, Parsed::default())
                 .await;
             let (head, parsed) = match answer {
-                Ok(answer) => answer,
+                Ok(answer) => {
+                    broken_waits = 0;
+                    answer
+                }
+                // A wait cut off (a timeout, a dropped connection) leaves the collector and
+                // its version valid on vCenter: ask again from the same version rather than
+                // start over, which would cost vCenter a full retrieval while it is busy.
+                Err(Stop::Call(e))
+                    if matches!(e.failure, CallError::Transport(_))
+                        && broken_waits < MAX_BROKEN_WAITS =>
+                {
+                    broken_waits += 1;
+                    warn!(vcenter = %self.vcenter, error = %e, attempt = broken_waits, "update wait broken; asking again from the same version");
+                    continue;
+                }
                 Err(stop) => return stop,
             };
             let Some(head) = head else {
@@ -451,7 +473,7 @@ impl Follower {
         let call = "RetrievePropertiesEx";
         let bytes = self.client.call(call, session, body).await?;
         let mut objects = Vec::new();
-        xml::read_retrieve_result(&bytes[..], |o| {
+        xml::read_retrieve_result(&bytes[..], inventory::keep, |o| {
             objects.push(o);
             Ok(())
         })
@@ -602,7 +624,9 @@ fn read_into<T: UpdateSink>(
     sink: &mut T,
 ) -> Result<Option<UpdateSetHead>, ParseError> {
     let input = std::io::BufReader::with_capacity(64 * 1024, input);
-    xml::read_update_set(input, |filter, update| sink.update(filter, update))
+    xml::read_update_set(input, inventory::keep, |filter, update| {
+        sink.update(filter, update)
+    })
 }
 
 /// True when an update is about a VM in the ListView.
@@ -701,7 +725,7 @@ mod tests {
 
     fn updates(xml: &str) -> Vec<(String, Node)> {
         let mut out = Vec::new();
-        read_update_set(xml.as_bytes(), |f, u| {
+        read_update_set(xml.as_bytes(), crate::vsphere::inventory::keep, |f, u| {
             out.push((f.to_string(), u));
             Ok(())
         })

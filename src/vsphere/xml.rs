@@ -63,10 +63,21 @@ impl Node {
     }
 }
 
+/// Decides, while a subtree is read, whether a child element is worth keeping: given the
+/// elements open above it (outermost first, each with the children read so far) and the
+/// child's start. A skipped child costs no allocation for its content.
+pub type Keep = fn(&[Node], &Node) -> bool;
+
+/// Keeps everything.
+pub fn keep_all(_: &[Node], _: &Node) -> bool {
+    true
+}
+
 /// A pull reader over a SOAP response.
 pub struct SoapReader<R> {
     reader: NsReader<R>,
     buf: Vec<u8>,
+    keep: Keep,
 }
 
 /// What the reader found next at the current level.
@@ -83,7 +94,14 @@ impl<R: BufRead> SoapReader<R> {
         SoapReader {
             reader,
             buf: Vec::with_capacity(4096),
+            keep: keep_all,
         }
+    }
+
+    /// Skips the children `keep` refuses, at any depth of the subtrees read.
+    pub fn with_keep(mut self, keep: Keep) -> Self {
+        self.keep = keep;
+        self
     }
 
     /// Moves to the first element inside `soapenv:Body`. A `Fault` there becomes
@@ -203,11 +221,18 @@ impl<R: BufRead> SoapReader<R> {
                         return Err(ParseError::Malformed("elements nested too deeply".into()));
                     }
                     let child = start_node(&self.reader, &start)?;
-                    stack.push(child);
+                    if (self.keep)(&stack, &child) {
+                        stack.push(child);
+                    } else {
+                        depth -= 1;
+                        self.skip_rest()?;
+                    }
                 }
                 Event::Empty(start) => {
                     let child = start_node(&self.reader, &start)?;
-                    push_child(&mut stack, child);
+                    if (self.keep)(&stack, &child) {
+                        push_child(&mut stack, child);
+                    }
                 }
                 Event::End(_) => {
                     depth -= 1;
@@ -349,9 +374,10 @@ pub fn method_fault_kind(fault: &Node) -> String {
 /// `returnval`: nothing matched) is an empty result.
 pub fn read_retrieve_result<R: BufRead>(
     input: R,
+    keep: Keep,
     mut on_object: impl FnMut(Node) -> Result<(), ParseError>,
 ) -> Result<Option<String>, ParseError> {
-    let mut reader = SoapReader::new(input);
+    let mut reader = SoapReader::new(input).with_keep(keep);
     let (response, empty) = reader.enter_body()?;
     if !response.name.ends_with("Response") {
         return Err(ParseError::Malformed(format!(
@@ -392,9 +418,10 @@ pub struct UpdateSetHead {
 /// the wait ended without changes (no `returnval`).
 pub fn read_update_set<R: BufRead>(
     input: R,
+    keep: Keep,
     mut on_update: impl FnMut(&str, Node) -> Result<(), ParseError>,
 ) -> Result<Option<UpdateSetHead>, ParseError> {
-    let mut reader = SoapReader::new(input);
+    let mut reader = SoapReader::new(input).with_keep(keep);
     let (response, empty) = reader.enter_body()?;
     if response.name != "WaitForUpdatesExResponse" {
         return Err(ParseError::Malformed(format!(
@@ -544,7 +571,7 @@ mod tests {
 <filterSet><filter type="PropertyFilter">session[1]f2</filter><objectSet><kind>enter</kind><obj type="VirtualMachine">vm-3</obj></objectSet></filterSet>
 <truncated>true</truncated></returnval></WaitForUpdatesExResponse></soapenv:Body></soapenv:Envelope>"#;
         let mut seen = Vec::new();
-        let head = read_update_set(&xml[..], |filter, update| {
+        let head = read_update_set(&xml[..], keep_all, |filter, update| {
             seen.push((
                 filter.to_string(),
                 update.text_of("kind").unwrap_or_default().to_string(),
@@ -577,6 +604,9 @@ mod tests {
     #[test]
     fn an_empty_wait_answer_has_no_update_set() {
         let xml = br#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><WaitForUpdatesExResponse xmlns="urn:vim25"></WaitForUpdatesExResponse></soapenv:Body></soapenv:Envelope>"#;
-        assert_eq!(read_update_set(&xml[..], |_, _| Ok(())).unwrap(), None);
+        assert_eq!(
+            read_update_set(&xml[..], keep_all, |_, _| Ok(())).unwrap(),
+            None
+        );
     }
 }
