@@ -125,10 +125,10 @@ func editVM(ref types.ManagedObjectReference, plan *vmPlan, l *layout, stamp tim
 			return
 		}
 		vm.LayoutEx = l.layoutEx(stamp)
-		vm.Layout = l.legacyLayout()
-		editDisks(vm, plan, l)
+		vm.Layout = legacyLayoutOf(vm.LayoutEx)
+		editDisks(vm, plan)
 		if len(vm.Datastore) > 0 {
-			vm.Storage, vm.Summary.Storage = l.storage(vm.Datastore[0], diskCapacity(plan), stamp)
+			vm.Storage, vm.Summary.Storage = storageOf(vm.LayoutEx, vm.Datastore[0], diskCapacity(plan), stamp)
 		}
 		editGuest(vm, plan)
 		editRuntime(vm, plan)
@@ -198,31 +198,23 @@ func editSnapshotTree(vm *simulator.VirtualMachine, l *layout) error {
 	return nil
 }
 
-// editDisks points each disk's backing at its running chain. The device list is copied, not edited
-// in place: the simulator's snapshot objects share the VM's device slice.
-func editDisks(vm *simulator.VirtualMachine, plan *vmPlan, l *layout) {
-	devices := make([]types.BaseVirtualDevice, len(vm.Config.Hardware.Device))
-	copy(devices, vm.Config.Hardware.Device)
-	for i, d := range devices {
-		disk, ok := d.(*types.VirtualDisk)
-		if !ok {
-			continue
+// editDisks points each disk's backing at its running chain in vm.layoutEx, and leaves
+// capacityInBytes at 0 where the plan says so. The config is a new copy, so a collector reading
+// the old one concurrently never sees it half-changed.
+func editDisks(vm *simulator.VirtualMachine, plan *vmPlan) {
+	devices := backedDevices(vm.Config.Hardware.Device, vm.LayoutEx)
+	if plan.capacityInKBOnly {
+		for i, d := range devices {
+			if disk, ok := d.(*types.VirtualDisk); ok {
+				edited := *disk
+				edited.CapacityInBytes = 0
+				devices[i] = &edited
+			}
 		}
-		n := int(disk.Key - firstDiskKey)
-		base, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
-		if !ok || n < 0 || n >= len(l.disks) {
-			continue
-		}
-		edited := *disk
-		flat := *base
-		flat.Parent = nil
-		edited.Backing = l.backing(n, &flat)
-		if plan.capacityInKBOnly {
-			edited.CapacityInBytes = 0
-		}
-		devices[i] = &edited
 	}
-	vm.Config.Hardware.Device = devices
+	config := *vm.Config
+	config.Hardware.Device = devices
+	vm.Config = &config
 }
 
 // guestFullName is what vCenter shows for the guest ids the scenarios use.
@@ -236,13 +228,12 @@ var guestFullName = map[string]string{
 }
 
 // editGuest sets the Tools fields; the simulator sets toolsNotInstalled on every VM and never
-// sets toolsVersionStatus2.
+// sets toolsVersionStatus2. guest and summary.guest are replaced by edited copies.
 func editGuest(vm *simulator.VirtualMachine, plan *vmPlan) {
 	status, versionStatus := toolsStatusFor(plan.tools)
-	g := vm.Guest
-	if g == nil {
-		g = &types.GuestInfo{}
-		vm.Guest = g
+	g := &types.GuestInfo{}
+	if vm.Guest != nil {
+		*g = *vm.Guest
 	}
 	g.ToolsStatus = status
 	g.ToolsVersionStatus = versionStatus
@@ -259,15 +250,16 @@ func editGuest(vm *simulator.VirtualMachine, plan *vmPlan) {
 		g.GuestFullName = guestFullName[plan.guestID]
 		g.HostName = strings.ToLower(plan.name)
 	}
-	if vm.Summary.Guest == nil {
-		vm.Summary.Guest = &types.VirtualMachineGuestSummary{}
+	s := &types.VirtualMachineGuestSummary{}
+	if vm.Summary.Guest != nil {
+		*s = *vm.Summary.Guest
 	}
-	s := vm.Summary.Guest
 	s.GuestId, s.GuestFullName, s.HostName = g.GuestId, g.GuestFullName, g.HostName
 	s.ToolsStatus = status
 	s.ToolsVersionStatus = versionStatus
 	s.ToolsVersionStatus2 = plan.tools.versionStatus2
 	s.ToolsRunningStatus = plan.tools.runningStatus
+	vm.Guest, vm.Summary.Guest = g, s
 	vm.Config.GuestFullName = guestFullName[plan.guestID]
 	vm.Summary.Config.GuestFullName = guestFullName[plan.guestID]
 }

@@ -248,54 +248,54 @@ func (l *layout) layoutEx(stamp time.Time) *types.VirtualMachineFileLayoutEx {
 	return ex
 }
 
-// legacyLayout renders the deprecated vm.layout from the same files.
-func (l *layout) legacyLayout() *types.VirtualMachineFileLayout {
+// legacyLayoutOf renders the deprecated vm.layout from a layoutEx: config and log files by
+// relative name, the swap file, and each disk's and snapshot's descriptors newest first.
+func legacyLayoutOf(ex *types.VirtualMachineFileLayoutEx) *types.VirtualMachineFileLayout {
 	out := &types.VirtualMachineFileLayout{}
-	relative := func(key int32) string { return l.files[key].Name[len(l.dir)+1:] }
-	for _, f := range l.files {
-		if l.gone[f.Key] {
-			continue
-		}
+	names := make(map[int32]string, len(ex.File))
+	for _, f := range ex.File {
+		names[f.Key] = f.Name
 		switch types.VirtualMachineFileLayoutExFileType(f.Type) {
 		case types.VirtualMachineFileLayoutExFileTypeNvram, types.VirtualMachineFileLayoutExFileTypeSnapshotList,
 			types.VirtualMachineFileLayoutExFileTypeExtendedConfig:
-			out.ConfigFile = append(out.ConfigFile, relative(f.Key))
+			out.ConfigFile = append(out.ConfigFile, relativeName(f.Name))
 		case types.VirtualMachineFileLayoutExFileTypeLog:
-			out.LogFile = append(out.LogFile, relative(f.Key))
+			out.LogFile = append(out.LogFile, relativeName(f.Name))
 		case types.VirtualMachineFileLayoutExFileTypeSwap:
 			out.SwapFile = f.Name
 		}
 	}
-	descriptors := func(chain []diskUnit) []string { // newest first: the first is the attached one
-		var names []string
-		for i := len(chain) - 1; i >= 0; i-- {
-			names = append(names, l.files[chain[i].descriptor].Name)
+	descriptors := func(units []types.VirtualMachineFileLayoutExDiskUnit) []string { // newest first: the attached one
+		var out []string
+		for i := len(units) - 1; i >= 0; i-- {
+			out = append(out, names[units[i].FileKey[0]])
 		}
-		return names
+		return out
 	}
-	for _, d := range l.disks {
-		out.Disk = append(out.Disk, types.VirtualMachineFileLayoutDiskLayout{Key: d.deviceKey, DiskFile: descriptors(d.running)})
+	for _, d := range ex.Disk {
+		out.Disk = append(out.Disk, types.VirtualMachineFileLayoutDiskLayout{Key: d.Key, DiskFile: descriptors(d.Chain)})
 	}
-	for _, s := range l.snaps {
-		files := []string{l.files[s.dataKey].Name}
-		if s.memoryKey >= 0 {
-			files = append(files, l.files[s.memoryKey].Name)
+	for _, s := range ex.Snapshot {
+		files := []string{names[s.DataKey]}
+		if s.MemoryKey >= 0 {
+			files = append(files, names[s.MemoryKey])
 		}
-		for _, chain := range s.chains {
-			files = append(files, descriptors(chain)...)
+		for _, d := range s.Disk {
+			files = append(files, descriptors(d.Chain)...)
 		}
-		out.Snapshot = append(out.Snapshot, types.VirtualMachineFileLayoutSnapshotLayout{Key: s.ref, SnapshotFile: files})
+		out.Snapshot = append(out.Snapshot, types.VirtualMachineFileLayoutSnapshotLayout{Key: s.Key, SnapshotFile: files})
 	}
 	return out
 }
 
-// storage sums the files into vm.storage / summary.storage (one datastore, nothing shared).
-func (l *layout) storage(ds types.ManagedObjectReference, capacity int64, stamp time.Time) (*types.VirtualMachineStorageInfo, *types.VirtualMachineStorageSummary) {
+// relativeName is a VM file's name inside the VM directory: "[LocalDS_0] vm/vm.vmx" -> "vm.vmx".
+func relativeName(name string) string { return name[strings.LastIndexByte(name, '/')+1:] }
+
+// storageOf sums a layoutEx's files into vm.storage / summary.storage (one datastore, nothing
+// shared): committed is every file, uncommitted what the disks may still grow by.
+func storageOf(ex *types.VirtualMachineFileLayoutEx, ds types.ManagedObjectReference, capacity int64, stamp time.Time) (*types.VirtualMachineStorageInfo, *types.VirtualMachineStorageSummary) {
 	var committed, written int64
-	for _, f := range l.files {
-		if l.gone[f.Key] {
-			continue
-		}
+	for _, f := range ex.File {
 		committed += f.Size
 		if f.Type == string(types.VirtualMachineFileLayoutExFileTypeDiskExtent) {
 			written += f.Size
@@ -315,17 +315,52 @@ func (l *layout) storage(ds types.ManagedObjectReference, capacity int64, stamp 
 	return info, summary
 }
 
-// backing renders disk i's backing as vSphere shows a VM running on a delta: fileName is the
-// newest delta, parent links down to the base disk.
-func (l *layout) backing(i int, base *types.VirtualDiskFlatVer2BackingInfo) *types.VirtualDiskFlatVer2BackingInfo {
-	chain := l.disks[i].running
+// backedDevices returns a copy of devices whose disks are backed as vSphere shows a VM running
+// on its layoutEx's chains: fileName is the newest delta, parent links down to the base disk.
+// The base disk's backing (the innermost parent) keeps its settings; disks without a chain in
+// ex are left as they are. The slice is new: the simulator's snapshot objects share the old one.
+func backedDevices(devices []types.BaseVirtualDevice, ex *types.VirtualMachineFileLayoutEx) []types.BaseVirtualDevice {
+	names := make(map[int32]string, len(ex.File))
+	for _, f := range ex.File {
+		names[f.Key] = f.Name
+	}
+	chains := make(map[int32][]string, len(ex.Disk))
+	for _, d := range ex.Disk {
+		for _, u := range d.Chain {
+			chains[d.Key] = append(chains[d.Key], names[u.FileKey[0]])
+		}
+	}
+	out := make([]types.BaseVirtualDevice, len(devices))
+	copy(out, devices)
+	for i, d := range out {
+		disk, ok := d.(*types.VirtualDisk)
+		if !ok || len(chains[disk.Key]) == 0 {
+			continue
+		}
+		base, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+		if !ok {
+			continue
+		}
+		for base.Parent != nil {
+			base = base.Parent
+		}
+		edited := *disk
+		edited.Backing = backingChain(base, chains[disk.Key])
+		out[i] = &edited
+	}
+	return out
+}
+
+// backingChain links copies of base for each file of a chain (base disk first); the deltas are
+// sparse redo logs.
+func backingChain(base *types.VirtualDiskFlatVer2BackingInfo, chain []string) *types.VirtualDiskFlatVer2BackingInfo {
 	var b *types.VirtualDiskFlatVer2BackingInfo
-	for n, u := range chain {
+	for n, name := range chain {
 		link := *base
 		link.Parent = b
-		link.FileName = l.files[u.descriptor].Name
+		link.FileName = name
 		if n > 0 {
-			link.ThinProvisioned = types.NewBool(false) // sparse deltas
+			link.ThinProvisioned = types.NewBool(false)
 			link.DeltaDiskFormat = string(types.VirtualDiskDeltaDiskFormatRedoLogFormat)
 		}
 		b = &link

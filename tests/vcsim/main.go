@@ -2,8 +2,9 @@
 //
 // It owns: building one scenario (golden, demo or scale) inside govmomi's VPX simulator, serving
 // it over real SOAP on one address, writing the facts the tests compare the exporter against, and
-// the test hooks (/_stats, /_sessions/expire). It does not own anything the exporter computes: the
-// facts are derived from the scenario plan, never read back from the simulator.
+// the test hooks (/_stats, /_sessions/expire, /_control to change the inventory at run time). It
+// does not own anything the exporter computes: the facts are derived from the scenario plan, never
+// read back from the simulator.
 //
 // Life cycle: build the scenario in process (no network), listen, write -cert-out and -facts,
 // print one `VCSIM_URL=…` line on stdout, serve until SIGINT/SIGTERM or until stdin reaches EOF

@@ -2,6 +2,8 @@ package main
 
 // The simulator's registry is a package global, so TestMain builds everything once, in order:
 // the golden scenario twice (to compare), then the scale scenario that the server tests share.
+// The /_control tests change their inventory, so they run in a process of their own with a
+// small scale scenario (control_test.go).
 
 import (
 	"context"
@@ -48,6 +50,9 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer removeDatastoreDir()
+	if os.Getenv(controlProcessEnv) != "" {
+		return runControlTests(m)
+	}
 	for i := range goldenRuns {
 		sim, err := buildScenario(options{scenario: "golden"})
 		if err != nil {
@@ -180,7 +185,12 @@ func TestScaleFactsMatchWhatThePropertyCollectorReturns(t *testing.T) {
 
 func login(ctx context.Context, t *testing.T) (*vim25.Client, *session.Manager) {
 	t.Helper()
-	c, err := newClient(ctx, scaleSrv.url, scaleSrv.caPool())
+	return loginTo(ctx, t, scaleSrv)
+}
+
+func loginTo(ctx context.Context, t *testing.T, srv *server) (*vim25.Client, *session.Manager) {
+	t.Helper()
+	c, err := newClient(ctx, srv.url, srv.caPool())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 // server.go owns serving a built simulation: the listener, TLS, the simulator's own /sdk handler,
 // strict Login, and the test hooks around it (/_stats, /_sessions/expire, the session gate on
-// RetrieveProperties). It does not build or change the inventory.
+// RetrieveProperties, and the route to /_control). It does not build or change the inventory:
+// control.go changes it.
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -124,6 +126,7 @@ func startServer(sim *simulation, cfg serverConfig) (*server, error) {
 	root := http.NewServeMux()
 	root.HandleFunc("/_stats", s.stats.serve)
 	root.HandleFunc("/_sessions/expire", gate.expireAll)
+	root.HandleFunc("/_control", newController(internal, gate).serve)
 	root.Handle("/", soapHandler(mux, s.stats, gate, newPager(cfg.pageSize)))
 
 	s.http = &http.Server{Handler: root, ErrorLog: log.New(ioutil.Discard, "", 0)}
@@ -271,6 +274,7 @@ func soapHandler(next http.Handler, st *stats, gate *sessionGate, pg *pager) htt
 		}
 		r.Body = ioutil.NopCloser(bytes.NewReader(body))
 		method := soapMethod(body)
+		defer logPanic(method)
 		cw := &countingWriter{ResponseWriter: w}
 		switch {
 		case gate.refuses(r, method):
@@ -284,6 +288,20 @@ func soapHandler(next http.Handler, st *stats, gate *sessionGate, pg *pager) htt
 		}
 		st.record(method, cw.status >= 400, cw.bytes)
 	})
+}
+
+// logPanic logs a panic of the simulator's handler with its stack, then lets net/http drop the
+// connection as it does for any panic: the server's error log is discarded (TLS handshake noise),
+// which would leave a client with an unexplained EOF.
+func logPanic(method string) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if p != http.ErrAbortHandler {
+		log.Printf("panic serving %s: %v\n%s", method, p, debug.Stack())
+	}
+	panic(http.ErrAbortHandler)
 }
 
 // soapMethod is the local name of the first element inside the SOAP Body, "" when there is none.
@@ -346,19 +364,27 @@ func (g *sessionGate) expireAll(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
 	}
-	ids, err := g.sessionIDs(r.Context())
-	if err == nil && len(ids) > 0 {
-		_, err = methods.TerminateSession(r.Context(), g.client, &types.TerminateSession{
-			This:      *g.client.ServiceContent.SessionManager,
-			SessionId: ids,
-		})
-	}
+	n, err := g.terminateAll()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, "{\"terminated\": %d}\n", len(ids))
+	fmt.Fprintf(w, "{\"terminated\": %d}\n", n)
+}
+
+// terminateAll terminates every session and returns how many there were.
+func (g *sessionGate) terminateAll() (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ids, err := g.sessionIDs(ctx)
+	if err == nil && len(ids) > 0 {
+		_, err = methods.TerminateSession(ctx, g.client, &types.TerminateSession{
+			This:      *g.client.ServiceContent.SessionManager,
+			SessionId: ids,
+		})
+	}
+	return len(ids), err
 }
 
 func (g *sessionGate) sessionIDs(ctx context.Context) ([]string, error) {
