@@ -369,21 +369,19 @@ fn snapshot_tree(node: &Node) -> Option<SnapshotTree> {
 
 /// `VirtualMachineFileLayoutEx` requested whole.
 fn layout_ex(val: &Node) -> Option<LayoutEx> {
-    let pick = |name: &str| Node {
-        children: val.children_named(name).cloned().collect(),
-        ..Default::default()
-    };
     Some(LayoutEx {
-        file: files(&pick("file"))?,
-        disk: disk_layouts(&pick("disk"))?,
-        snapshot: snapshot_layouts(&pick("snapshot"))?,
+        file: files(val.children_named("file"))?,
+        disk: val
+            .children_named("disk")
+            .map(disk_layout)
+            .collect::<Option<_>>()?,
+        snapshot: snapshot_layouts(val.children_named("snapshot"))?,
     })
 }
 
-/// `ArrayOfVirtualMachineFileLayoutExFileInfo`.
-fn files(val: &Node) -> Option<Vec<LayoutFile>> {
-    val.children
-        .iter()
+/// `VirtualMachineFileLayoutExFileInfo` entries.
+fn files<'a>(entries: impl Iterator<Item = &'a Node>) -> Option<Vec<LayoutFile>> {
+    entries
         .map(|f| {
             Some(LayoutFile {
                 key: parse_num(f, "key")?,
@@ -396,10 +394,6 @@ fn files(val: &Node) -> Option<Vec<LayoutFile>> {
 }
 
 /// `ArrayOfVirtualMachineFileLayoutExDiskLayout`.
-fn disk_layouts(val: &Node) -> Option<Vec<DiskLayout>> {
-    val.children.iter().map(disk_layout).collect()
-}
-
 fn disk_layout(d: &Node) -> Option<DiskLayout> {
     let chain = d
         .children_named("chain")
@@ -416,9 +410,8 @@ fn disk_layout(d: &Node) -> Option<DiskLayout> {
 }
 
 /// `ArrayOfVirtualMachineFileLayoutExSnapshotLayout`.
-fn snapshot_layouts(val: &Node) -> Option<Vec<SnapshotLayout>> {
-    val.children
-        .iter()
+fn snapshot_layouts<'a>(entries: impl Iterator<Item = &'a Node>) -> Option<Vec<SnapshotLayout>> {
+    entries
         .map(|s| {
             Some(SnapshotLayout {
                 key: s.child("key").and_then(Node::moref)?.value,

@@ -306,18 +306,26 @@ fn resolve_reference(name: &str) -> Result<String, ParseError> {
 
 /// The node for a start tag: local name, `xsi:type` and the unqualified `type` attribute.
 fn start_node<R>(reader: &NsReader<R>, start: &BytesStart<'_>) -> Result<Node, ParseError> {
-    let (element_ns, local) = reader.resolver().resolve_element(start.name());
-    let mut name = local.as_ref().to_string();
-    let in_soap = matches!(element_ns, ResolveResult::Bound(Namespace(ns)) if ns == SOAP_ENV);
-    if in_soap {
-        // SOAP's own elements are told apart by namespace: a `Fault` in the envelope's
-        // namespace is a SOAP fault, one in vSphere's would be data.
-        name.insert_str(0, SOAP_PREFIX);
+    let local = start.local_name();
+    let local = local.as_ref();
+    let mut name = String::with_capacity(local.len() + SOAP_PREFIX.len());
+    // SOAP's own elements are told apart by namespace: a `Fault` in the envelope's namespace is
+    // a SOAP fault, one in vSphere's would be data. Only these few names need resolving, which
+    // spares the lookup for the millions of other elements of a large answer.
+    if matches!(local, "Envelope" | "Header" | "Body" | "Fault") {
+        let (element_ns, _) = reader.resolver().resolve_element(start.name());
+        if matches!(element_ns, ResolveResult::Bound(Namespace(ns)) if ns == SOAP_ENV) {
+            name.push_str(SOAP_PREFIX);
+        }
     }
+    name.push_str(local);
     let mut node = Node {
         name,
         ..Default::default()
     };
+    if start.attributes_raw().trim().is_empty() {
+        return Ok(node);
+    }
     for attr in start.attributes() {
         let attr = attr.map_err(|e| ParseError::Malformed(e.to_string()))?;
         let (ns, local) = reader.resolver().resolve_attribute(attr.key);
