@@ -166,13 +166,15 @@ impl Target {
             last_update_seconds: state.last_update_seconds,
             full_retrieval_seconds: state.full_retrieval_seconds,
         };
-        if !state.synced {
-            return (status, None);
-        }
         let mut cache = match self.rendered.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if !state.synced {
+            // Nothing of the old inventory is served while out of sync: free its render.
+            *cache = None;
+            return (status, None);
+        }
         if let Some(r) = cache.as_ref().filter(|r| r.version == state.version) {
             return (status, Some(r.clone()));
         }

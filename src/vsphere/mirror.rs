@@ -187,9 +187,10 @@ impl Follower {
                 backoff = BACKOFF_FIRST;
             }
             let message = stop.to_string();
+            // Only a session vCenter no longer knows is dropped; after a network failure the
+            // same session is used again (a new login would leave the old one open).
             if let Stop::Call(e) = &stop
-                && (e.failure.is_not_authenticated()
-                    || matches!(e.failure, CallError::Transport(_)))
+                && e.failure.is_not_authenticated()
             {
                 self.client.forget_session().await;
             }
@@ -210,6 +211,9 @@ impl Follower {
             return false;
         };
         let repeated = state.error.as_deref() == Some(message);
+        // Out of sync, the inventory is not served; dropping it now means the next full
+        // retrieval does not hold two inventories at once.
+        state.inventory = Inventory::default();
         state.synced = false;
         state.error = Some(message.to_string());
         state.version += 1;
