@@ -94,18 +94,24 @@ pub fn destroy_view(view: &MoRef) -> String {
     ))
 }
 
+/// The `propSet` elements of a PropertyFilterSpec.
+fn prop_sets(props: &[PropertySpec]) -> String {
+    let mut out = String::new();
+    for p in props {
+        out.push_str("<propSet>");
+        out.push_str(&text("type", p.kind));
+        for path in &p.paths {
+            out.push_str(&text("pathSet", path));
+        }
+        out.push_str("</propSet>");
+    }
+    out
+}
+
 /// The content of a PropertyFilterSpec: `props` of every object of a ContainerView or
 /// ListView (the traversal follows the view's `view` property).
 fn filter_spec(view: &MoRef, props: &[PropertySpec]) -> String {
-    let mut spec = String::new();
-    for p in props {
-        spec.push_str("<propSet>");
-        spec.push_str(&text("type", p.kind));
-        for path in &p.paths {
-            spec.push_str(&text("pathSet", path));
-        }
-        spec.push_str("</propSet>");
-    }
+    let mut spec = prop_sets(props);
     spec.push_str("<objectSet>");
     spec.push_str(&moref("obj", view));
     spec.push_str("<skip>true</skip>");
@@ -148,14 +154,7 @@ pub fn retrieve_properties_of(
     let mut body = format!(r#"<RetrievePropertiesEx xmlns="{VIM25}">"#);
     body.push_str(&moref("_this", collector));
     body.push_str("<specSet>");
-    for p in props {
-        body.push_str("<propSet>");
-        body.push_str(&text("type", p.kind));
-        for path in &p.paths {
-            body.push_str(&text("pathSet", path));
-        }
-        body.push_str("</propSet>");
-    }
+    body.push_str(&prop_sets(props));
     for o in objects {
         body.push_str("<objectSet>");
         body.push_str(&moref("obj", o));

@@ -150,14 +150,19 @@ impl Vcsim {
         }
     }
 
-    /// The simulator's request counters (`/_stats`): SOAP calls by method.
-    pub async fn stats(&self) -> Stats {
-        let base = self.url.trim_end_matches("/sdk");
+    /// The simulator's base URL and an HTTPS client trusting its certificate.
+    fn http(&self) -> (String, reqwest::Client) {
         let pem = std::fs::read(&self.cert).unwrap();
         let client = reqwest::Client::builder()
             .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
             .build()
             .unwrap();
+        (self.url.trim_end_matches("/sdk").to_string(), client)
+    }
+
+    /// The simulator's request counters (`/_stats`): SOAP calls by method.
+    pub async fn stats(&self) -> Stats {
+        let (base, client) = self.http();
         client
             .get(format!("{base}/_stats"))
             .send()
@@ -172,12 +177,7 @@ impl Vcsim {
     /// Changes the simulator's inventory at run time (`POST /_control`, see tests/vcsim/README):
     /// the change goes through the simulator's own update path, so WaitForUpdatesEx reports it.
     pub async fn control(&self, command: serde_json::Value) -> serde_json::Value {
-        let base = self.url.trim_end_matches("/sdk");
-        let pem = std::fs::read(&self.cert).unwrap();
-        let client = reqwest::Client::builder()
-            .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
-            .build()
-            .unwrap();
+        let (base, client) = self.http();
         let response = client
             .post(format!("{base}/_control"))
             .body(command.to_string())
