@@ -221,7 +221,6 @@ type PageCache = Option<(Vec<(usize, u64)>, Arc<Part>)>;
 
 /// All configured targets plus the exporter's own metrics.
 pub struct Exporter {
-    config: Arc<Config>,
     targets: Vec<Arc<Target>>,
     own: Registry,
     /// The last `/metrics` and the last `/probe` inventory parts.
@@ -238,16 +237,11 @@ impl Exporter {
             .map(|vc| Target::start(vc, config.clone()).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Exporter {
-            config,
             targets,
             own: own_registry(),
             metrics_cache: Mutex::new(None),
             probe_cache: Mutex::new(None),
         })
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
     }
 
     pub fn targets(&self) -> &[Arc<Target>] {

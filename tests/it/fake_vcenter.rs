@@ -173,7 +173,11 @@ fn client(fake: &Fake, password: &str) -> Client {
 #[tokio::test]
 async fn paged_retrieval_follows_the_token_and_reuses_the_session_cookie() {
     let fake = start(paging_vcenter).await;
-    let inventory = client(&fake, PASSWORD).retrieve_inventory().await.unwrap();
+    let inventory = client(&fake, PASSWORD)
+        .with_page_size(100)
+        .retrieve_inventory()
+        .await
+        .unwrap();
 
     assert_eq!(
         fake.methods(),
