@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use regex::bytes::Regex;
+use vsphere_backup_exporter::vsphere::client::session_cookie;
 use vsphere_backup_exporter::vsphere::inventory::{VIEW_TYPES, property_specs, snapshot_vm_specs};
 use vsphere_backup_exporter::vsphere::model::MoRef;
 use vsphere_backup_exporter::vsphere::soap;
@@ -35,7 +36,6 @@ const MAX_WAIT_SECONDS: u32 = 30;
 const MAX_OBJECT_UPDATES: u32 = 1000;
 /// What the client asks before vCenter has told its API version (src/vsphere/client.rs).
 const BOOTSTRAP_API_VERSION: &str = "6.5";
-const SESSION_COOKIE: &str = "vmware_soap_session";
 
 struct Args {
     url: reqwest::Url,
@@ -160,15 +160,7 @@ impl Wire {
         let response = self.request(body).send().await.context(call.to_string())?;
         self.count.requests += 1;
         let status = response.status();
-        let cookie = response
-            .headers()
-            .get_all(reqwest::header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| v.split(';').next())
-            .map(str::trim)
-            .find(|pair| pair.starts_with(SESSION_COOKIE) && pair.contains('='))
-            .map(str::to_string);
+        let cookie = session_cookie(response.headers()).map(|c| c.expose().to_string());
         let bytes = response.bytes().await.context(call.to_string())?;
         self.count.bytes += bytes.len() as u64;
         let text = String::from_utf8_lossy(&bytes).into_owned();

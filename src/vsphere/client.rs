@@ -532,7 +532,7 @@ async fn read_body(response: reqwest::Response) -> Result<Bytes, CallError> {
 }
 
 /// `vmware_soap_session=…` from the Login answer's Set-Cookie headers.
-fn session_cookie(headers: &reqwest::header::HeaderMap) -> Option<Secret> {
+pub fn session_cookie(headers: &reqwest::header::HeaderMap) -> Option<Secret> {
     headers
         .get_all(reqwest::header::SET_COOKIE)
         .iter()

@@ -137,8 +137,26 @@ enum Filter {
 struct Collector {
     pc: MoRef,
     list: MoRef,
-    inventory_filter: String,
-    snapshot_filter: String,
+    filters: FilterIds,
+}
+
+/// The ids of our two filters, which tell where an update came from.
+#[derive(Debug, Clone)]
+struct FilterIds {
+    inventory: String,
+    snapshot_vms: String,
+}
+
+impl FilterIds {
+    fn kind(&self, id: &str) -> Result<Filter, String> {
+        if id == self.inventory {
+            Ok(Filter::Inventory)
+        } else if id == self.snapshot_vms {
+            Ok(Filter::SnapshotVms)
+        } else {
+            Err(format!("update from an unknown filter {id}"))
+        }
+    }
 }
 
 /// Why following stopped.
@@ -270,8 +288,10 @@ impl Follower {
         Ok(Collector {
             pc,
             list,
-            inventory_filter,
-            snapshot_filter,
+            filters: FilterIds {
+                inventory: inventory_filter,
+                snapshot_vms: snapshot_filter,
+            },
         })
     }
 
@@ -338,8 +358,7 @@ impl Follower {
         let mut fresh = Fresh {
             inventory: Inventory::default(),
             pending: BTreeSet::new(),
-            inventory_filter: collector.inventory_filter.clone(),
-            snapshot_filter: collector.snapshot_filter.clone(),
+            filters: collector.filters.clone(),
         };
         let mut listed = BTreeSet::new();
         loop {
@@ -418,9 +437,9 @@ impl Follower {
                     return Stop::Resync("mirror state poisoned".into());
                 };
                 for (filter, update) in &parsed.updates {
-                    let filter = match self.filter_of(collector, filter) {
+                    let filter = match collector.filters.kind(filter) {
                         Ok(f) => f,
-                        Err(stop) => return stop,
+                        Err(why) => return Stop::Resync(why),
                     };
                     if filter == Filter::SnapshotVms && !listed_vm(update, &listed) {
                         // A VM no longer in the list: its files no longer matter.
@@ -527,18 +546,6 @@ impl Follower {
         Ok(answer)
     }
 
-    fn filter_of(&self, collector: &Collector, filter: &str) -> Result<Filter, Stop> {
-        if filter == collector.inventory_filter {
-            Ok(Filter::Inventory)
-        } else if filter == collector.snapshot_filter {
-            Ok(Filter::SnapshotVms)
-        } else {
-            Err(Stop::Resync(format!(
-                "update from an unknown filter {filter}"
-            )))
-        }
-    }
-
     /// Brings the ListView in line with the VMs that have snapshots; returns the VMs added.
     async fn sync_list(
         &self,
@@ -598,21 +605,12 @@ struct Fresh {
     inventory: Inventory,
     /// VMs added to the ListView whose files and devices have not arrived yet.
     pending: BTreeSet<MoId>,
-    inventory_filter: String,
-    snapshot_filter: String,
+    filters: FilterIds,
 }
 
 impl UpdateSink for Fresh {
     fn update(&mut self, filter: &str, update: Node) -> Result<(), ParseError> {
-        let filter = if filter == self.inventory_filter {
-            Filter::Inventory
-        } else if filter == self.snapshot_filter {
-            Filter::SnapshotVms
-        } else {
-            return Err(ParseError::Malformed(format!(
-                "update from an unknown filter {filter}"
-            )));
-        };
+        let filter = self.filters.kind(filter).map_err(ParseError::Malformed)?;
         if filter == Filter::SnapshotVms
             && let Some(obj) = update.child("obj").and_then(Node::moref)
         {

@@ -160,6 +160,15 @@ fn paging_vcenter(method: &str, before: usize) -> Answer {
     }
 }
 
+/// The paging vCenter, except that the first RetrievePropertiesEx gets `fixture_name`.
+fn first_retrieval_fails(status: u16, fixture_name: &str, method: &str, before: usize) -> Answer {
+    match (method, before) {
+        ("RetrievePropertiesEx", 0) => (status, false, fixture(fixture_name)),
+        ("RetrievePropertiesEx", n) => paging_vcenter(method, n - 1),
+        _ => paging_vcenter(method, before),
+    }
+}
+
 fn client(fake: &Fake, password: &str) -> Client {
     Client::new(&vcenter(
         "vc01",
@@ -272,10 +281,8 @@ async fn session_is_reused_across_collections() {
 
 #[tokio::test]
 async fn not_authenticated_fault_logs_in_again_once_and_retries() {
-    let fake = start(|method, before| match (method, before) {
-        ("RetrievePropertiesEx", 0) => (500, false, fixture("not_authenticated.xml")),
-        ("RetrievePropertiesEx", n) => paging_vcenter(method, n - 1),
-        _ => paging_vcenter(method, before),
+    let fake = start(move |method, before| {
+        first_retrieval_fails(500, "not_authenticated.xml", method, before)
     })
     .await;
     let client = client(&fake, PASSWORD);
@@ -288,10 +295,8 @@ async fn not_authenticated_fault_logs_in_again_once_and_retries() {
 
 #[tokio::test]
 async fn not_authenticated_inside_a_200_missing_set_logs_in_again() {
-    let fake = start(|method, before| match (method, before) {
-        ("RetrievePropertiesEx", 0) => (200, false, fixture("missing_set_not_authenticated.xml")),
-        ("RetrievePropertiesEx", n) => paging_vcenter(method, n - 1),
-        _ => paging_vcenter(method, before),
+    let fake = start(move |method, before| {
+        first_retrieval_fails(200, "missing_set_not_authenticated.xml", method, before)
     })
     .await;
     let client = client(&fake, PASSWORD);

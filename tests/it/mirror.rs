@@ -34,6 +34,16 @@ async fn assert_mirror_converges(served: &crate::Served, fresh: &Client, what: &
     }
 }
 
+fn full_retrievals(served: &crate::Served) -> u64 {
+    served
+        .target()
+        .mirror()
+        .state()
+        .read()
+        .unwrap()
+        .full_retrievals
+}
+
 fn first_difference(mirror: &Inventory, truth: &Inventory) -> String {
     for (id, vm) in &truth.vms {
         match mirror.vms.get(id) {
@@ -120,13 +130,7 @@ async fn mirror_equals_a_fresh_retrieval_after_each_change_and_after_a_forced_fa
         sim.control(command).await;
         assert_mirror_converges(&served, &fresh, what).await;
     }
-    let state_before = served
-        .target()
-        .mirror()
-        .state()
-        .read()
-        .unwrap()
-        .full_retrievals;
+    let state_before = full_retrievals(&served);
     assert_eq!(state_before, 1, "no change needed a full retrieval");
 
     // Forced fallback: vCenter forgets every session; the mirror notices, logs in again and
@@ -135,13 +139,7 @@ async fn mirror_equals_a_fresh_retrieval_after_each_change_and_after_a_forced_fa
     sim.control(json!({"op": "create_snapshot", "vm": vm_with(&start, false), "name": "after fallback", "quiesce": false})).await;
     let fresh = Client::new(&sim.vcenter("fresh2")).unwrap();
     assert_mirror_converges(&served, &fresh, "after a forced fallback").await;
-    let retrievals = served
-        .target()
-        .mirror()
-        .state()
-        .read()
-        .unwrap()
-        .full_retrievals;
+    let retrievals = full_retrievals(&served);
     assert!(
         retrievals >= 2,
         "the mirror fell back to a full retrieval ({retrievals})"
