@@ -15,6 +15,7 @@ pub mod collector;
 pub mod config;
 pub mod exporter;
 pub mod server;
+pub mod source;
 pub mod vsphere;
 
 /// The version of this build, from Cargo.

@@ -6,6 +6,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Gauge,
+    /// Ever-growing, named `_total`.
+    Counter,
 }
 
 /// One metric's declaration. `labels` lists every label name in output order; `vcenter` is
@@ -35,6 +37,21 @@ const fn gauge(
     }
 }
 
+const fn counter(
+    index: usize,
+    name: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> MetricSpec {
+    MetricSpec {
+        index,
+        name,
+        help,
+        kind: Kind::Counter,
+        labels,
+    }
+}
+
 const VM: &[&str] = &["vcenter", "vm_id", "vm_name"];
 const SNAPSHOT: &[&str] = &[
     "vcenter",
@@ -49,29 +66,59 @@ pub const UP: MetricSpec = gauge(
     0,
     "vsphere_up",
     &["vcenter"],
-    "1 if the exporter's mirror of this vCenter's inventory is in sync (its last full retrieval succeeded and updates are flowing), else 0.",
+    "1 if the exporter's copy of this vCenter's inventory is current (its last full read succeeded and changes are flowing), else 0. While 0, the vCenter's other metrics are absent, not stale.",
 );
-pub const INVENTORY_LAST_UPDATE: MetricSpec = gauge(
+pub const SOURCE_UP: MetricSpec = gauge(
     1,
-    "vsphere_inventory_last_update_timestamp_seconds",
-    &["vcenter"],
-    "When the exporter's mirror of this vCenter's inventory was last updated or confirmed current (Unix time). Every other metric of this vCenter is as of this time.",
+    "vsphere_source_up",
+    &["vcenter", "source"],
+    "1 if what the exporter follows of this vCenter through a source (inventory, events, perf) is current, else 0.",
+);
+pub const SOURCE_LAST_UPDATE: MetricSpec = gauge(
+    2,
+    "vsphere_source_last_update_timestamp_seconds",
+    &["vcenter", "source"],
+    "When a source last received a change from this vCenter or confirmed it had none (Unix time); the source's metrics are as of then.",
+);
+pub const SOURCE_SYNC_DURATION: MetricSpec = gauge(
+    3,
+    "vsphere_source_sync_duration_seconds",
+    &["vcenter", "source"],
+    "How long a source's last full read of this vCenter took (for the inventory: the full retrieval at start or after a failure).",
 );
 pub const COLLECTOR_DURATION: MetricSpec = gauge(
-    2,
-    "vsphere_scrape_collector_duration_seconds",
+    4,
+    "vsphere_collector_duration_seconds",
     &["vcenter", "collector"],
-    "Duration of a collector's last run for this vCenter (for collector=\"inventory\": of the last full retrieval of the mirror).",
+    "How long a collector took to turn what the exporter holds of this vCenter into metrics, the last time it ran (it runs when its sources change, not on every scrape).",
 );
 pub const COLLECTOR_SUCCESS: MetricSpec = gauge(
-    3,
-    "vsphere_scrape_collector_success",
+    5,
+    "vsphere_collector_success",
     &["vcenter", "collector"],
-    "1 if a collector's last run for this vCenter succeeded, else 0.",
+    "1 if a collector's last run for this vCenter succeeded, else 0 (its metrics are then absent).",
+);
+pub const LOGIN_ATTEMPTS: MetricSpec = counter(
+    6,
+    "vsphere_login_attempts_total",
+    &["vcenter", "result"],
+    "Logins to this vCenter tried by the exporter, by result: success, invalid_login (wrong user or password; the exporter then waits login_retry_interval before trying again) or error.",
+);
+pub const RESYNCS: MetricSpec = counter(
+    7,
+    "vsphere_resyncs_total",
+    &["vcenter", "reason"],
+    "Times the exporter stopped following this vCenter's changes and started again with a full read, by reason.",
+);
+pub const CALL_ERRORS: MetricSpec = counter(
+    8,
+    "vsphere_call_errors_total",
+    &["vcenter", "call", "kind"],
+    "Failed calls to this vCenter by SOAP method and kind of failure (timeout, connect, http, fault, malformed, too_large, transport).",
 );
 
 pub const VM_INFO: MetricSpec = gauge(
-    4,
+    9,
     "vsphere_vm_info",
     &[
         "vcenter",
@@ -87,63 +134,63 @@ pub const VM_INFO: MetricSpec = gauge(
     "Virtual machine metadata; always 1.",
 );
 pub const VM_DISK_CAPACITY: MetricSpec = gauge(
-    5,
+    10,
     "vsphere_vm_disk_capacity_bytes",
     VM,
     "Sum of the capacities of the virtual machine's virtual disks; only for virtual machines that have snapshots.",
 );
 pub const VM_CONSOLIDATION_NEEDED: MetricSpec = gauge(
-    6,
+    11,
     "vsphere_vm_consolidation_needed",
     VM,
     "1 if vCenter reports that the virtual machine's disks need consolidation (runtime.consolidationNeeded).",
 );
 
 pub const VM_SNAPSHOTS: MetricSpec = gauge(
-    7,
+    12,
     "vsphere_vm_snapshots",
     VM,
     "Number of snapshots in the virtual machine's whole snapshot tree.",
 );
 pub const VM_SNAPSHOT_CHAIN_DEPTH: MetricSpec = gauge(
-    8,
+    13,
     "vsphere_vm_snapshot_chain_depth",
     VM,
     "Snapshots on the deepest branch of the virtual machine's snapshot tree (0 without snapshots).",
 );
 pub const VM_SNAPSHOT_TOTAL_SIZE: MetricSpec = gauge(
-    9,
+    14,
     "vsphere_vm_snapshot_total_size_bytes",
     VM,
     "Sum of the sizes of the virtual machine's snapshots (see vsphere_vm_snapshot_size_bytes).",
 );
 pub const SNAPSHOT_CREATE_TIMESTAMP: MetricSpec = gauge(
-    10,
+    15,
     "vsphere_vm_snapshot_create_timestamp_seconds",
     SNAPSHOT,
     "When the snapshot was taken (createTime), in seconds since the Unix epoch.",
 );
 pub const SNAPSHOT_SIZE: MetricSpec = gauge(
-    11,
+    16,
     "vsphere_vm_snapshot_size_bytes",
     SNAPSHOT,
     "Size of the snapshot as govmomi and PowerCLI compute it: its .vmsn file plus the delta disks it added over its parent; the current snapshot also counts the running delta that grows on top of it.",
 );
 pub const SNAPSHOT_QUIESCED: MetricSpec = gauge(
-    12,
+    17,
     "vsphere_vm_snapshot_quiesced",
     SNAPSHOT,
     "1 if the guest file system was quiesced when the snapshot was taken, else 0.",
 );
 
 pub const VM_TOOLS_VERSION_STATUS: MetricSpec = gauge(
-    13,
+    18,
     "vsphere_vm_tools_version_status",
     &["vcenter", "vm_id", "vm_name", "status"],
     "VMware Tools version status of the virtual machine (guest.toolsVersionStatus2 as the status label); always 1.",
 );
 pub const VM_TOOLS_RUNNING: MetricSpec = gauge(
-    14,
+    19,
     "vsphere_vm_tools_running",
     VM,
     "1 if VMware Tools are running in the guest (guestToolsRunning or guestToolsExecutingScripts), else 0.",
@@ -152,9 +199,14 @@ pub const VM_TOOLS_RUNNING: MetricSpec = gauge(
 /// Every spec of a vCenter's metrics, in output order.
 pub const ALL: &[&MetricSpec] = &[
     &UP,
-    &INVENTORY_LAST_UPDATE,
+    &SOURCE_UP,
+    &SOURCE_LAST_UPDATE,
+    &SOURCE_SYNC_DURATION,
     &COLLECTOR_DURATION,
     &COLLECTOR_SUCCESS,
+    &LOGIN_ATTEMPTS,
+    &RESYNCS,
+    &CALL_ERRORS,
     &VM_INFO,
     &VM_DISK_CAPACITY,
     &VM_CONSOLIDATION_NEEDED,
@@ -169,7 +221,7 @@ pub const ALL: &[&MetricSpec] = &[
 ];
 
 /// The exporter's own metric (not per vCenter), served by `/metrics` only.
-pub const BUILD_INFO_NAME: &str = "vsphere_exporter_build_info";
+pub const BUILD_INFO_NAME: &str = "vsphere_backup_exporter_build_info";
 
 #[cfg(test)]
 mod tests {
@@ -179,6 +231,14 @@ mod tests {
     fn indexes_are_positions_in_all() {
         for (i, spec) in ALL.iter().enumerate() {
             assert_eq!(spec.index, i, "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn counters_end_in_total_and_gauges_do_not() {
+        for spec in ALL {
+            let total = spec.name.ends_with("_total");
+            assert_eq!(total, spec.kind == Kind::Counter, "{}", spec.name);
         }
     }
 

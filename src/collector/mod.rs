@@ -1,9 +1,12 @@
-//! Collectors turn a vCenter's [`Inventory`] into metrics, one file per concern, each behind
-//! the small [`Collector`] interface and listed once in [`COLLECTORS`]. Every run reports its
-//! own `vsphere_scrape_collector_duration_seconds` and `_success`.
+//! Collectors turn what a vCenter target holds (its sources' latest snapshots) into metrics,
+//! one file per concern, each behind the small [`Collector`] interface and listed once in
+//! [`COLLECTORS`]. A collector names the sources it reads; its output is cached on their
+//! versions, so it runs again only when one of them changed (a collector that reads
+//! [`CLOCK`] runs on every scrape). Every run reports its own
+//! `vsphere_collector_duration_seconds` and `vsphere_collector_success`.
 //!
-//! Collectors read the inventory only: they do no I/O and never talk to vCenter, so they are
-//! tested on hand-built inventories and cannot slow a scrape down by waiting on the network.
+//! Collectors do no I/O and never talk to vCenter, so they are tested on hand-built snapshots
+//! and cannot slow a scrape down by waiting on the network.
 //!
 //! Samples are written straight into exposition text, one buffer per metric family, rather
 //! than through the `prometheus` crate's `MetricFamily` structs: at 40,000 VMs those structs
@@ -22,14 +25,34 @@ use bytes::Bytes;
 use tracing::warn;
 
 use crate::config::Config;
+use crate::source::{Erased, INVENTORY};
 use crate::vsphere::Inventory;
 use catalogue::{COLLECTOR_DURATION, COLLECTOR_SUCCESS, Kind, MetricSpec};
 
-/// What a collector reads.
+/// The pseudo-source of collectors whose output depends on the time of the scrape.
+pub const CLOCK: &str = "clock";
+
+/// What a collector reads: the latest snapshot of each source of one vCenter.
 pub struct Context<'a> {
     pub vcenter: &'a str,
-    pub inventory: &'a Inventory,
     pub config: &'a Config,
+    /// The inventory mirror's latest version (collectors run only while it is in sync).
+    pub inventory: &'a Inventory,
+    /// The time of this run, Unix seconds.
+    pub now: f64,
+    /// Every source's latest snapshot, the inventory's among them.
+    pub sources: &'a [Erased],
+}
+
+impl Context<'_> {
+    /// The latest value of the source called `name`, when it is in sync and of type `T`.
+    pub fn source<T: Send + Sync + 'static>(&self, name: &str) -> Option<&T> {
+        self.sources
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.value.as_deref())
+            .and_then(|v| v.downcast_ref::<T>())
+    }
 }
 
 /// A collector failed; its metrics are dropped and its `_success` is 0.
@@ -40,10 +63,15 @@ pub struct CollectError {
     pub message: String,
 }
 
-/// Turns an inventory into metrics of one concern.
+/// Turns sources' snapshots into metrics of one concern.
 pub trait Collector: Send + Sync {
     /// The collector's name: the `collector` label.
     fn name(&self) -> &'static str;
+    /// The sources whose snapshots it reads (their names; [`CLOCK`] for the scrape's time).
+    /// It runs only when every one of them is in sync, and again when one of them changed.
+    fn reads(&self) -> &'static [&'static str] {
+        &[INVENTORY]
+    }
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError>;
 }
 
@@ -68,8 +96,18 @@ impl Sink {
 
     /// Adds one gauge sample. `labels` are the spec's label values after `vcenter`.
     pub fn gauge(&mut self, spec: &'static MetricSpec, labels: &[&str], value: f64) {
+        debug_assert_eq!(spec.kind, Kind::Gauge, "{}", spec.name);
+        self.sample(spec, labels, value);
+    }
+
+    /// Adds one counter sample (a total since the exporter started).
+    pub fn counter(&mut self, spec: &'static MetricSpec, labels: &[&str], value: f64) {
+        debug_assert_eq!(spec.kind, Kind::Counter, "{}", spec.name);
+        self.sample(spec, labels, value);
+    }
+
+    fn sample(&mut self, spec: &'static MetricSpec, labels: &[&str], value: f64) {
         debug_assert_eq!(spec.labels.len(), labels.len() + 1, "{}", spec.name);
-        debug_assert_eq!(spec.kind, Kind::Gauge);
         let Some(out) = self.families.get_mut(spec.index) else {
             return;
         };
@@ -116,7 +154,7 @@ pub fn render(per_target: &[&[Bytes]]) -> Vec<Bytes> {
     out
 }
 
-/// One collector's run over an inventory.
+/// One collector's run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     pub collector: &'static str,
@@ -124,36 +162,42 @@ pub struct Run {
     pub ok: bool,
 }
 
-/// Runs every collector over an inventory, writing into `out`. A collector that fails loses
-/// its own samples only (its part of each buffer is cut off again).
-pub fn collect_all(ctx: &Context<'_>, out: &mut Sink) -> Vec<Run> {
-    let mut runs = Vec::with_capacity(COLLECTORS.len());
-    for collector in COLLECTORS {
-        let start = Instant::now();
-        let marks: Vec<usize> = out.families.iter().map(String::len).collect();
-        let ok = match collector.collect(ctx, out) {
-            Ok(()) => true,
-            Err(e) => {
-                warn!(vcenter = ctx.vcenter, collector = collector.name(), error = %e, "collector failed");
-                for (family, mark) in out.families.iter_mut().zip(marks) {
-                    family.truncate(mark);
-                }
-                false
-            }
-        };
-        runs.push(Run {
-            collector: collector.name(),
-            seconds: start.elapsed().as_secs_f64(),
-            ok,
-        });
+/// Runs one collector into a sink of its own: its families, or none when it failed (then
+/// logged once per run, with the vCenter and the collector).
+pub fn run_collector(collector: &dyn Collector, ctx: &Context<'_>) -> (Vec<Bytes>, Run) {
+    let start = Instant::now();
+    let mut sink = Sink::new(ctx.vcenter);
+    let result = collector.collect(ctx, &mut sink);
+    let run = Run {
+        collector: collector.name(),
+        seconds: start.elapsed().as_secs_f64(),
+        ok: result.is_ok(),
+    };
+    match result {
+        Ok(()) => (sink.into_families(), run),
+        Err(e) => {
+            warn!(vcenter = ctx.vcenter, collector = collector.name(), error = %e, "collector failed");
+            (Vec::new(), run)
+        }
     }
-    runs
 }
 
-/// `vsphere_scrape_collector_duration_seconds` and `_success` for one collector run.
-pub fn record_run(out: &mut Sink, collector: &str, seconds: f64, ok: bool) {
-    out.gauge(&COLLECTOR_DURATION, &[collector], seconds);
-    out.gauge(&COLLECTOR_SUCCESS, &[collector], if ok { 1.0 } else { 0.0 });
+/// Runs every collector over one set of snapshots, in order; the families of all, and the runs.
+pub fn collect_all(ctx: &Context<'_>) -> (Vec<Vec<Bytes>>, Vec<Run>) {
+    COLLECTORS
+        .iter()
+        .map(|collector| run_collector(*collector, ctx))
+        .unzip()
+}
+
+/// `vsphere_collector_duration_seconds` and `_success` for one collector run.
+pub fn record_run(out: &mut Sink, run: &Run) {
+    out.gauge(&COLLECTOR_DURATION, &[run.collector], run.seconds);
+    out.gauge(
+        &COLLECTOR_SUCCESS,
+        &[run.collector],
+        if run.ok { 1.0 } else { 0.0 },
+    );
 }
 
 /// Segments joined into one buffer.
@@ -208,17 +252,16 @@ pub(crate) mod test_support {
 
     /// Runs every collector and reads the text back.
     pub fn run(inventory: &Inventory, config: &Config) -> Vec<Sample> {
-        let mut sink = Sink::new("vc01");
-        collect_all(
-            &Context {
-                vcenter: "vc01",
-                inventory,
-                config,
-            },
-            &mut sink,
-        );
-        let families = sink.into_families();
-        let text = concat(&render(&[&families]));
+        let ctx = Context {
+            vcenter: "vc01",
+            inventory,
+            config,
+            now: 1_800_000_000.0,
+            sources: &[],
+        };
+        let (families, _) = collect_all(&ctx);
+        let refs: Vec<&[Bytes]> = families.iter().map(Vec::as_slice).collect();
+        let text = concat(&render(&refs));
         text::parse(&String::from_utf8_lossy(&text)).expect("the writer's own output parses")
     }
 }

@@ -63,6 +63,8 @@ impl Collector for Snapshots {
 mod tests {
     use crate::collector::test_support::{config, run, value};
     use crate::vsphere::Inventory;
+    use std::sync::Arc;
+
     use crate::vsphere::model::{SnapshotInfo, SnapshotTree, Vm};
 
     fn node(id: &str, name: &str, children: Vec<SnapshotTree>) -> SnapshotTree {
@@ -101,8 +103,8 @@ mod tests {
             ..Default::default()
         };
         let mut inv = Inventory::default();
-        inv.vms.insert(vm.id.clone(), vm);
-        inv.vms.insert(bare.id.clone(), bare);
+        inv.vms.insert(vm.id.clone(), Arc::new(vm));
+        inv.vms.insert(bare.id.clone(), Arc::new(bare));
         let out = run(&inv, &config());
         let per_vm = |name, id| value(&out, name, &[("vm_id", id)]);
         assert_eq!(per_vm("vsphere_vm_snapshots", "vm-7"), Some(3.0));

@@ -45,6 +45,7 @@ pub fn push_header(out: &mut String, spec: &MetricSpec) {
     let help = spec.help.replace('\\', "\\\\").replace('\n', "\\n");
     let kind = match spec.kind {
         Kind::Gauge => "gauge",
+        Kind::Counter => "counter",
     };
     let _ = write!(
         out,

@@ -75,7 +75,7 @@ mod tests {
             ),
             vm("vm-4", None, None),
         ] {
-            inv.vms.insert(v.id.clone(), v);
+            inv.vms.insert(v.id.clone(), std::sync::Arc::new(v));
         }
         let config = config();
         let out = run(&inv, &config);

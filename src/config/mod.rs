@@ -52,7 +52,7 @@ pub struct Config {
     pub backup_snapshot_patterns: Vec<BackupPattern>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VcenterConfig {
     /// The `vcenter` label and the `/probe?target=` name.
     pub name: String,
@@ -63,11 +63,18 @@ pub struct VcenterConfig {
     pub tls: TlsConfig,
     /// Timeout to establish a connection (default 10 s).
     pub connect_timeout: Duration,
-    /// Timeout of every SOAP call (default 60 s).
+    /// Timeout of every SOAP call (default 60 s); the update wait, a long poll, has its own.
     pub request_timeout: Duration,
+    /// How long to wait after vCenter refused the credentials (`InvalidLogin`) before trying
+    /// again (default 10 minutes): vCenter and Active Directory lock an account after a few
+    /// failures, for everyone who uses it.
+    pub login_retry_interval: Duration,
+    /// The largest answer body read whole, and the largest single value in a streamed answer
+    /// (default 256 MiB); a larger one fails that call instead of growing the exporter.
+    pub max_response_size: u64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsConfig {
     /// A PEM bundle of CA certificates, resolved against the configuration file's directory and
     /// checked to hold at least one certificate when the configuration was loaded.
@@ -85,6 +92,11 @@ pub struct BackupPattern {
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default timeout of one SOAP call.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default wait before logging in again after vCenter refused the credentials.
+pub const DEFAULT_LOGIN_RETRY_INTERVAL: Duration = Duration::from_secs(600);
+/// Default cap on an answer read whole, or on one value of a streamed answer: far above the
+/// largest real answer (a layoutEx of a VM with hundreds of disks is a few MB).
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 256 << 20;
 
 /// The snapshot names that backup products give their temporary snapshots, used when the
 /// configuration has no `backup_snapshot_patterns` key. Matched case-insensitively, unanchored.
@@ -306,6 +318,12 @@ impl<'a> Loader<'a> {
             },
             connect_timeout: raw.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |t| t.0),
             request_timeout: raw.request_timeout.map_or(DEFAULT_REQUEST_TIMEOUT, |t| t.0),
+            login_retry_interval: raw
+                .login_retry_interval
+                .map_or(DEFAULT_LOGIN_RETRY_INTERVAL, |t| t.0),
+            max_response_size: raw
+                .max_response_size
+                .map_or(DEFAULT_MAX_RESPONSE_SIZE, |s| s.0),
         })
     }
 

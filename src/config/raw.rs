@@ -46,6 +46,10 @@ pub(crate) struct RawVcenter {
     pub(crate) connect_timeout: Option<Timeout>,
     #[serde(default)]
     pub(crate) request_timeout: Option<Timeout>,
+    #[serde(default)]
+    pub(crate) login_retry_interval: Option<Timeout>,
+    #[serde(default)]
+    pub(crate) max_response_size: Option<ByteSize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,7 +103,7 @@ macro_rules! deserialize_scalar {
     )*};
 }
 
-deserialize_scalar!(Name, SdkUrl, Timeout, PatternRegex, SecretValue);
+deserialize_scalar!(Name, SdkUrl, Timeout, ByteSize, PatternRegex, SecretValue);
 
 /// A vCenter's name: the `vcenter` label and the `/probe?target=` value.
 #[derive(Debug)]
@@ -140,7 +144,61 @@ impl Scalar for SdkUrl {
                 "invalid URL: must not hold credentials; use username and password_file".to_owned(),
             );
         }
-        Ok(SdkUrl(url))
+        sdk_path(url).map(SdkUrl)
+    }
+}
+
+/// vCenter's SOAP endpoint is `/sdk`: a bare host (as the Python vmware_exporter takes) gets it
+/// added; any other path is refused with the fix, rather than failing later with a 404.
+fn sdk_path(mut url: reqwest::Url) -> Result<reqwest::Url, String> {
+    match url.path().trim_end_matches('/') {
+        "" => {
+            url.set_path("/sdk");
+            Ok(url)
+        }
+        "/sdk" => {
+            url.set_path("/sdk");
+            Ok(url)
+        }
+        _ => Err(
+            "invalid URL: the path must be /sdk (vCenter's SOAP endpoint), e.g. https://vc01.example.com/sdk"
+                .to_owned(),
+        ),
+    }
+}
+
+/// A size in bytes: a number with an optional unit (`KiB`, `MiB`, `GiB`), e.g. `256MiB`.
+#[derive(Debug)]
+pub(crate) struct ByteSize(pub(crate) u64);
+
+impl Scalar for ByteSize {
+    const EXPECTING: &'static str = "a size like 256MiB";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().map_err(|_| {
+            format!("invalid size {text:?}: expected a number and a unit, like 256MiB")
+        })?;
+        let factor: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "invalid size {text:?}: unknown unit {other:?} (B, KiB, MiB, GiB)"
+                ));
+            }
+        };
+        match number.checked_mul(factor) {
+            Some(0) => Err(format!("invalid size {text:?}: must be greater than zero")),
+            Some(bytes) => Ok(ByteSize(bytes)),
+            None => Err(format!("invalid size {text:?}: too large")),
+        }
     }
 }
 

@@ -53,7 +53,7 @@ fn bad_configs_get_exact_errors_naming_key_and_line() {
         (
             "unknown vCenter key",
             "vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    pasword_file: /x\n",
-            "tests/config_cases/bad.yml:5:5: vcenters[0]: unknown field `pasword_file`, expected one of `name`, `url`, `username`, `password_file`, `password_env`, `password`, `tls`, `connect_timeout`, `request_timeout`",
+            "tests/config_cases/bad.yml:5:5: vcenters[0]: unknown field `pasword_file`, expected one of `name`, `url`, `username`, `password_file`, `password_env`, `password`, `tls`, `connect_timeout`, `request_timeout`, `login_retry_interval`, `max_response_size`",
         ),
         (
             "unknown tls key",
@@ -84,6 +84,21 @@ fn bad_configs_get_exact_errors_naming_key_and_line() {
             "url of another scheme",
             "vcenters:\n  - name: vc01\n    url: ftp://vc01/sdk\n    username: u\n    password: hunter2\n",
             "tests/config_cases/bad.yml:3:10: vcenters[0].url: invalid URL: scheme must be http or https",
+        ),
+        (
+            "url with another path than /sdk",
+            "vcenters:\n  - name: vc01\n    url: https://vc01/ui\n    username: u\n    password: hunter2\n",
+            "tests/config_cases/bad.yml:3:10: vcenters[0].url: invalid URL: the path must be /sdk (vCenter's SOAP endpoint), e.g. https://vc01.example.com/sdk",
+        ),
+        (
+            "size with an unknown unit",
+            "vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    password: hunter2\n    max_response_size: 10MB\n",
+            "tests/config_cases/bad.yml:6:24: vcenters[0].max_response_size: invalid size \"10MB\": unknown unit \"MB\" (B, KiB, MiB, GiB)",
+        ),
+        (
+            "zero login retry interval",
+            "vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    password: hunter2\n    login_retry_interval: 0s\n",
+            "tests/config_cases/bad.yml:6:27: vcenters[0].login_retry_interval: invalid duration \"0s\": must be greater than zero",
         ),
         (
             "url holding credentials",
@@ -325,6 +340,30 @@ fn password_env_rejects_empty_and_unset_variables() {
     );
     let ok = password_env("VC01", Ok("pw".to_owned())).map(|s| s.expose().to_owned());
     assert_eq!(ok.ok().as_deref(), Some("pw"));
+}
+
+#[test]
+fn a_bare_host_url_gets_sdk_and_sizes_and_intervals_parse() {
+    let yaml = "vcenters:\n  - name: vc01\n    url: https://vc01.example.com\n    username: u\n    password: p\n    login_retry_interval: 15m\n    max_response_size: 64MiB\n  - name: vc02\n    url: https://vc02:8443/sdk/\n    username: u\n    password: p\n";
+    let config = Config::from_yaml(yaml, "t.yml").unwrap();
+    assert_eq!(
+        config.vcenters[0].url.as_str(),
+        "https://vc01.example.com/sdk"
+    );
+    assert_eq!(config.vcenters[1].url.as_str(), "https://vc02:8443/sdk");
+    assert_eq!(
+        config.vcenters[0].login_retry_interval,
+        Duration::from_secs(900)
+    );
+    assert_eq!(config.vcenters[0].max_response_size, 64 << 20);
+    assert_eq!(
+        config.vcenters[1].login_retry_interval,
+        DEFAULT_LOGIN_RETRY_INTERVAL
+    );
+    assert_eq!(
+        config.vcenters[1].max_response_size,
+        DEFAULT_MAX_RESPONSE_SIZE
+    );
 }
 
 #[test]

@@ -23,21 +23,34 @@ vcenters:
 
 struct Running {
     addr: SocketAddr,
+    exporter: Arc<Exporter>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<io::Result<()>>,
 }
 
-async fn start(options: ServerOptions) -> Running {
+/// Serves an exporter whose sources are not started yet (as between bind and start).
+async fn start_unstarted(options: ServerOptions) -> Running {
     let config = Arc::new(Config::from_yaml(CONFIG, "test.yml").expect("test config"));
-    let exporter = Arc::new(Exporter::new(config).expect("exporter"));
+    let exporter = Arc::new(Exporter::build(config).expect("exporter"));
     let listener = bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async {
         let _ = stopped.await;
     };
-    let task = tokio::spawn(serve(listener, exporter, options, shutdown));
-    Running { addr, stop, task }
+    let task = tokio::spawn(serve(listener, exporter.clone(), options, shutdown));
+    Running {
+        addr,
+        exporter,
+        stop,
+        task,
+    }
+}
+
+async fn start(options: ServerOptions) -> Running {
+    let running = start_unstarted(options).await;
+    running.exporter.start();
+    running
 }
 
 async fn start_default() -> Running {
@@ -264,21 +277,23 @@ async fn landing_page_is_html_linking_metrics_and_targets() {
 }
 
 #[tokio::test]
-async fn healthy_and_ready_answer_200() {
-    let server = start_default().await;
+async fn ready_is_503_until_every_target_tried_its_first_sync_then_200() {
+    let server = start_unstarted(ServerOptions::default()).await;
     let healthy = get(server.addr, "/-/healthy").await;
     assert_eq!((healthy.status, healthy.text().as_str()), (200, "Healthy"));
-    // The stub exporter is always ready; a real one answers 503 "Not ready" until it is.
     let ready = get(server.addr, "/-/ready").await;
-    assert!(
-        matches!(
-            (ready.status, ready.text().as_str()),
-            (200, "Ready") | (503, "Not ready")
-        ),
-        "{} {}",
-        ready.status,
-        ready.text()
-    );
+    assert_eq!((ready.status, ready.text().as_str()), (503, "Not ready"));
+    // The vCenter's port is closed: the first sync fails at once, and that is an attempt.
+    server.exporter.start();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let ready = loop {
+        let ready = get(server.addr, "/-/ready").await;
+        if ready.status == 200 || tokio::time::Instant::now() > deadline {
+            break ready;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((ready.status, ready.text().as_str()), (200, "Ready"));
     server.stop().await;
 }
 

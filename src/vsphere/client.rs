@@ -7,15 +7,14 @@
 //! fault inside a 200 answer's `missingSet`) the client logs in once more and retries once.
 //! Every call has the configured timeout; connecting has its own.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use std::collections::BTreeMap;
 use std::io::Read;
-use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use tokio::sync::Mutex;
-use tracing::{debug, info, warn};
+use tokio::sync::{Mutex, mpsc};
+use tracing::{debug, error, info, warn};
 
 use super::error::{CallError, Error, ParseError};
 use super::inventory::{
@@ -24,7 +23,7 @@ use super::inventory::{
 use super::model::{Inventory, MoRef};
 use super::soap;
 use super::xml::{self, Node};
-use crate::config::{Secret, VcenterConfig};
+use crate::config::{Secret, TlsConfig, VcenterConfig};
 
 /// The API version asked for before vCenter has told its own (every vCenter since 6.5 has it).
 const BOOTSTRAP_API_VERSION: &str = "6.5";
@@ -62,6 +61,61 @@ impl ServiceContent {
     }
 }
 
+/// How a [`Client`] reaches its vCenter: the vSphere side's own options, so the client does not
+/// depend on the shape of the YAML configuration.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The vCenter's name, for errors and logs.
+    pub name: String,
+    pub url: reqwest::Url,
+    pub username: String,
+    pub password: Secret,
+    pub tls: TlsConfig,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// The pause after `InvalidLogin` before the next login attempt.
+    pub login_retry_interval: Duration,
+    /// The largest body read whole.
+    pub max_response_size: u64,
+    /// Objects per RetrievePropertiesEx page asked of vCenter; `None` keeps its default.
+    pub page_size: Option<u32>,
+}
+
+impl From<&VcenterConfig> for ClientOptions {
+    fn from(c: &VcenterConfig) -> Self {
+        ClientOptions {
+            name: c.name.clone(),
+            url: c.url.clone(),
+            username: c.username.clone(),
+            password: c.password.clone(),
+            tls: c.tls.clone(),
+            connect_timeout: c.connect_timeout,
+            request_timeout: c.request_timeout,
+            login_retry_interval: c.login_retry_interval,
+            max_response_size: c.max_response_size,
+            page_size: None,
+        }
+    }
+}
+
+/// Login attempts by result, for `vsphere_login_attempts_total`.
+#[derive(Debug, Default)]
+pub struct LoginCounts {
+    pub success: AtomicU64,
+    /// vCenter refused the credentials.
+    pub invalid_login: AtomicU64,
+    /// Anything else: vCenter unreachable, a fault, a malformed answer.
+    pub error: AtomicU64,
+}
+
+/// The session and what the last login attempt said.
+#[derive(Default)]
+struct SessionSlot {
+    session: Option<Session>,
+    /// Set after `InvalidLogin`: no attempt before then.
+    refused_until: Option<Instant>,
+}
+
 /// A logged-in session.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -76,16 +130,19 @@ pub struct Client {
     username: String,
     password: Secret,
     http: reqwest::Client,
-    /// Objects per RetrievePropertiesEx page asked of vCenter; `None` keeps its default.
     page_size: Option<u32>,
     request_timeout: Duration,
-    session: Mutex<Option<Session>>,
-    logins: AtomicU64,
+    login_retry_interval: Duration,
+    max_response_size: u64,
+    session: Mutex<SessionSlot>,
+    login_counts: LoginCounts,
+    /// Failed calls by call and kind of failure (a std lock: held for one increment only).
+    call_errors: std::sync::Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Client {
-    /// Builds the client; no network traffic until the first collection.
-    pub fn new(config: &VcenterConfig) -> Result<Self, Error> {
+    /// Builds the client; no network traffic until the first call.
+    pub fn new(config: &ClientOptions) -> Result<Self, Error> {
         let fail = |source| Error {
             vcenter: config.name.clone(),
             call: "TLS setup",
@@ -124,10 +181,13 @@ impl Client {
             username: config.username.clone(),
             password: config.password.clone(),
             http,
-            page_size: None,
+            page_size: config.page_size,
             request_timeout: config.request_timeout,
-            session: Mutex::new(None),
-            logins: AtomicU64::new(0),
+            login_retry_interval: config.login_retry_interval,
+            max_response_size: config.max_response_size,
+            session: Mutex::new(SessionSlot::default()),
+            login_counts: LoginCounts::default(),
+            call_errors: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -137,29 +197,44 @@ impl Client {
         self
     }
 
-    /// How many times this client has logged in.
+    /// The vCenter's name.
+    pub fn vcenter(&self) -> &str {
+        &self.vcenter
+    }
+
+    /// How many times this client has logged in successfully.
     pub fn logins(&self) -> u64 {
-        self.logins.load(Ordering::Relaxed)
+        self.login_counts.success.load(Ordering::Relaxed)
+    }
+
+    /// Login attempts by result.
+    pub fn login_counts(&self) -> &LoginCounts {
+        &self.login_counts
+    }
+
+    /// Failed calls so far, by call and kind of failure.
+    pub fn call_errors(&self) -> Vec<(&'static str, &'static str, u64)> {
+        match self.call_errors.lock() {
+            Ok(m) => m.iter().map(|((c, k), n)| (*c, *k, *n)).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The request timeout every call has unless it says otherwise.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// Retrieves the whole inventory, logging in first when there is no session yet, and once
     /// more when vCenter no longer knows the session.
     pub async fn retrieve_inventory(&self) -> Result<Inventory, Error> {
-        let mut guard = self.session.lock().await;
         let mut relogged = false;
         loop {
-            let session = match guard.as_ref() {
-                Some(s) => s.clone(),
-                None => {
-                    let s = self.login().await?;
-                    *guard = Some(s.clone());
-                    s
-                }
-            };
+            let session = self.session().await?;
             match self.retrieve_with(&session).await {
                 Err(e) if e.failure.is_not_authenticated() && !relogged => {
                     info!(vcenter = %self.vcenter, reason = %e.failure, "session lost; logging in again");
-                    *guard = None;
+                    self.invalidate(&session).await;
                     relogged = true;
                 }
                 other => return other,
@@ -167,20 +242,58 @@ impl Client {
         }
     }
 
-    /// The current session, logging in first when there is none.
+    /// The current session, logging in first when there is none. Every source of a vCenter
+    /// shares it: concurrent callers wait for one login. After `InvalidLogin` no attempt is made
+    /// until `login_retry_interval` has passed; callers get [`CallError::LoginSuspended`].
     pub async fn session(&self) -> Result<Session, Error> {
-        let mut guard = self.session.lock().await;
-        if let Some(s) = guard.as_ref() {
+        let mut slot = self.session.lock().await;
+        if let Some(s) = slot.session.as_ref() {
             return Ok(s.clone());
         }
-        let s = self.login().await?;
-        *guard = Some(s.clone());
-        Ok(s)
+        if let Some(until) = slot.refused_until {
+            let left = until.saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                return Err(self.error("Login", CallError::LoginSuspended(left)));
+            }
+        }
+        match self.login().await {
+            Ok(s) => {
+                self.login_counts.success.fetch_add(1, Ordering::Relaxed);
+                slot.refused_until = None;
+                slot.session = Some(s.clone());
+                Ok(s)
+            }
+            Err(e) if e.failure.is_invalid_login() => {
+                self.login_counts
+                    .invalid_login
+                    .fetch_add(1, Ordering::Relaxed);
+                slot.refused_until = Some(Instant::now() + self.login_retry_interval);
+                error!(
+                    vcenter = %self.vcenter,
+                    user = %self.username,
+                    retry_seconds = self.login_retry_interval.as_secs_f64(),
+                    "vCenter refused the login (InvalidLogin); check username and password. Not trying again before the retry interval, so the account is not locked"
+                );
+                Err(e)
+            }
+            Err(e) => {
+                self.login_counts.error.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
     }
 
-    /// Forgets the session (vCenter no longer knows it); the next call logs in again.
-    pub async fn forget_session(&self) {
-        *self.session.lock().await = None;
+    /// Forgets `session` because vCenter no longer knows it, unless another source has
+    /// replaced it already (compare and replace: a newer session is never dropped).
+    pub async fn invalidate(&self, session: &Session) {
+        let mut slot = self.session.lock().await;
+        if slot
+            .session
+            .as_ref()
+            .is_some_and(|current| current.cookie == session.cookie)
+        {
+            slot.session = None;
+        }
     }
 
     /// One SOAP call in a session, its answer read whole (small answers).
@@ -194,14 +307,14 @@ impl Client {
     }
 
     /// A call whose answer `read` parses as it streams in, on a blocking thread, so a large
-    /// answer is never held whole. `state` travels to the parser and back. `extra` lengthens
-    /// the timeout (WaitForUpdatesEx waits on purpose).
+    /// answer is never held whole. `state` travels to the parser and back. `timeout` replaces
+    /// the request timeout when given (WaitForUpdatesEx waits on purpose).
     pub async fn call_streaming<T, H>(
         &self,
         call: &'static str,
         session: &Session,
         body: String,
-        extra: Duration,
+        timeout: Option<Duration>,
         state: T,
         read: fn(ChannelReader, &mut T) -> Result<H, ParseError>,
     ) -> Result<(H, T), Error>
@@ -214,16 +327,18 @@ impl Client {
                 &session.content.api_version,
                 Some(&session.cookie),
                 body,
-                extra,
+                timeout.unwrap_or(self.request_timeout),
             )
             .await
             .map_err(|source| self.error(call, source))?;
         if !response.status().is_success() {
-            let e = read_body(response).await.err();
+            let e = self.read_body(response).await.err();
             let source = e.unwrap_or_else(|| CallError::Malformed("unexpected status".into()));
             return Err(self.error(call, source));
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(16);
+        // A bounded channel: the network side waits (asynchronously) while the parser is
+        // behind, so an answer is never held whole.
+        let (tx, rx) = mpsc::channel::<Bytes>(16);
         let parser = tokio::task::spawn_blocking(move || {
             let mut state = state;
             let head = read(ChannelReader::new(rx), &mut state);
@@ -235,7 +350,7 @@ impl Client {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     // The parser stopped early (an error of its own): stop sending.
-                    if tx.send(chunk).is_err() {
+                    if tx.send(chunk).await.is_err() {
                         break;
                     }
                 }
@@ -254,14 +369,22 @@ impl Client {
         parsed.map_err(|e| self.error(call, e.into()))
     }
 
-    /// Ends the session, if there is one. Errors only get a debug line: this runs at shutdown.
-    pub async fn logout(&self) {
-        let Some(session) = self.session.lock().await.take() else {
+    /// Ends the session, if there is one, waiting at most `timeout` (shutdown must not hang on
+    /// a vCenter that does not answer). Errors only get a debug line.
+    pub async fn logout(&self, timeout: Duration) {
+        let Some(session) = self.session.lock().await.session.take() else {
             return;
         };
         let body = soap::logout(&session.content.session_manager);
-        match self.post("Logout", &session, body).await {
-            Ok(_) => info!(vcenter = %self.vcenter, "logged out"),
+        let response = self.request_with(
+            &session.content.api_version,
+            Some(&session.cookie),
+            body,
+            timeout,
+        );
+        match response.await {
+            Ok(r) if r.status().is_success() => info!(vcenter = %self.vcenter, "logged out"),
+            Ok(r) => debug!(vcenter = %self.vcenter, status = r.status().as_u16(), "logout failed"),
             Err(e) => debug!(vcenter = %self.vcenter, error = %e, "logout failed"),
         }
     }
@@ -278,7 +401,8 @@ impl Client {
             .map_err(|source| self.error(call, source))?;
         // Some vCenters open the session on the first request and only confirm it at Login.
         let early_cookie = session_cookie(response.headers());
-        let bytes = read_body(response)
+        let bytes = self
+            .read_body(response)
             .await
             .map_err(|source| self.error(call, source))?;
         let content = xml::read_returnval(&bytes)
@@ -295,7 +419,7 @@ impl Client {
             .await
             .map_err(|source| self.error("Login", source))?;
         let cookie = session_cookie(response.headers()).or(early_cookie);
-        read_body(response)
+        self.read_body(response)
             .await
             .map_err(|source| self.error("Login", source))?;
         let Some(cookie) = cookie else {
@@ -304,7 +428,6 @@ impl Client {
                 CallError::Malformed("no session cookie in the Login answer".into()),
             ));
         };
-        self.logins.fetch_add(1, Ordering::Relaxed);
         debug!(vcenter = %self.vcenter, api_version = %content.api_version, "logged in");
         Ok(Session { content, cookie })
     }
@@ -386,7 +509,7 @@ impl Client {
         let mut pages = 0usize;
         loop {
             let (token, mut built) = self
-                .call_streaming(call, session, body, Duration::ZERO, builder, read_objects)
+                .call_streaming(call, session, body, None, builder, read_objects)
                 .await?;
             pages += 1;
             if let Some(path) = built.session_lost.take() {
@@ -429,7 +552,7 @@ impl Client {
             .request(api_version, cookie, body)
             .await
             .map_err(|source| self.error(call, source))?;
-        read_body(response)
+        self.read_body(response)
             .await
             .map_err(|source| self.error(call, source))
     }
@@ -440,7 +563,7 @@ impl Client {
         cookie: Option<&Secret>,
         body: String,
     ) -> Result<reqwest::Response, CallError> {
-        self.request_with(api_version, cookie, body, Duration::ZERO)
+        self.request_with(api_version, cookie, body, self.request_timeout)
             .await
     }
 
@@ -449,14 +572,14 @@ impl Client {
         api_version: &str,
         cookie: Option<&Secret>,
         body: String,
-        extra: Duration,
+        timeout: Duration,
     ) -> Result<reqwest::Response, CallError> {
         let mut request = self
             .http
             .post(self.url.clone())
             .header("Content-Type", "text/xml; charset=utf-8")
             .header("SOAPAction", format!("\"urn:vim25/{api_version}\""))
-            .timeout(self.request_timeout + extra)
+            .timeout(timeout)
             .body(body);
         if let Some(cookie) = cookie {
             request = request.header("Cookie", cookie.expose());
@@ -464,11 +587,38 @@ impl Client {
         request.send().await.map_err(transport_error)
     }
 
+    /// The error of a failed call, counted by call and kind.
     fn error(&self, call: &'static str, source: CallError) -> Error {
+        if let Ok(mut counts) = self.call_errors.lock() {
+            *counts.entry((call, source.kind())).or_default() += 1;
+        }
         Error {
             vcenter: self.vcenter.clone(),
             call,
             failure: source,
+        }
+    }
+
+    /// The body of an answer, at most `max_response_size` bytes: as is when HTTP 200; else the
+    /// SOAP fault it holds, or the status.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Bytes, CallError> {
+        let status = response.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            let total = body.len().saturating_add(chunk.len());
+            if u64::try_from(total).unwrap_or(u64::MAX) > self.max_response_size {
+                return Err(CallError::TooLarge(self.max_response_size));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let bytes = Bytes::from(body);
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        // vCenter answers faults with HTTP 500 and the fault in the body.
+        match xml::read_returnval(&bytes) {
+            Err(e @ super::error::ParseError::Fault(_)) => Err(e.into()),
+            _ => Err(CallError::Status(status.as_u16())),
         }
     }
 }
@@ -486,14 +636,15 @@ fn read_objects(
     })
 }
 
-/// The blocking side of a streamed answer: reads the chunks the network side sends.
+/// The blocking side of a streamed answer: reads the chunks the network side sends. It runs
+/// on a blocking thread, where waiting for the next chunk is allowed.
 pub struct ChannelReader {
-    rx: Receiver<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
     current: Bytes,
 }
 
 impl ChannelReader {
-    fn new(rx: Receiver<Bytes>) -> Self {
+    fn new(rx: mpsc::Receiver<Bytes>) -> Self {
         ChannelReader {
             rx,
             current: Bytes::new(),
@@ -504,30 +655,16 @@ impl ChannelReader {
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while !self.current.has_remaining() {
-            match self.rx.recv() {
-                Ok(chunk) => self.current = chunk,
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
                 // The sender is gone: the answer is complete (or broken, which the network
                 // side reports).
-                Err(_) => return Ok(0),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.remaining());
         self.current.copy_to_slice(&mut buf[..n]);
         Ok(n)
-    }
-}
-
-/// The body of an answer: as is when HTTP 200; else the SOAP fault it holds, or the status.
-async fn read_body(response: reqwest::Response) -> Result<Bytes, CallError> {
-    let status = response.status();
-    let bytes = response.bytes().await.map_err(transport_error)?;
-    if status.is_success() {
-        return Ok(bytes);
-    }
-    // vCenter answers faults with HTTP 500 and the fault in the body.
-    match xml::read_returnval(&bytes) {
-        Err(e @ super::error::ParseError::Fault(_)) => Err(e.into()),
-        _ => Err(CallError::Status(status.as_u16())),
     }
 }
 
@@ -546,9 +683,25 @@ pub fn session_cookie(headers: &reqwest::header::HeaderMap) -> Option<Secret> {
 fn transport_error(e: reqwest::Error) -> CallError {
     if e.is_timeout() {
         // reqwest knows the timeout it applied but does not say it; the config does.
-        return CallError::Transport(format!("timed out: {}", error_chain(&e)));
+        return CallError::Timeout(error_chain(&e));
     }
-    CallError::Transport(error_chain(&e))
+    let chain = error_chain(&e);
+    if is_certificate_error(&chain) {
+        return CallError::Transport(format!(
+            "{chain} (the vCenter's TLS certificate is not trusted: set tls.ca_file to its CA's PEM file, or tls.insecure_skip_verify: true for a test only)"
+        ));
+    }
+    if e.is_connect() {
+        return CallError::Connect(chain);
+    }
+    CallError::Transport(chain)
+}
+
+/// True when a transport error is rustls refusing the server's certificate.
+fn is_certificate_error(chain: &str) -> bool {
+    ["invalid peer certificate", "UnknownIssuer", "certificate"]
+        .iter()
+        .any(|needle| chain.contains(needle))
 }
 
 /// An error and its sources on one line ("error sending request: … : connection refused"),

@@ -43,8 +43,20 @@ pub enum CallError {
     Malformed(String),
     #[error("HTTP status {0}")]
     Status(u16),
+    /// Connecting failed (refused, unreachable, DNS).
+    #[error("{0}")]
+    Connect(String),
+    /// No answer within the call's timeout.
+    #[error("timed out: {0}")]
+    Timeout(String),
     #[error("{0}")]
     Transport(String),
+    /// The answer was larger than `max_response_size`.
+    #[error("answer larger than the limit of {0} bytes (max_response_size)")]
+    TooLarge(u64),
+    /// A login is not tried: vCenter refused the credentials recently.
+    #[error("not logging in again for {}s after vCenter refused the credentials (InvalidLogin); fix the password or username", .0.as_secs())]
+    LoginSuspended(std::time::Duration),
     /// A property came back as a `NotAuthenticated` fault inside a 200 answer.
     #[error("session lost: {0}")]
     SessionLost(String),
@@ -60,6 +72,26 @@ impl From<ParseError> for CallError {
 }
 
 impl CallError {
+    /// The kind of failure, as the `kind` label of `vsphere_call_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Fault(_) | CallError::SessionLost(_) | CallError::LoginSuspended(_) => {
+                "fault"
+            }
+            CallError::Malformed(_) => "malformed",
+            CallError::Status(_) => "http",
+            CallError::Connect(_) => "connect",
+            CallError::Timeout(_) => "timeout",
+            CallError::Transport(_) => "transport",
+            CallError::TooLarge(_) => "too_large",
+        }
+    }
+
+    /// True when vCenter refused the credentials.
+    pub fn is_invalid_login(&self) -> bool {
+        matches!(self, CallError::Fault(f) if f.kind == "InvalidLogin")
+    }
+
     /// True when logging in again may cure it.
     pub fn is_not_authenticated(&self) -> bool {
         match self {

@@ -5,6 +5,8 @@
 //! number that is not one, an unknown time format) leaves that one property unset and is
 //! counted in [`InventoryBuilder::malformed`], so one odd VM never costs the whole scrape.
 
+use std::sync::Arc;
+
 use super::model::{
     ComputeResource, Datacenter, Datastore, DiskLayout, Folder, Host, Inventory, LayoutEx,
     LayoutFile, MoRef, SnapshotInfo, SnapshotLayout, SnapshotTree, Vm,
@@ -176,11 +178,13 @@ impl Inventory {
         let id = obj.value.clone();
         match obj.kind.as_str() {
             "VirtualMachine" => {
-                let vm = self.vms.entry(id.clone()).or_insert_with(|| Vm {
-                    id,
-                    ..Default::default()
+                let vm = self.vms.entry(id.clone()).or_insert_with(|| {
+                    Arc::new(Vm {
+                        id,
+                        ..Default::default()
+                    })
                 });
-                set_vm_property(vm, path, val)
+                set_vm_property(Arc::make_mut(vm), path, val)
             }
             "HostSystem" => {
                 let host = self.hosts.entry(id.clone()).or_insert_with(|| Host {

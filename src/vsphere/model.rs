@@ -6,6 +6,7 @@
 //! PropertyCollector, and collectors only read it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 /// A managed object id, the `value` of a ManagedObjectReference (`vm-57`, `host-21`).
 pub type MoId = String;
@@ -29,8 +30,9 @@ impl MoRef {
 /// Everything the exporter knows about one vCenter at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Inventory {
-    /// Virtual machines and templates, in managed object id order.
-    pub vms: BTreeMap<MoId, Vm>,
+    /// Virtual machines and templates, in managed object id order. Shared, so that a copy of
+    /// the inventory (the mirror publishes one per change) copies pointers, not VMs.
+    pub vms: BTreeMap<MoId, Arc<Vm>>,
     pub hosts: BTreeMap<MoId, Host>,
     /// ComputeResource and ClusterComputeResource objects (a standalone host's parent is a
     /// plain ComputeResource, a clustered host's a ClusterComputeResource).

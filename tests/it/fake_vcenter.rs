@@ -170,13 +170,8 @@ fn first_retrieval_fails(status: u16, fixture_name: &str, method: &str, before: 
 }
 
 fn client(fake: &Fake, password: &str) -> Client {
-    Client::new(&vcenter(
-        "vc01",
-        &fake.url,
-        "svc-monitor@vsphere.local",
-        password,
-    ))
-    .unwrap()
+    Client::new(&(&vcenter("vc01", &fake.url, "svc-monitor@vsphere.local", password)).into())
+        .unwrap()
 }
 
 #[tokio::test]
@@ -345,7 +340,8 @@ async fn wrong_password_is_vsphere_up_zero_and_the_error_does_not_carry_the_pass
         vcenters: vec![vcenter("vc01", &fake.url, "svc", PASSWORD)],
         backup_snapshot_patterns: Vec::new(),
     };
-    let exporter = Exporter::new(Arc::new(config)).unwrap();
+    let exporter = Exporter::build(Arc::new(config)).unwrap();
+    exporter.start();
     let text = exporter
         .probe("vc01", Some(std::time::Duration::from_secs(10)))
         .await
@@ -354,12 +350,16 @@ async fn wrong_password_is_vsphere_up_zero_and_the_error_does_not_carry_the_pass
     let samples = parse(&text);
     assert_eq!(value(&samples, "vsphere_up", &[("vcenter", "vc01")]), 0.0);
     assert_eq!(
+        value(&samples, "vsphere_source_up", &[("source", "inventory")]),
+        0.0
+    );
+    assert_eq!(
         value(
             &samples,
-            "vsphere_scrape_collector_success",
-            &[("collector", "inventory")]
+            "vsphere_login_attempts_total",
+            &[("result", "invalid_login")]
         ),
-        0.0
+        1.0
     );
     assert!(!text.contains(PASSWORD));
 }

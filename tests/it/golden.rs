@@ -14,8 +14,9 @@ fn normalize(text: &str) -> String {
     text.lines()
         .map(|line| {
             let volatile = [
-                "vsphere_scrape_collector_duration_seconds{",
-                "vsphere_inventory_last_update_timestamp_seconds{",
+                "vsphere_collector_duration_seconds{",
+                "vsphere_source_last_update_timestamp_seconds{",
+                "vsphere_source_sync_duration_seconds{",
             ];
             if volatile.iter().any(|v| line.starts_with(v)) {
                 let (series, _) = line.rsplit_once(' ').unwrap_or((line, ""));
@@ -84,6 +85,6 @@ async fn promtool_check_metrics_finds_no_problem_in_the_full_page() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(page.contains("vsphere_exporter_build_info{"));
+    assert!(page.contains("vsphere_backup_exporter_build_info{"));
     assert!(page.contains("process_resident_memory_bytes"));
 }

@@ -42,8 +42,9 @@ pub async fn serve(vcenters: Vec<VcenterConfig>) -> Served {
         vcenters,
         backup_snapshot_patterns: patterns,
     };
-    let exporter = Arc::new(Exporter::new(Arc::new(config)).unwrap());
+    let exporter = Arc::new(Exporter::build(Arc::new(config)).unwrap());
     let listener = server::bind("127.0.0.1:0").await.unwrap();
+    exporter.start();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let opts = ServerOptions::default();

@@ -16,17 +16,16 @@ async fn assert_mirror_converges(served: &crate::Served, fresh: &Client, what: &
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let truth = fresh.retrieve_inventory().await.expect("fresh retrieval");
-        let mirror: Inventory = {
-            let state = served.target().mirror().state().read().unwrap();
-            assert!(state.error.is_none() || Instant::now() < deadline);
-            state.inventory.clone()
-        };
-        if mirror == truth {
+        let published = served.target().mirror().unwrap().feed().latest();
+        let mirror: Inventory = published.value.as_deref().cloned().unwrap_or_default();
+        if published.status.synced && mirror == truth {
             return;
         }
         if Instant::now() > deadline {
             panic!(
-                "{what}: the mirror differs from a fresh retrieval: {}",
+                "{what}: the mirror differs from a fresh retrieval (in sync: {}, error: {:?}): {}",
+                published.status.synced,
+                published.status.error,
                 first_difference(&mirror, &truth)
             );
         }
@@ -38,10 +37,9 @@ fn full_retrievals(served: &crate::Served) -> u64 {
     served
         .target()
         .mirror()
-        .state()
-        .read()
         .unwrap()
-        .full_retrievals
+        .counters()
+        .full_retrievals()
 }
 
 fn first_difference(mirror: &Inventory, truth: &Inventory) -> String {
@@ -73,14 +71,15 @@ fn vm_with(inv: &Inventory, snapshots: bool) -> &str {
 async fn mirror_equals_a_fresh_retrieval_after_each_change_and_after_a_forced_fallback() {
     let sim = Vcsim::start(&["-scenario", "scale", "-vms", "300", "-snapshot-vms", "60"]);
     let served = serve(vec![sim.vcenter("vc01")]).await;
-    let fresh = Client::new(&sim.vcenter("fresh")).unwrap();
-    assert!(
-        served
-            .target()
-            .mirror()
-            .wait_synced(Duration::from_secs(60))
-            .await
-    );
+    let fresh = Client::new(&(&sim.vcenter("fresh")).into()).unwrap();
+    let first = served
+        .target()
+        .mirror()
+        .unwrap()
+        .feed()
+        .settled(Duration::from_secs(60))
+        .await;
+    assert!(first.status.synced, "{:?}", first.status.error);
     assert_mirror_converges(&served, &fresh, "initial").await;
 
     let start = fresh.retrieve_inventory().await.unwrap();
@@ -137,12 +136,12 @@ async fn mirror_equals_a_fresh_retrieval_after_each_change_and_after_a_forced_fa
     // resynchronizes, and follows later changes.
     sim.control(json!({"op": "drop_sessions"})).await;
     sim.control(json!({"op": "create_snapshot", "vm": vm_with(&start, false), "name": "after fallback", "quiesce": false})).await;
-    let fresh = Client::new(&sim.vcenter("fresh2")).unwrap();
+    let fresh = Client::new(&(&sim.vcenter("fresh2")).into()).unwrap();
     assert_mirror_converges(&served, &fresh, "after a forced fallback").await;
     let retrievals = full_retrievals(&served);
     assert!(
         retrievals >= 2,
         "the mirror fell back to a full retrieval ({retrievals})"
     );
-    assert!(served.target().logins() >= 2);
+    assert!(served.target().client().logins() >= 2);
 }

@@ -213,9 +213,9 @@ async fn scrapes_read_the_mirror_so_concurrent_scrapes_cost_one_retrieval_and_on
     assert_eq!(stats.count("Login"), 1, "{stats:?}");
     assert_eq!(stats.count("CreatePropertyCollector"), 1, "{stats:?}");
     assert_eq!(stats.count("RetrievePropertiesEx"), 0, "{stats:?}");
-    assert_eq!(served.target().logins(), 1);
-    let state = served.target().mirror().state().read().unwrap();
-    assert_eq!(state.full_retrievals, 1);
+    assert_eq!(served.target().client().logins(), 1);
+    let mirror = served.target().mirror().unwrap();
+    assert_eq!(mirror.counters().full_retrievals(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,208 @@
+//! The life of the serving process: load and build everything (contacting nothing), bind
+//! the listen address, only then start following the vCenters, serve until SIGINT or SIGTERM,
+//! and shut down within a bound.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use tracing::info;
+
+use super::flags::Flags;
+use crate::config::Config;
+use crate::exporter::Exporter;
+use crate::server::{self, ServerOptions};
+
+/// `--config.check`: the same checks as a start (configuration, credentials, CA files, the
+/// exporter built), contacting no vCenter and listening nowhere; the verdict on stdout, or the
+/// error on stderr.
+pub(super) async fn check_config(flags: &Flags) -> ExitCode {
+    match load(flags) {
+        Ok((config, _)) => {
+            let names: Vec<&str> = config.vcenters.iter().map(|v| v.name.as_str()).collect();
+            let count = match names.len() {
+                1 => "1 vCenter".to_owned(),
+                n => format!("{n} vCenters"),
+            };
+            println!(
+                "{}: configuration OK ({count}: {})",
+                flags.config_file.display(),
+                names.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything a start needs before listening: supported flags, configuration, exporter built.
+/// Contacts nothing.
+pub(super) fn load(flags: &Flags) -> anyhow::Result<(Arc<Config>, Arc<Exporter>)> {
+    if let Some(path) = &flags.web_config_file {
+        bail!(
+            "--web.config.file {}: not supported yet (TLS and basic auth come in a later release)",
+            path.display()
+        );
+    }
+    if !flags.config_file.exists() {
+        bail!(
+            "the configuration file {} does not exist; give its path with --config.file",
+            flags.config_file.display()
+        );
+    }
+    let config =
+        Arc::new(Config::load(&flags.config_file).context("cannot load the configuration")?);
+    let exporter =
+        Exporter::build(Arc::clone(&config)).context("cannot set up the vCenter clients")?;
+    Ok((config, Arc::new(exporter)))
+}
+
+/// Builds everything, binds, then starts following the vCenters and serves until a signal.
+pub(super) async fn run(flags: Flags) -> anyhow::Result<()> {
+    info!(
+        version = crate::VERSION,
+        revision = crate::REVISION,
+        "Starting vsphere_backup_exporter"
+    );
+    let (config, exporter) = load(&flags)?;
+    info!(
+        file = %flags.config_file.display(),
+        vcenters = config.vcenters.len(),
+        "Loaded configuration"
+    );
+    let listener = server::bind(&flags.listen_address)
+        .await
+        .with_context(|| format!("cannot listen on {}", flags.listen_address))?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the listen address")?;
+    // Only now that the address is ours do the sources contact vCenter.
+    exporter.start();
+    info!(address = %address, telemetry_path = flags.telemetry_path, "Listening");
+    let options = ServerOptions {
+        telemetry_path: flags.telemetry_path,
+        ..ServerOptions::default()
+    };
+    let hangups = tokio::spawn(ignore_hangups());
+    server::serve(listener, Arc::clone(&exporter), options, shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    hangups.abort();
+    exporter.shutdown().await;
+    info!("Stopped");
+    Ok(())
+}
+
+/// SIGHUP would end the process by default (`systemctl reload`, a closed terminal): take it
+/// and say that a reload needs a restart for now.
+async fn ignore_hangups() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot take SIGHUP; it would stop the exporter");
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            tracing::warn!(
+                "SIGHUP received: reloading the configuration is not supported yet; restart to apply changes"
+            );
+        }
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(err = %error, "cannot wait for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(err = %error, "cannot wait for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    let signal = tokio::select! {
+        () = interrupt => "SIGINT",
+        () = terminate => "SIGTERM",
+    };
+    info!(signal, "Shutting down gracefully");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Flags, clap::Error> {
+        Flags::try_parse_from(
+            std::iter::once("vsphere_backup_exporter").chain(args.iter().copied()),
+        )
+    }
+
+    #[test]
+    fn config_check_exits_0_on_a_good_file_and_1_on_a_bad_one() {
+        // `check_config` rather than `main_with`, which would install a global subscriber.
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let check = |file: &str| {
+            let flags = parse(&["--config.check", "--config.file", file]).expect("flags");
+            runtime.block_on(check_config(&flags))
+        };
+        assert_eq!(check("tests/config_cases/good.yml"), ExitCode::SUCCESS);
+        assert_eq!(
+            check("tests/config_cases/no-such-file.yml"),
+            ExitCode::FAILURE
+        );
+    }
+
+    #[test]
+    fn web_config_file_fails_clearly_as_not_supported_yet() {
+        let flags = parse(&[
+            "--config.file=tests/config_cases/good.yml",
+            "--web.config.file=w.yml",
+        ])
+        .expect("flags");
+        let error = load(&flags)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert_eq!(
+            error,
+            "--web.config.file w.yml: not supported yet (TLS and basic auth come in a later release)"
+        );
+    }
+
+    #[test]
+    fn start_fails_with_one_message_when_the_port_is_taken() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let taken = runtime.block_on(server::bind("127.0.0.1:0")).expect("bind");
+        let address = taken.local_addr().expect("addr").to_string();
+        let flags = parse(&[
+            "--config.file=tests/config_cases/good.yml",
+            &format!("--web.listen-address={address}"),
+        ])
+        .expect("flags");
+        let error = runtime.block_on(run(flags)).err().map(|e| format!("{e:#}"));
+        let error = error.unwrap_or_default();
+        assert!(
+            error.starts_with(&format!("cannot listen on {address}: ")),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! The exporter: one [`Target`] per configured vCenter, and the pages scrapes are served from.
+//!
+//! Building an exporter ([`Exporter::build`]) checks and prepares everything and contacts
+//! nothing; [`Exporter::start`] starts the targets' sources, which the program does once the
+//! listen address is bound. A scrape reads the sources' latest snapshots and never waits on
+//! vCenter once a target has tried its first sync.
+//!
+//! A page has four parts: the targets' status (fresh), their collectors' metrics cached on the
+//! versions of what they read (rendered and gzipped once per version), the metrics that depend
+//! on the time of the scrape (fresh), and on `/metrics` the exporter's own metrics (fresh).
+//! Each part is one gzip member when compressed.
+//!
+//! It does not own HTTP (see [`crate::server`]) nor what a metric means (see
+//! [`crate::collector`]).
+
+mod target;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prometheus::{Encoder, Registry, TextEncoder};
+use tracing::warn;
+
+use crate::collector::catalogue::BUILD_INFO_NAME;
+use crate::collector::{concat, render};
+use crate::config::Config;
+use crate::vsphere;
+pub use target::{Target, TargetRead};
+
+/// How long a scrape without a deadline waits for a target on its first sync.
+const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+/// How long logging out of each vCenter may take at shutdown.
+const LOGOUT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One part of a page: text segments rendered once, gzipped at most once.
+#[derive(Debug)]
+pub struct Part {
+    segments: Vec<Bytes>,
+    gzip: OnceLock<Bytes>,
+}
+
+impl Part {
+    fn new(segments: Vec<Bytes>) -> Arc<Part> {
+        Arc::new(Part {
+            segments,
+            gzip: OnceLock::new(),
+        })
+    }
+
+    /// The part as one gzip member, compressed on first use.
+    fn gzipped(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                for segment in &self.segments {
+                    // Writing into a Vec cannot fail.
+                    let _ = encoder.write_all(segment);
+                }
+                Bytes::from(encoder.finish().unwrap_or_default())
+            })
+            .clone()
+    }
+}
+
+/// What a scrape sends: the vCenters' status (fresh), their inventory metrics (cached per
+/// inventory version) and, on `/metrics`, the exporter's own metrics (fresh).
+#[derive(Debug, Clone)]
+pub struct Page {
+    parts: Vec<Arc<Part>>,
+}
+
+impl Page {
+    /// The whole page as text (joined on demand: only scrapers without gzip need it).
+    pub fn text(&self) -> Bytes {
+        let segments: Vec<Bytes> = self
+            .parts
+            .iter()
+            .flat_map(|p| p.segments.iter().cloned())
+            .collect();
+        concat(&segments)
+    }
+
+    /// The page gzipped: one gzip member per part (RFC 1952 allows a sequence of members,
+    /// and HTTP clients, Prometheus' among them, read them as one stream). Blocking: call it
+    /// off the async workers.
+    pub fn gzip(&self) -> Bytes {
+        let members: Vec<Bytes> = self.parts.iter().map(|p| p.gzipped()).collect();
+        concat(&members)
+    }
+
+    /// The text as a string, for tests and tools.
+    pub fn to_text_string(&self) -> String {
+        String::from_utf8_lossy(&self.text()).into_owned()
+    }
+}
+
+/// The cached part of a page, by the targets and the keys of their cached output.
+type PageCache = Option<(Vec<PageKey>, Arc<Part>)>;
+
+/// One target's share of a page's key: its index, its inventory's version, and the keys of its
+/// collectors' cached output.
+type PageKey = (usize, u64, Vec<u64>);
+
+/// A source of configuration ids: render caches are keyed on the configuration too, so a
+/// target kept across a reload renders again with the new one.
+static CONFIG_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// All configured targets plus the exporter's own metrics.
+pub struct Exporter {
+    config: Arc<Config>,
+    config_id: u64,
+    targets: Vec<Arc<Target>>,
+    own: Registry,
+    /// The last cached part of `/metrics`, and of `/probe` for each target.
+    metrics_cache: Mutex<PageCache>,
+    probe_caches: Vec<Mutex<PageCache>>,
+}
+
+impl Exporter {
+    /// Builds a target per configured vCenter (reading CA files); contacts nothing.
+    pub fn build(config: Arc<Config>) -> Result<Self, vsphere::Error> {
+        Self::build_reusing(config, &[])
+    }
+
+    /// Like [`Exporter::build`], but keeps each of `previous` whose vCenter settings are
+    /// unchanged, with its sources and session (a reload).
+    pub fn build_reusing(
+        config: Arc<Config>,
+        previous: &[Arc<Target>],
+    ) -> Result<Self, vsphere::Error> {
+        let targets = config
+            .vcenters
+            .iter()
+            .map(|vc| match previous.iter().find(|t| t.vcenter() == vc) {
+                Some(kept) => Ok(kept.clone()),
+                None => Target::build(vc).map(Arc::new),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let probe_caches = targets.iter().map(|_| Mutex::new(None)).collect();
+        Ok(Exporter {
+            config,
+            config_id: CONFIG_IDS.fetch_add(1, Ordering::Relaxed),
+            targets,
+            own: own_registry(),
+            metrics_cache: Mutex::new(None),
+            probe_caches,
+        })
+    }
+
+    /// Starts every target's sources (they connect in the background). Call it inside the
+    /// tokio runtime, once listening; a second call does nothing.
+    pub fn start(&self) {
+        for target in &self.targets {
+            target.start(&self.config);
+        }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn targets(&self) -> &[Arc<Target>] {
+        &self.targets
+    }
+
+    /// The names `/probe?target=` accepts, in configuration order.
+    pub fn target_names(&self) -> Vec<&str> {
+        self.targets.iter().map(|t| t.name()).collect()
+    }
+
+    /// Every configured vCenter followed by the exporter's own metrics. `timeout` is the
+    /// scrape's deadline (from `X-Prometheus-Scrape-Timeout-Seconds`), which bounds the wait
+    /// for a target on its first sync.
+    pub async fn metrics(&self, timeout: Option<Duration>) -> Page {
+        let all: Vec<usize> = (0..self.targets.len()).collect();
+        let mut page = self.vcenter_page(&all, &self.metrics_cache, timeout).await;
+        page.parts
+            .push(Part::new(vec![Bytes::from(self.own_text())]));
+        page
+    }
+
+    /// One configured vCenter, or `None` when `target` names none (the server answers 400 and
+    /// nothing is contacted).
+    pub async fn probe(&self, target: &str, timeout: Option<Duration>) -> Option<Page> {
+        let index = self.targets.iter().position(|t| t.name() == target)?;
+        let cache = self.probe_caches.get(index)?;
+        Some(self.vcenter_page(&[index], cache, timeout).await)
+    }
+
+    /// The status part (fresh), the cached part (by the targets' keys), the clock part (fresh).
+    async fn vcenter_page(
+        &self,
+        indexes: &[usize],
+        cache: &Mutex<PageCache>,
+        timeout: Option<Duration>,
+    ) -> Page {
+        let started = Instant::now();
+        self.drop_stale(cache);
+        let mut reads = Vec::with_capacity(indexes.len());
+        for &i in indexes {
+            let left = timeout
+                .unwrap_or(DEFAULT_WAIT)
+                .saturating_sub(started.elapsed());
+            let read = self.targets[i]
+                .read(&self.config, self.config_id, left)
+                .await;
+            reads.push((i, read));
+        }
+        let status: Vec<&[Bytes]> = reads.iter().map(|(_, r)| r.status.as_slice()).collect();
+        let status_part = Part::new(render(&status));
+        let fresh: Vec<&[Bytes]> = reads
+            .iter()
+            .flat_map(|(_, r)| r.fresh.iter().map(Vec::as_slice))
+            .collect();
+        let fresh_part = Part::new(render(&fresh));
+        let key: Vec<PageKey> = reads
+            .iter()
+            .map(|(i, r)| (*i, r.inventory_version, r.cached_key.clone()))
+            .collect();
+        let mut cache = lock(cache);
+        let cached = cache
+            .as_ref()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, p)| p.clone());
+        let cached_part = cached.unwrap_or_else(|| {
+            let families: Vec<&[Bytes]> = reads
+                .iter()
+                .flat_map(|(_, r)| r.cached.iter().map(|f| f.as_slice()))
+                .collect();
+            let part = Part::new(render(&families));
+            *cache = Some((key, part.clone()));
+            part
+        });
+        Page {
+            parts: vec![status_part, cached_part, fresh_part],
+        }
+    }
+
+    /// Forgets a cached part whose targets' inventories have moved on, before they render
+    /// anew, so an old and a new rendering of 40,000 VMs are not held at once.
+    fn drop_stale(&self, cache: &Mutex<PageCache>) {
+        let mut cache = lock(cache);
+        let stale = cache.as_ref().is_some_and(|(key, _)| {
+            key.iter().any(|(i, version, _)| {
+                self.targets.get(*i).map(|t| t.inventory_version()) != Some(*version)
+            })
+        });
+        if stale {
+            *cache = None;
+        }
+    }
+
+    fn own_text(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.own.gather(), &mut buf) {
+            warn!(error = %e, "encoding the exporter's own metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// True once every target has tried its first sync (in sync or failed): until then a
+    /// scrape would have little to show.
+    pub fn is_ready(&self) -> bool {
+        self.targets.iter().all(|t| t.first_sync_attempted())
+    }
+
+    /// Stops the sources and logs out of every vCenter at once, each within a short timeout.
+    pub async fn shutdown(&self) {
+        let mut logouts = tokio::task::JoinSet::new();
+        for target in &self.targets {
+            let target = target.clone();
+            logouts.spawn(async move { target.shutdown(LOGOUT_TIMEOUT).await });
+        }
+        while logouts.join_next().await.is_some() {}
+    }
+}
+
+/// A std mutex guard, poisoned or not (what it guards is replaced whole, never half-written).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// The exporter's own metrics: `vsphere_backup_exporter_build_info` and the process collector.
+fn own_registry() -> Registry {
+    let registry = Registry::new();
+    let opts = prometheus::Opts::new(
+        BUILD_INFO_NAME,
+        "A metric with a constant '1' value labeled by the version and revision of vsphere_backup_exporter.",
+    )
+    .const_label("version", crate::VERSION)
+    .const_label("revision", crate::REVISION);
+    let registered = prometheus::Gauge::with_opts(opts).and_then(|g| {
+        g.set(1.0);
+        registry.register(Box::new(g))
+    });
+    if let Err(e) = registered {
+        warn!(error = %e, "registering build info failed");
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(e) = registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    )) {
+        warn!(error = %e, "registering process metrics failed");
+    }
+    registry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn a_page_gzips_to_one_member_per_part_and_reads_back_whole() {
+        let page = Page {
+            parts: vec![
+                Part::new(vec![
+                    Bytes::from("a 1\n".repeat(1000)),
+                    Bytes::from("c 3\n"),
+                ]),
+                Part::new(vec![Bytes::from("b 2\n")]),
+            ],
+        };
+        let gz = page.gzip();
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text.as_bytes(), &page.text()[..]);
+        // The first part's member is cached: compressing again reuses it.
+        let first = page.parts[0].gzip.get().cloned().unwrap();
+        assert!(gz.starts_with(&first));
+        assert_eq!(page.gzip(), gz);
+    }
+}

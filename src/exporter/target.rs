@@ -1,0 +1,352 @@
+//! One configured vCenter: its client (one session shared by its sources), its sources once
+//! started, and its collectors' output cached on the versions of the sources each reads.
+//!
+//! Building a target contacts nothing; [`Target::start`] spawns its sources, which the
+//! exporter does only once the listen address is bound. A read ([`Target::read`]) never waits
+//! on vCenter beyond the first sync attempt, and runs collectors (off the async workers) only
+//! when a source they read has changed.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::collector::catalogue::{
+    CALL_ERRORS, LOGIN_ATTEMPTS, RESYNCS, SOURCE_LAST_UPDATE, SOURCE_SYNC_DURATION, SOURCE_UP, UP,
+};
+use crate::collector::{CLOCK, COLLECTORS, Context, Run, Sink, record_run, run_collector};
+use crate::config::{Config, VcenterConfig};
+use crate::source::{
+    Erased, INVENTORY, RunningSource, SOURCES, SourceStatus, StartContext, unix_now,
+};
+use crate::vsphere::client::ClientOptions;
+use crate::vsphere::mirror::Mirror;
+use crate::vsphere::{self, Client, Inventory};
+
+/// A collector's output, kept until a source it reads (or the configuration) changes.
+#[derive(Clone)]
+struct Cached {
+    /// The versions of the sources read, and the configuration's id.
+    key: Vec<u64>,
+    families: Arc<Vec<Bytes>>,
+    run: Run,
+}
+
+/// What a read of a target gives the page: its status, and its collectors' families, those
+/// cached on source versions apart from those rendered for this scrape (the clock's).
+pub struct TargetRead {
+    /// The version of the inventory read (0 when out of sync).
+    pub inventory_version: u64,
+    /// The target's status families: fresh on every read.
+    pub status: Vec<Bytes>,
+    /// Families of the collectors whose output is cached, with a key that changes whenever
+    /// one of them is rendered anew.
+    pub cached: Vec<Arc<Vec<Bytes>>>,
+    pub cached_key: Vec<u64>,
+    /// Families of the collectors that read the clock, rendered for this read.
+    pub fresh: Vec<Vec<Bytes>>,
+}
+
+/// The sources of a started target.
+struct Running {
+    mirror: Mirror,
+    others: Vec<Box<dyn RunningSource>>,
+}
+
+/// One configured vCenter.
+pub struct Target {
+    vcenter: VcenterConfig,
+    client: Arc<Client>,
+    running: OnceLock<Running>,
+    /// Per collector (in [`COLLECTORS`] order), its last cached output.
+    cache: tokio::sync::Mutex<Vec<Option<Cached>>>,
+}
+
+impl Target {
+    /// Builds the client (reading the CA file); contacts nothing.
+    pub fn build(vcenter: &VcenterConfig) -> Result<Self, vsphere::Error> {
+        let client = Arc::new(Client::new(&ClientOptions::from(vcenter))?);
+        Ok(Target {
+            vcenter: vcenter.clone(),
+            client,
+            running: OnceLock::new(),
+            cache: tokio::sync::Mutex::new(vec![None; COLLECTORS.len()]),
+        })
+    }
+
+    /// Starts the mirror, then the other sources of [`SOURCES`], once; later calls do nothing.
+    /// Must run inside the tokio runtime.
+    pub fn start(&self, config: &Arc<Config>) {
+        self.running.get_or_init(|| {
+            let mirror = Mirror::start(self.client.clone());
+            let ctx = StartContext {
+                vcenter: &self.vcenter,
+                client: self.client.clone(),
+                config: config.clone(),
+                inventory: mirror.feed().clone(),
+            };
+            let others = SOURCES.iter().filter_map(|kind| kind.start(&ctx)).collect();
+            Running { mirror, others }
+        });
+    }
+
+    pub fn name(&self) -> &str {
+        &self.vcenter.name
+    }
+
+    /// The vCenter settings the target was built from.
+    pub fn vcenter(&self) -> &VcenterConfig {
+        &self.vcenter
+    }
+
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// The mirror, once started.
+    pub fn mirror(&self) -> Option<&Mirror> {
+        self.running.get().map(|r| &r.mirror)
+    }
+
+    /// True once started and the mirror has tried its first sync (in sync or failed).
+    pub fn first_sync_attempted(&self) -> bool {
+        self.mirror()
+            .is_some_and(|m| m.feed().latest().status.attempted)
+    }
+
+    /// The version of the published inventory (0 before start).
+    pub fn inventory_version(&self) -> u64 {
+        self.mirror().map_or(0, |m| m.feed().latest().version)
+    }
+
+    /// Every source's latest snapshot, the mirror's first; empty before start.
+    fn sources(&self) -> Vec<Erased> {
+        let Some(running) = self.running.get() else {
+            return Vec::new();
+        };
+        std::iter::once(running.mirror.latest())
+            .chain(running.others.iter().map(|s| s.latest()))
+            .collect()
+    }
+
+    /// The target's status and metrics. A mirror still on its first sync is waited for, at
+    /// most `timeout`; while it is out of sync only the status is served, never stale data.
+    pub async fn read(
+        &self,
+        config: &Arc<Config>,
+        config_id: u64,
+        timeout: Duration,
+    ) -> TargetRead {
+        if let Some(mirror) = self.mirror() {
+            mirror.feed().settled(timeout).await;
+        }
+        let sources = self.sources();
+        let inventory = sources
+            .first()
+            .filter(|s| s.name == INVENTORY)
+            .and_then(|s| s.value.clone())
+            .and_then(|v| v.downcast::<Inventory>().ok());
+        let mut cache = self.cache.lock().await;
+        let Some(inventory) = inventory else {
+            // Nothing of the old inventory is served while out of sync: free its renders.
+            cache.iter_mut().for_each(|c| *c = None);
+            return TargetRead {
+                inventory_version: 0,
+                status: self.status(&sources, &[]),
+                cached: Vec::new(),
+                cached_key: Vec::new(),
+                fresh: Vec::new(),
+            };
+        };
+        let plan = plan(&sources, &cache, config_id);
+        // Old output goes before the new is built, so the two are not held at once.
+        for (slot, todo) in cache.iter_mut().zip(&plan) {
+            if matches!(todo, Todo::Render(_)) {
+                *slot = None;
+            }
+        }
+        let rendered = render_off_the_workers(
+            self.name().to_owned(),
+            config.clone(),
+            inventory,
+            sources.clone(),
+            plan.clone(),
+        )
+        .await;
+        let mut out = TargetRead {
+            inventory_version: sources.first().map_or(0, |s| s.version),
+            status: Vec::new(),
+            cached: Vec::new(),
+            cached_key: Vec::new(),
+            fresh: Vec::new(),
+        };
+        let mut runs = Vec::new();
+        for (i, (todo, result)) in plan.iter().zip(rendered).enumerate() {
+            match (todo, result) {
+                (Todo::Skip, _) => {}
+                (Todo::Keep, _) => {
+                    if let Some(c) = &cache[i] {
+                        out.cached.push(c.families.clone());
+                        out.cached_key.extend(&c.key);
+                        runs.push(c.run.clone());
+                    }
+                }
+                (Todo::Render(Some(key)), Some((families, run))) => {
+                    let families = Arc::new(families);
+                    out.cached.push(families.clone());
+                    out.cached_key.extend(key);
+                    runs.push(run.clone());
+                    cache[i] = Some(Cached {
+                        key: key.clone(),
+                        families,
+                        run,
+                    });
+                }
+                (Todo::Render(None), Some((families, run))) => {
+                    out.fresh.push(families);
+                    runs.push(run);
+                }
+                (Todo::Render(_), None) => {}
+            }
+        }
+        // The key of the cached part changes with any of its collectors' keys, and with which
+        // collectors are in it.
+        out.cached_key.push(out.cached.len() as u64);
+        out.status = self.status(&sources, &runs);
+        out
+    }
+
+    /// `vsphere_up`, the sources' state, the collectors' runs and the client's counters.
+    fn status(&self, sources: &[Erased], runs: &[Run]) -> Vec<Bytes> {
+        let mut sink = Sink::new(self.name());
+        let up = sources
+            .first()
+            .is_some_and(|s| s.name == INVENTORY && s.status.synced);
+        sink.gauge(&UP, &[], if up { 1.0 } else { 0.0 });
+        for source in sources {
+            source_status(&mut sink, source.name, &source.status);
+        }
+        for run in runs {
+            record_run(&mut sink, run);
+        }
+        let counts = self.client.login_counts();
+        let load =
+            |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        sink.counter(&LOGIN_ATTEMPTS, &["success"], load(&counts.success));
+        sink.counter(
+            &LOGIN_ATTEMPTS,
+            &["invalid_login"],
+            load(&counts.invalid_login),
+        );
+        sink.counter(&LOGIN_ATTEMPTS, &["error"], load(&counts.error));
+        if let Some(mirror) = self.mirror() {
+            for (reason, n) in mirror.counters().resyncs() {
+                sink.counter(&RESYNCS, &[reason], n as f64);
+            }
+        }
+        for (call, kind, n) in self.client.call_errors() {
+            sink.counter(&CALL_ERRORS, &[call, kind], n as f64);
+        }
+        sink.into_families()
+    }
+
+    /// Stops the sources and logs out, waiting at most `timeout` for vCenter.
+    pub async fn shutdown(&self, timeout: Duration) {
+        if let Some(running) = self.running.get() {
+            running.mirror.stop();
+            running.others.iter().for_each(|s| s.stop());
+        }
+        self.client.logout(timeout).await;
+    }
+}
+
+fn source_status(sink: &mut Sink, name: &str, status: &SourceStatus) {
+    sink.gauge(&SOURCE_UP, &[name], if status.synced { 1.0 } else { 0.0 });
+    if status.last_update_seconds > 0.0 {
+        sink.gauge(&SOURCE_LAST_UPDATE, &[name], status.last_update_seconds);
+    }
+    if status.attempted {
+        sink.gauge(&SOURCE_SYNC_DURATION, &[name], status.sync_seconds);
+    }
+}
+
+/// What to do with one collector on this read.
+#[derive(Debug, Clone, PartialEq)]
+enum Todo {
+    /// A source it reads is not in sync (or not configured): no output.
+    Skip,
+    /// Its cached output is current.
+    Keep,
+    /// Run it; `Some(key)` caches the output under that key, `None` (it reads the clock)
+    /// serves it once.
+    Render(Option<Vec<u64>>),
+}
+
+/// Decides, per collector, from the versions of the sources it reads.
+fn plan(sources: &[Erased], cache: &[Option<Cached>], config_id: u64) -> Vec<Todo> {
+    COLLECTORS
+        .iter()
+        .zip(cache)
+        .map(|(collector, cached)| {
+            let mut key = vec![config_id];
+            let mut clock = false;
+            for name in collector.reads() {
+                if *name == CLOCK {
+                    clock = true;
+                    continue;
+                }
+                match sources.iter().find(|s| s.name == *name) {
+                    Some(s) if s.value.is_some() => key.push(s.version),
+                    _ => return Todo::Skip,
+                }
+            }
+            if clock {
+                return Todo::Render(None);
+            }
+            match cached {
+                Some(c) if c.key == key => Todo::Keep,
+                _ => Todo::Render(Some(key)),
+            }
+        })
+        .collect()
+}
+
+/// Runs the collectors the plan says to run, on a blocking thread (at 40,000 VMs a render
+/// takes a few hundred milliseconds, too long for an async worker).
+async fn render_off_the_workers(
+    vcenter: String,
+    config: Arc<Config>,
+    inventory: Arc<Inventory>,
+    sources: Vec<Erased>,
+    plan: Vec<Todo>,
+) -> Vec<Option<(Vec<Bytes>, Run)>> {
+    let count = plan.len();
+    let idle = !plan.iter().any(|t| matches!(t, Todo::Render(_)));
+    let work = move || {
+        let ctx = Context {
+            vcenter: &vcenter,
+            config: &config,
+            inventory: &inventory,
+            now: unix_now(),
+            sources: &sources,
+        };
+        COLLECTORS
+            .iter()
+            .zip(&plan)
+            .map(|(collector, todo)| match todo {
+                Todo::Render(_) => Some(run_collector(*collector, &ctx)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    if idle {
+        return vec![None; count];
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::error!(error = %e, "rendering task failed");
+            vec![None; count]
+        }
+    }
+}

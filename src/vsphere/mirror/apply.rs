@@ -1,0 +1,293 @@
+//! Applying what vCenter sends to the inventory: the updates of a `WaitForUpdatesEx` answer
+//! (`enter`, `modify`, `leave`), which filter they came through, and which VMs belong in the
+//! ListView of VMs with snapshots. Pure functions over the parsed answer and the inventory; no
+//! I/O (see [`super::protocol`]) and no supervision (see [`super`]).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::vsphere::client::ChannelReader;
+use crate::vsphere::error::ParseError;
+use crate::vsphere::inventory::{self, clear_snapshot_vm_properties};
+use crate::vsphere::model::{Inventory, MoId};
+use crate::vsphere::xml::{self, Node, UpdateSetHead, method_fault_kind};
+
+/// Which of our two filters an update came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Filter {
+    Inventory,
+    SnapshotVms,
+}
+
+/// The ids of our two filters, which tell where an update came from.
+#[derive(Debug, Clone)]
+pub(super) struct FilterIds {
+    pub(super) inventory: String,
+    pub(super) snapshot_vms: String,
+}
+
+impl FilterIds {
+    pub(super) fn kind(&self, id: &str) -> Result<Filter, String> {
+        if id == self.inventory {
+            Ok(Filter::Inventory)
+        } else if id == self.snapshot_vms {
+            Ok(Filter::SnapshotVms)
+        } else {
+            Err(format!("update from an unknown filter {id}"))
+        }
+    }
+}
+
+/// Updates parsed off one answer, applied once the answer is complete.
+#[derive(Default)]
+pub(super) struct Parsed {
+    pub(super) updates: Vec<(String, Node)>,
+}
+
+/// Where the updates of one WaitForUpdatesEx answer go as they are parsed.
+pub(super) trait UpdateSink: Send + 'static {
+    fn update(&mut self, filter: &str, update: Node) -> Result<(), ParseError>;
+}
+
+/// Steady state: updates are kept until the answer is complete, then applied under the
+/// state's lock in one go (answers are small: a few changes, at most MAX_OBJECT_UPDATES).
+impl UpdateSink for Parsed {
+    fn update(&mut self, filter: &str, update: Node) -> Result<(), ParseError> {
+        self.updates.push((filter.to_string(), update));
+        Ok(())
+    }
+}
+
+/// A full retrieval: every object is applied to a fresh inventory as soon as it is parsed, so
+/// the whole answer (hundreds of megabytes at 40,000 VMs) is never held at once.
+pub(super) struct Fresh {
+    pub(super) inventory: Inventory,
+    /// VMs added to the ListView whose files and devices have not arrived yet.
+    pub(super) pending: BTreeSet<MoId>,
+    pub(super) filters: FilterIds,
+}
+
+impl UpdateSink for Fresh {
+    fn update(&mut self, filter: &str, update: Node) -> Result<(), ParseError> {
+        let filter = self.filters.kind(filter).map_err(ParseError::Malformed)?;
+        if filter == Filter::SnapshotVms
+            && let Some(obj) = update.child("obj").and_then(Node::moref)
+        {
+            self.pending.remove(&obj.value);
+        }
+        apply_update(&mut self.inventory, filter, &update).map_err(ParseError::Malformed)
+    }
+}
+
+/// The blocking-side parser of a WaitForUpdatesEx answer.
+pub(super) fn read_into<T: UpdateSink>(
+    input: ChannelReader,
+    sink: &mut T,
+) -> Result<Option<UpdateSetHead>, ParseError> {
+    let input = std::io::BufReader::with_capacity(64 * 1024, input);
+    xml::read_update_set(input, inventory::keep, |filter, update| {
+        sink.update(filter, update)
+    })
+}
+
+/// True when an update is about a VM in the ListView.
+pub(super) fn listed_vm(update: &Node, listed: &BTreeSet<MoId>) -> bool {
+    update
+        .child("obj")
+        .and_then(Node::moref)
+        .is_some_and(|o| listed.contains(&o.value))
+}
+
+/// VMs to add to the ListView (they have snapshots now) and to remove (they have none, or are
+/// gone). A VM leaving the list also loses its snapshot-only properties here, since vCenter
+/// sends nothing more about them.
+pub(super) fn list_delta(
+    inventory: &mut Inventory,
+    listed: &BTreeSet<MoId>,
+) -> (Vec<MoId>, Vec<MoId>) {
+    let add: Vec<MoId> = inventory
+        .vms
+        .values()
+        .filter(|vm| vm.has_snapshots() && !listed.contains(&vm.id))
+        .map(|vm| vm.id.clone())
+        .collect();
+    let mut remove = Vec::new();
+    for id in listed {
+        match inventory.vms.get_mut(id) {
+            Some(vm) if vm.has_snapshots() => {}
+            Some(vm) => {
+                clear_snapshot_vm_properties(Arc::make_mut(vm));
+                remove.push(id.clone());
+            }
+            None => remove.push(id.clone()),
+        }
+    }
+    (add, remove)
+}
+
+/// Applies one ObjectUpdate. `Err` (with the reason) for what only a full retrieval can put
+/// right: a fault inside the update, or a change the mirror cannot apply as sent.
+pub(super) fn apply_update(
+    inventory: &mut Inventory,
+    filter: Filter,
+    update: &Node,
+) -> Result<(), String> {
+    let obj = update
+        .child("obj")
+        .and_then(Node::moref)
+        .ok_or("an update without its object")?;
+    for missing in update.children_named("missingSet") {
+        let fault = missing.child("fault").and_then(|f| f.child("fault"));
+        let kind = fault.map(method_fault_kind).unwrap_or_default();
+        if kind == "NotAuthenticated" {
+            return Err(format!("{}: session no longer authenticated", obj.value));
+        }
+    }
+    let kind = update.text_of("kind").unwrap_or_default().trim();
+    if kind == "leave" {
+        match filter {
+            Filter::Inventory => inventory.remove_object(&obj),
+            Filter::SnapshotVms => {
+                if let Some(vm) = inventory.vms.get_mut(&obj.value) {
+                    clear_snapshot_vm_properties(Arc::make_mut(vm));
+                }
+            }
+        }
+        return Ok(());
+    }
+    if filter == Filter::SnapshotVms && !inventory.vms.contains_key(&obj.value) {
+        // The VM left the inventory before its files arrived.
+        return Ok(());
+    }
+    for change in update.children_named("changeSet") {
+        let name = change.text_of("name").unwrap_or_default().trim();
+        let op = change.text_of("op").unwrap_or_default().trim();
+        let val = match op {
+            "assign" => change.child("val"),
+            "remove" | "indirectRemove" => None,
+            other => {
+                return Err(format!(
+                    "{}: cannot apply a {other:?} change of {name}",
+                    obj.value
+                ));
+            }
+        };
+        if inventory.set_property(&obj, name, val).is_none() {
+            return Err(format!("{}: malformed value of {name}", obj.value));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vsphere::xml::read_update_set;
+
+    fn updates(xml: &str) -> Vec<(String, Node)> {
+        let mut out = Vec::new();
+        read_update_set(xml.as_bytes(), crate::vsphere::inventory::keep, |f, u| {
+            out.push((f.to_string(), u));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    fn envelope(objects: &str) -> String {
+        format!(
+            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><WaitForUpdatesExResponse xmlns="urn:vim25"><returnval><version>1</version><filterSet><filter type="PropertyFilter">f1</filter>{objects}</filterSet></returnval></WaitForUpdatesExResponse></soapenv:Body></soapenv:Envelope>"#
+        )
+    }
+
+    fn apply_all(inv: &mut Inventory, filter: Filter, xml: &str) -> Result<(), String> {
+        for (_, u) in updates(xml) {
+            apply_update(inv, filter, &u)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn enter_modify_and_leave_change_the_inventory() {
+        let mut inv = Inventory::default();
+        apply_all(&mut inv, Filter::Inventory, &envelope(r#"
+<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj>
+ <changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">db</val></changeSet>
+ <changeSet><name>guest.toolsVersionStatus2</name><op>assign</op><val xsi:type="xsd:string">guestToolsCurrent</val></changeSet></objectSet>
+<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-2</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">web</val></changeSet></objectSet>"#)).unwrap();
+        assert_eq!(inv.vms.len(), 2);
+        apply_all(
+            &mut inv,
+            Filter::Inventory,
+            &envelope(
+                r#"
+<objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1</obj>
+ <changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">db-renamed</val></changeSet>
+ <changeSet><name>guest.toolsVersionStatus2</name><op>assign</op></changeSet></objectSet>
+<objectSet><kind>leave</kind><obj type="VirtualMachine">vm-2</obj></objectSet>"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(inv.vms.len(), 1);
+        let vm = &inv.vms["vm-1"];
+        assert_eq!(vm.name, "db-renamed");
+        assert_eq!(
+            vm.tools_version_status2, None,
+            "assign without a value unsets"
+        );
+    }
+
+    #[test]
+    fn leaving_the_snapshot_list_drops_files_but_keeps_the_vm() {
+        let mut inv = Inventory::default();
+        apply_all(&mut inv, Filter::Inventory, &envelope(r#"<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">db</val></changeSet></objectSet>"#)).unwrap();
+        apply_all(&mut inv, Filter::SnapshotVms, &envelope(r#"<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>config.hardware.device</name><op>assign</op><val xsi:type="ArrayOfVirtualDevice"><VirtualDevice xsi:type="VirtualDisk"><key>2000</key><capacityInKB>1</capacityInKB></VirtualDevice></val></changeSet></objectSet>
+<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-9</obj><changeSet><name>config.hardware.device</name><op>assign</op><val xsi:type="ArrayOfVirtualDevice"></val></changeSet></objectSet>"#)).unwrap();
+        assert_eq!(inv.vms["vm-1"].disk_capacities_bytes, vec![1024]);
+        assert!(
+            !inv.vms.contains_key("vm-9"),
+            "files alone do not make a VM"
+        );
+        apply_all(
+            &mut inv,
+            Filter::SnapshotVms,
+            &envelope(
+                r#"<objectSet><kind>leave</kind><obj type="VirtualMachine">vm-1</obj></objectSet>"#,
+            ),
+        )
+        .unwrap();
+        assert!(inv.vms["vm-1"].disk_capacities_bytes.is_empty());
+        assert_eq!(inv.vms["vm-1"].name, "db");
+    }
+
+    #[test]
+    fn changes_the_mirror_cannot_apply_ask_for_a_full_retrieval() {
+        let mut inv = Inventory::default();
+        let add = envelope(
+            r#"<objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>config.hardware.device[2000]</name><op>add</op><val xsi:type="VirtualDisk"></val></changeSet></objectSet>"#,
+        );
+        let err = apply_all(&mut inv, Filter::Inventory, &add).unwrap_err();
+        assert!(err.contains("cannot apply a \"add\" change"), "{err}");
+        let unauth = envelope(
+            r#"<objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1</obj><missingSet><path>name</path><fault><fault xsi:type="NotAuthenticated"></fault></fault></missingSet></objectSet>"#,
+        );
+        let err = apply_all(&mut inv, Filter::Inventory, &unauth).unwrap_err();
+        assert!(err.contains("no longer authenticated"), "{err}");
+    }
+
+    #[test]
+    fn list_delta_adds_vms_with_snapshots_and_removes_the_rest() {
+        let mut inv = Inventory::default();
+        let xml = envelope(
+            r#"<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>snapshot</name><op>assign</op><val xsi:type="VirtualMachineSnapshotInfo"><rootSnapshotList><snapshot type="VirtualMachineSnapshot">snapshot-1</snapshot><name>s</name><createTime>2026-11-20T10:00:00Z</createTime><state>poweredOn</state><quiesced>false</quiesced></rootSnapshotList></val></changeSet></objectSet>
+<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-2</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">b</val></changeSet></objectSet>"#,
+        );
+        apply_all(&mut inv, Filter::Inventory, &xml).unwrap();
+        Arc::make_mut(inv.vms.get_mut("vm-2").unwrap()).disk_capacities_bytes = vec![5];
+        let listed: BTreeSet<MoId> = ["vm-2".to_string(), "vm-3".to_string()].into();
+        let (add, remove) = list_delta(&mut inv, &listed);
+        assert_eq!(add, ["vm-1"]);
+        assert_eq!(remove, ["vm-2", "vm-3"]);
+        assert!(inv.vms["vm-2"].disk_capacities_bytes.is_empty());
+    }
+}

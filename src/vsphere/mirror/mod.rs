@@ -1,0 +1,394 @@
+//! The incremental inventory mirror, the first source of every target: after one full
+//! retrieval the inventory is kept current with `WaitForUpdatesEx` on a PropertyCollector of
+//! our own, and each change is published as a new immutable [`Inventory`] (VMs are shared
+//! between versions, so a publication copies pointers, not VMs). Scrapes read the latest
+//! publication and never wait on vCenter.
+//!
+//! This file is the supervision: follow until something fails, publish the failure (nothing
+//! stale is served), log in again at once when the session was lost, else back off, and start
+//! over with a full retrieval. The SOAP calls are in [`protocol`], what updates do to the
+//! inventory in [`apply`].
+//!
+//! A broken update wait (a timeout, a dropped connection) starts over with a full retrieval:
+//! vCenter does not promise to send the same changes again for the same version, and the
+//! simulator does not, so asking again could lose a change for good.
+//!
+//! It owns no HTTP and no metrics; the client owns the session.
+
+mod apply;
+mod protocol;
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use self::apply::{Filter, Fresh, Parsed, apply_update, list_delta, listed_vm};
+use self::protocol::OwnCollector;
+use super::client::{Client, Session};
+use super::error::Error;
+use super::model::{Inventory, MoId};
+use crate::source::{
+    self, Erased, Feed, Publisher, RunningSource, Settling, SourceStatus, Task, unix_now,
+};
+
+/// Retry delays after a failure: doubling from the first to the last.
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// What the mirror has done so far, for tests and the status metrics.
+#[derive(Debug, Default)]
+pub struct MirrorCounters {
+    full_retrievals: AtomicU64,
+    /// Full retrievals after the first, by reason (a std lock: one increment at a time).
+    resyncs: std::sync::Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl MirrorCounters {
+    /// Full retrievals completed (1 after start, more after failures).
+    pub fn full_retrievals(&self) -> u64 {
+        self.full_retrievals.load(Ordering::Relaxed)
+    }
+
+    /// Times the mirror stopped following and started over, by reason.
+    pub fn resyncs(&self) -> Vec<(&'static str, u64)> {
+        match self.resyncs.lock() {
+            Ok(m) => m.iter().map(|(r, n)| (*r, *n)).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn resync(&self, reason: &'static str) {
+        if let Ok(mut m) = self.resyncs.lock() {
+            *m.entry(reason).or_default() += 1;
+        }
+    }
+}
+
+/// A running mirror of one vCenter.
+pub struct Mirror {
+    task: Task<Inventory>,
+    counters: Arc<MirrorCounters>,
+}
+
+impl Mirror {
+    /// Starts following `client`'s vCenter in a background task.
+    pub fn start(client: Arc<Client>) -> Mirror {
+        let (publisher, feed) = source::channel();
+        let counters = Arc::new(MirrorCounters::default());
+        let follower = Follower {
+            vcenter: client.vcenter().to_owned(),
+            client,
+            publisher,
+            counters: counters.clone(),
+        };
+        let task = Task::new(source::INVENTORY, feed, tokio::spawn(follower.run()));
+        Mirror { task, counters }
+    }
+
+    /// The published inventory.
+    pub fn feed(&self) -> &Feed<Inventory> {
+        self.task.feed()
+    }
+
+    pub fn counters(&self) -> &MirrorCounters {
+        &self.counters
+    }
+}
+
+impl RunningSource for Mirror {
+    fn name(&self) -> &'static str {
+        source::INVENTORY
+    }
+
+    fn latest(&self) -> Erased {
+        self.task.latest()
+    }
+
+    fn settled(&self) -> Settling<'_> {
+        self.task.settled()
+    }
+
+    fn stop(&self) {
+        self.task.stop();
+    }
+}
+
+/// Why following stopped.
+#[derive(Debug)]
+enum Stop {
+    Call(Error),
+    /// A change that cannot be applied as sent; a full retrieval puts it right.
+    Resync(String),
+}
+
+impl Stop {
+    /// The `reason` label of `vsphere_resyncs_total`.
+    fn reason(&self) -> &'static str {
+        match self {
+            Stop::Call(e) if e.failure.is_not_authenticated() => "session_lost",
+            Stop::Call(e) if e.failure.is_invalid_login() => "login",
+            Stop::Call(e) if matches!(e.failure, super::CallError::LoginSuspended(_)) => "login",
+            Stop::Call(e) => e.failure.kind(),
+            Stop::Resync(_) => "unappliable_change",
+        }
+    }
+
+    /// True when the client has logged the failure already (a refused login).
+    fn logged_by_client(&self) -> bool {
+        self.reason() == "login"
+    }
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Call(e) => write!(f, "{e}"),
+            Stop::Resync(why) => write!(f, "resynchronizing: {why}"),
+        }
+    }
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop::Call(e)
+    }
+}
+
+pub(super) struct Follower {
+    client: Arc<Client>,
+    vcenter: String,
+    publisher: Publisher<Inventory>,
+    counters: Arc<MirrorCounters>,
+}
+
+impl Follower {
+    async fn run(self) {
+        let mut backoff = BACKOFF_FIRST;
+        let mut relogged = false;
+        loop {
+            let started = Instant::now();
+            let stop = self.follow().await;
+            if started.elapsed() > BACKOFF_MAX {
+                backoff = BACKOFF_FIRST;
+            }
+            let reason = stop.reason();
+            self.counters.resync(reason);
+            let message = stop.to_string();
+            let repeated = self.publish_failure(&message);
+            // A lost session (expired, or vCenter restarted) is cured by a login: once at once,
+            // then with the backoff should it keep happening.
+            if reason == "session_lost" && !relogged {
+                relogged = true;
+                info!(vcenter = %self.vcenter, error = %message, "session lost; logging in again");
+                continue;
+            }
+            relogged = false;
+            if repeated || stop.logged_by_client() {
+                debug!(vcenter = %self.vcenter, error = %message, "mirror failed again");
+            } else {
+                warn!(vcenter = %self.vcenter, error = %message, retry_seconds = backoff.as_secs_f64(), "mirror lost vCenter; retrying with a full retrieval");
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Publishes that the mirror is out of sync; true when the failure is the same as the last
+    /// one. The inventory goes with it: out of sync, it is not served, and the next full
+    /// retrieval does not hold two inventories at once.
+    fn publish_failure(&self, message: &str) -> bool {
+        let last = self.publisher.latest();
+        let repeated = last.status.error.as_deref() == Some(message);
+        let status = SourceStatus {
+            attempted: true,
+            synced: false,
+            error: Some(message.to_owned()),
+            ..last.status.clone()
+        };
+        self.publisher.publish(None, status);
+        repeated
+    }
+
+    /// Full retrieval, then updates, until something fails.
+    async fn follow(&self) -> Stop {
+        let session = match self.client.session().await {
+            Ok(s) => s,
+            Err(e) => return e.into(),
+        };
+        let stop = match self.create_collector(&session).await {
+            Ok(collector) => {
+                let stop = self.follow_with(&session, &collector).await;
+                self.destroy_collector(&session, &collector.pc).await;
+                stop
+            }
+            Err(e) => e.into(),
+        };
+        if let Stop::Call(e) = &stop
+            && e.failure.is_not_authenticated()
+        {
+            self.client.invalidate(&session).await;
+        }
+        stop
+    }
+
+    async fn follow_with(&self, session: &Session, collector: &OwnCollector) -> Stop {
+        let started = Instant::now();
+        let mut version = String::new();
+        let (inventory, listed) = match self.full_retrieval(session, collector, &mut version).await
+        {
+            Ok(done) => done,
+            Err(stop) => return stop,
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let vms = inventory.vms.len();
+        let recovered = self.publisher.latest().status.error.is_some();
+        let inventory = Arc::new(inventory);
+        self.publisher.publish(
+            Some(inventory.clone()),
+            SourceStatus {
+                attempted: true,
+                synced: true,
+                last_update_seconds: unix_now(),
+                sync_seconds: seconds,
+                error: None,
+            },
+        );
+        self.counters
+            .full_retrievals
+            .fetch_add(1, Ordering::Relaxed);
+        if recovered {
+            info!(vcenter = %self.vcenter, vms, seconds, "mirror in sync again");
+        } else {
+            info!(vcenter = %self.vcenter, vms, seconds, "mirror in sync");
+        }
+        self.follow_updates(session, collector, version, listed, inventory)
+            .await
+    }
+
+    /// The first WaitForUpdatesEx answers with the whole current state; it goes into a fresh
+    /// inventory that replaces the old one only once complete, VMs with snapshots included.
+    async fn full_retrieval(
+        &self,
+        session: &Session,
+        collector: &OwnCollector,
+        version: &mut String,
+    ) -> Result<(Inventory, BTreeSet<MoId>), Stop> {
+        let mut fresh = Fresh {
+            inventory: Inventory::default(),
+            pending: BTreeSet::new(),
+            filters: collector.filters.clone(),
+        };
+        let mut listed = BTreeSet::new();
+        loop {
+            let (head, applied) = self.wait(session, collector, version, fresh).await?;
+            fresh = applied;
+            let Some(head) = head else {
+                // An empty answer while waiting for the ListView: nothing more will come.
+                if fresh.pending.is_empty() {
+                    return Ok((fresh.inventory, listed));
+                }
+                return Err(Stop::Resync(format!(
+                    "{} VMs with snapshots never reported their files",
+                    fresh.pending.len()
+                )));
+            };
+            *version = head.version;
+            if head.truncated {
+                continue;
+            }
+            let (add, remove) = list_delta(&mut fresh.inventory, &listed);
+            self.modify_list(session, collector, &add, &remove, &mut listed)
+                .await?;
+            fresh.pending.extend(add);
+            fresh.pending.retain(|id| listed.contains(id));
+            if fresh.pending.is_empty() {
+                return Ok((fresh.inventory, listed));
+            }
+        }
+    }
+
+    /// Applies updates as they come and publishes each complete version, until something
+    /// fails.
+    async fn follow_updates(
+        &self,
+        session: &Session,
+        collector: &OwnCollector,
+        mut version: String,
+        mut listed: BTreeSet<MoId>,
+        mut inventory: Arc<Inventory>,
+    ) -> Stop {
+        // VMs that were in the ListView once: a collector may not announce them again when
+        // they come back, so their files are read directly.
+        let mut ever_listed = listed.clone();
+        loop {
+            let (head, parsed) = match self
+                .wait(session, collector, &version, Parsed::default())
+                .await
+            {
+                Ok(answer) => answer,
+                Err(e) => return e.into(),
+            };
+            let Some(head) = head else {
+                // No change within the wait: the mirror is confirmed current.
+                self.publisher
+                    .set_status(|s| s.last_update_seconds = unix_now());
+                continue;
+            };
+            version = head.version;
+            // Copies the map of VMs (pointers) when a scrape still holds the last version.
+            let working = Arc::make_mut(&mut inventory);
+            for (filter, update) in &parsed.updates {
+                let filter = match collector.filters.kind(filter) {
+                    Ok(f) => f,
+                    Err(why) => return Stop::Resync(why),
+                };
+                if filter == Filter::SnapshotVms && !listed_vm(update, &listed) {
+                    // A VM no longer in the list: its files no longer matter.
+                    continue;
+                }
+                if let Err(why) = apply_update(working, filter, update) {
+                    return Stop::Resync(why);
+                }
+            }
+            debug!(vcenter = %self.vcenter, updates = parsed.updates.len(), truncated = head.truncated, "mirror updated");
+            if head.truncated {
+                // More of the same version follows; publish it whole.
+                continue;
+            }
+            let (add, remove) = list_delta(working, &listed);
+            if let Err(e) = self
+                .modify_list(session, collector, &add, &remove, &mut listed)
+                .await
+            {
+                return e.into();
+            }
+            let back: Vec<MoId> = add
+                .iter()
+                .filter(|id| ever_listed.contains(*id))
+                .cloned()
+                .collect();
+            ever_listed.extend(add);
+            if let Err(e) = self
+                .fetch_snapshot_vm_properties(session, &back, working)
+                .await
+            {
+                return e.into();
+            }
+            let sync_seconds = self.publisher.latest().status.sync_seconds;
+            self.publisher.publish(
+                Some(inventory.clone()),
+                SourceStatus {
+                    attempted: true,
+                    synced: true,
+                    last_update_seconds: unix_now(),
+                    sync_seconds,
+                    error: None,
+                },
+            );
+        }
+    }
+}
