@@ -16,10 +16,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   # The prometheus package starts a server through its service unit; none is wanted here,
-  # so policy-rc.d refuses service starts during the install.
+  # so policy-rc.d refuses service starts during the install. A policy the machine already
+  # has is put back afterwards.
+  saved=""
+  if [ -e /usr/sbin/policy-rc.d ]; then
+    saved=$(mktemp)
+    $sudo cp -p /usr/sbin/policy-rc.d "$saved"
+  fi
+  restore() {
+    if [ -n "$saved" ]; then $sudo cp -p "$saved" /usr/sbin/policy-rc.d; rm -f "$saved"; else $sudo rm -f /usr/sbin/policy-rc.d; fi
+  }
+  trap restore EXIT
   $sudo sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  $sudo rm -f /usr/sbin/policy-rc.d
+  restore
+  trap - EXIT
 fi
 
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }

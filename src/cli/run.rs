@@ -171,6 +171,57 @@ mod tests {
         );
     }
 
+    /// A config whose vCenter is a listener of the test's own, and that listener: whatever
+    /// connects to it can be seen.
+    fn config_pointing_at_a_listener() -> (tempfile::TempDir, std::net::TcpListener) {
+        let vcenter = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        vcenter.set_nonblocking(true).expect("nonblocking");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let yaml = format!(
+            "vcenters:\n  - name: vc01\n    url: http://{}/sdk\n    username: u\n    password: p\n",
+            vcenter.local_addr().expect("addr")
+        );
+        std::fs::write(dir.path().join("c.yml"), yaml).expect("write");
+        (dir, vcenter)
+    }
+
+    fn saw_a_connection(listener: &std::net::TcpListener) -> bool {
+        // The exporter would connect at once; a moment more covers a slow machine.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        listener.accept().is_ok()
+    }
+
+    #[test]
+    fn config_check_contacts_no_vcenter() {
+        let (dir, vcenter) = config_pointing_at_a_listener();
+        let file = dir.path().join("c.yml");
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let flags = parse(&[
+            "--config.check",
+            "--config.file",
+            file.to_str().expect("path"),
+        ])
+        .expect("flags");
+        assert_eq!(runtime.block_on(check_config(&flags)), ExitCode::SUCCESS);
+        assert!(
+            !saw_a_connection(&vcenter),
+            "--config.check connected to the vCenter"
+        );
+    }
+
+    #[test]
+    fn a_missing_config_file_is_named_with_the_flag_to_fix_it() {
+        let flags = parse(&["--config.file=/nonexistent/x.yml"]).expect("flags");
+        let error = load(&flags)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert_eq!(
+            error,
+            "the configuration file /nonexistent/x.yml does not exist; give its path with --config.file"
+        );
+    }
+
     #[test]
     fn web_config_file_fails_clearly_as_not_supported_yet() {
         let flags = parse(&[
@@ -193,16 +244,19 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let taken = runtime.block_on(server::bind("127.0.0.1:0")).expect("bind");
         let address = taken.local_addr().expect("addr").to_string();
-        let flags = parse(&[
-            "--config.file=tests/config_cases/good.yml",
-            &format!("--web.listen-address={address}"),
-        ])
-        .expect("flags");
+        let (dir, vcenter) = config_pointing_at_a_listener();
+        let file = format!("--config.file={}", dir.path().join("c.yml").display());
+        let flags = parse(&[&file, &format!("--web.listen-address={address}")]).expect("flags");
         let error = runtime.block_on(run(flags)).err().map(|e| format!("{e:#}"));
         let error = error.unwrap_or_default();
         assert!(
             error.starts_with(&format!("cannot listen on {address}: ")),
             "{error}"
+        );
+        assert!(!error.contains('\n'), "one line: {error}");
+        assert!(
+            !saw_a_connection(&vcenter),
+            "a failed start connected to the vCenter"
         );
     }
 }

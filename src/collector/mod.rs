@@ -264,4 +264,53 @@ pub(crate) mod test_support {
         let text = concat(&render(&refs));
         text::parse(&String::from_utf8_lossy(&text)).expect("the writer's own output parses")
     }
+
+    /// A collector that always fails, as one does on data it cannot read.
+    struct Broken;
+
+    impl Collector for Broken {
+        fn name(&self) -> &'static str {
+            "broken"
+        }
+
+        fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
+            // Half its output written before it fails: none of it may be served.
+            out.gauge(&catalogue::VM_SNAPSHOTS, &["vm-1", "a"], 1.0);
+            let _ = ctx;
+            Err(CollectError {
+                collector: "broken",
+                message: "cannot read the snapshot tree".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_failing_collector_loses_its_samples_and_reports_success_zero() {
+        let inventory = Inventory::default();
+        let cfg = config();
+        let ctx = Context {
+            vcenter: "vc01",
+            inventory: &inventory,
+            config: &cfg,
+            now: 0.0,
+            sources: &[],
+        };
+        let (families, run) = run_collector(&Broken, &ctx);
+        assert!(families.iter().all(|f| f.is_empty()), "{families:?}");
+        assert!(!run.ok);
+        let mut sink = Sink::new("vc01");
+        record_run(&mut sink, &run);
+        let families = sink.into_families();
+        let refs: Vec<&[Bytes]> = vec![families.as_slice()];
+        let text = String::from_utf8_lossy(&concat(&render(&refs))).into_owned();
+        let samples = text::parse(&text).unwrap();
+        assert_eq!(
+            value(
+                &samples,
+                "vsphere_collector_success",
+                &[("collector", "broken")]
+            ),
+            Some(0.0)
+        );
+    }
 }

@@ -58,7 +58,10 @@ pub async fn serve(vcenters: Vec<VcenterConfig>) -> Served {
     Served {
         base,
         exporter,
-        http: reqwest::Client::new(),
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .unwrap(),
         _stop: stop,
     }
 }

@@ -231,6 +231,25 @@ async fn wrong_password_gives_vsphere_up_zero_with_http_200() {
     assert!(find(&samples, "vsphere_vm_info", &[]).is_empty());
     assert!(!body.contains("not-the-password"));
     assert_eq!(sim.stats().await.count("Login"), 1);
+    // The mirror retries (0.5 s, 1 s, 2 s, 4 s …), but no login is tried again within the
+    // retry interval (default 10 minutes): vCenter would lock the account after a few.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let samples = parse(&served.scrape("/metrics").await);
+    assert_eq!(sim.stats().await.count("Login"), 1);
+    let attempts = |result| {
+        value(
+            &samples,
+            "vsphere_login_attempts_total",
+            &[("vcenter", "vc01"), ("result", result)],
+        )
+    };
+    assert_eq!(attempts("invalid_login"), 1.0);
+    assert_eq!(attempts("success"), 0.0);
+    let resyncs = value(&samples, "vsphere_resyncs_total", &[("reason", "login")]);
+    assert!(
+        resyncs >= 3.0,
+        "the mirror kept retrying without logging in: {resyncs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

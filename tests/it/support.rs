@@ -1,7 +1,5 @@
 //! Test helpers: configs, a minimal exposition-format reader, and metric assertions.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -2,8 +2,6 @@
 //! once if needed, start a scenario on 127.0.0.1, read its URL and the facts it wrote, and
 //! stop it when the handle drops (closing its stdin stops it too if the test process dies).
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -15,7 +13,6 @@ use serde::Deserialize;
 /// What the simulator program created, as it wrote it to its facts file.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Facts {
-    pub url: String,
     pub username: String,
     pub password: String,
     pub vms: Vec<VmFacts>,
@@ -49,7 +46,6 @@ pub struct SnapshotFacts {
     pub create_time_seconds: f64,
     pub quiesced: bool,
     pub size_bytes: u64,
-    pub is_current: bool,
 }
 
 /// A running simulator.
@@ -227,8 +223,6 @@ impl Drop for Vcsim {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Stats {
     pub requests: std::collections::BTreeMap<String, u64>,
-    pub requests_total: u64,
-    pub response_bytes_total: u64,
 }
 
 impl Stats {
