@@ -2,13 +2,18 @@
 //! virtual-machine backups on VMware vSphere (leftover snapshots, quiescing, VMware Tools, …).
 //!
 //! The crate is a library with a thin binary (`src/main.rs`) so that tests drive the real code:
-//! - [`vsphere`]: the SOAP client and the typed inventory model; knows nothing of Prometheus.
-//! - [`collector`]: turns an inventory into metric families, one file per concern.
-//! - [`exporter`]: one [`exporter::Target`] per configured vCenter; shares collections between
-//!   concurrent scrapes and renders the exposition text.
+//! - [`vsphere`]: the SOAP client, the inventory mirror and the typed model; knows nothing of
+//!   Prometheus.
+//! - [`source`]: what a vCenter target follows in the background (the mirror first), each
+//!   publishing immutable versioned snapshots.
+//! - [`collector`]: turns sources' snapshots into metric families, one file per concern, with
+//!   the catalogue of every metric.
+//! - [`exporter`]: one [`exporter::Target`] per configured vCenter (built without contacting
+//!   anything, started once listening) and the pages scrapes are served from, cached per
+//!   version of what they read.
 //! - [`server`]: HTTP (`/metrics`, `/probe`, `/-/healthy`, `/-/ready`, `/`).
 //! - [`config`]: the strict YAML configuration.
-//! - [`cli`]: flags, logging, and the program's `main`.
+//! - [`cli`]: flags, logging, and the program's run loop.
 
 pub mod cli;
 pub mod collector;

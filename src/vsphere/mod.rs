@@ -4,7 +4,9 @@
 //! - [`soap`]: request envelopes (pure functions).
 //! - [`xml`]: reading answers and faults, namespace-aware and object by object.
 //! - [`inventory`]: which properties are asked for and how they become the [`model`].
-//! - [`client`]: transport, session, re-login; the only module that does I/O.
+//! - [`client`]: transport, the one session per vCenter that every source shares, re-login,
+//!   the pause after a refused login; with [`mirror`], the only modules that do I/O.
+//! - [`mirror`]: the inventory mirror, the first source of a target (`WaitForUpdatesEx`).
 
 pub mod client;
 pub mod error;
