@@ -254,22 +254,20 @@ async fn wrong_password_gives_vsphere_up_zero_with_http_200() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_vcenter_is_up_zero_then_recovers_once_it_is_back() {
-    // A port nobody listens on yet: bind, note it, release it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    // The vCenter's address, held by the test until the simulator takes the socket over: a
+    // listener that never accepts is a vCenter that does not answer.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
     // This test is about recovery, not certificates: the simulator is not up to show one yet.
     let mut vc = crate::support::vcenter("vc01", &format!("https://{addr}/sdk"), "user", "pass");
     vc.tls.insecure_skip_verify = true;
+    vc.request_timeout = Duration::from_secs(2);
 
     let served = serve(vec![vc]).await;
     let down = parse(&served.scrape("/metrics").await);
     assert_eq!(value(&down, "vsphere_up", &[("vcenter", "vc01")]), 0.0);
 
-    let sim = Vcsim::start_on(&addr, &["-scenario", "golden"]);
+    let sim = Vcsim::start_on_listener(listener, &["-scenario", "golden"]);
     // The mirror retries on its own (backing off up to 30 s); scrapes see it come back.
     let up = wait_for_up(&served, 1.0, Duration::from_secs(90)).await;
     assert_metrics_equal_facts(&up, &sim.facts);

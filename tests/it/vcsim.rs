@@ -104,7 +104,23 @@ impl Vcsim {
         Self::start_on("127.0.0.1:0", args)
     }
 
-    /// Starts a scenario on a given address (a test that needs the port known in advance).
+    /// Starts a scenario on a listening socket the test bound itself (a test that needs the
+    /// address known before the simulator runs): the socket is handed over, never released,
+    /// so no other process can take the port in between.
+    pub fn start_on_listener(listener: std::net::TcpListener, args: &[&str]) -> Vcsim {
+        use std::os::fd::AsRawFd;
+        let fd = listener.as_raw_fd();
+        // Rust opens sockets close-on-exec; this one must reach the simulator.
+        // SAFETY: fcntl on a descriptor this function owns, with valid arguments.
+        let cleared = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        assert_eq!(cleared, 0, "clearing FD_CLOEXEC on the listener");
+        let sim = Self::start_on(&format!("fd:{fd}"), args);
+        // The simulator has its own copy now.
+        drop(listener);
+        sim
+    }
+
+    /// Starts a scenario on a given address (`fd:N` for an inherited listening socket).
     pub fn start_on(listen: &str, args: &[&str]) -> Vcsim {
         let dir = tempfile::tempdir().unwrap();
         let facts_path = dir.path().join("facts.json");

@@ -24,8 +24,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime/debug"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,11 +71,28 @@ func (s *server) close() {
 	_ = s.http.Shutdown(ctx)
 }
 
+// listen opens addr, or takes over an inherited listening socket given as "fd:N": a test that
+// needs the address known before the simulator starts binds it itself and hands it over, so no
+// other process can take the port in between.
+func listen(addr string) (net.Listener, error) {
+	if !strings.HasPrefix(addr, "fd:") {
+		return net.Listen("tcp", addr)
+	}
+	n := strings.TrimPrefix(addr, "fd:")
+	fd, err := strconv.Atoi(n)
+	if err != nil {
+		return nil, fmt.Errorf("bad descriptor %q", n)
+	}
+	f := os.NewFile(uintptr(fd), "inherited listener")
+	defer f.Close()
+	return net.FileListener(f)
+}
+
 // startServer listens on cfg.listen and serves sim. It registers the simulator's handlers the way
 // simulator.Service.NewServer does, but on a listener and http.Server of its own: NewServer binds
 // and starts serving at once, which leaves no room to wrap the handler or choose the certificate.
 func startServer(sim *simulation, cfg serverConfig) (*server, error) {
-	ln, err := net.Listen("tcp", cfg.listen)
+	ln, err := listen(cfg.listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.listen, err)
 	}
