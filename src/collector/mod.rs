@@ -226,6 +226,7 @@ pub(crate) mod test_support {
                 product: "veeam".into(),
                 regex: regex::Regex::new("(?i)VEEAM BACKUP TEMPORARY SNAPSHOT").unwrap(),
             }],
+            report: Default::default(),
         }
     }
 

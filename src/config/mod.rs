@@ -50,6 +50,26 @@ impl std::fmt::Display for Secret {
 pub struct Config {
     pub vcenters: Vec<VcenterConfig>,
     pub backup_snapshot_patterns: Vec<BackupPattern>,
+    pub report: ReportConfig,
+}
+
+/// `report:`: what the snapshot report (`/report`, the `report` command) calls a risk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportConfig {
+    /// A snapshot older than this is old (default 72 h).
+    pub old_snapshot_age: Duration,
+    /// A backup product's snapshot older than this is a leftover: the job that took it should
+    /// have removed it long since (default 6 h).
+    pub leftover_backup_age: Duration,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            old_snapshot_age: Duration::from_secs(72 * 3600),
+            leftover_backup_age: Duration::from_secs(6 * 3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -228,9 +248,21 @@ impl<'a> Loader<'a> {
             Some(patterns) => self.patterns(patterns)?,
             None => self.default_patterns()?,
         };
+        let defaults = ReportConfig::default();
+        let report = ReportConfig {
+            old_snapshot_age: raw
+                .report
+                .old_snapshot_age
+                .map_or(defaults.old_snapshot_age, |t| t.0),
+            leftover_backup_age: raw
+                .report
+                .leftover_backup_age
+                .map_or(defaults.leftover_backup_age, |t| t.0),
+        };
         Ok(Config {
             vcenters,
             backup_snapshot_patterns,
+            report,
         })
     }
 

@@ -23,6 +23,21 @@ pub(crate) struct RawConfig {
     /// Absent (or null) means the built-in defaults; an empty list means none.
     #[serde(default)]
     pub(crate) backup_snapshot_patterns: Option<Vec<RawPattern>>,
+    #[serde(default)]
+    pub(crate) report: RawReport,
+}
+
+/// `report:`: the thresholds of the snapshot report's risk lines and highlights.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with old_snapshot_age and leftover_backup_age"
+)]
+pub(crate) struct RawReport {
+    #[serde(default)]
+    pub(crate) old_snapshot_age: Option<Timeout>,
+    #[serde(default)]
+    pub(crate) leftover_backup_age: Option<Timeout>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -38,7 +38,7 @@ fn bad_configs_get_exact_errors_naming_key_and_line() {
         (
             "unknown top-level key",
             "vcenters: []\nscrape_interval: 10s\n",
-            "tests/config_cases/bad.yml:2:1: unknown field `scrape_interval`, expected `vcenters` or `backup_snapshot_patterns`",
+            "tests/config_cases/bad.yml:2:1: unknown field `scrape_interval`, expected one of `vcenters`, `backup_snapshot_patterns`, `report`",
         ),
         (
             "no vcenters key",
@@ -453,5 +453,49 @@ fn secrets_never_appear_in_errors_of_a_broken_vcenter() {
         let error = load_case(&minimal(extra)).expect_err("fails");
         let shown = format!("{error} {error:?}");
         assert!(!shown.contains(INLINE_SECRET), "{shown}");
+    }
+}
+
+#[test]
+fn report_thresholds_default_to_72h_and_6h_and_can_be_set() {
+    let config = load_case(&minimal("    password: pw\n")).expect("loads");
+    assert_eq!(
+        config.report.old_snapshot_age,
+        Duration::from_secs(72 * 3600)
+    );
+    assert_eq!(
+        config.report.leftover_backup_age,
+        Duration::from_secs(6 * 3600)
+    );
+    let yaml = minimal(
+        "    password: pw\nreport:\n  old_snapshot_age: 168h\n  leftover_backup_age: 90m\n",
+    );
+    let config = load_case(&yaml).expect("loads");
+    assert_eq!(
+        config.report.old_snapshot_age,
+        Duration::from_secs(168 * 3600)
+    );
+    assert_eq!(
+        config.report.leftover_backup_age,
+        Duration::from_secs(90 * 60)
+    );
+}
+
+#[test]
+fn bad_report_keys_get_errors_naming_key_and_line() {
+    let cases = [
+        (
+            "report:\n  old_snapshot_age: 3d\n",
+            "tests/config_cases/bad.yml:7:21: report.old_snapshot_age: invalid duration \"3d\": expected a number and a unit (ms, s, m, h), like 10s or 1m30s",
+        ),
+        (
+            "report:\n  leftover_age: 6h\n",
+            "tests/config_cases/bad.yml:7:3: report: unknown field `leftover_age`, expected `old_snapshot_age` or `leftover_backup_age`",
+        ),
+    ];
+    for (extra, want) in cases {
+        let yaml = minimal(&format!("    password: pw\n{extra}"));
+        let error = load_case(&yaml).err().map(|e| e.to_string());
+        assert_eq!(error.as_deref(), Some(want), "{extra}");
     }
 }

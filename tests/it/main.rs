@@ -41,6 +41,7 @@ pub async fn serve(vcenters: Vec<VcenterConfig>) -> Served {
     let config = Config {
         vcenters,
         backup_snapshot_patterns: patterns,
+        report: Default::default(),
     };
     let exporter = Arc::new(Exporter::build(Arc::new(config)).unwrap());
     let listener = server::bind("127.0.0.1:0").await.unwrap();
