@@ -13,12 +13,14 @@
 //!   version of what they read.
 //! - [`server`]: HTTP (`/metrics`, `/probe`, `/-/healthy`, `/-/ready`, `/`).
 //! - [`config`]: the strict YAML configuration.
+//! - [`report`]: the snapshot report (`/report`, CSV, JSON, the `report` command).
 //! - [`cli`]: flags, logging, and the program's run loop.
 
 pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod exporter;
+pub mod report;
 pub mod server;
 pub mod source;
 pub mod vsphere;

@@ -1,0 +1,549 @@
+//! The snapshot report: every snapshot of every configured vCenter as one list of [`Row`]s,
+//! with a summary line per backup risk, rendered as an HTML page (`/report`), CSV, JSON or
+//! aligned text (the `report` command, for mail).
+//!
+//! Rows are built by a pure function ([`rows`]) from the same inventory the collectors read, so
+//! the report says what `/metrics` says; [`Report::inputs`] reads the targets' mirrors and
+//! never calls vCenter. Facts that other sources will hold (who created a snapshot, from the
+//! event history; the last backup, from custom attributes) come in through [`Sourced`].
+//!
+//! It owns neither HTTP (see [`crate::server`]) nor the one-shot command's sync (see
+//! [`crate::cli`]); the renderers are in `html`, `csv`, `json` and `text`.
+
+mod csv;
+mod html;
+mod json;
+mod text;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Config, ReportConfig};
+use crate::exporter::Exporter;
+use crate::source::unix_now;
+use crate::vsphere::Inventory;
+use crate::vsphere::model::{FlatSnapshot, Vm};
+
+pub use html::{Links, content_security_policy};
+
+/// One snapshot of one VM. The field names are the CSV header and the JSON keys.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub vcenter: String,
+    pub datacenter_name: String,
+    pub cluster_name: String,
+    pub host_name: String,
+    /// The datastore of the snapshot's data (`.vmsn`) file, i.e. of the VM's working directory.
+    pub datastore_name: String,
+    pub vm_id: String,
+    pub vm_name: String,
+    pub snapshot_id: String,
+    pub snapshot_name: String,
+    pub description: String,
+    /// The product of the first backup pattern matching the name, else empty.
+    pub backup_product: String,
+    /// `createTime` in RFC 3339, UTC.
+    pub created: String,
+    /// Whole seconds from `created` to the report's time.
+    pub age_seconds: i64,
+    /// The user of the snapshot's create task, when the event history still holds it.
+    pub created_by: Option<String>,
+    pub size_bytes: u64,
+    /// `size_bytes` over the VM's disk capacity; absent when the capacity is unknown.
+    pub disk_share: Option<f64>,
+    pub quiesced: bool,
+    /// 1 for a root snapshot.
+    pub depth: usize,
+    /// The VM's `runtime.consolidationNeeded`.
+    pub consolidation_needed: bool,
+    /// The VM's newest last backup (RFC 3339), when a backup product recorded one.
+    pub last_backup: Option<String>,
+}
+
+/// What sources other than the inventory mirror know about VMs and snapshots.
+///
+/// WIRE (issue 8, backup checks): the event follower answers `created_by` (the create task's
+/// user, matched by VM and creation time) and the custom-attribute reading answers
+/// `last_backup` (Unix seconds). Until they exist nothing fills this, and both fields stay
+/// empty (`null` in JSON, an empty CSV field).
+#[derive(Default, Clone, Copy)]
+pub struct Sourced<'a> {
+    pub created_by: Option<&'a CreatedBy>,
+    pub last_backup: Option<&'a LastBackup>,
+}
+
+/// Who created a snapshot of a VM.
+pub type CreatedBy = dyn Fn(&Vm, &FlatSnapshot<'_>) -> Option<String>;
+/// When a VM was last backed up (Unix seconds).
+pub type LastBackup = dyn Fn(&Vm) -> Option<f64>;
+
+impl Sourced<'_> {
+    fn created_by(&self, vm: &Vm, snap: &FlatSnapshot<'_>) -> Option<String> {
+        self.created_by.and_then(|f| f(vm, snap))
+    }
+
+    fn last_backup(&self, vm: &Vm) -> Option<String> {
+        self.last_backup.and_then(|f| f(vm)).map(rfc3339)
+    }
+}
+
+/// Every snapshot of one vCenter's inventory as of `now` (Unix seconds), VMs by name, each
+/// VM's tree depth first with parents before children.
+pub fn rows(vcenter: &str, inventory: &Inventory, config: &Config, now: f64) -> Vec<Row> {
+    rows_with(vcenter, inventory, config, now, &Sourced::default())
+}
+
+/// [`rows`] with the facts of other sources.
+pub fn rows_with(
+    vcenter: &str,
+    inventory: &Inventory,
+    config: &Config,
+    now: f64,
+    sourced: &Sourced<'_>,
+) -> Vec<Row> {
+    let mut vms: Vec<&Vm> = inventory
+        .vms
+        .values()
+        .filter(|v| v.has_snapshots())
+        .map(|v| &**v)
+        .collect();
+    vms.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    let mut out = Vec::new();
+    for vm in vms {
+        let placement = inventory.placement(vm);
+        let capacity = vm.disk_capacity_bytes();
+        for snap in vm.snapshots() {
+            let tree = snap.tree;
+            let size_bytes = vm.snapshot_size_bytes(&snap);
+            out.push(Row {
+                vcenter: vcenter.to_owned(),
+                datacenter_name: placement.datacenter_name.to_owned(),
+                cluster_name: placement.cluster_name.to_owned(),
+                host_name: placement.host_name.to_owned(),
+                datastore_name: snapshot_datastore(vm, &snap).to_owned(),
+                vm_id: vm.id.clone(),
+                vm_name: vm.name.clone(),
+                snapshot_id: tree.snapshot.clone(),
+                snapshot_name: tree.name.clone(),
+                description: tree.description.clone(),
+                backup_product: config.backup_product(&tree.name).to_owned(),
+                created: rfc3339(tree.create_time_seconds),
+                age_seconds: (now - tree.create_time_seconds).floor() as i64,
+                created_by: sourced.created_by(vm, &snap),
+                size_bytes,
+                disk_share: (capacity > 0).then(|| size_bytes as f64 / capacity as f64),
+                quiesced: tree.quiesced,
+                depth: snap.depth,
+                consolidation_needed: vm.consolidation_needed,
+                last_backup: sourced.last_backup(vm),
+            });
+        }
+    }
+    out
+}
+
+/// The datastore named in the path of the snapshot's data file (`[LocalDS_0] vm/vm-Snapshot1.vmsn`),
+/// else of the VM's first file; empty when vCenter gave no file layout.
+fn snapshot_datastore<'a>(vm: &'a Vm, snap: &FlatSnapshot<'_>) -> &'a str {
+    let Some(layout) = &vm.layout_ex else {
+        return "";
+    };
+    let data_key = layout
+        .snapshot
+        .iter()
+        .find(|l| l.key == snap.tree.snapshot)
+        .map(|l| l.data_key);
+    let file = data_key
+        .and_then(|key| layout.file.iter().find(|f| f.key == key))
+        .or_else(|| layout.file.first());
+    file.and_then(|f| datastore_of_path(&f.name)).unwrap_or("")
+}
+
+/// `ds1` of `[ds1] dir/file`.
+fn datastore_of_path(path: &str) -> Option<&str> {
+    let rest = path.trim_start().strip_prefix('[')?;
+    rest.split_once(']').map(|(name, _)| name)
+}
+
+/// Unix seconds as RFC 3339 in UTC (`2026-11-20T10:00:00Z`, fractions only when there are).
+fn rfc3339(seconds: f64) -> String {
+    let millis = (seconds * 1000.0).round() as i64;
+    jiff::Timestamp::from_millisecond(millis)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// How a configured vCenter's mirror stood when the report was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VcenterStatus {
+    pub name: String,
+    /// True when its inventory is in the report.
+    pub synced: bool,
+    /// When its mirror was last updated or confirmed current (Unix seconds), 0 if never.
+    pub last_update_seconds: f64,
+    /// Why it is not in the report.
+    pub error: Option<String>,
+}
+
+/// One summary line: how many snapshots or VMs carry a risk, and which.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Risk {
+    /// A stable name (`leftover_backup_snapshots`), the HTML element's class.
+    pub key: &'static str,
+    /// What is counted, for people: "Snapshots older than 72h".
+    pub title: String,
+    pub count: usize,
+    /// VM names (and snapshot names for snapshot risks), the first [`MAX_NAMED`] of them.
+    pub named: Vec<String>,
+}
+
+/// How many items a risk line names before "and N more".
+pub const MAX_NAMED: usize = 10;
+
+/// `toolsVersionStatus2` values that need nothing: current, newer than the host's bundle but
+/// supported, or managed by the guest's own packages (open-vm-tools), which vCenter cannot judge.
+const TOOLS_FINE: &[&str] = &[
+    "guestToolsCurrent",
+    "guestToolsSupportedNew",
+    "guestToolsUnmanaged",
+];
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// When it was made (Unix seconds); ages are measured to it.
+    pub now: f64,
+    pub settings: ReportConfig,
+    pub vcenters: Vec<VcenterStatus>,
+    pub risks: Vec<Risk>,
+    pub rows: Vec<Row>,
+}
+
+/// The inputs of a report: each vCenter's name, last update and error, its inventory when in
+/// sync, the configuration and the time.
+pub struct Inputs {
+    parts: Vec<InputPart>,
+    config: Arc<Config>,
+    now: f64,
+}
+
+/// A vCenter's name, last update and error (none when in sync), and its inventory.
+type InputPart = ((String, f64, Option<String>), Option<Arc<Inventory>>);
+
+impl Inputs {
+    /// The report; CPU work proportional to the snapshots (call it off the async workers).
+    pub fn build(&self) -> Report {
+        let parts: Vec<Part<'_>> = self
+            .parts
+            .iter()
+            .map(|((name, last_update_seconds, error), inventory)| Part {
+                status: VcenterStatus {
+                    name: name.clone(),
+                    synced: error.is_none(),
+                    last_update_seconds: *last_update_seconds,
+                    error: error.clone(),
+                },
+                inventory: inventory.as_deref(),
+            })
+            .collect();
+        Report::build(&parts, &self.config, self.now)
+    }
+}
+
+/// One vCenter's part of a report: its status and, when in sync, its inventory.
+pub struct Part<'a> {
+    pub status: VcenterStatus,
+    pub inventory: Option<&'a Inventory>,
+}
+
+impl Report {
+    /// The report of the given vCenters' inventories as of `now`.
+    pub fn build(parts: &[Part<'_>], config: &Config, now: f64) -> Report {
+        Self::build_with(parts, config, now, &Sourced::default())
+    }
+
+    /// [`Report::build`] with the facts of other sources.
+    pub fn build_with(
+        parts: &[Part<'_>],
+        config: &Config,
+        now: f64,
+        sourced: &Sourced<'_>,
+    ) -> Report {
+        let mut rows = Vec::new();
+        let mut vm_risks = VmRisks::default();
+        for part in parts {
+            if let Some(inventory) = part.inventory {
+                rows.extend(rows_with(
+                    &part.status.name,
+                    inventory,
+                    config,
+                    now,
+                    sourced,
+                ));
+                vm_risks.add(inventory);
+            }
+        }
+        let settings = config.report.clone();
+        let risks = vec![
+            snapshot_risk(
+                "leftover_backup_snapshots",
+                format!(
+                    "Leftover backup snapshots (a backup product's, older than {})",
+                    human_duration(settings.leftover_backup_age)
+                ),
+                rows.iter().filter(|r| is_leftover_backup(r, &settings)),
+            ),
+            snapshot_risk(
+                "old_snapshots",
+                format!(
+                    "Snapshots older than {}",
+                    human_duration(settings.old_snapshot_age)
+                ),
+                rows.iter().filter(|r| is_old(r, &settings)),
+            ),
+            vm_risk(
+                "consolidation_needed",
+                "VMs whose disks need consolidation".to_owned(),
+                vm_risks.consolidation,
+            ),
+            vm_risk(
+                "tools_not_current",
+                "VMs whose VMware Tools are not current (quiescing needs them)".to_owned(),
+                vm_risks.tools,
+            ),
+        ];
+        Report {
+            now,
+            settings,
+            vcenters: parts.iter().map(|p| p.status.clone()).collect(),
+            risks,
+            rows,
+        }
+    }
+
+    /// What a report of the exporter's targets (`only`: one of them) needs, taken from their
+    /// inventory mirrors' latest snapshots; a mirror still on its first sync is waited for up
+    /// to `wait`. `None` when `only` names no configured vCenter. Cheap: the rows are built by
+    /// [`Inputs::build`], which is CPU work for a blocking thread.
+    pub async fn inputs(exporter: &Exporter, only: Option<&str>, wait: Duration) -> Option<Inputs> {
+        let targets: Vec<_> = exporter
+            .targets()
+            .iter()
+            .filter(|t| only.is_none_or(|name| t.name() == name))
+            .collect();
+        if targets.is_empty() {
+            return None;
+        }
+        let mut parts = Vec::with_capacity(targets.len());
+        for target in targets {
+            let Some(mirror) = target.mirror() else {
+                parts.push((
+                    (
+                        target.name().to_owned(),
+                        0.0,
+                        Some("not started".to_owned()),
+                    ),
+                    None,
+                ));
+                continue;
+            };
+            let published = mirror.feed().settled(wait).await;
+            let status = &published.status;
+            let inventory = published.value.clone().filter(|_| status.synced);
+            let error = match (&inventory, &status.error) {
+                (Some(_), _) => None,
+                (None, Some(error)) => Some(error.clone()),
+                (None, None) if status.attempted => Some("not in sync".to_owned()),
+                (None, None) => Some(format!(
+                    "no answer to the first sync within {}",
+                    human_duration(wait)
+                )),
+            };
+            parts.push((
+                (target.name().to_owned(), status.last_update_seconds, error),
+                inventory,
+            ));
+        }
+        Some(Inputs {
+            parts,
+            config: exporter.config().clone(),
+            now: unix_now(),
+        })
+    }
+
+    /// The report in `format`.
+    pub fn render(&self, format: Format) -> Result<Vec<u8>, RenderError> {
+        match format {
+            Format::Html => html::render(self).map(String::into_bytes),
+            Format::Csv => csv::render(&self.rows),
+            Format::Json => json::render(&self.rows),
+            Format::Text => Ok(text::render(self).into_bytes()),
+        }
+    }
+
+    /// The HTML page as the exporter serves it, linking its CSV and JSON forms.
+    pub fn render_html_page(&self, links: Links) -> Result<Vec<u8>, RenderError> {
+        html::render_page(self, Some(links)).map(String::into_bytes)
+    }
+
+    /// The vCenters that could not be read.
+    pub fn failed(&self) -> impl Iterator<Item = &VcenterStatus> {
+        self.vcenters.iter().filter(|v| !v.synced)
+    }
+}
+
+/// The formats a report is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Csv,
+    Html,
+    Json,
+}
+
+impl Format {
+    /// The HTTP Content-Type of this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; charset=utf-8",
+            Format::Csv => "text/csv; charset=utf-8; header=present",
+            Format::Html => "text/html; charset=utf-8",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+/// A renderer failed (a template or serializer error: a bug, not bad input).
+#[derive(Debug, thiserror::Error)]
+#[error("rendering the report as {format}: {message}")]
+pub struct RenderError {
+    pub format: &'static str,
+    pub message: String,
+}
+
+/// A backup product's snapshot older than the leftover age: the job should have removed it.
+pub fn is_leftover_backup(row: &Row, settings: &ReportConfig) -> bool {
+    !row.backup_product.is_empty() && older_than(row, settings.leftover_backup_age)
+}
+
+/// A snapshot older than the old-snapshot age.
+pub fn is_old(row: &Row, settings: &ReportConfig) -> bool {
+    older_than(row, settings.old_snapshot_age)
+}
+
+fn older_than(row: &Row, age: Duration) -> bool {
+    row.age_seconds > 0 && row.age_seconds as u64 > age.as_secs()
+}
+
+fn snapshot_risk<'a>(
+    key: &'static str,
+    title: String,
+    rows: impl Iterator<Item = &'a Row>,
+) -> Risk {
+    let mut count = 0;
+    let mut named = Vec::new();
+    for row in rows {
+        count += 1;
+        if named.len() < MAX_NAMED {
+            named.push(format!("{}: {}", row.vm_name, row.snapshot_name));
+        }
+    }
+    Risk {
+        key,
+        title,
+        count,
+        named,
+    }
+}
+
+fn vm_risk(key: &'static str, title: String, mut vms: Vec<String>) -> Risk {
+    vms.sort();
+    let count = vms.len();
+    vms.truncate(MAX_NAMED);
+    Risk {
+        key,
+        title,
+        count,
+        named: vms,
+    }
+}
+
+/// The VM names of the per-VM risks, over every vCenter in the report.
+#[derive(Default)]
+struct VmRisks {
+    consolidation: Vec<String>,
+    tools: Vec<String>,
+}
+
+impl VmRisks {
+    fn add(&mut self, inventory: &Inventory) {
+        for vm in inventory.vms.values() {
+            if vm.consolidation_needed {
+                self.consolidation.push(vm.name.clone());
+            }
+            let status = vm.tools_version_status2.as_deref().unwrap_or("");
+            if !vm.template && !status.is_empty() && !TOOLS_FINE.contains(&status) {
+                self.tools.push(vm.name.clone());
+            }
+        }
+    }
+}
+
+/// `3d 4h`, `5h 2m`, `42s`: the two largest units, for people.
+pub fn human_age(seconds: i64) -> String {
+    if seconds < 0 {
+        return format!("-{}", human_age(-seconds));
+    }
+    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    let mut parts = Vec::new();
+    let mut rest = seconds;
+    for (unit, size) in units {
+        if rest >= size || (parts.is_empty() && size == 1) {
+            parts.push(format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+        if parts.len() == 2 || (!parts.is_empty() && rest == 0) {
+            break;
+        }
+    }
+    parts.join(" ")
+}
+
+/// A configured threshold as people write it (`72h`, `6h`, `90m`).
+fn human_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// `1.5 GiB`, `24.0 KiB`, `512 B`.
+pub fn human_bytes(bytes: u64) -> String {
+    let units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", units[unit])
+}
+
+/// A share as a percentage (`5.1 %`, `0.04 %` under one percent), empty when unknown.
+pub fn human_share(share: Option<f64>) -> String {
+    match share.map(|s| s * 100.0) {
+        None => String::new(),
+        Some(p) if p < 1.0 => format!("{p:.2} %"),
+        Some(p) => format!("{p:.1} %"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
