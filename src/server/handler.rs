@@ -1,28 +1,33 @@
 //! Routing and responses: `/metrics` (the telemetry path), `/probe?target=`, `/-/healthy`,
-//! `/-/ready` and the landing page `/`. Anything else is 404; a method other than GET or HEAD on a
+//! `/-/ready`, the snapshot report (`/report`, `/report.csv`, `/report.json`, each with an
+//! optional `?target=`) and the landing page `/`. Anything else is 404; a method other than GET or HEAD on a
 //! known path is 405. It asks the [`Exporter`] for exposition text and never contacts a vCenter
 //! itself; listening and connections are in [`super`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
-    ALLOW, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, VARY, X_CONTENT_TYPE_OPTIONS,
+    ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
+    VARY, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::negotiate::{accepts_gzip, scrape_deadline};
 use crate::exporter::{Exporter, Page};
+use crate::report::{self, Format, Links};
 
 /// The Content-Type of the Prometheus text exposition format.
 pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+/// How long a report waits for a mirror still on its first full retrieval, as a scrape does.
+const REPORT_WAIT: Duration = Duration::from_secs(10);
 
 /// What every request handler shares.
 pub(super) struct State {
@@ -37,6 +42,7 @@ enum Route {
     Landing,
     Healthy,
     Ready,
+    Report(Format),
 }
 
 impl State {
@@ -49,6 +55,9 @@ impl State {
             "/" => Some(Route::Landing),
             "/-/healthy" => Some(Route::Healthy),
             "/-/ready" => Some(Route::Ready),
+            "/report" => Some(Route::Report(Format::Html)),
+            "/report.csv" => Some(Route::Report(Format::Csv)),
+            "/report.json" => Some(Route::Report(Format::Json)),
             _ => None,
         }
     }
@@ -99,37 +108,109 @@ async fn respond(state: &State, request: &Parts) -> Response<Full<Bytes>> {
         Route::Healthy => text(StatusCode::OK, "Healthy"),
         Route::Ready if state.exporter.is_ready() => text(StatusCode::OK, "Ready"),
         Route::Ready => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready"),
+        Route::Report(format) => report(state, request, format).await,
     }
+}
+
+/// The value of the `target` query parameter: `Ok(None)` when absent or empty, an error
+/// message when given twice.
+fn target_param(query: &str) -> Result<Option<String>, &'static str> {
+    let mut targets = form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key == "target")
+        .map(|(_, value)| value.into_owned());
+    match (targets.next(), targets.next()) {
+        (Some(_), Some(_)) => Err("Give the target parameter once\n"),
+        (target, _) => Ok(target.filter(|t| !t.is_empty())),
+    }
+}
+
+/// `/report`, `/report.csv`, `/report.json`: every snapshot of every vCenter (`?target=`: of one),
+/// read from the mirrors; 400 when the target is no configured vCenter.
+async fn report(state: &State, request: &Parts, format: Format) -> Response<Full<Bytes>> {
+    let target = match target_param(request.uri.query().unwrap_or("")) {
+        Ok(target) => target,
+        Err(message) => return text(StatusCode::BAD_REQUEST, message),
+    };
+    let Some(inputs) =
+        report::Report::inputs(&state.exporter, target.as_deref(), REPORT_WAIT).await
+    else {
+        return unknown_target(target.as_deref().unwrap_or(""));
+    };
+    let query = target
+        .as_deref()
+        .map(|t| {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("target", t)
+                .finish();
+            format!("?{query}")
+        })
+        .unwrap_or_default();
+    // Building and rendering tens of thousands of rows is CPU work: off the async workers.
+    let rendered = tokio::task::spawn_blocking(move || {
+        let report = inputs.build();
+        match format {
+            Format::Html => report.render_html_page(Links {
+                csv: format!("/report.csv{query}"),
+                json: format!("/report.json{query}"),
+            }),
+            other => report.render(other),
+        }
+    })
+    .await;
+    let body = match rendered {
+        Ok(Ok(body)) => body,
+        Ok(Err(error)) => {
+            tracing::error!(%error, "cannot render the report");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Cannot render the report\n",
+            );
+        }
+        Err(error) => {
+            tracing::error!(%error, "the report task failed");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Cannot render the report\n",
+            );
+        }
+    };
+    let mut response = with_type(StatusCode::OK, format.content_type(), Bytes::from(body));
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if format == Format::Html {
+        headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(report::content_security_policy()),
+        );
+    }
+    response
+}
+
+/// 400 for a target that names no configured vCenter (nothing is contacted).
+fn unknown_target(target: &str) -> Response<Full<Bytes>> {
+    tracing::debug!(target = %target, "request for an unknown target");
+    let shown: String = target.chars().take(100).collect();
+    let message = format!("Unknown target {shown:?}: not a configured vCenter name\n");
+    text(StatusCode::BAD_REQUEST, message)
 }
 
 /// `/probe?target=NAME`: one vCenter's metrics, or 400 when the target is missing or unknown
 /// (the exporter contacts nothing then).
 async fn probe(state: &State, request: &Parts) -> Response<Full<Bytes>> {
-    let query = request.uri.query().unwrap_or("");
-    let mut targets = form_urlencoded::parse(query.as_bytes())
-        .filter(|(key, _)| key == "target")
-        .map(|(_, value)| value);
-    let target = match (targets.next(), targets.next()) {
-        (Some(target), None) if !target.is_empty() => target,
-        (Some(_), Some(_)) => {
-            return text(StatusCode::BAD_REQUEST, "Give the target parameter once\n");
-        }
-        _ => {
+    let target = match target_param(request.uri.query().unwrap_or("")) {
+        Ok(Some(target)) => target,
+        Ok(None) => {
             return text(
                 StatusCode::BAD_REQUEST,
                 "Missing target parameter: /probe?target=<vCenter name>\n",
             );
         }
+        Err(message) => return text(StatusCode::BAD_REQUEST, message),
     };
     let timeout = scrape_deadline(&request.headers);
     match state.exporter.probe(&target, timeout).await {
         Some(body) => exposition(body, accepts_gzip(&request.headers)).await,
-        None => {
-            tracing::debug!(target = %target, "probe of an unknown target");
-            let shown: String = target.chars().take(100).collect();
-            let message = format!("Unknown target {shown:?}: not a configured vCenter name\n");
-            text(StatusCode::BAD_REQUEST, message)
-        }
+        None => unknown_target(&target),
     }
 }
 
@@ -204,6 +285,7 @@ pub(super) fn landing_page(telemetry_path: &str, target_names: &[&str]) -> Strin
     <p>Version {version} (revision: {revision})</p>
     <ul>
       <li><a href=\"{metrics}\">Metrics</a> of every vCenter and of the exporter</li>
+      <li><a href=\"/report\">Snapshot report</a>: every snapshot of every vCenter, also as <a href=\"/report.csv\">CSV</a> and <a href=\"/report.json\">JSON</a></li>
       <li><a href=\"/-/healthy\">Health</a> and <a href=\"/-/ready\">readiness</a></li>
     </ul>
     <h2>Probe one vCenter</h2>
@@ -252,6 +334,7 @@ mod tests {
         assert!(page.contains("<a href=\"/probe?target=a%26b%3Cc%3E\">a&amp;b&lt;c&gt;</a>"));
         assert!(page.contains("<a href=\"/-/healthy\">"));
         assert!(page.contains("<a href=\"/-/ready\">"));
+        assert!(page.contains("<a href=\"/report\">Snapshot report</a>"));
     }
 
     #[test]

@@ -373,3 +373,64 @@ async fn bind_reports_a_port_in_use() {
     let error = bind(&addr).await.expect_err("second bind fails");
     assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
 }
+
+#[tokio::test]
+async fn report_routes_answer_in_their_formats_and_name_the_unreachable_vcenter() {
+    let server = start_default().await;
+    let page = get(server.addr, "/report").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        page.header("content-security-policy")
+            .is_some_and(|p| p.starts_with("default-src 'none';")),
+        "{:?}",
+        page.headers
+    );
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    let html = page.text();
+    assert!(
+        html.contains("vCenter <strong>vc01</strong>: not read: "),
+        "{html}"
+    );
+    assert!(html.contains("<a href=\"/report.csv\">CSV</a>"), "{html}");
+    let csv = get(server.addr, "/report.csv").await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(
+        csv.header("content-type"),
+        Some("text/csv; charset=utf-8; header=present")
+    );
+    assert!(
+        csv.text().starts_with("vcenter,datacenter_name,"),
+        "{}",
+        csv.text()
+    );
+    assert_eq!(csv.text().lines().count(), 1, "the header only");
+    let json = get(server.addr, "/report.json?target=vc01").await;
+    assert_eq!(json.status, 200);
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    assert_eq!(json.text(), "[]\n");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn report_of_an_unknown_target_is_400() {
+    let server = start_default().await;
+    for path in [
+        "/report?target=nope",
+        "/report.csv?target=nope",
+        "/report.json?target=nope",
+    ] {
+        let reply = get(server.addr, path).await;
+        assert_eq!(reply.status, 400, "{path}");
+        assert_eq!(
+            reply.text(),
+            "Unknown target \"nope\": not a configured vCenter name\n"
+        );
+    }
+    let twice = get(server.addr, "/report?target=vc01&target=vc01").await;
+    assert_eq!(twice.status, 400);
+    server.stop().await;
+}
