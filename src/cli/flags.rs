@@ -19,7 +19,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "vsphere_backup_exporter.yml";
 #[command(name = "vsphere_backup_exporter", disable_version_flag = true)]
 pub struct Flags {
     /// Configuration file: the vCenters to scrape and their credentials.
-    #[arg(long = "config.file", value_name = "PATH", default_value = DEFAULT_CONFIG_FILE)]
+    #[arg(long = "config.file", value_name = "PATH", default_value = DEFAULT_CONFIG_FILE, global = true)]
     pub config_file: PathBuf,
 
     /// Validate the configuration file (credentials and CA files included), then exit.
@@ -44,16 +44,27 @@ pub struct Flags {
     pub web_config_file: Option<PathBuf>,
 
     /// Only log messages with the given severity or above.
-    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
+    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info, global = true)]
     pub log_level: LogLevel,
 
     /// Output format of log messages.
-    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt, global = true)]
     pub log_format: LogFormat,
 
     /// Show the version and exit.
     #[arg(long)]
     pub version: bool,
+
+    /// Without a command, the exporter serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Read every configured vCenter once, write the snapshot report and exit: 0 when every
+    /// vCenter was read, else 1 with one line per vCenter that was not.
+    Report(crate::report::command::ReportFlags),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use flags::{DEFAULT_CONFIG_FILE, DEFAULT_LISTEN_ADDRESS, Flags, LogFormat, LogLevel};
+pub use flags::{Command, DEFAULT_CONFIG_FILE, DEFAULT_LISTEN_ADDRESS, Flags, LogFormat, LogLevel};
 
 /// `vsphere_backup_exporter, version X (revision: Y)`, like Prometheus' `--version`.
 pub fn version_line() -> String {
@@ -48,7 +48,12 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         println!("{}", version_line());
         return ExitCode::SUCCESS;
     }
-    logging::init_logging(flags.log_level, flags.log_format);
+    // The report command's stderr is mailed by cron: only errors, unless asked for more.
+    let log_level = match (&flags.command, flags.log_level) {
+        (Some(Command::Report(_)), LogLevel::Info) => LogLevel::Error,
+        (_, level) => level,
+    };
+    logging::init_logging(log_level, flags.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,6 +66,9 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
     };
     if flags.config_check {
         return runtime.block_on(run::check_config(&flags));
+    }
+    if let Some(Command::Report(report)) = &flags.command {
+        return runtime.block_on(crate::report::command::run(&flags.config_file, report));
     }
     match runtime.block_on(run::run(flags)) {
         Ok(()) => ExitCode::SUCCESS,

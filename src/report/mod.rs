@@ -7,9 +7,10 @@
 //! never calls vCenter. Facts that other sources will hold (who created a snapshot, from the
 //! event history; the last backup, from custom attributes) come in through [`Sourced`].
 //!
-//! It owns neither HTTP (see [`crate::server`]) nor the one-shot command's sync (see
-//! [`crate::cli`]); the renderers are in `html`, `csv`, `json` and `text`.
+//! The one-shot `report` command is in [`command`]; the renderers are in `html`, `csv`, `json`
+//! and `text`. It owns no HTTP (see [`crate::server`]) and no flag parsing (see [`crate::cli`]).
 
+pub mod command;
 mod csv;
 mod html;
 mod json;
