@@ -45,6 +45,7 @@ type VMFacts struct {
 type SnapshotFacts struct {
 	ID                string  `json:"id"`
 	Name              string  `json:"name"`
+	Description       string  `json:"description"`
 	ParentID          string  `json:"parent_id"` // empty for a root
 	CreateTimeSeconds float64 `json:"create_time_seconds"`
 	Quiesced          bool    `json:"quiesced"`
@@ -55,6 +56,8 @@ type SnapshotFacts struct {
 	// MemorySizeBytes is the .vmem (memoryKey) file, 0 without one. SizeBytes does not include it.
 	MemorySizeBytes int64 `json:"memory_size_bytes"`
 	IsCurrent       bool  `json:"is_current"`
+	// DatastoreName is the datastore in the path of the .vmsn (dataKey) file: "[LocalDS_0] vm/…".
+	DatastoreName string `json:"datastore_name"`
 }
 
 func (f *Facts) marshal() ([]byte, error) {
@@ -121,12 +124,14 @@ func vmFacts(ref types.ManagedObjectReference, plan *vmPlan, l *layout) VMFacts 
 		vm.Snapshots = append(vm.Snapshots, SnapshotFacts{
 			ID:                s.ref.Value,
 			Name:              s.op.name,
+			Description:       s.op.description,
 			ParentID:          parent,
 			CreateTimeSeconds: float64(s.op.at.UnixNano()) / 1e9,
 			Quiesced:          s.op.quiesced,
 			SizeBytes:         size,
 			MemorySizeBytes:   l.memorySize(i),
 			IsCurrent:         i == l.current,
+			DatastoreName:     datastoreName,
 		})
 		vm.SnapshotTotalSizeBytes += size
 		if depth > vm.SnapshotChainDepth {

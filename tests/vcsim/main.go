@@ -1,6 +1,6 @@
 // Command vcsim is the vCenter simulator that the exporter's integration tests talk to.
 //
-// It owns: building one scenario (golden, demo or scale) inside govmomi's VPX simulator, serving
+// It owns: building one scenario (golden, demo, scale or report) inside govmomi's VPX simulator, serving
 // it over real SOAP on one address, writing the facts the tests compare the exporter against, and
 // the test hooks (/_stats, /_sessions/expire, /_control to change the inventory at run time). It
 // does not own anything the exporter computes: the facts are derived from the scenario plan, never
@@ -60,7 +60,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.certOut, "cert-out", "", "write the PEM CA certificate that signed the server certificate to this file")
 	fs.StringVar(&o.username, "username", "user", "the only user name Login accepts")
 	fs.StringVar(&o.password, "password", "pass", "the only password Login accepts")
-	fs.StringVar(&o.scenario, "scenario", "golden", "inventory to build: golden, demo or scale")
+	fs.StringVar(&o.scenario, "scenario", "golden", "inventory to build: golden, demo, scale or report")
 	fs.IntVar(&o.vms, "vms", 1000, "scale: total number of VMs, templates included")
 	fs.IntVar(&o.snapshotVMs, "snapshot-vms", 150, "scale: number of VMs that get snapshot trees")
 	fs.IntVar(&o.datacenters, "datacenters", 2, "scale: number of datacenters")
@@ -68,7 +68,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.hostsPerCluster, "hosts-per-cluster", 4, "scale: hosts in each cluster")
 	fs.IntVar(&o.standaloneHosts, "standalone-hosts", 1, "scale: standalone hosts per datacenter")
 	fs.Int64Var(&o.seed, "seed", 1, "scale: seed of the random shapes, sizes and statuses")
-	fs.StringVar(&o.now, "now", "", "demo, scale: RFC 3339 time that snapshot ages are relative to (default: the current time)")
+	fs.StringVar(&o.now, "now", "", "demo, scale, report: RFC 3339 time that snapshot ages are relative to (default: the current time)")
 	fs.StringVar(&o.factsOut, "facts", "", "write the facts JSON to this file before printing VCSIM_URL")
 	fs.StringVar(&o.datastoreDir, "datastore-dir", "", "directory under which vcsim-<pid>/ holds the simulator's datastore files (default: /dev/shm when writable, else $TMPDIR)")
 	fs.BoolVar(&o.requireSession, "require-session", true, "answer RetrieveProperties(Ex)/Fetch without a live session with NotAuthenticated, as vCenter does")
@@ -86,9 +86,9 @@ func parseOptions(args []string) (options, error) {
 
 func (o options) validate() error {
 	switch o.scenario {
-	case "golden", "demo", "scale":
+	case "golden", "demo", "scale", "report":
 	default:
-		return fmt.Errorf("-scenario %q: want golden, demo or scale", o.scenario)
+		return fmt.Errorf("-scenario %q: want golden, demo, scale or report", o.scenario)
 	}
 	if o.username == "" || o.password == "" {
 		return errors.New("-username and -password must not be empty")

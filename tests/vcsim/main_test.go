@@ -34,6 +34,7 @@ import (
 var (
 	goldenRuns  [2][]byte // facts JSON of two golden builds
 	goldenFacts *Facts
+	reportFacts *Facts
 	scale       *simulation
 	scaleSrv    *server
 )
@@ -63,6 +64,14 @@ func runTests(m *testing.M) int {
 		goldenFacts = sim.facts
 		sim.model.Remove()
 	}
+
+	report, err := buildScenario(options{scenario: "report", now: "2026-11-25T12:00:00Z"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		return 1
+	}
+	reportFacts = report.facts
+	report.model.Remove()
 
 	opts := options{scenario: "scale", vms: 1000, snapshotVMs: 150, datacenters: 2, clusters: 2,
 		hostsPerCluster: 4, standaloneHosts: 1, seed: 42, now: "2026-11-25T12:00:00Z"}
@@ -513,5 +522,41 @@ func TestCancelledTokenCannotBeContinued(t *testing.T) {
 	}
 	if _, ok := soap.ToSoapFault(err).VimFault().(types.InvalidArgument); !ok {
 		t.Errorf("continue after cancel: want InvalidArgument, got %v", err)
+	}
+}
+
+// The report scenario has one VM per risk the snapshot report sums up, and the hostile names.
+func TestReportScenarioHasOneVMPerRiskAndHostileNames(t *testing.T) {
+	now := time.Date(2026, time.November, 25, 12, 0, 0, 0, time.UTC)
+	var leftover, old, consolidation, toolsNotCurrent, snapshots int
+	names := map[string]bool{}
+	for _, vm := range reportFacts.VMs {
+		if vm.ConsolidationNeeded {
+			consolidation++
+		}
+		if !vm.Template && vm.ToolsVersionStatus2 == toolsNeedUpgrade {
+			toolsNotCurrent++
+		}
+		for _, s := range vm.Snapshots {
+			snapshots++
+			names[s.Name] = true
+			age := now.Sub(time.Unix(int64(s.CreateTimeSeconds), 0))
+			if age > 72*time.Hour {
+				old++
+			}
+			if (s.Name == veeamSnapshotName || s.Name == "_VCB-BACKUP_") && age > 6*time.Hour {
+				leftover++
+			}
+			if s.DatastoreName != datastoreName {
+				t.Errorf("%s: datastore %q", s.Name, s.DatastoreName)
+			}
+		}
+	}
+	if leftover != 1 || old != 2 || consolidation != 1 || toolsNotCurrent != 1 || snapshots != 8 {
+		t.Errorf("leftover %d, old %d, consolidation %d, Tools %d, snapshots %d: want 1, 2, 1, 1, 8",
+			leftover, old, consolidation, toolsNotCurrent, snapshots)
+	}
+	if !names[hostileScriptName] || !names[hostileImageName] {
+		t.Errorf("hostile names missing: %v", names)
 	}
 }

@@ -1,6 +1,7 @@
-// scenarios.go owns the three scenarios: golden (small, identical on every run), demo (golden's
-// VMs with ages measured back from now, plus outdated Tools) and scale (many VMs of random shape
-// from a seed). A scenario is an inventory shape plus a function from pools to VM plans.
+// scenarios.go owns the four scenarios: golden (small, identical on every run), demo (golden's
+// VMs with ages measured back from now, plus outdated Tools), scale (many VMs of random shape
+// from a seed) and report (one VM per backup risk and snapshots with hostile names, ages from
+// now). A scenario is an inventory shape plus a function from pools to VM plans.
 package main
 
 import (
@@ -40,6 +41,9 @@ func scenarioFor(opts options) (scenario, error) {
 		return scenario{shape: shape, stamp: now, plans: func(p []*pool) []*vmPlan {
 			return scalePlans(p, opts.vms, opts.snapshotVMs, opts.seed, now)
 		}}, nil
+	case "report":
+		now := opts.referenceNow()
+		return scenario{shape: small, stamp: now, plans: func(p []*pool) []*vmPlan { return reportPlans(p, now) }}, nil
 	}
 	return scenario{}, fmt.Errorf("unknown scenario %q", opts.scenario)
 }
@@ -380,4 +384,79 @@ func sortTimes(ts []time.Time) {
 			ts[j], ts[j-1] = ts[j-1], ts[j]
 		}
 	}
+}
+
+// The hostile snapshot names of the report scenario: a page that pastes names into HTML would run
+// them (an alert, or window.__xss set by the image's error handler).
+const (
+	hostileScriptName = "<script>alert(1)</script>"
+	hostileImageName  = `"><img src=x onerror="window.__xss=1">`
+)
+
+// reportPlans are the report scenario's VMs, ages measured back from now: one VM per risk the
+// report sums up, a snapshot that is none, and the hostile names.
+//
+//	DC0_C0_RP0_VM0  leftover Veeam snapshot, 2 days old, quiesced (leftover backup)
+//	DC0_C0_RP0_VM1  <script>… 1 h old, child "><img… 30 min old (current), hostile descriptions
+//	DC0_C0_RP0_VM2  consolidationNeeded with an orphaned delta, one snapshot 3 h old
+//	DC0_C0_RP0_VM3  Tools needUpgrade (not current), a VCB backup snapshot 1 h old (not a leftover yet)
+//	DC0_H0_VM0      chain before-patch 10 days → after-patch 4 days (both old) → pre-upgrade 1 day
+//	DC0_H0_VM1      template, no snapshot
+func reportPlans(pools []*pool, now time.Time) []*vmPlan {
+	cluster, standalone := poolsOf(pools)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	n := 0
+	vm := func(p *pool, guestID string, power types.VirtualMachinePowerState, t toolsPlan, disk diskPlan) *vmPlan {
+		n++
+		return &vmPlan{
+			placement: p.place(),
+			guestID:   guestID,
+			numCPUs:   2,
+			memoryMB:  4096,
+			power:     power,
+			bootTime:  ago(30 * day),
+			disks:     []diskPlan{disk},
+			tools:     t,
+			sizes:     rand.New(rand.NewSource(int64(2000 + n))),
+		}
+	}
+	thin := func(capacity, used int64) diskPlan {
+		return diskPlan{capacityBytes: capacity, thin: true, usedBytes: used}
+	}
+
+	leftover := vm(cluster, "windows9Server64Guest", poweredOn, tools(toolsCurrent, toolsRunning), thin(60*giB, 20*giB))
+	leftover.ops = []snapOp{
+		take(veeamSnapshotName, ago(2*day)).withQuiesce().withDescription(veeamSnapshotDescription).withSizes(24*kiB, 3*giB),
+	}
+
+	hostile := vm(cluster, "rhel7_64Guest", poweredOn, tools(toolsCurrent, toolsRunning), thin(40*giB, 10*giB))
+	hostile.ops = []snapOp{
+		take(hostileScriptName, ago(time.Hour)).withDescription("<b>not bold</b> & <i>not italic</i>").withSizes(20*kiB, 64*miB),
+		take(hostileImageName, ago(30*time.Minute)).withDescription(`'; DROP TABLE snapshots; --`).withSizes(22*kiB, 32*miB),
+	}
+
+	// The orphaned delta's size is drawn (up to 40 GiB): a disk big enough to hold it.
+	consolidate := vm(cluster, "debian10_64Guest", poweredOn, tools(toolsCurrent, toolsExecutingScripts), thin(200*giB, 6*giB))
+	consolidate.consolidationNeeded = true
+	consolidate.orphanDeltas = 1
+	consolidate.ops = []snapOp{take("pre-change", ago(3*time.Hour)).withSizes(18*kiB, 256*miB)}
+
+	oldTools := vm(cluster, "windows8Server64Guest", poweredOn, tools(toolsNeedUpgrade, toolsRunning), thin(80*giB, 30*giB))
+	oldTools.ops = []snapOp{take("_VCB-BACKUP_", ago(time.Hour)).withQuiesce().withSizes(26*kiB, 512*miB)}
+
+	old := vm(standalone, "ubuntu64Guest", poweredOn, tools(toolsUnmanaged, toolsRunning), thin(32*giB, 12*giB))
+	old.ops = []snapOp{
+		take("before-patch", ago(10*day)).withSizes(30*kiB, 1*giB),
+		take("after-patch", ago(4*day)).withDescription("kernel applied").withSizes(32*kiB, 2*giB),
+		take("pre-upgrade", ago(day)).withSizes(34*kiB, 128*miB),
+	}
+
+	template := vm(standalone, "windows9Server64Guest", poweredOff, toolsPlan{runningStatus: toolsNotRunning}, thin(40*giB, 14*giB))
+	template.template = true
+
+	plans := []*vmPlan{leftover, hostile, consolidate, oldTools, old, template}
+	for _, p := range plans {
+		p.name = p.placement.name
+	}
+	return plans
 }

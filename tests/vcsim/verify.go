@@ -205,12 +205,14 @@ func (inv *inventory) observe(vm mo.VirtualMachine) (VMFacts, error) {
 			f.Snapshots = append(f.Snapshots, SnapshotFacts{
 				ID:                n.Snapshot.Value,
 				Name:              n.Name,
+				Description:       n.Description,
 				ParentID:          parent,
 				CreateTimeSeconds: float64(n.CreateTime.UnixNano()) / 1e9,
 				Quiesced:          n.Quiesced,
 				SizeBytes:         s.size,
 				MemorySizeBytes:   s.memory,
 				IsCurrent:         vm.Snapshot.CurrentSnapshot != nil && *vm.Snapshot.CurrentSnapshot == n.Snapshot,
+				DatastoreName:     s.datastore,
 			})
 			f.SnapshotCount++
 			f.SnapshotTotalSizeBytes += s.size
@@ -224,15 +226,20 @@ func (inv *inventory) observe(vm mo.VirtualMachine) (VMFacts, error) {
 	return f, nil
 }
 
-type snapshotSize struct{ size, memory int64 }
+type snapshotSize struct {
+	size, memory int64
+	datastore    string // of the dataKey file's path, "[ds] dir/file"
+}
 
 // snapshotSizesFromLayoutEx applies the size rule the exporter implements: a snapshot's dataKey
 // file, plus the files of its disk chains that its parent's chains do not hold (a root: none),
 // plus for the current snapshot the running chains' files that no snapshot holds; each file once.
 func snapshotSizesFromLayoutEx(ex *types.VirtualMachineFileLayoutEx, info *types.VirtualMachineSnapshotInfo) map[types.ManagedObjectReference]snapshotSize {
 	fileSize := map[int32]int64{}
+	fileName := map[int32]string{}
 	for _, f := range ex.File {
 		fileSize[f.Key] = f.Size
+		fileName[f.Key] = f.Name
 	}
 	chainFiles := func(disks []types.VirtualMachineFileLayoutExDiskLayout) map[int32]bool {
 		keys := map[int32]bool{}
@@ -289,7 +296,11 @@ func snapshotSizesFromLayoutEx(ex *types.VirtualMachineFileLayoutEx, info *types
 		if s.MemoryKey >= 0 {
 			memory = fileSize[s.MemoryKey]
 		}
-		sizes[ref] = snapshotSize{size: total, memory: memory}
+		datastore := ""
+		if name := fileName[s.DataKey]; strings.HasPrefix(name, "[") && strings.Contains(name, "]") {
+			datastore = name[1:strings.Index(name, "]")]
+		}
+		sizes[ref] = snapshotSize{size: total, memory: memory, datastore: datastore}
 	}
 	return sizes
 }
