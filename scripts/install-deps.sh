@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what `make demo` and `make test` need on a bare Debian machine: Go and govmomi (for
-# the vCenter simulator under tests/vcsim) and Prometheus (promtool). Idempotent: installed
+# the vCenter simulator under tests/vcsim), Prometheus (promtool), and Chromium with chromedriver
+# (the snapshot report's browser test). Idempotent: installed
 # packages are left alone, so a second run costs a second.
 set -euo pipefail
 
-packages=(golang-go golang-github-vmware-govmomi-dev prometheus)
+packages=(golang-go golang-github-vmware-govmomi-dev prometheus chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -110,7 +110,10 @@ struct Cell<'a> {
     sort: Option<String>,
     /// A tooltip (the managed object id of a VM or snapshot).
     title: Option<&'a str>,
+    /// Aligned right.
     number: bool,
+    /// Free text that may wrap (names and descriptions); other cells stay on one line.
+    wrap: bool,
 }
 
 fn text(value: &str) -> Cell<'_> {
@@ -119,6 +122,14 @@ fn text(value: &str) -> Cell<'_> {
         sort: None,
         title: None,
         number: false,
+        wrap: false,
+    }
+}
+
+fn wrapping(value: &str) -> Cell<'_> {
+    Cell {
+        wrap: true,
+        ..text(value)
     }
 }
 
@@ -128,13 +139,14 @@ fn number(shown: String, sort: String) -> Cell<'static> {
         sort: Some(sort),
         title: None,
         number: true,
+        wrap: false,
     }
 }
 
 fn titled<'a>(value: &'a str, title: &'a str) -> Cell<'a> {
     Cell {
         title: Some(title),
-        ..text(value)
+        ..wrapping(value)
     }
 }
 
@@ -150,9 +162,12 @@ fn cells<'a>(report: &Report, row: &'a Row) -> Vec<Cell<'a>> {
         text(&row.cluster_name),
         text(&row.host_name),
         text(&row.datastore_name),
-        titled(&row.vm_name, &row.vm_id),
+        Cell {
+            wrap: false,
+            ..titled(&row.vm_name, &row.vm_id)
+        },
         titled(&row.snapshot_name, &row.snapshot_id),
-        text(&row.description),
+        wrapping(&row.description),
         text(&row.backup_product),
         Cell {
             number: false,

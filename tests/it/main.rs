@@ -5,10 +5,14 @@
 //! - `simulator`: the whole exporter, over HTTP, against govmomi's vCenter simulator
 //!   (`tests/vcsim`), metrics compared value by value with the facts the simulator wrote.
 //! - `golden`: the whole output of a fixed scenario against a committed file, and promtool.
+//! - `report`: the snapshot report's CSV and JSON against the facts, its page in headless
+//!   Chromium (`browser`), and the `report` command.
 
+mod browser;
 mod fake_vcenter;
 mod golden;
 mod mirror;
+mod report;
 mod simulator;
 mod support;
 mod vcsim;

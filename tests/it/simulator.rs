@@ -12,7 +12,7 @@ use crate::vcsim::{Facts, Vcsim, VmFacts};
 
 /// The default backup patterns, written out again here so the test does not trust the code
 /// under test for what it expects.
-fn expected_product(snapshot_name: &str) -> &'static str {
+pub(crate) fn expected_product(snapshot_name: &str) -> &'static str {
     let table = [
         ("veeam", "(?i)VEEAM BACKUP TEMPORARY SNAPSHOT"),
         ("vcb", "(?i)_VCB-BACKUP_"),

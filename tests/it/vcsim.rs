@@ -42,10 +42,13 @@ pub struct VmFacts {
 pub struct SnapshotFacts {
     pub id: String,
     pub name: String,
+    pub description: String,
     pub parent_id: String,
     pub create_time_seconds: f64,
     pub quiesced: bool,
     pub size_bytes: u64,
+    /// The datastore of the snapshot's `.vmsn` file.
+    pub datastore_name: String,
 }
 
 /// A running simulator.
