@@ -145,16 +145,19 @@ async fn report(state: &State, request: &Parts, format: Format) -> Response<Full
             format!("?{query}")
         })
         .unwrap_or_default();
-    // Building and rendering tens of thousands of rows is CPU work: off the async workers.
+    let gzip = accepts_gzip(&request.headers);
+    // Building, rendering and compressing tens of thousands of rows is CPU work: off the async
+    // workers. A page of 4,000 snapshots is 2.5 MB of HTML and a tenth of that gzipped.
     let rendered = tokio::task::spawn_blocking(move || {
         let report = inputs.build();
-        match format {
+        let body = match format {
             Format::Html => report.render_html_page(Links {
                 csv: format!("/report.csv{query}"),
                 json: format!("/report.json{query}"),
             }),
             other => report.render(other),
-        }
+        }?;
+        Ok::<_, report::RenderError>(if gzip { gzipped(&body) } else { body })
     })
     .await;
     let body = match rendered {
@@ -177,6 +180,10 @@ async fn report(state: &State, request: &Parts, format: Format) -> Response<Full
     let mut response = with_type(StatusCode::OK, format.content_type(), Bytes::from(body));
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     if format == Format::Html {
         headers.insert(
             CONTENT_SECURITY_POLICY,
@@ -184,6 +191,15 @@ async fn report(state: &State, request: &Parts, format: Format) -> Response<Full
         );
     }
     response
+}
+
+/// `body` as one gzip member.
+fn gzipped(body: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    encoder.finish().unwrap_or_default()
 }
 
 /// 400 for a target that names no configured vCenter (nothing is contacted).

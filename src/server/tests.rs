@@ -412,6 +412,19 @@ async fn report_routes_answer_in_their_formats_and_name_the_unreachable_vcenter(
     assert_eq!(json.status, 200);
     assert_eq!(json.header("content-type"), Some("application/json"));
     assert_eq!(json.text(), "[]\n");
+    let gzipped = request(
+        server.addr,
+        "GET",
+        "/report.json",
+        &[("Accept-Encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&gzipped.body[..])
+        .read_to_string(&mut text)
+        .expect("gzip");
+    assert_eq!(text, "[]\n");
     server.stop().await;
 }
 
