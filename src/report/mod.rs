@@ -191,7 +191,7 @@ pub struct VcenterStatus {
 /// One summary line: how many snapshots or VMs carry a risk, and which.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Risk {
-    /// A stable name (`leftover_backup_snapshots`), the HTML element's class.
+    /// A stable name (`leftover_backup_snapshots`); the HTML line's id is `risk-` and it.
     pub key: &'static str,
     /// What is counted, for people: "Snapshots older than 72h".
     pub title: String,
@@ -222,16 +222,13 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
-/// The inputs of a report: each vCenter's name, last update and error, its inventory when in
-/// sync, the configuration and the time.
+/// The inputs of a report: each vCenter's status and its inventory when in sync, the
+/// configuration and the time.
 pub struct Inputs {
-    parts: Vec<InputPart>,
+    parts: Vec<(VcenterStatus, Option<Arc<Inventory>>)>,
     config: Arc<Config>,
     now: f64,
 }
-
-/// A vCenter's name, last update and error (none when in sync), and its inventory.
-type InputPart = ((String, f64, Option<String>), Option<Arc<Inventory>>);
 
 impl Inputs {
     /// The report; CPU work proportional to the snapshots (call it off the async workers).
@@ -239,13 +236,8 @@ impl Inputs {
         let parts: Vec<Part<'_>> = self
             .parts
             .iter()
-            .map(|((name, last_update_seconds, error), inventory)| Part {
-                status: VcenterStatus {
-                    name: name.clone(),
-                    synced: error.is_none(),
-                    last_update_seconds: *last_update_seconds,
-                    error: error.clone(),
-                },
+            .map(|(status, inventory)| Part {
+                status: status.clone(),
                 inventory: inventory.as_deref(),
             })
             .collect();
@@ -340,14 +332,13 @@ impl Report {
         let mut parts = Vec::with_capacity(targets.len());
         for target in targets {
             let Some(mirror) = target.mirror() else {
-                parts.push((
-                    (
-                        target.name().to_owned(),
-                        0.0,
-                        Some("not started".to_owned()),
-                    ),
-                    None,
-                ));
+                let status = VcenterStatus {
+                    name: target.name().to_owned(),
+                    synced: false,
+                    last_update_seconds: 0.0,
+                    error: Some("not started".to_owned()),
+                };
+                parts.push((status, None));
                 continue;
             };
             let published = mirror.feed().settled(wait).await;
@@ -362,10 +353,13 @@ impl Report {
                     human_duration(wait)
                 )),
             };
-            parts.push((
-                (target.name().to_owned(), status.last_update_seconds, error),
-                inventory,
-            ));
+            let status = VcenterStatus {
+                name: target.name().to_owned(),
+                synced: error.is_none(),
+                last_update_seconds: status.last_update_seconds,
+                error,
+            };
+            parts.push((status, inventory));
         }
         Some(Inputs {
             parts,
