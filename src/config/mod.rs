@@ -151,6 +151,27 @@ impl ConfigError {
     }
 }
 
+/// serde quotes the offending value (`invalid type: string "…"`). A quote left open swallows
+/// the lines after it, passwords included, into one string that would then be printed; such a
+/// value (one that holds `key: value` text, or is long) is described instead of quoted.
+fn without_swallowed_yaml(message: &str) -> String {
+    let Some((head, rest)) = message.split_once("string \"") else {
+        return message.to_owned();
+    };
+    let Some(end) = rest.rfind('"') else {
+        return message.to_owned();
+    };
+    let value = &rest[..end];
+    if !value.contains(": ") && value.chars().count() <= 64 {
+        return message.to_owned();
+    }
+    format!(
+        "{head}a string of {} characters holding YAML (a quote left open?){}",
+        value.chars().count(),
+        &rest[end + 1..]
+    )
+}
+
 /// `:line:column` when the position is known, else nothing.
 fn at(line: Option<usize>, column: Option<usize>) -> String {
     match (line, column) {
@@ -261,7 +282,7 @@ impl<'a> Loader<'a> {
             origin: self.origin.to_owned(),
             line: location.as_ref().map(|l| l.line()),
             column: location.as_ref().map(|l| l.column()),
-            message,
+            message: without_swallowed_yaml(&message),
         }
     }
 

@@ -6,7 +6,9 @@
 //!   (`tests/vcsim`), metrics compared value by value with the facts the simulator wrote.
 //! - `golden`: the whole output of a fixed scenario against a committed file, and promtool.
 
+mod bad_input;
 mod fake_vcenter;
+mod faults;
 mod golden;
 mod mirror;
 mod simulator;
