@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
@@ -28,6 +29,8 @@ use crate::config::{Secret, TlsConfig, VcenterConfig};
 /// The API version asked for before vCenter has told its own (every vCenter since 6.5 has it).
 const BOOTSTRAP_API_VERSION: &str = "6.5";
 const SESSION_COOKIE: &str = "vmware_soap_session";
+/// The most of a non-200 answer that is read, looking for the SOAP fault in it.
+const MAX_FAULT_BYTES: u64 = 1 << 20;
 
 /// The parts of `ServiceContent` the exporter uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +124,13 @@ struct SessionSlot {
 pub struct Session {
     pub content: ServiceContent,
     cookie: Secret,
+}
+
+impl Session {
+    /// True when both are the same login (objects made in one live as long as it does).
+    pub fn is_same(&self, other: &Session) -> bool {
+        self.cookie == other.cookie
+    }
 }
 
 /// A vSphere SOAP client for one vCenter.
@@ -339,9 +349,11 @@ impl Client {
         // A bounded channel: the network side waits (asynchronously) while the parser is
         // behind, so an answer is never held whole.
         let (tx, rx) = mpsc::channel::<Bytes>(16);
+        let over_limit = Arc::new(AtomicBool::new(false));
+        let reader = ChannelReader::new(rx, self.max_response_size, over_limit.clone());
         let parser = tokio::task::spawn_blocking(move || {
             let mut state = state;
-            let head = read(ChannelReader::new(rx), &mut state);
+            let head = read(reader, &mut state);
             head.map(|h| (h, state))
         });
         let mut response = response;
@@ -365,6 +377,9 @@ impl Client {
         let parsed = parser
             .await
             .map_err(|e| self.error(call, CallError::Malformed(format!("parser task: {e}"))))?;
+        if over_limit.load(Ordering::Relaxed) {
+            return Err(self.error(call, CallError::TooLarge(self.max_response_size)));
+        }
         transfer.map_err(|source| self.error(call, source))?;
         parsed.map_err(|e| self.error(call, e.into()))
     }
@@ -603,10 +618,20 @@ impl Client {
     /// SOAP fault it holds, or the status.
     async fn read_body(&self, mut response: reqwest::Response) -> Result<Bytes, CallError> {
         let status = response.status();
+        // A fault is a few kilobytes: an error page is not read further than MAX_FAULT_BYTES
+        // (a proxy's 1 GB error page must not cost 256 MB of memory).
+        let limit = if status.is_success() {
+            self.max_response_size
+        } else {
+            self.max_response_size.min(MAX_FAULT_BYTES)
+        };
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
             let total = body.len().saturating_add(chunk.len());
-            if u64::try_from(total).unwrap_or(u64::MAX) > self.max_response_size {
+            if u64::try_from(total).unwrap_or(u64::MAX) > limit {
+                if !status.is_success() {
+                    return Err(CallError::Status(status.as_u16()));
+                }
                 return Err(CallError::TooLarge(self.max_response_size));
             }
             body.extend_from_slice(&chunk);
@@ -641,13 +666,22 @@ fn read_objects(
 pub struct ChannelReader {
     rx: mpsc::Receiver<Bytes>,
     current: Bytes,
+    /// The longest run of bytes without a `<` (one text node, or one tag) allowed: the XML
+    /// reader buffers a run whole before handing it on, so an endless text node would grow it
+    /// without bound. `max_response_size` serves as the limit.
+    max_run: u64,
+    run: u64,
+    over_limit: Arc<AtomicBool>,
 }
 
 impl ChannelReader {
-    fn new(rx: mpsc::Receiver<Bytes>) -> Self {
+    fn new(rx: mpsc::Receiver<Bytes>, max_run: u64, over_limit: Arc<AtomicBool>) -> Self {
         ChannelReader {
             rx,
             current: Bytes::new(),
+            max_run,
+            run: 0,
+            over_limit,
         }
     }
 }
@@ -664,6 +698,18 @@ impl Read for ChannelReader {
         }
         let n = buf.len().min(self.current.remaining());
         self.current.copy_to_slice(&mut buf[..n]);
+        let read = &buf[..n];
+        self.run = match read.iter().rposition(|b| *b == b'<') {
+            Some(at) => (n - at - 1) as u64,
+            None => self.run.saturating_add(n as u64),
+        };
+        if self.run > self.max_run {
+            self.over_limit.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::other(format!(
+                "a text node or tag longer than {} bytes",
+                self.max_run
+            )));
+        }
         Ok(n)
     }
 }

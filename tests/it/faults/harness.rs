@@ -22,12 +22,17 @@ const USERNAME: &str = "svc-backup-monitor";
 /// The exporter's timeouts in the suite (the defaults are 10 s and 60 s).
 const CONNECT_TIMEOUT: &str = "1s";
 const REQUEST_TIMEOUT: &str = "2s";
-/// Peak resident memory allowed while a fault lasts (the exporter holds a 7-VM inventory).
-const RSS_LIMIT_BYTES: u64 = 200 << 20;
+/// The largest answer read whole, and the longest text node of a streamed one (default 256MiB).
+const MAX_RESPONSE_SIZE: &str = "16MiB";
+/// Peak resident memory allowed while a fault lasts: the exporter holds a 7-VM inventory
+/// (about 20 MB resident) and may read up to `MAX_RESPONSE_SIZE` of one answer.
+const RSS_LIMIT_BYTES: u64 = 100 << 20;
 
-/// How soon a hung vCenter must show as `vsphere_up 0` at the suite's settings.
+/// How soon a hung vCenter must show as `vsphere_up 0` at the suite's settings: the update
+/// wait's own timeout (2 s wait + 2 s grace with a 2 s request timeout; 38 s at the defaults)
+/// plus scrape slack.
 pub fn hang_bound() -> Duration {
-    Duration::from_secs(10)
+    Duration::from_secs(8)
 }
 
 /// What a test does to the vCenter.
@@ -236,7 +241,7 @@ impl Env {
         let mut file = std::fs::File::create(&config).unwrap();
         write!(
             file,
-            "vcenters:\n  - name: vc01\n    url: {}\n    username: {USERNAME}\n    password_file: {}\n    connect_timeout: {CONNECT_TIMEOUT}\n    request_timeout: {REQUEST_TIMEOUT}\n",
+            "vcenters:\n  - name: vc01\n    url: {}\n    username: {USERNAME}\n    password_file: {}\n    connect_timeout: {CONNECT_TIMEOUT}\n    request_timeout: {REQUEST_TIMEOUT}\n    max_response_size: {MAX_RESPONSE_SIZE}\n",
             proxy.url,
             password_file.display()
         )
@@ -293,9 +298,9 @@ impl Env {
             let sim = self.sim.lock().unwrap();
             sim.as_ref().expect("the simulator runs").vcenter("oracle")
         };
-        let client = Client::new(&config).unwrap();
+        let client = Client::new(&(&config).into()).unwrap();
         let inventory = client.retrieve_inventory().await.expect("oracle retrieval");
-        client.logout().await;
+        client.logout(Duration::from_secs(5)).await;
         inventory
     }
 
@@ -400,6 +405,12 @@ impl Env {
             }
         }
         let lines = self.exporter.lines_since(t0);
+        out.log = lines
+            .iter()
+            .filter(|l| l.contains("vsphere_backup_exporter") || l.contains("vcenter="))
+            .take(60)
+            .cloned()
+            .collect();
         out.warnings = lines
             .iter()
             .filter(|l| l.contains("level=warn") || l.contains("level=error"))
@@ -512,6 +523,8 @@ pub struct Outcome {
     pub redirect_connections: usize,
     pub huge_sent: u64,
     pub alive: bool,
+    /// The exporter's own log lines from the fault on (the first 60), shown on failure.
+    pub log: Vec<String>,
 }
 
 impl Outcome {
@@ -530,6 +543,7 @@ impl Outcome {
             redirect_connections: 0,
             huge_sent: 0,
             alive: false,
+            log: Vec::new(),
         }
     }
 
@@ -608,10 +622,11 @@ impl Outcome {
         }
         assert!(
             failures.is_empty(),
-            "{} ({} scrapes):\n- {}",
+            "{} ({} scrapes):\n- {}\nexporter log from the fault on:\n  {}",
             self.name,
             self.scrapes,
-            failures.join("\n- ")
+            failures.join("\n- "),
+            self.log.join("\n  ")
         );
     }
 }

@@ -206,6 +206,13 @@ async fn one_session_after_faults_and_1000_scrapes_and_a_bounded_shutdown() {
         destroyed + 1,
         "PropertyCollectors created {created}, destroyed {destroyed}"
     );
+    let views = stats.count("CreateContainerView") + stats.count("CreateListView");
+    let views_destroyed = stats.count("DestroyView");
+    assert_eq!(
+        views,
+        views_destroyed + 2,
+        "views created {views}, destroyed {views_destroyed}"
+    );
     for injected in [Injected::SessionExpiry, Injected::Restart] {
         let outcome = env.run(&format!("{injected:?}"), injected, short).await;
         assert!(outcome.recovered.is_some(), "{outcome:?}");
