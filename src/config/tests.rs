@@ -462,12 +462,17 @@ fn a_quote_left_open_does_not_print_the_password_it_swallowed() {
         (
             "the whole file quoted",
             "\"vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    password: hunter2\n\"",
-            "tests/config_cases/bad.yml:1:1: invalid type: a string of 75 characters holding YAML (a quote left open?), expected a mapping with a vcenters list",
+            "tests/config_cases/bad.yml:1:1: invalid type: string of 75 characters holding YAML (a quote left open?), expected a mapping with a vcenters list",
         ),
         (
             "a quote left open before the password",
             "vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: \"u\n    password: hunter2\n    tls: {insecure_skip_verify: \"x\"}\n",
             "tests/config_cases/bad.yml:6:34: did not find expected key, while parsing a block mapping at line 2 column 5",
+        ),
+        (
+            "a flow mapping with a quote left open",
+            "{'vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    password: hunter2\n'",
+            "tests/config_cases/bad.yml:1:2: unknown field of 75 characters holding YAML (a quote left open?), expected `vcenters` or `backup_snapshot_patterns`",
         ),
         (
             "a short value is still quoted",

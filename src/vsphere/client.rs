@@ -15,13 +15,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use tokio::sync::{Mutex, mpsc};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 use super::error::{CallError, Error, ParseError};
-use super::inventory::{
-    self, InventoryBuilder, VIEW_TYPES, property_specs, snapshot_vm_specs, vms_with_snapshots,
-};
-use super::model::{Inventory, MoRef};
+use super::model::MoRef;
 use super::soap;
 use super::xml::{self, Node};
 use crate::config::{Secret, TlsConfig, VcenterConfig};
@@ -80,8 +77,6 @@ pub struct ClientOptions {
     pub login_retry_interval: Duration,
     /// The largest body read whole.
     pub max_response_size: u64,
-    /// Objects per RetrievePropertiesEx page asked of vCenter; `None` keeps its default.
-    pub page_size: Option<u32>,
 }
 
 impl From<&VcenterConfig> for ClientOptions {
@@ -96,7 +91,6 @@ impl From<&VcenterConfig> for ClientOptions {
             request_timeout: c.request_timeout,
             login_retry_interval: c.login_retry_interval,
             max_response_size: c.max_response_size,
-            page_size: None,
         }
     }
 }
@@ -140,7 +134,6 @@ pub struct Client {
     username: String,
     password: Secret,
     http: reqwest::Client,
-    page_size: Option<u32>,
     request_timeout: Duration,
     login_retry_interval: Duration,
     max_response_size: u64,
@@ -191,7 +184,6 @@ impl Client {
             username: config.username.clone(),
             password: config.password.clone(),
             http,
-            page_size: config.page_size,
             request_timeout: config.request_timeout,
             login_retry_interval: config.login_retry_interval,
             max_response_size: config.max_response_size,
@@ -199,12 +191,6 @@ impl Client {
             login_counts: LoginCounts::default(),
             call_errors: std::sync::Mutex::new(BTreeMap::new()),
         })
-    }
-
-    /// Asks vCenter for pages of `n` objects (tests use it to exercise paging).
-    pub fn with_page_size(mut self, n: u32) -> Self {
-        self.page_size = Some(n);
-        self
     }
 
     /// The vCenter's name.
@@ -233,23 +219,6 @@ impl Client {
     /// The request timeout every call has unless it says otherwise.
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
-    }
-
-    /// Retrieves the whole inventory, logging in first when there is no session yet, and once
-    /// more when vCenter no longer knows the session.
-    pub async fn retrieve_inventory(&self) -> Result<Inventory, Error> {
-        let mut relogged = false;
-        loop {
-            let session = self.session().await?;
-            match self.retrieve_with(&session).await {
-                Err(e) if e.failure.is_not_authenticated() && !relogged => {
-                    info!(vcenter = %self.vcenter, reason = %e.failure, "session lost; logging in again");
-                    self.invalidate(&session).await;
-                    relogged = true;
-                }
-                other => return other,
-            }
-        }
     }
 
     /// The current session, logging in first when there is none. Every source of a vCenter
@@ -447,98 +416,6 @@ impl Client {
         Ok(Session { content, cookie })
     }
 
-    /// The full retrieval: every object of the inventory view with its common properties,
-    /// then the snapshot-only properties of the VMs that have snapshots.
-    async fn retrieve_with(&self, session: &Session) -> Result<Inventory, Error> {
-        let sc = &session.content;
-        let body = soap::create_container_view(&sc.view_manager, &sc.root_folder, VIEW_TYPES);
-        let view = self
-            .create_view(session, "CreateContainerView", body)
-            .await?;
-        let result = self
-            .retrieve_view(
-                session,
-                &view,
-                &property_specs(),
-                InventoryBuilder::default(),
-            )
-            .await;
-        self.destroy_view(session, &view).await;
-        let mut builder = result?;
-        let wanted = vms_with_snapshots(builder.inventory());
-        if !wanted.is_empty() {
-            let body = soap::create_list_view(&sc.view_manager, &wanted);
-            let list = self.create_view(session, "CreateListView", body).await?;
-            let result = self
-                .retrieve_view(session, &list, &snapshot_vm_specs(), builder)
-                .await;
-            self.destroy_view(session, &list).await;
-            builder = result?;
-        }
-        if builder.malformed > 0 {
-            warn!(vcenter = %self.vcenter, properties = builder.malformed, "malformed property values left unset");
-        }
-        Ok(builder.finish())
-    }
-
-    /// Creates a ContainerView or ListView and returns it.
-    async fn create_view(
-        &self,
-        session: &Session,
-        call: &'static str,
-        body: String,
-    ) -> Result<MoRef, Error> {
-        let bytes = self.post(call, session, body).await?;
-        xml::read_returnval(&bytes)
-            .map_err(CallError::from)
-            .and_then(|rv| {
-                rv.moref()
-                    .ok_or_else(|| CallError::Malformed("no view in the answer".into()))
-            })
-            .map_err(|source| self.error(call, source))
-    }
-
-    /// Destroys a view; a failure only costs a debug line (the session ends with it anyway).
-    async fn destroy_view(&self, session: &Session, view: &MoRef) {
-        if let Err(e) = self
-            .post("DestroyView", session, soap::destroy_view(view))
-            .await
-        {
-            debug!(vcenter = %self.vcenter, error = %e, "DestroyView failed");
-        }
-    }
-
-    /// RetrievePropertiesEx over a view, then ContinueRetrievePropertiesEx while vCenter
-    /// returns a token; each answer is parsed as it streams in.
-    async fn retrieve_view(
-        &self,
-        session: &Session,
-        view: &MoRef,
-        specs: &[soap::PropertySpec],
-        builder: InventoryBuilder,
-    ) -> Result<InventoryBuilder, Error> {
-        let pc = &session.content.property_collector;
-        let mut call = "RetrievePropertiesEx";
-        let mut body = soap::retrieve_properties_ex(pc, view, specs, self.page_size);
-        let mut builder = builder;
-        let mut pages = 0usize;
-        loop {
-            let (token, mut built) = self
-                .call_streaming(call, session, body, None, builder, read_objects)
-                .await?;
-            pages += 1;
-            if let Some(path) = built.session_lost.take() {
-                return Err(self.error(call, CallError::SessionLost(path)));
-            }
-            builder = built;
-            let Some(token) = token else { break };
-            call = "ContinueRetrievePropertiesEx";
-            body = soap::continue_retrieve_properties_ex(pc, &token);
-        }
-        debug!(vcenter = %self.vcenter, pages, view = %view.kind, "view retrieved");
-        Ok(builder)
-    }
-
     /// One SOAP call in a session.
     async fn post(
         &self,
@@ -646,19 +523,6 @@ impl Client {
             _ => Err(CallError::Status(status.as_u16())),
         }
     }
-}
-
-/// The blocking-side parser of a RetrievePropertiesEx answer: objects go into the builder as
-/// they are read.
-fn read_objects(
-    input: ChannelReader,
-    builder: &mut InventoryBuilder,
-) -> Result<Option<String>, ParseError> {
-    let input = std::io::BufReader::with_capacity(64 * 1024, input);
-    xml::read_retrieve_result(input, inventory::keep, |object| {
-        builder.add_object(&object);
-        Ok(())
-    })
 }
 
 /// The blocking side of a streamed answer: reads the chunks the network side sends. It runs

@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use self::apply::{Filter, Fresh, Parsed, apply_update, list_delta, listed_vm};
+use self::apply::{Filter, Fresh, Parsed, apply_update, list_delta, listed_vm, session_lost_in};
 use self::protocol::OwnCollector;
 use super::client::{Client, Session};
-use super::error::Error;
+use super::error::{CallError, Error};
 use super::model::{Inventory, MoId};
 use crate::source::{
     self, Erased, Feed, Publisher, RunningSource, Settling, SourceStatus, Task, unix_now,
@@ -361,6 +361,14 @@ impl Follower {
                 if filter == Filter::SnapshotVms && !listed_vm(update, &listed) {
                     // A VM no longer in the list: its files no longer matter.
                     continue;
+                }
+                if let Some(path) = session_lost_in(update) {
+                    // Not a resync of this session: log in again at once.
+                    return Stop::Call(Error {
+                        vcenter: self.vcenter.clone(),
+                        call: "WaitForUpdatesEx",
+                        failure: CallError::SessionLost(path),
+                    });
                 }
                 if let Err(why) = apply_update(working, filter, update) {
                     return Stop::Resync(why);

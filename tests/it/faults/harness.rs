@@ -299,7 +299,9 @@ impl Env {
             sim.as_ref().expect("the simulator runs").vcenter("oracle")
         };
         let client = Client::new(&(&config).into()).unwrap();
-        let inventory = client.retrieve_inventory().await.expect("oracle retrieval");
+        let inventory = crate::oracle::retrieve_inventory(&client)
+            .await
+            .expect("oracle retrieval");
         client.logout(Duration::from_secs(5)).await;
         inventory
     }
