@@ -6,7 +6,7 @@ VCSIM_SRC := $(wildcard tests/vcsim/*.go)
 DEMO_DIR := target/demo
 DEMO_PORT ?= 10169
 
-.PHONY: all demo test deps build lint unit check-alerts bench fuzz clean
+.PHONY: all demo test deps build lint unit check-alerts bench fuzz reliability clean
 
 all: build
 
@@ -29,10 +29,20 @@ test: deps $(VCSIM)
 	$(CARGO) clippy --all-targets -- -D warnings
 	cd tests/vcsim && GOPATH=/usr/share/gocode GO111MODULE=off go vet . && GOPATH=/usr/share/gocode GO111MODULE=off go test .
 	$(CARGO) test --lib --tests
+	@scripts/fuzz.sh 20 --if-available
 
 ## bench: performance at 5,000 and 40,000 VMs, as ratios to baselines of the same run (~10 min; not part of test)
 bench: deps $(VCSIM)
 	@bench/run.sh
+
+## fuzz: each cargo-fuzz target (SOAP answers, config) for FUZZ_SECONDS (default 300); needs nightly
+FUZZ_SECONDS ?= 300
+fuzz:
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## reliability: the fault-injection suite one fault at a time; its table goes to docs/reliability.md
+reliability: deps $(VCSIM)
+	@scripts/reliability.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

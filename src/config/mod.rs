@@ -171,6 +171,42 @@ impl ConfigError {
     }
 }
 
+/// serde quotes the offending value (`invalid type: string "…"`, ``unknown field `…` ``). A
+/// quote left open swallows the lines after it, passwords included, into one string that would
+/// then be printed; such a value (one that holds `key: value` text, or is long) is described
+/// instead of quoted.
+fn without_swallowed_yaml(message: &str) -> String {
+    let message = describe_quoted(message, "string \"", '"');
+    describe_quoted(&message, "field `", '`')
+}
+
+/// `message` with the value quoted after `opener` (up to the first `closer` that is not
+/// escaped) replaced by a description when it looks like swallowed YAML.
+fn describe_quoted(message: &str, opener: &str, closer: char) -> String {
+    let Some((head, rest)) = message.split_once(opener) else {
+        return message.to_owned();
+    };
+    let mut escaped = false;
+    let end = rest.char_indices().find_map(|(i, c)| {
+        let found = c == closer && !escaped;
+        escaped = c == '\\' && !escaped;
+        found.then_some(i)
+    });
+    let Some(end) = end else {
+        return message.to_owned();
+    };
+    let value = &rest[..end];
+    if !value.contains(": ") && value.chars().count() <= 64 {
+        return message.to_owned();
+    }
+    let what = opener.split(' ').next().unwrap_or("value");
+    format!(
+        "{head}{what} of {} characters holding YAML (a quote left open?){}",
+        value.chars().count(),
+        &rest[end + closer.len_utf8()..]
+    )
+}
+
 /// `:line:column` when the position is known, else nothing.
 fn at(line: Option<usize>, column: Option<usize>) -> String {
     match (line, column) {
@@ -293,7 +329,7 @@ impl<'a> Loader<'a> {
             origin: self.origin.to_owned(),
             line: location.as_ref().map(|l| l.line()),
             column: location.as_ref().map(|l| l.column()),
-            message,
+            message: without_swallowed_yaml(&message),
         }
     }
 

@@ -499,3 +499,42 @@ fn bad_report_keys_get_errors_naming_key_and_line() {
         assert_eq!(error.as_deref(), Some(want), "{extra}");
     }
 }
+
+#[test]
+fn a_quote_left_open_does_not_print_the_password_it_swallowed() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "the whole file quoted",
+            "\"vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    password: hunter2\n\"",
+            "tests/config_cases/bad.yml:1:1: invalid type: string of 75 characters holding YAML (a quote left open?), expected a mapping with a vcenters list",
+        ),
+        (
+            "a quote left open before the password",
+            "vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: \"u\n    password: hunter2\n    tls: {insecure_skip_verify: \"x\"}\n",
+            "tests/config_cases/bad.yml:6:34: did not find expected key, while parsing a block mapping at line 2 column 5",
+        ),
+        (
+            "a flow mapping with a quote left open",
+            "{'vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    password: hunter2\n'",
+            "tests/config_cases/bad.yml:1:2: unknown field of 75 characters holding YAML (a quote left open?), expected one of `vcenters`, `backup_snapshot_patterns`, `report`",
+        ),
+        (
+            "a short value is still quoted",
+            "vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    password: hunter2\n    tls: {insecure_skip_verify: maybe}\n",
+            "tests/config_cases/bad.yml:6:33: vcenters[0].tls.insecure_skip_verify: invalid type: string \"maybe\", expected a boolean",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, yaml, want) in cases {
+        let got = load_case(yaml)
+            .err()
+            .map(|e| format!("{e}"))
+            .unwrap_or_default();
+        if got.contains(INLINE_SECRET) {
+            failures.push(format!("{name}: shows the password: {got}"));
+        } else if got != *want {
+            failures.push(format!("{name}:\n   got {got:?}\n  want {want:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -9,18 +9,16 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use tokio::sync::{Mutex, mpsc};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 use super::error::{CallError, Error, ParseError};
-use super::inventory::{
-    self, InventoryBuilder, VIEW_TYPES, property_specs, snapshot_vm_specs, vms_with_snapshots,
-};
-use super::model::{Inventory, MoRef};
+use super::model::MoRef;
 use super::soap;
 use super::xml::{self, Node};
 use crate::config::{Secret, TlsConfig, VcenterConfig};
@@ -28,6 +26,8 @@ use crate::config::{Secret, TlsConfig, VcenterConfig};
 /// The API version asked for before vCenter has told its own (every vCenter since 6.5 has it).
 const BOOTSTRAP_API_VERSION: &str = "6.5";
 const SESSION_COOKIE: &str = "vmware_soap_session";
+/// The most of a non-200 answer that is read, looking for the SOAP fault in it.
+const MAX_FAULT_BYTES: u64 = 1 << 20;
 
 /// The parts of `ServiceContent` the exporter uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,8 +77,6 @@ pub struct ClientOptions {
     pub login_retry_interval: Duration,
     /// The largest body read whole.
     pub max_response_size: u64,
-    /// Objects per RetrievePropertiesEx page asked of vCenter; `None` keeps its default.
-    pub page_size: Option<u32>,
 }
 
 impl From<&VcenterConfig> for ClientOptions {
@@ -93,7 +91,6 @@ impl From<&VcenterConfig> for ClientOptions {
             request_timeout: c.request_timeout,
             login_retry_interval: c.login_retry_interval,
             max_response_size: c.max_response_size,
-            page_size: None,
         }
     }
 }
@@ -123,6 +120,13 @@ pub struct Session {
     cookie: Secret,
 }
 
+impl Session {
+    /// True when both are the same login (objects made in one live as long as it does).
+    pub fn is_same(&self, other: &Session) -> bool {
+        self.cookie == other.cookie
+    }
+}
+
 /// A vSphere SOAP client for one vCenter.
 pub struct Client {
     vcenter: String,
@@ -130,7 +134,6 @@ pub struct Client {
     username: String,
     password: Secret,
     http: reqwest::Client,
-    page_size: Option<u32>,
     request_timeout: Duration,
     login_retry_interval: Duration,
     max_response_size: u64,
@@ -181,7 +184,6 @@ impl Client {
             username: config.username.clone(),
             password: config.password.clone(),
             http,
-            page_size: config.page_size,
             request_timeout: config.request_timeout,
             login_retry_interval: config.login_retry_interval,
             max_response_size: config.max_response_size,
@@ -189,12 +191,6 @@ impl Client {
             login_counts: LoginCounts::default(),
             call_errors: std::sync::Mutex::new(BTreeMap::new()),
         })
-    }
-
-    /// Asks vCenter for pages of `n` objects (tests use it to exercise paging).
-    pub fn with_page_size(mut self, n: u32) -> Self {
-        self.page_size = Some(n);
-        self
     }
 
     /// The vCenter's name.
@@ -223,23 +219,6 @@ impl Client {
     /// The request timeout every call has unless it says otherwise.
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
-    }
-
-    /// Retrieves the whole inventory, logging in first when there is no session yet, and once
-    /// more when vCenter no longer knows the session.
-    pub async fn retrieve_inventory(&self) -> Result<Inventory, Error> {
-        let mut relogged = false;
-        loop {
-            let session = self.session().await?;
-            match self.retrieve_with(&session).await {
-                Err(e) if e.failure.is_not_authenticated() && !relogged => {
-                    info!(vcenter = %self.vcenter, reason = %e.failure, "session lost; logging in again");
-                    self.invalidate(&session).await;
-                    relogged = true;
-                }
-                other => return other,
-            }
-        }
     }
 
     /// The current session, logging in first when there is none. Every source of a vCenter
@@ -339,9 +318,11 @@ impl Client {
         // A bounded channel: the network side waits (asynchronously) while the parser is
         // behind, so an answer is never held whole.
         let (tx, rx) = mpsc::channel::<Bytes>(16);
+        let over_limit = Arc::new(AtomicBool::new(false));
+        let reader = ChannelReader::new(rx, self.max_response_size, over_limit.clone());
         let parser = tokio::task::spawn_blocking(move || {
             let mut state = state;
-            let head = read(ChannelReader::new(rx), &mut state);
+            let head = read(reader, &mut state);
             head.map(|h| (h, state))
         });
         let mut response = response;
@@ -365,6 +346,9 @@ impl Client {
         let parsed = parser
             .await
             .map_err(|e| self.error(call, CallError::Malformed(format!("parser task: {e}"))))?;
+        if over_limit.load(Ordering::Relaxed) {
+            return Err(self.error(call, CallError::TooLarge(self.max_response_size)));
+        }
         transfer.map_err(|source| self.error(call, source))?;
         parsed.map_err(|e| self.error(call, e.into()))
     }
@@ -430,98 +414,6 @@ impl Client {
         };
         debug!(vcenter = %self.vcenter, api_version = %content.api_version, "logged in");
         Ok(Session { content, cookie })
-    }
-
-    /// The full retrieval: every object of the inventory view with its common properties,
-    /// then the snapshot-only properties of the VMs that have snapshots.
-    async fn retrieve_with(&self, session: &Session) -> Result<Inventory, Error> {
-        let sc = &session.content;
-        let body = soap::create_container_view(&sc.view_manager, &sc.root_folder, VIEW_TYPES);
-        let view = self
-            .create_view(session, "CreateContainerView", body)
-            .await?;
-        let result = self
-            .retrieve_view(
-                session,
-                &view,
-                &property_specs(),
-                InventoryBuilder::default(),
-            )
-            .await;
-        self.destroy_view(session, &view).await;
-        let mut builder = result?;
-        let wanted = vms_with_snapshots(builder.inventory());
-        if !wanted.is_empty() {
-            let body = soap::create_list_view(&sc.view_manager, &wanted);
-            let list = self.create_view(session, "CreateListView", body).await?;
-            let result = self
-                .retrieve_view(session, &list, &snapshot_vm_specs(), builder)
-                .await;
-            self.destroy_view(session, &list).await;
-            builder = result?;
-        }
-        if builder.malformed > 0 {
-            warn!(vcenter = %self.vcenter, properties = builder.malformed, "malformed property values left unset");
-        }
-        Ok(builder.finish())
-    }
-
-    /// Creates a ContainerView or ListView and returns it.
-    async fn create_view(
-        &self,
-        session: &Session,
-        call: &'static str,
-        body: String,
-    ) -> Result<MoRef, Error> {
-        let bytes = self.post(call, session, body).await?;
-        xml::read_returnval(&bytes)
-            .map_err(CallError::from)
-            .and_then(|rv| {
-                rv.moref()
-                    .ok_or_else(|| CallError::Malformed("no view in the answer".into()))
-            })
-            .map_err(|source| self.error(call, source))
-    }
-
-    /// Destroys a view; a failure only costs a debug line (the session ends with it anyway).
-    async fn destroy_view(&self, session: &Session, view: &MoRef) {
-        if let Err(e) = self
-            .post("DestroyView", session, soap::destroy_view(view))
-            .await
-        {
-            debug!(vcenter = %self.vcenter, error = %e, "DestroyView failed");
-        }
-    }
-
-    /// RetrievePropertiesEx over a view, then ContinueRetrievePropertiesEx while vCenter
-    /// returns a token; each answer is parsed as it streams in.
-    async fn retrieve_view(
-        &self,
-        session: &Session,
-        view: &MoRef,
-        specs: &[soap::PropertySpec],
-        builder: InventoryBuilder,
-    ) -> Result<InventoryBuilder, Error> {
-        let pc = &session.content.property_collector;
-        let mut call = "RetrievePropertiesEx";
-        let mut body = soap::retrieve_properties_ex(pc, view, specs, self.page_size);
-        let mut builder = builder;
-        let mut pages = 0usize;
-        loop {
-            let (token, mut built) = self
-                .call_streaming(call, session, body, None, builder, read_objects)
-                .await?;
-            pages += 1;
-            if let Some(path) = built.session_lost.take() {
-                return Err(self.error(call, CallError::SessionLost(path)));
-            }
-            builder = built;
-            let Some(token) = token else { break };
-            call = "ContinueRetrievePropertiesEx";
-            body = soap::continue_retrieve_properties_ex(pc, &token);
-        }
-        debug!(vcenter = %self.vcenter, pages, view = %view.kind, "view retrieved");
-        Ok(builder)
     }
 
     /// One SOAP call in a session.
@@ -603,10 +495,20 @@ impl Client {
     /// SOAP fault it holds, or the status.
     async fn read_body(&self, mut response: reqwest::Response) -> Result<Bytes, CallError> {
         let status = response.status();
+        // A fault is a few kilobytes: an error page is not read further than MAX_FAULT_BYTES
+        // (a proxy's 1 GB error page must not cost 256 MB of memory).
+        let limit = if status.is_success() {
+            self.max_response_size
+        } else {
+            self.max_response_size.min(MAX_FAULT_BYTES)
+        };
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
             let total = body.len().saturating_add(chunk.len());
-            if u64::try_from(total).unwrap_or(u64::MAX) > self.max_response_size {
+            if u64::try_from(total).unwrap_or(u64::MAX) > limit {
+                if !status.is_success() {
+                    return Err(CallError::Status(status.as_u16()));
+                }
                 return Err(CallError::TooLarge(self.max_response_size));
             }
             body.extend_from_slice(&chunk);
@@ -623,31 +525,27 @@ impl Client {
     }
 }
 
-/// The blocking-side parser of a RetrievePropertiesEx answer: objects go into the builder as
-/// they are read.
-fn read_objects(
-    input: ChannelReader,
-    builder: &mut InventoryBuilder,
-) -> Result<Option<String>, ParseError> {
-    let input = std::io::BufReader::with_capacity(64 * 1024, input);
-    xml::read_retrieve_result(input, inventory::keep, |object| {
-        builder.add_object(&object);
-        Ok(())
-    })
-}
-
 /// The blocking side of a streamed answer: reads the chunks the network side sends. It runs
 /// on a blocking thread, where waiting for the next chunk is allowed.
 pub struct ChannelReader {
     rx: mpsc::Receiver<Bytes>,
     current: Bytes,
+    /// The longest run of bytes without a `<` (one text node, or one tag) allowed: the XML
+    /// reader buffers a run whole before handing it on, so an endless text node would grow it
+    /// without bound. `max_response_size` serves as the limit.
+    max_run: u64,
+    run: u64,
+    over_limit: Arc<AtomicBool>,
 }
 
 impl ChannelReader {
-    fn new(rx: mpsc::Receiver<Bytes>) -> Self {
+    fn new(rx: mpsc::Receiver<Bytes>, max_run: u64, over_limit: Arc<AtomicBool>) -> Self {
         ChannelReader {
             rx,
             current: Bytes::new(),
+            max_run,
+            run: 0,
+            over_limit,
         }
     }
 }
@@ -664,6 +562,18 @@ impl Read for ChannelReader {
         }
         let n = buf.len().min(self.current.remaining());
         self.current.copy_to_slice(&mut buf[..n]);
+        let read = &buf[..n];
+        self.run = match read.iter().rposition(|b| *b == b'<') {
+            Some(at) => (n - at - 1) as u64,
+            None => self.run.saturating_add(n as u64),
+        };
+        if self.run > self.max_run {
+            self.over_limit.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::other(format!(
+                "a text node or tag longer than {} bytes",
+                self.max_run
+            )));
+        }
         Ok(n)
     }
 }

@@ -11,6 +11,7 @@ use super::model::{
     ComputeResource, Datacenter, Datastore, DiskLayout, Folder, Host, Inventory, LayoutEx,
     LayoutFile, MoRef, SnapshotInfo, SnapshotLayout, SnapshotTree, Vm,
 };
+use super::names::decode_entity_name;
 use super::soap::PropertySpec;
 use super::xml::{Node, method_fault_kind};
 
@@ -270,7 +271,7 @@ impl Inventory {
 
 fn set_name_parent(name: &mut String, parent: &mut Option<MoRef>, path: &str, val: Option<&Node>) {
     match path {
-        "name" => *name = val.map(|v| v.text.clone()).unwrap_or_default(),
+        "name" => *name = val.map(|v| entity_name(&v.text)).unwrap_or_default(),
         "parent" => *parent = val.and_then(Node::moref),
         _ => {}
     }
@@ -284,7 +285,7 @@ pub fn set_vm_property(vm: &mut Vm, path: &str, val: Option<&Node>) -> Option<()
         return Some(());
     };
     match path {
-        "name" => vm.name = val.text.clone(),
+        "name" => vm.name = entity_name(&val.text),
         "runtime.host" => vm.host = Some(val.moref()?.value),
         "runtime.powerState" => vm.power_state = val.text.trim().to_string(),
         "runtime.consolidationNeeded" => vm.consolidation_needed = parse_bool(&val.text)?,
@@ -318,6 +319,11 @@ pub fn clear_vm_property(vm: &mut Vm, path: &str) {
         "config.hardware.device" => vm.disk_capacities_bytes.clear(),
         _ => {}
     }
+}
+
+/// A name as the vSphere Client shows it (see [`super::names`]).
+fn entity_name(sent: &str) -> String {
+    decode_entity_name(sent).into_owned()
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
@@ -362,7 +368,7 @@ fn snapshot_tree(node: &Node) -> Option<SnapshotTree> {
         .collect::<Option<Vec<_>>>()?;
     Some(SnapshotTree {
         snapshot: node.child("snapshot").and_then(Node::moref)?.value,
-        name: node.text_of("name").unwrap_or_default().to_string(),
+        name: entity_name(node.text_of("name").unwrap_or_default()),
         description: node.text_of("description").unwrap_or_default().to_string(),
         create_time_seconds: parse_datetime(node.text_of("createTime")?)?,
         state: node.text_of("state").unwrap_or_default().trim().to_string(),
@@ -577,5 +583,36 @@ mod tests {
         let (b, token) = build(xml);
         assert_eq!(token, None);
         assert_eq!(b.session_lost.as_deref(), Some("VirtualMachine:vm-1 name"));
+    }
+
+    #[test]
+    fn escaped_names_of_every_entity_and_snapshot_are_decoded_as_read() {
+        let object = |kind: &str, id: &str, name: &str| {
+            format!(
+                r#"<objects><obj type="{kind}">{id}</obj><propSet><name>name</name><val xsi:type="xsd:string">{name}</val></propSet></objects>"#
+            )
+        };
+        let objects = [
+            object("VirtualMachine", "vm-1", "web%2f01 100%25"),
+            object("HostSystem", "host-1", "esx%5c01"),
+            object("ClusterComputeResource", "domain-c1", "Prod%2FDMZ"),
+            object("Datacenter", "datacenter-1", "Z&#252;rich%2fGen&#232;ve"),
+            object("Datastore", "datastore-1", "ds%252f"),
+            object("Folder", "group-v1", "vms%2fold"),
+        ];
+        let snapshot = r#"<objects><obj type="VirtualMachine">vm-1</obj><propSet><name>snapshot</name><val xsi:type="VirtualMachineSnapshotInfo"><rootSnapshotList><snapshot type="VirtualMachineSnapshot">snapshot-1</snapshot><name>before%2fafter 50%25</name><createTime>2026-11-20T10:00:00Z</createTime><state>poweredOn</state><quiesced>false</quiesced></rootSnapshotList></val></propSet></objects>"#;
+        let xml = VM_PAGE
+            .split_once("<objects>")
+            .map(|(head, _)| format!("{head}{}{snapshot}</returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>", objects.concat()))
+            .unwrap();
+        let inv = build(&xml).0.finish();
+        assert_eq!(inv.vms["vm-1"].name, "web/01 100%");
+        assert_eq!(inv.hosts["host-1"].name, "esx\\01");
+        assert_eq!(inv.compute_resources["domain-c1"].name, "Prod/DMZ");
+        assert_eq!(inv.datacenters["datacenter-1"].name, "Zürich/Genève");
+        assert_eq!(inv.datastores["datastore-1"].name, "ds%2f");
+        assert_eq!(inv.folders["group-v1"].name, "vms/old");
+        let snapshots = inv.vms["vm-1"].snapshots();
+        assert_eq!(snapshots[0].tree.name, "before/after 50%");
     }
 }

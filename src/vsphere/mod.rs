@@ -13,6 +13,7 @@ pub mod error;
 pub mod inventory;
 pub mod mirror;
 pub mod model;
+pub mod names;
 pub mod soap;
 pub mod xml;
 

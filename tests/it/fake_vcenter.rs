@@ -1,6 +1,9 @@
-//! The client against a scripted SOAP server that answers with envelopes in the shape of a
-//! real vCenter (`tests/fixtures/vcenter`): the paths the simulator never takes (paging,
-//! expired sessions, faults inside 200 answers, refused logins).
+//! The mirror (the code the exporter runs) against a scripted SOAP server that answers with
+//! envelopes in the shape of a real vCenter (`tests/fixtures/vcenter`): the paths the
+//! simulator never takes (truncated update answers, a continuation token on the direct read of
+//! files, expired sessions as a fault and inside a 200 answer, refused logins). The recorded
+//! RetrievePropertiesEx answers are turned into the WaitForUpdatesEx answers a vCenter sends
+//! for the same objects.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -16,7 +19,9 @@ use tokio::net::TcpListener;
 
 use vsphere_backup_exporter::config::Config;
 use vsphere_backup_exporter::exporter::Exporter;
-use vsphere_backup_exporter::vsphere::Client;
+use vsphere_backup_exporter::source::Published;
+use vsphere_backup_exporter::vsphere::mirror::Mirror;
+use vsphere_backup_exporter::vsphere::{Client, Inventory};
 
 use crate::support::{parse, value, vcenter};
 
@@ -42,6 +47,9 @@ struct Seen {
 
 /// What the script answers: HTTP status, whether to set the session cookie, and the body.
 type Answer = (u16, bool, String);
+/// The status a script answers a WaitForUpdatesEx with when nothing changed: the server waits
+/// a moment and answers an empty update set.
+const WAIT_EMPTY: u16 = 0;
 type Script = dyn Fn(&str, usize) -> Answer + Send + Sync;
 
 struct Fake {
@@ -122,7 +130,16 @@ async fn start(script: impl Fn(&str, usize) -> Answer + Send + Sync + 'static) -
                             });
                             before
                         };
-                        let (status, set_cookie, text) = script(&method, before);
+                        let (mut status, set_cookie, mut text) = script(&method, before);
+                        if status == WAIT_EMPTY {
+                            // As vCenter does when nothing changed within the wait (kept
+                            // short so the mirror does not spin).
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            status = 200;
+                            text = envelope(
+                                r#"<WaitForUpdatesExResponse xmlns="urn:vim25"></WaitForUpdatesExResponse>"#,
+                            );
+                        }
                         let mut response = Response::builder()
                             .status(status)
                             .header("content-type", "text/xml; charset=utf-8");
@@ -144,83 +161,196 @@ async fn start(script: impl Fn(&str, usize) -> Answer + Send + Sync + 'static) -
     Fake { url, seen }
 }
 
-/// A well-behaved vCenter that pages the inventory in two, then answers for the VMs with
-/// snapshots over a ListView. RetrievePropertiesEx alternates between the two views.
-fn paging_vcenter(method: &str, before: usize) -> Answer {
+/// A body inside the SOAP envelope the fixtures use.
+fn envelope(body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenc="http://schemas.xmlsoap.org/soap/encoding/" xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"#
+    )
+}
+
+fn returnval(method: &str, kind: &str, id: &str) -> String {
+    envelope(&format!(
+        r#"<{method}Response xmlns="urn:vim25"><returnval type="{kind}">{id}</returnval></{method}Response>"#
+    ))
+}
+
+/// The raw `<objects>` elements of a recorded RetrievePropertiesEx answer.
+fn objects_of(fixture_name: &str) -> Vec<String> {
+    let text = fixture(fixture_name);
+    text.split("<objects>")
+        .skip(1)
+        .map(|rest| {
+            format!(
+                "<objects>{}</objects>",
+                rest.split("</objects>").next().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// An ObjectContent as the ObjectUpdate a collector sends when the object enters its filter.
+fn entered(objects: &str) -> String {
+    objects
+        .replacen("<objects>", "<objectSet><kind>enter</kind>", 1)
+        .replace("</objects>", "</objectSet>")
+        .replace("<propSet>", "<changeSet>")
+        .replace("</propSet>", "</changeSet>")
+        .replace("</name><val", "</name><op>assign</op><val")
+}
+
+/// A WaitForUpdatesEx answer: `version`, the object updates of one filter, maybe truncated.
+fn update_set(version: &str, filter: &str, updates: &[String], truncated: bool) -> String {
+    let truncated = if truncated {
+        "<truncated>true</truncated>"
+    } else {
+        ""
+    };
+    envelope(&format!(
+        r#"<WaitForUpdatesExResponse xmlns="urn:vim25"><returnval><version>{version}</version><filterSet><filter type="PropertyFilter">{filter}</filter>{}</filterSet>{truncated}</returnval></WaitForUpdatesExResponse>"#,
+        updates.concat()
+    ))
+}
+
+const INVENTORY_FILTER: &str = "session[52a9e1b4]filter-inventory";
+const SNAPSHOT_FILTER: &str = "session[52a9e1b4]filter-snapshot-vms";
+
+/// A well-behaved vCenter, as the mirror meets it: the inventory's initial state comes in two
+/// truncated WaitForUpdatesEx answers (page1's objects, then page2's); once the VM with snapshots
+/// is in the ListView its files and devices come through the second filter; then nothing
+/// changes. `wait` answers WaitForUpdatesEx calls from the fourth on.
+fn mirror_vcenter(method: &str, before: usize, wait: &dyn Fn(usize) -> Answer) -> Answer {
+    let ok = |text: String| (200, false, text);
     match method {
-        "RetrieveServiceContent" => (200, false, fixture("service_content.xml")),
+        "RetrieveServiceContent" => ok(fixture("service_content.xml")),
         "Login" => (200, true, fixture("login.xml")),
-        "CreateContainerView" => (200, false, fixture("create_container_view.xml")),
-        "CreateListView" => (200, false, fixture("create_list_view.xml")),
-        "RetrievePropertiesEx" if before % 2 == 1 => (200, false, fixture("snapshot_vms.xml")),
-        "RetrievePropertiesEx" => (200, false, fixture("page1.xml")),
-        "ContinueRetrievePropertiesEx" => (200, false, fixture("page2.xml")),
-        "DestroyView" | "Logout" => (200, false, fixture("destroy_view.xml")),
+        "CreatePropertyCollector" => ok(returnval(
+            method,
+            "PropertyCollector",
+            "session[52a9e1b4]pc-1",
+        )),
+        "CreateContainerView" => ok(fixture("create_container_view.xml")),
+        "CreateListView" => ok(fixture("create_list_view.xml")),
+        "CreateFilter" if before.is_multiple_of(2) => {
+            ok(returnval(method, "PropertyFilter", INVENTORY_FILTER))
+        }
+        "CreateFilter" => ok(returnval(method, "PropertyFilter", SNAPSHOT_FILTER)),
+        "ModifyListView" => ok(envelope(
+            r#"<ModifyListViewResponse xmlns="urn:vim25"></ModifyListViewResponse>"#,
+        )),
+        "WaitForUpdatesEx" => match before {
+            0 => ok(update_set(
+                "1",
+                INVENTORY_FILTER,
+                &objects_of("page1.xml")
+                    .iter()
+                    .map(|o| entered(o))
+                    .collect::<Vec<_>>(),
+                true,
+            )),
+            1 => ok(update_set(
+                "2",
+                INVENTORY_FILTER,
+                &objects_of("page2.xml")
+                    .iter()
+                    .map(|o| entered(o))
+                    .collect::<Vec<_>>(),
+                false,
+            )),
+            2 => ok(update_set(
+                "3",
+                SNAPSHOT_FILTER,
+                &objects_of("snapshot_vms.xml")
+                    .iter()
+                    .map(|o| entered(o))
+                    .collect::<Vec<_>>(),
+                false,
+            )),
+            n => wait(n),
+        },
+        "DestroyPropertyCollector" | "DestroyView" | "Logout" => ok(fixture("destroy_view.xml")),
         other => panic!("unexpected call {other}"),
     }
 }
 
-/// The paging vCenter, except that the first RetrievePropertiesEx gets `fixture_name`.
-fn first_retrieval_fails(status: u16, fixture_name: &str, method: &str, before: usize) -> Answer {
-    match (method, before) {
-        ("RetrievePropertiesEx", 0) => (status, false, fixture(fixture_name)),
-        ("RetrievePropertiesEx", n) => paging_vcenter(method, n - 1),
-        _ => paging_vcenter(method, before),
+fn quiet(_: usize) -> Answer {
+    (WAIT_EMPTY, false, String::new())
+}
+
+fn client(fake: &Fake, password: &str) -> Arc<Client> {
+    Arc::new(
+        Client::new(&(&vcenter("vc01", &fake.url, "svc-monitor@vsphere.local", password)).into())
+            .unwrap(),
+    )
+}
+
+/// Polls the mirror's publications until `want` holds; panics with the last one after 10 s.
+async fn published(
+    mirror: &Mirror,
+    want: impl Fn(&Published<Inventory>) -> bool,
+) -> Arc<Published<Inventory>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let latest = mirror.feed().latest();
+        if want(&latest) {
+            return latest;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never published as wanted; last: {:?}",
+            latest.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
-fn client(fake: &Fake, password: &str) -> Client {
-    Client::new(&(&vcenter("vc01", &fake.url, "svc-monitor@vsphere.local", password)).into())
-        .unwrap()
+fn synced(p: &Published<Inventory>) -> bool {
+    p.status.synced
 }
 
 #[tokio::test]
-async fn paged_retrieval_follows_the_token_and_reuses_the_session_cookie() {
-    let fake = start(paging_vcenter).await;
-    let inventory = client(&fake, PASSWORD)
-        .with_page_size(100)
-        .retrieve_inventory()
-        .await
-        .unwrap();
+async fn mirror_completes_truncated_update_answers_and_reuses_the_session_cookie() {
+    let fake = start(|m, n| mirror_vcenter(m, n, &quiet)).await;
+    let mirror = Mirror::start(client(&fake, PASSWORD));
+    let inventory = published(&mirror, synced).await.value.clone().unwrap();
 
+    let methods = fake.methods();
     assert_eq!(
-        fake.methods(),
+        methods[..10],
         [
             "RetrieveServiceContent",
             "Login",
+            "CreatePropertyCollector",
             "CreateContainerView",
-            "RetrievePropertiesEx",
-            "ContinueRetrievePropertiesEx",
-            "DestroyView",
             "CreateListView",
-            "RetrievePropertiesEx",
-            "DestroyView"
+            "CreateFilter",
+            "CreateFilter",
+            "WaitForUpdatesEx",
+            "WaitForUpdatesEx",
+            "ModifyListView",
         ]
     );
     let seen = fake.seen();
+    // The truncated answer's version is asked for next, and the complete one after it.
     assert!(
-        seen[4].body.contains("<token>0</token>"),
+        seen[8].body.contains("<version>1</version>"),
         "{}",
-        seen[4].body
+        seen[8].body
     );
-    // Only the VM with snapshots is asked for its files and devices, over the ListView.
     assert!(
-        seen[6]
-            .body
-            .contains(r#"<obj type="VirtualMachine">vm-1044</obj>"#)
-            && !seen[6].body.contains("vm-1071"),
+        seen[7].body.contains("<maxObjectUpdates>"),
         "{}",
-        seen[6].body
+        seen[7].body
     );
+    // Only the VM with snapshots goes into the ListView for its files and devices.
     assert!(
-        seen[7]
+        seen[9]
             .body
-            .contains("<pathSet>config.hardware.device</pathSet>")
-    );
-    assert!(
-        !seen[3]
-            .body
-            .contains("<pathSet>config.hardware.device</pathSet>")
+            .contains(r#"<add type="VirtualMachine">vm-1044</add>"#)
+            && !seen[9].body.contains("vm-1071"),
+        "{}",
+        seen[9].body
     );
     assert!(seen[..2].iter().all(|s| s.cookie.is_none()));
     assert!(
@@ -228,7 +358,6 @@ async fn paged_retrieval_follows_the_token_and_reuses_the_session_cookie() {
             .iter()
             .all(|s| s.cookie.as_deref() == Some(COOKIE))
     );
-    // After RetrieveServiceContent, calls ask for the API version vCenter announced.
     assert_eq!(seen[0].soap_action, "\"urn:vim25/6.5\"");
     assert!(
         seen[1..]
@@ -236,7 +365,7 @@ async fn paged_retrieval_follows_the_token_and_reuses_the_session_cookie() {
             .all(|s| s.soap_action == "\"urn:vim25/6.7.3\"")
     );
 
-    // Both pages landed in one inventory.
+    // Both truncated answers landed in one inventory, files and devices included.
     assert_eq!(
         inventory.vms.keys().collect::<Vec<_>>(),
         ["vm-1044", "vm-1071"]
@@ -260,81 +389,181 @@ async fn paged_retrieval_follows_the_token_and_reuses_the_session_cookie() {
     let web = &inventory.vms["vm-1071"];
     assert!(web.consolidation_needed);
     assert_eq!(web.power_state, "poweredOff");
-}
-
-#[tokio::test]
-async fn session_is_reused_across_collections() {
-    let fake = start(paging_vcenter).await;
-    let client = client(&fake, PASSWORD);
-    for _ in 0..3 {
-        client.retrieve_inventory().await.unwrap();
-    }
     assert_eq!(fake.count("Login"), 1);
-    assert_eq!(client.logins(), 1);
-    assert_eq!(fake.count("RetrievePropertiesEx"), 6);
+}
+
+/// The snapshot property of vm-1044 as page1 has it, as a change.
+fn snapshot_change(present: bool) -> String {
+    let page = fixture("page1.xml");
+    let start = page.find("<propSet><name>snapshot</name>").unwrap();
+    let end = start + page[start..].find("</propSet>").unwrap() + "</propSet>".len();
+    let change = if present {
+        entered(&page[start..end])
+    } else {
+        "<changeSet><name>snapshot</name><op>assign</op></changeSet>".to_string()
+    };
+    format!(
+        r#"<objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1044</obj>{change}</objectSet>"#
+    )
+}
+
+/// snapshot_vms.xml's object split in two pages: layoutEx, then (after the token) devices.
+fn files_in_two_pages(method: &str) -> String {
+    let object = &objects_of("snapshot_vms.xml")[0];
+    let at = object
+        .find("<propSet><name>config.hardware.device</name>")
+        .unwrap();
+    let obj = r#"<obj type="VirtualMachine">vm-1044</obj>"#;
+    let (first, second) = (&object[..at], &object[at..]);
+    match method {
+        "RetrievePropertiesEx" => envelope(&format!(
+            r#"<RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><token>page-2</token>{first}</objects></returnval></RetrievePropertiesExResponse>"#
+        )),
+        _ => envelope(&format!(
+            r#"<ContinueRetrievePropertiesExResponse xmlns="urn:vim25"><returnval><objects>{obj}{second}</returnval></ContinueRetrievePropertiesExResponse>"#
+        )),
+    }
 }
 
 #[tokio::test]
-async fn not_authenticated_fault_logs_in_again_once_and_retries() {
-    let fake = start(move |method, before| {
-        first_retrieval_fails(500, "not_authenticated.xml", method, before)
+async fn files_of_a_vm_back_in_the_list_are_read_with_their_continuation_token() {
+    // After the sync, vm-1044 loses its snapshot (it leaves the ListView) and gets it back: a
+    // collector does not announce a VM again, so the mirror reads its files directly, and that
+    // answer comes in two pages.
+    let fake = start(|method, n| match method {
+        "RetrievePropertiesEx" | "ContinueRetrievePropertiesEx" => {
+            (200, false, files_in_two_pages(method))
+        }
+        _ => mirror_vcenter(method, n, &|n| match n {
+            3 => (
+                200,
+                false,
+                update_set("4", INVENTORY_FILTER, &[snapshot_change(false)], false),
+            ),
+            4 => (
+                200,
+                false,
+                update_set("5", INVENTORY_FILTER, &[snapshot_change(true)], false),
+            ),
+            _ => quiet(n),
+        }),
+    })
+    .await;
+    let mirror = Mirror::start(client(&fake, PASSWORD));
+    let back = published(&mirror, |p| {
+        p.status.synced
+            && fake.count("ContinueRetrievePropertiesEx") == 1
+            && fake.count("WaitForUpdatesEx") > 5
+    })
+    .await;
+    let seen = fake.seen();
+    let continued = seen
+        .iter()
+        .find(|s| s.method == "ContinueRetrievePropertiesEx")
+        .unwrap();
+    assert!(
+        continued.body.contains("<token>page-2</token>"),
+        "{}",
+        continued.body
+    );
+    let vm = &back.value.as_ref().unwrap().vms["vm-1044"];
+    assert!(vm.layout_ex.is_some(), "layoutEx from the first page");
+    assert_eq!(
+        vm.disk_capacity_bytes(),
+        42_949_672_960,
+        "devices from the second page"
+    );
+    assert_eq!(
+        fake.count("ModifyListView"),
+        3,
+        "added, removed, added again"
+    );
+}
+
+#[tokio::test]
+async fn not_authenticated_fault_logs_in_again_at_once() {
+    let fake = start(|method, n| match (method, n) {
+        ("WaitForUpdatesEx", 0) => (500, false, fixture("not_authenticated.xml")),
+        ("WaitForUpdatesEx", n) => mirror_vcenter(method, n - 1, &quiet),
+        ("CreateFilter", n) => mirror_vcenter(method, n % 2, &quiet),
+        _ => mirror_vcenter(method, n, &quiet),
     })
     .await;
     let client = client(&fake, PASSWORD);
-    let inventory = client.retrieve_inventory().await.unwrap();
+    let mirror = Mirror::start(client.clone());
+    let started = std::time::Instant::now();
+    let inventory = published(&mirror, synced).await.value.clone().unwrap();
     assert_eq!(inventory.vms.len(), 2);
     assert!(inventory.vms["vm-1044"].layout_ex.is_some());
     assert_eq!(fake.count("Login"), 2);
-    assert_eq!(fake.count("RetrievePropertiesEx"), 3);
+    assert_eq!(client.logins(), 2);
+    assert_eq!(mirror.counters().resyncs(), [("session_lost", 1)]);
+    // At once: no backoff step (the first is 0.5 s) between the fault and the new login.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 #[tokio::test]
-async fn not_authenticated_inside_a_200_missing_set_logs_in_again() {
-    let fake = start(move |method, before| {
-        first_retrieval_fails(200, "missing_set_not_authenticated.xml", method, before)
+async fn not_authenticated_inside_a_200_answer_logs_in_again() {
+    // vCenter answers the first wait with 200 and every property as a NotAuthenticated fault.
+    let lost = {
+        let objects = objects_of("missing_set_not_authenticated.xml");
+        let update = objects[0]
+            .replacen("<objects>", "<objectSet><kind>enter</kind>", 1)
+            .replace("</objects>", "</objectSet>");
+        update_set("1", INVENTORY_FILTER, &[update], false)
+    };
+    let fake = start(move |method, n| match (method, n) {
+        ("WaitForUpdatesEx", 0) => (200, false, lost.clone()),
+        ("WaitForUpdatesEx", n) => mirror_vcenter(method, n - 1, &quiet),
+        _ => mirror_vcenter(method, n, &quiet),
     })
     .await;
     let client = client(&fake, PASSWORD);
-    let inventory = client.retrieve_inventory().await.unwrap();
+    let mirror = Mirror::start(client.clone());
+    let inventory = published(&mirror, synced).await.value.clone().unwrap();
     assert_eq!(inventory.vms.len(), 2);
     assert_eq!(fake.count("Login"), 2);
+    assert_eq!(mirror.counters().resyncs(), [("session_lost", 1)]);
 }
 
 #[tokio::test]
-async fn a_session_that_stays_unauthenticated_fails_after_one_retry() {
-    let fake = start(|method, before| match method {
-        "RetrievePropertiesEx" => (500, false, fixture("not_authenticated.xml")),
-        _ => paging_vcenter(method, before),
+async fn a_session_that_stays_unauthenticated_backs_off_after_one_immediate_login() {
+    let fake = start(|method, n| match method {
+        "WaitForUpdatesEx" => (500, false, fixture("not_authenticated.xml")),
+        _ => mirror_vcenter(method, n, &quiet),
     })
     .await;
-    let err = client(&fake, PASSWORD)
-        .retrieve_inventory()
-        .await
-        .unwrap_err();
-    assert_eq!(fake.count("Login"), 2);
+    let mirror = Mirror::start(client(&fake, PASSWORD));
+    let failed = published(&mirror, |p| {
+        p.status.error.is_some() && fake.count("Login") >= 2
+    })
+    .await;
     assert_eq!(
-        err.to_string(),
-        "vCenter vc01: RetrievePropertiesEx: fault NotAuthenticated: The session is not authenticated."
+        failed.status.error.as_deref(),
+        Some(
+            "vCenter vc01: WaitForUpdatesEx: fault NotAuthenticated: The session is not authenticated."
+        )
     );
+    // One login at once, then the backoff (0.5 s, 1 s, …): not a login storm.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(fake.count("Login"), 2, "{:?}", fake.methods());
 }
 
 #[tokio::test]
-async fn wrong_password_is_vsphere_up_zero_and_the_error_does_not_carry_the_password() {
-    let fake = start(|method, before| match method {
+async fn wrong_password_is_vsphere_up_zero_and_nothing_carries_the_password() {
+    let fake = start(|method, n| match method {
         "Login" => (500, false, fixture("invalid_login.xml")),
-        _ => paging_vcenter(method, before),
+        _ => mirror_vcenter(method, n, &quiet),
     })
     .await;
-    let err = client(&fake, PASSWORD)
-        .retrieve_inventory()
-        .await
-        .unwrap_err();
-    let text = format!("{err} {err:?}");
+    let mirror = Mirror::start(client(&fake, PASSWORD));
+    let failed = published(&mirror, |p| p.status.error.is_some()).await;
+    let error = failed.status.error.clone().unwrap();
     assert!(
-        text.contains("Login: fault InvalidLogin: Cannot complete login"),
-        "{text}"
+        error.contains("Login: fault InvalidLogin: Cannot complete login"),
+        "{error}"
     );
-    assert!(!text.contains(PASSWORD), "{text}");
+    assert!(!error.contains(PASSWORD), "{error}");
 
     let config = Config {
         vcenters: vec![vcenter("vc01", &fake.url, "svc", PASSWORD)],
@@ -366,21 +595,26 @@ async fn wrong_password_is_vsphere_up_zero_and_the_error_does_not_carry_the_pass
 }
 
 #[tokio::test]
-async fn a_malformed_answer_is_an_error_naming_the_call() {
-    let fake = start(|method, before| match method {
-        "RetrievePropertiesEx" => (200, false, "<soapenv:Envelope><oops".to_string()),
-        _ => paging_vcenter(method, before),
+async fn a_malformed_update_answer_names_the_call_and_its_collector_is_destroyed_after_the_resync()
+{
+    let fake = start(|method, n| match (method, n) {
+        ("WaitForUpdatesEx", 0) => (200, false, "<soapenv:Envelope><oops".to_string()),
+        ("WaitForUpdatesEx", n) => mirror_vcenter(method, n - 1, &quiet),
+        _ => mirror_vcenter(method, n, &quiet),
     })
     .await;
-    let err = client(&fake, PASSWORD)
-        .retrieve_inventory()
-        .await
-        .unwrap_err();
+    let mirror = Mirror::start(client(&fake, PASSWORD));
+    let failed = published(&mirror, |p| p.status.error.is_some()).await;
+    let error = failed.status.error.clone().unwrap();
     assert!(
-        err.to_string()
-            .starts_with("vCenter vc01: RetrievePropertiesEx: malformed response"),
-        "{err}"
+        error.starts_with("vCenter vc01: WaitForUpdatesEx: malformed response"),
+        "{error}"
     );
-    // The view is cleaned up even when the retrieval failed.
-    assert_eq!(fake.count("DestroyView"), 1);
+    published(&mirror, synced).await;
+    // The first collector and its two views, left when the answer broke, go once the next
+    // full retrieval in the same session has worked.
+    assert_eq!(fake.count("CreatePropertyCollector"), 2);
+    assert_eq!(fake.count("DestroyPropertyCollector"), 1);
+    assert_eq!(fake.count("DestroyView"), 2);
+    assert_eq!(fake.count("Login"), 1);
 }

@@ -1,17 +1,23 @@
 //! Integration tests: one binary, one module per concern.
 //!
-//! - `fake_vcenter`: the client against recorded envelopes served by a scripted SOAP server
-//!   (paging, expired sessions, faults: what the simulator never does).
+//! - `fake_vcenter`: the mirror against recorded envelopes served by a scripted SOAP server
+//!   (truncated answers, tokens, expired sessions, faults: what the simulator never does).
+//! - `faults`: the exporter binary through a fault-injecting proxy in front of the simulator.
+//! - `bad_input`: proptest twins of the `cargo fuzz` targets (SOAP answers, configuration).
+//! - `oracle`: one full retrieval (RetrievePropertiesEx), what the mirror is compared with.
 //! - `simulator`: the whole exporter, over HTTP, against govmomi's vCenter simulator
 //!   (`tests/vcsim`), metrics compared value by value with the facts the simulator wrote.
 //! - `golden`: the whole output of a fixed scenario against a committed file, and promtool.
 //! - `report`: the snapshot report's CSV and JSON against the facts, its page in headless
 //!   Chromium (`browser`), and the `report` command.
 
+mod bad_input;
 mod browser;
 mod fake_vcenter;
+mod faults;
 mod golden;
 mod mirror;
+mod oracle;
 mod report;
 mod simulator;
 mod support;

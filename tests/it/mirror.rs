@@ -15,7 +15,9 @@ use crate::vcsim::Vcsim;
 async fn assert_mirror_converges(served: &crate::Served, fresh: &Client, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let truth = fresh.retrieve_inventory().await.expect("fresh retrieval");
+        let truth = crate::oracle::retrieve_inventory(fresh)
+            .await
+            .expect("fresh retrieval");
         let published = served.target().mirror().unwrap().feed().latest();
         let mirror: Inventory = published.value.as_deref().cloned().unwrap_or_default();
         if published.status.synced && mirror == truth {
@@ -82,7 +84,7 @@ async fn mirror_equals_a_fresh_retrieval_after_each_change_and_after_a_forced_fa
     assert!(first.status.synced, "{:?}", first.status.error);
     assert_mirror_converges(&served, &fresh, "initial").await;
 
-    let start = fresh.retrieve_inventory().await.unwrap();
+    let start = crate::oracle::retrieve_inventory(&fresh).await.unwrap();
     let bare = vm_with(&start, false).to_string();
     let snapped = vm_with(&start, true).to_string();
     let snapshot = start.vms[&snapped].snapshots()[0].tree.snapshot.clone();

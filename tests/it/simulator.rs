@@ -293,3 +293,27 @@ async fn wait_for_up(served: &crate::Served, want: f64, limit: Duration) -> Vec<
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_equal_the_facts_when_every_update_answer_is_truncated() {
+    // At most 7 object updates per WaitForUpdatesEx answer: the initial state of ~260 objects
+    // arrives in dozens of truncated answers, the mirror must keep asking until it is complete.
+    let sim = Vcsim::start(&[
+        "-scenario",
+        "scale",
+        "-vms",
+        "200",
+        "-snapshot-vms",
+        "40",
+        "-max-object-updates",
+        "7",
+    ]);
+    let served = serve(vec![sim.vcenter("vc01")]).await;
+    let samples = parse(&served.scrape("/metrics").await);
+    assert_metrics_equal_facts(&samples, &sim.facts);
+    let waits = sim.stats().await.count("WaitForUpdatesEx");
+    assert!(
+        waits >= 200 / 7,
+        "{waits} WaitForUpdatesEx calls: answers were not truncated"
+    );
+}

@@ -128,12 +128,16 @@ impl Vcsim {
         let dir = tempfile::tempdir().unwrap();
         let facts_path = dir.path().join("facts.json");
         let cert = dir.path().join("vcsim.pem");
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(["-listen", listen])
             .arg("-facts")
-            .arg(&facts_path)
-            .arg("-cert-out")
-            .arg(&cert)
+            .arg(&facts_path);
+        // `-tls=false` serves plain HTTP (the fault proxy's upstream), with no certificate.
+        if !args.contains(&"-tls=false") {
+            command.arg("-cert-out").arg(&cert);
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -167,11 +171,12 @@ impl Vcsim {
 
     /// The simulator's base URL and an HTTPS client trusting its certificate.
     fn http(&self) -> (String, reqwest::Client) {
-        let pem = std::fs::read(&self.cert).unwrap();
-        let client = reqwest::Client::builder()
-            .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
-            .build()
-            .unwrap();
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+        if self.url.starts_with("https:") {
+            let pem = std::fs::read(&self.cert).unwrap();
+            builder = builder.tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).unwrap());
+        }
+        let client = builder.build().unwrap();
         (self.url.trim_end_matches("/sdk").to_string(), client)
     }
 
@@ -213,7 +218,9 @@ impl Vcsim {
     pub fn vcenter(&self, name: &str) -> vsphere_backup_exporter::config::VcenterConfig {
         let mut vc =
             crate::support::vcenter(name, &self.url, &self.facts.username, &self.facts.password);
-        vc.tls.ca_file = Some(self.cert.clone());
+        if self.url.starts_with("https:") {
+            vc.tls.ca_file = Some(self.cert.clone());
+        }
         vc
     }
 
@@ -242,6 +249,8 @@ impl Drop for Vcsim {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Stats {
     pub requests: std::collections::BTreeMap<String, u64>,
+    /// Live sessions (every user's).
+    pub sessions: i64,
 }
 
 impl Stats {

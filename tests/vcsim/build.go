@@ -53,6 +53,12 @@ func buildScenario(opts options) (*simulation, error) {
 		plans[i] = nil // a plan's random source is 5 KiB: 200 MiB at 40,000 VMs
 	}
 	facts.sortVMs()
+	if opts.scenario == "golden" {
+		if err := renameGolden(facts); err != nil {
+			model.Remove()
+			return nil, err
+		}
+	}
 	return &simulation{model: model, facts: facts}, nil
 }
 

@@ -48,6 +48,7 @@ type options struct {
 	datastoreDir    string
 	requireSession  bool
 	pageSize        int
+	maxUpdates      int
 	exitOnStdinEOF  bool
 	selfCheck       bool
 }
@@ -73,6 +74,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.datastoreDir, "datastore-dir", "", "directory under which vcsim-<pid>/ holds the simulator's datastore files (default: /dev/shm when writable, else $TMPDIR)")
 	fs.BoolVar(&o.requireSession, "require-session", true, "answer RetrieveProperties(Ex)/Fetch without a live session with NotAuthenticated, as vCenter does")
 	fs.IntVar(&o.pageSize, "page-size", 0, "cap RetrievePropertiesEx pages at this many objects (0: only the client's maxObjects)")
+	fs.IntVar(&o.maxUpdates, "max-object-updates", 0, "cap WaitForUpdatesEx answers at this many object updates, the rest following as truncated answers (0: only the client's maxObjectUpdates)")
 	fs.BoolVar(&o.exitOnStdinEOF, "exit-on-stdin-eof", true, "exit when stdin is closed; use -exit-on-stdin-eof=false when stdin is /dev/null")
 	fs.BoolVar(&o.selfCheck, "self-check", false, "after serving starts, compare the facts with what the PropertyCollector returns over the network; exit 1 on a mismatch")
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +106,9 @@ func (o options) validate() error {
 	}
 	if o.clusters > 0 && o.hostsPerCluster < 1 {
 		return errors.New("-hosts-per-cluster must be >= 1")
+	}
+	if o.maxUpdates < 0 {
+		return fmt.Errorf("-max-object-updates %d: want >= 0", o.maxUpdates)
 	}
 	if o.pageSize < 0 {
 		return fmt.Errorf("-page-size %d: want >= 0", o.pageSize)
@@ -165,6 +170,7 @@ func run(opts options) error {
 		password:       opts.password,
 		requireSession: opts.requireSession,
 		pageSize:       opts.pageSize,
+		maxUpdates:     opts.maxUpdates,
 	})
 	if err != nil {
 		return err

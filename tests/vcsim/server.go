@@ -47,6 +47,7 @@ type serverConfig struct {
 	password       string
 	requireSession bool
 	pageSize       int
+	maxUpdates     int
 }
 
 type server struct {
@@ -143,11 +144,17 @@ func startServer(sim *simulation, cfg serverConfig) (*server, error) {
 		return nil, err
 	}
 	gate := &sessionGate{client: internal, username: cfg.username, enabled: cfg.requireSession}
+	s.stats.sessions = func() (int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ids, err := gate.sessionIDs(ctx)
+		return len(ids), err
+	}
 	root := http.NewServeMux()
 	root.HandleFunc("/_stats", s.stats.serve)
 	root.HandleFunc("/_sessions/expire", gate.expireAll)
 	root.HandleFunc("/_control", newController(internal, gate).serve)
-	root.Handle("/", soapHandler(mux, s.stats, gate, newPager(cfg.pageSize)))
+	root.Handle("/", soapHandler(mux, s.stats, gate, newPager(cfg.pageSize), newTruncator(cfg.maxUpdates)))
 
 	s.http = &http.Server{Handler: root, ErrorLog: log.New(ioutil.Discard, "", 0)}
 	go func() {
@@ -214,6 +221,8 @@ func newCertificate(ip net.IP) (tls.Certificate, []byte, error) {
 
 // stats counts SOAP requests by method and the bytes of their responses.
 type stats struct {
+	// sessions counts the live sessions (set once serving starts; nil: not known).
+	sessions func() (int, error)
 	mu       sync.Mutex
 	requests map[string]int64
 	faults   map[string]int64
@@ -241,13 +250,23 @@ func (s *stats) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "GET only", http.StatusMethodNotAllowed)
 		return
 	}
+	sessions := -1
+	if s.sessions != nil {
+		n, err := s.sessions()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		sessions = n
+	}
 	s.mu.Lock()
 	body, err := json.Marshal(struct {
 		Requests           map[string]int64 `json:"requests"`
 		Faults             map[string]int64 `json:"faults"`
 		RequestsTotal      int64            `json:"requests_total"`
 		ResponseBytesTotal int64            `json:"response_bytes_total"`
-	}{s.requests, s.faults, s.total, s.bytes})
+		Sessions           int              `json:"sessions"`
+	}{s.requests, s.faults, s.total, s.bytes, sessions})
 	s.mu.Unlock()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -278,9 +297,9 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// soapHandler counts SOAP POSTs to /sdk…, applies the session gate before the simulator and
-// pages RetrievePropertiesEx.
-func soapHandler(next http.Handler, st *stats, gate *sessionGate, pg *pager) http.Handler {
+// soapHandler counts SOAP POSTs to /sdk…, applies the session gate before the simulator, pages
+// RetrievePropertiesEx and truncates WaitForUpdatesEx.
+func soapHandler(next http.Handler, st *stats, gate *sessionGate, pg *pager, tr *truncator) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || len(r.URL.Path) < 4 || r.URL.Path[:4] != simulator.Map.Path {
 			next.ServeHTTP(w, r)
@@ -303,6 +322,8 @@ func soapHandler(next http.Handler, st *stats, gate *sessionGate, pg *pager) htt
 			pg.serveContinue(cw, r, method, body)
 		case method == "RetrievePropertiesEx" && pg.limit(body) > 0:
 			pg.serveRetrieve(cw, r, next, pg.limit(body))
+		case method == "WaitForUpdatesEx":
+			tr.serve(cw, r, next, body)
 		default:
 			next.ServeHTTP(cw, r)
 		}

@@ -143,7 +143,7 @@ func retrieveInventory(ctx context.Context, c *vim25.Client) (*inventory, error)
 		return nil, fmt.Errorf("retrieve inventory: %w", err)
 	}
 	for _, e := range entities {
-		inv.names[e.Self] = e.Name
+		inv.names[e.Self] = decodeEntityName(e.Name)
 		if e.Parent != nil {
 			inv.parents[e.Self] = *e.Parent
 		}
@@ -156,7 +156,7 @@ func retrieveInventory(ctx context.Context, c *vim25.Client) (*inventory, error)
 
 // observe states the facts of vm as a client sees them.
 func (inv *inventory) observe(vm mo.VirtualMachine) (VMFacts, error) {
-	f := VMFacts{ID: vm.Self.Value, Name: vm.Name, PowerState: string(vm.Runtime.PowerState), Snapshots: []SnapshotFacts{}}
+	f := VMFacts{ID: vm.Self.Value, Name: decodeEntityName(vm.Name), PowerState: string(vm.Runtime.PowerState), Snapshots: []SnapshotFacts{}}
 	if vm.Runtime.Host != nil {
 		h := *vm.Runtime.Host
 		f.HostName = inv.names[h]
@@ -204,7 +204,7 @@ func (inv *inventory) observe(vm mo.VirtualMachine) (VMFacts, error) {
 			s := sizes[n.Snapshot]
 			f.Snapshots = append(f.Snapshots, SnapshotFacts{
 				ID:                n.Snapshot.Value,
-				Name:              n.Name,
+				Name:              decodeEntityName(n.Name),
 				Description:       n.Description,
 				ParentID:          parent,
 				CreateTimeSeconds: float64(n.CreateTime.UnixNano()) / 1e9,

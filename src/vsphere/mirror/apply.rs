@@ -69,6 +69,13 @@ pub(super) struct Fresh {
 
 impl UpdateSink for Fresh {
     fn update(&mut self, filter: &str, update: Node) -> Result<(), ParseError> {
+        // The session is gone: a fault, so the supervisor logs in again at once.
+        if let Some(path) = session_lost_in(&update) {
+            return Err(ParseError::Fault(crate::vsphere::Fault {
+                kind: "NotAuthenticated".into(),
+                message: format!("session lost: {path}"),
+            }));
+        }
         let filter = self.filters.kind(filter).map_err(ParseError::Malformed)?;
         if filter == Filter::SnapshotVms
             && let Some(obj) = update.child("obj").and_then(Node::moref)
@@ -123,6 +130,19 @@ pub(super) fn list_delta(
         }
     }
     (add, remove)
+}
+
+/// The property whose value came back as `NotAuthenticated` inside an update (a 200 answer
+/// of a session vCenter has dropped meanwhile), as `type:id path`.
+pub(super) fn session_lost_in(update: &Node) -> Option<String> {
+    let obj = update.child("obj").and_then(Node::moref)?;
+    update.children_named("missingSet").find_map(|missing| {
+        let fault = missing.child("fault").and_then(|f| f.child("fault"))?;
+        (method_fault_kind(fault) == "NotAuthenticated").then(|| {
+            let path = missing.text_of("path").unwrap_or_default().trim();
+            format!("{}:{} {path}", obj.kind, obj.value)
+        })
+    })
 }
 
 /// Applies one ObjectUpdate. `Err` (with the reason) for what only a full retrieval can put

@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use self::apply::{Filter, Fresh, Parsed, apply_update, list_delta, listed_vm};
+use self::apply::{Filter, Fresh, Parsed, apply_update, list_delta, listed_vm, session_lost_in};
 use self::protocol::OwnCollector;
 use super::client::{Client, Session};
-use super::error::Error;
+use super::error::{CallError, Error};
 use super::model::{Inventory, MoId};
 use crate::source::{
     self, Erased, Feed, Publisher, RunningSource, Settling, SourceStatus, Task, unix_now,
@@ -84,6 +84,7 @@ impl Mirror {
             client,
             publisher,
             counters: counters.clone(),
+            stale: std::sync::Mutex::new(Vec::new()),
         };
         let task = Task::new(source::INVENTORY, feed, tokio::spawn(follower.run()));
         Mirror { task, counters }
@@ -163,12 +164,16 @@ pub(super) struct Follower {
     vcenter: String,
     publisher: Publisher<Inventory>,
     counters: Arc<MirrorCounters>,
+    /// Collectors and views whose destruction failed, with their session (a std lock: held
+    /// for a push or a drain only).
+    stale: std::sync::Mutex<Vec<(Session, super::model::MoRef)>>,
 }
 
 impl Follower {
     async fn run(self) {
         let mut backoff = BACKOFF_FIRST;
         let mut relogged = false;
+        let mut warned = false;
         loop {
             let started = Instant::now();
             let stop = self.follow().await;
@@ -178,7 +183,14 @@ impl Follower {
             let reason = stop.reason();
             self.counters.resync(reason);
             let message = stop.to_string();
-            let repeated = self.publish_failure(&message);
+            // One warning per incident: the failure that ends a time in sync (or the first
+            // attempt) is logged; retries that fail until the mirror is in sync again are
+            // debug lines, whatever call they fail at.
+            let last = self.publisher.latest().status.clone();
+            if last.synced || !last.attempted {
+                warned = false;
+            }
+            self.publish_failure(&message);
             // A lost session (expired, or vCenter restarted) is cured by a login: once at once,
             // then with the backoff should it keep happening.
             if reason == "session_lost" && !relogged {
@@ -187,9 +199,10 @@ impl Follower {
                 continue;
             }
             relogged = false;
-            if repeated || stop.logged_by_client() {
+            if warned || stop.logged_by_client() {
                 debug!(vcenter = %self.vcenter, error = %message, "mirror failed again");
             } else {
+                warned = true;
                 warn!(vcenter = %self.vcenter, error = %message, retry_seconds = backoff.as_secs_f64(), "mirror lost vCenter; retrying with a full retrieval");
             }
             tokio::time::sleep(backoff).await;
@@ -197,12 +210,10 @@ impl Follower {
         }
     }
 
-    /// Publishes that the mirror is out of sync; true when the failure is the same as the last
-    /// one. The inventory goes with it: out of sync, it is not served, and the next full
-    /// retrieval does not hold two inventories at once.
-    fn publish_failure(&self, message: &str) -> bool {
+    /// Publishes that the mirror is out of sync. The inventory goes with it: out of sync, it
+    /// is not served, and the next full retrieval does not hold two inventories at once.
+    fn publish_failure(&self, message: &str) {
         let last = self.publisher.latest();
-        let repeated = last.status.error.as_deref() == Some(message);
         let status = SourceStatus {
             attempted: true,
             synced: false,
@@ -210,7 +221,6 @@ impl Follower {
             ..last.status.clone()
         };
         self.publisher.publish(None, status);
-        repeated
     }
 
     /// Full retrieval, then updates, until something fails.
@@ -222,7 +232,7 @@ impl Follower {
         let stop = match self.create_collector(&session).await {
             Ok(collector) => {
                 let stop = self.follow_with(&session, &collector).await;
-                self.destroy_collector(&session, &collector.pc).await;
+                self.retire(&session, &collector.objects);
                 stop
             }
             Err(e) => e.into(),
@@ -265,6 +275,8 @@ impl Follower {
         } else {
             info!(vcenter = %self.vcenter, vms, seconds, "mirror in sync");
         }
+        // vCenter answers again: what the last runs left on it goes now.
+        self.destroy_stale(session).await;
         self.follow_updates(session, collector, version, listed, inventory)
             .await
     }
@@ -349,6 +361,14 @@ impl Follower {
                 if filter == Filter::SnapshotVms && !listed_vm(update, &listed) {
                     // A VM no longer in the list: its files no longer matter.
                     continue;
+                }
+                if let Some(path) = session_lost_in(update) {
+                    // Not a resync of this session: log in again at once.
+                    return Stop::Call(Error {
+                        vcenter: self.vcenter.clone(),
+                        call: "WaitForUpdatesEx",
+                        failure: CallError::SessionLost(path),
+                    });
                 }
                 if let Err(why) = apply_update(working, filter, update) {
                     return Stop::Resync(why);

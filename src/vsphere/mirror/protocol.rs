@@ -22,6 +22,8 @@ pub(super) const MAX_WAIT_SECONDS: u32 = 30;
 /// How much longer than its wait an update call may take before it counts as hung: vCenter
 /// answers an empty wait right at `MAX_WAIT_SECONDS`, so a few seconds cover the transfer.
 pub(super) const WAIT_GRACE: Duration = Duration::from_secs(8);
+/// Replaced collectors and views kept for destruction at most.
+const MAX_STALE_OBJECTS: usize = 64;
 /// Objects per WaitForUpdatesEx answer; more come as `truncated` follow-ups.
 const MAX_OBJECT_UPDATES: u32 = 1000;
 
@@ -30,6 +32,8 @@ pub(super) struct OwnCollector {
     pub(super) pc: MoRef,
     pub(super) list: MoRef,
     pub(super) filters: FilterIds,
+    /// Everything created on vCenter for it (collector and views), destroyed together.
+    pub(super) objects: Vec<MoRef>,
 }
 
 impl Follower {
@@ -43,11 +47,20 @@ impl Follower {
             )
             .await?;
         let pc = self.moref_of("CreatePropertyCollector", &rv)?;
-        // From here on the collector exists on vCenter: whatever fails, it is destroyed.
-        match self.create_views_and_filters(session, &pc).await {
-            Ok((list, filters)) => Ok(OwnCollector { pc, list, filters }),
+        // From here on objects exist on vCenter: whatever fails, they are destroyed.
+        let mut objects = vec![pc.clone()];
+        match self
+            .create_views_and_filters(session, &pc, &mut objects)
+            .await
+        {
+            Ok((list, filters)) => Ok(OwnCollector {
+                pc,
+                list,
+                filters,
+                objects,
+            }),
             Err(e) => {
-                self.destroy_collector(session, &pc).await;
+                self.retire(session, &objects);
                 Err(e)
             }
         }
@@ -57,14 +70,17 @@ impl Follower {
         &self,
         session: &Session,
         pc: &MoRef,
+        objects: &mut Vec<MoRef>,
     ) -> Result<(MoRef, FilterIds), Error> {
         let sc = &session.content;
         let body = soap::create_container_view(&sc.view_manager, &sc.root_folder, VIEW_TYPES);
         let rv = self.returnval(session, "CreateContainerView", body).await?;
         let view = self.moref_of("CreateContainerView", &rv)?;
+        objects.push(view.clone());
         let body = soap::create_list_view(&sc.view_manager, &[]);
         let rv = self.returnval(session, "CreateListView", body).await?;
         let list = self.moref_of("CreateListView", &rv)?;
+        objects.push(list.clone());
         let body = soap::create_filter(pc, &view, &property_specs());
         let rv = self.returnval(session, "CreateFilter", body).await?;
         let inventory = self.moref_of("CreateFilter", &rv)?.value;
@@ -78,16 +94,58 @@ impl Follower {
         Ok((list, filters))
     }
 
-    /// Destroys our collector (its filters go with it; the views end with the session). A
-    /// failure costs a debug line: when the session is gone, vCenter has dropped it already.
-    pub(super) async fn destroy_collector(&self, session: &Session, pc: &MoRef) {
-        let body = soap::destroy_property_collector(pc);
-        if let Err(e) = self
-            .client
-            .call("DestroyPropertyCollector", session, body)
-            .await
-        {
-            debug!(vcenter = %self.vcenter, error = %e, "DestroyPropertyCollector failed");
+    /// Marks a collector and views as replaced. They are destroyed once the next full
+    /// retrieval in the same session has succeeded: destroying them at once would make a hung
+    /// or failing vCenter cost one timeout per object before the failure shows, and a session
+    /// that is gone has taken them along anyway.
+    pub(super) fn retire(&self, session: &Session, objects: &[MoRef]) {
+        if let Ok(mut stale) = self.stale.lock() {
+            stale.extend(objects.iter().map(|o| (session.clone(), o.clone())));
+            // vCenter drops them with the session at the latest; a pathological run of
+            // failures in one session must not grow this list without bound.
+            let excess = stale.len().saturating_sub(MAX_STALE_OBJECTS);
+            stale.drain(..excess);
+        }
+    }
+
+    /// Destroys collectors (their filters go with them) and views. What could not be destroyed
+    /// while vCenter still holds it (the call failed, the session lives on) is kept and tried
+    /// again after the next full retrieval in the same session.
+    async fn destroy_objects(&self, session: &Session, objects: &[MoRef]) {
+        for object in objects {
+            let (call, body) = if object.kind == "PropertyCollector" {
+                (
+                    "DestroyPropertyCollector",
+                    soap::destroy_property_collector(object),
+                )
+            } else {
+                ("DestroyView", soap::destroy_view(object))
+            };
+            let Err(e) = self.client.call(call, session, body).await else {
+                continue;
+            };
+            debug!(vcenter = %self.vcenter, error = %e, object = %object.value, "{call} failed");
+            let gone = e.failure.is_not_authenticated()
+                || matches!(&e.failure, CallError::Fault(f) if f.kind == "ManagedObjectNotFound");
+            if !gone && let Ok(mut stale) = self.stale.lock() {
+                stale.push((session.clone(), object.clone()));
+            }
+        }
+    }
+
+    /// Destroys what was retired in this session (called once a full retrieval succeeded);
+    /// what belongs to another session is forgotten.
+    pub(super) async fn destroy_stale(&self, session: &Session) {
+        let left: Vec<MoRef> = match self.stale.lock() {
+            Ok(mut stale) => stale
+                .drain(..)
+                .filter(|(s, _)| s.is_same(session))
+                .map(|(_, o)| o)
+                .collect(),
+            Err(_) => return,
+        };
+        if !left.is_empty() {
+            self.destroy_objects(session, &left).await;
         }
     }
 
@@ -124,9 +182,9 @@ impl Follower {
         version: &str,
         sink: T,
     ) -> Result<(Option<UpdateSetHead>, T), Error> {
+        let (wait_seconds, timeout) = wait_bounds(self.client.request_timeout());
         let body =
-            soap::wait_for_updates_ex(&collector.pc, version, MAX_WAIT_SECONDS, MAX_OBJECT_UPDATES);
-        let timeout = Duration::from_secs(u64::from(MAX_WAIT_SECONDS)) + WAIT_GRACE;
+            soap::wait_for_updates_ex(&collector.pc, version, wait_seconds, MAX_OBJECT_UPDATES);
         self.client
             .call_streaming(
                 "WaitForUpdatesEx",
@@ -212,5 +270,33 @@ fn apply_object(inventory: &mut Inventory, object: &Node) {
     for prop in object.children_named("propSet") {
         let path = prop.text_of("name").unwrap_or_default().trim();
         let _ = inventory.set_property(&obj, path, prop.child("val"));
+    }
+}
+
+/// The wait asked of vCenter and the timeout of the call: `MAX_WAIT_SECONDS` plus
+/// `WAIT_GRACE` (38 s) by default, neither longer than the request timeout, so a vCenter
+/// configured with a short request timeout (a test's 2 s) shows a hang as quickly: 4 s.
+fn wait_bounds(request_timeout: Duration) -> (u32, Duration) {
+    let seconds = request_timeout
+        .as_secs()
+        .clamp(1, u64::from(MAX_WAIT_SECONDS));
+    let wait = u32::try_from(seconds).unwrap_or(MAX_WAIT_SECONDS);
+    let timeout = Duration::from_secs(seconds) + WAIT_GRACE.min(request_timeout);
+    (wait, timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_update_wait_is_bounded_by_the_request_timeout() {
+        let s = Duration::from_secs;
+        assert_eq!(wait_bounds(s(60)), (30, s(38)));
+        assert_eq!(wait_bounds(s(2)), (2, s(4)));
+        assert_eq!(
+            wait_bounds(Duration::from_millis(500)),
+            (1, s(1) + Duration::from_millis(500))
+        );
     }
 }

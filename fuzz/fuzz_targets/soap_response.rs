@@ -1,0 +1,34 @@
+//! Any bytes as a vCenter answer: every reader of SOAP responses (a single return value, a
+//! RetrievePropertiesEx result into the inventory, a WaitForUpdatesEx update set) must return
+//! a value or an error, never panic, whatever vCenter (or a proxy in front of it) sends.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vsphere_backup_exporter::vsphere::inventory::{self, InventoryBuilder};
+use vsphere_backup_exporter::vsphere::xml;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = xml::read_returnval(data);
+    let mut builder = InventoryBuilder::default();
+    let _ = xml::read_retrieve_result(data, inventory::keep, |object| {
+        builder.add_object(&object);
+        Ok(())
+    });
+    let mut inventory = builder.finish();
+    let _ = xml::read_update_set(data, inventory::keep, |_, update| {
+        if let Some(obj) = update.child("obj").and_then(xml::Node::moref) {
+            for change in update.children_named("changeSet") {
+                let name = change.text_of("name").unwrap_or_default();
+                let _ = inventory.set_property(&obj, name, change.child("val"));
+            }
+        }
+        Ok(())
+    });
+    for vm in inventory.vms.values() {
+        for snapshot in vm.snapshots() {
+            let _ = vm.snapshot_size_bytes(&snapshot);
+        }
+        let _ = vm.disk_capacity_bytes();
+        let _ = inventory.placement(vm);
+    }
+});

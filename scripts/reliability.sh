@@ -1,0 +1,29 @@
+#!/bin/sh
+# make reliability: runs the fault-injection suite (tests/it/faults) one fault at a time and
+# writes its table to docs/reliability.md. The suite's tests also run in `make test`; this
+# target only adds the table. Exits with the suite's status after writing what it measured.
+set -u
+cd "$(dirname "$0")/.."
+rows=target/tmp/reliability
+rm -rf "$rows"
+status=0
+cargo test --test it -- faults:: --test-threads=1 || status=$?
+out=docs/reliability.md
+{
+    echo "# Reliability: the fault-injection suite"
+    echo
+    echo "Written by \`make reliability\` on $(date -u +%Y-%m-%d) at revision $(git rev-parse --short HEAD 2>/dev/null || echo unknown); suite status: $([ $status -eq 0 ] && echo passed || echo FAILED)."
+    echo
+    echo "The exporter binary follows the simulator's golden scenario through a proxy (tests/it/faults) with"
+    echo "\`connect_timeout: 1s\` and \`request_timeout: 2s\`; the proxy injects each fault, the simulator renames a snapshot"
+    echo "meanwhile (the change the recovery must show), and the fault is kept 4 s after \`vsphere_up\` went to 0."
+    echo "*To up 0*: from the fault to the first scrape with \`vsphere_up 0\`. *To recovery*: from the end of the fault"
+    echo "to the first scrape with \`vsphere_up 1\` and the change. *Peak RSS*: the process' \`VmHWM\` over the fault."
+    echo "*Warnings*: warn/error log lines for the incident (one is wanted)."
+    echo
+    echo "| fault | to up 0 | to recovery | peak RSS | warnings |"
+    echo "| --- | --- | --- | --- | --- |"
+    cat "$rows"/*.md 2>/dev/null | sort
+} > "$out"
+echo "wrote $out"
+exit $status
