@@ -11,6 +11,7 @@
 mod browser;
 mod fake_vcenter;
 mod golden;
+mod hostio;
 mod mirror;
 mod report;
 mod simulator;
