@@ -237,25 +237,29 @@ fn moref(tag: &str, r: &MoRef) -> String {
     )
 }
 
-/// `RetrievePropertiesEx` of the PerformanceManager's `perfCounter` catalogue.
-pub fn retrieve_perf_counters(collector: &MoRef, perf_manager: &MoRef) -> String {
-    soap::retrieve_properties_of(
-        collector,
-        std::slice::from_ref(perf_manager),
-        &[PropertySpec {
-            kind: "PerformanceManager",
-            paths: vec!["perfCounter"],
-        }],
-    )
-}
-
-/// `QueryOptions` of one setting of an OptionManager.
-pub fn query_options(option_manager: &MoRef, name: &str) -> String {
-    soap::envelope(&format!(
-        r#"<QueryOptions xmlns="{VIM25}">{}<name>{}</name></QueryOptions>"#,
-        moref("_this", option_manager),
-        escape(name)
-    ))
+/// One `RetrievePropertiesEx` of what a session needs once: the PerformanceManager's
+/// `perfCounter` catalogue and, when given, the vCenter settings (`setting` of its
+/// OptionManager) that hold `config.vpxd.stats.maxQueryMetrics`. Settings rather than
+/// `QueryOptions`: that answers an absent setting (the usual case) with a fault, and a user
+/// without the right to read settings gets a `missingSet` here instead of a failed call.
+pub fn retrieve_catalogue(
+    collector: &MoRef,
+    perf_manager: &MoRef,
+    option_manager: Option<&MoRef>,
+) -> String {
+    let mut objects = vec![perf_manager.clone()];
+    let mut props = vec![PropertySpec {
+        kind: "PerformanceManager",
+        paths: vec!["perfCounter"],
+    }];
+    if let Some(om) = option_manager {
+        objects.push(om.clone());
+        props.push(PropertySpec {
+            kind: "OptionManager",
+            paths: vec!["setting"],
+        });
+    }
+    soap::retrieve_properties_of(collector, &objects, &props)
 }
 
 /// `QueryAvailablePerfMetric` of an entity at an interval.
@@ -326,29 +330,48 @@ fn keep_counter_parts(open: &[Node], child: &Node) -> bool {
     }
 }
 
-/// Reads the `perfCounter` catalogue from a `RetrievePropertiesEx` answer. Entries that lack a
-/// key, a name, a group or a rollup are skipped and counted.
-pub fn parse_perf_counters(input: &[u8]) -> Result<(Vec<CounterInfo>, usize), ParseError> {
-    let mut counters = Vec::new();
-    let mut malformed = 0;
+/// What a session reads once: the counter catalogue and the metric limit setting.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalogue {
+    pub counters: Vec<CounterInfo>,
+    /// Catalogue entries without a key, name, group or rollup, skipped.
+    pub malformed: usize,
+    /// `config.vpxd.stats.maxQueryMetrics` when the settings have it as a number.
+    pub max_query_metrics: Option<i64>,
+}
+
+/// Reads the answer of [`retrieve_catalogue`].
+pub fn parse_catalogue(input: &[u8]) -> Result<Catalogue, ParseError> {
+    let mut out = Catalogue::default();
     xml::read_retrieve_result(input, keep_counter_parts, |objects| {
         for prop in objects.children_named("propSet") {
-            if prop.text_of("name").map(str::trim) != Some("perfCounter") {
-                continue;
-            }
             let Some(val) = prop.child("val") else {
                 continue;
             };
-            for entry in &val.children {
-                match counter_info(entry) {
-                    Some(c) => counters.push(c),
-                    None => malformed += 1,
+            match prop.text_of("name").map(str::trim) {
+                Some("perfCounter") => {
+                    for entry in &val.children {
+                        match counter_info(entry) {
+                            Some(c) => out.counters.push(c),
+                            None => out.malformed += 1,
+                        }
+                    }
                 }
+                Some("setting") => {
+                    let wanted = val
+                        .children
+                        .iter()
+                        .find(|o| o.text_of("key").map(str::trim) == Some(MAX_QUERY_METRICS_KEY));
+                    out.max_query_metrics = wanted
+                        .and_then(|o| o.text_of("value"))
+                        .and_then(|v| v.trim().parse().ok());
+                }
+                _ => {}
             }
         }
         Ok(())
     })?;
-    Ok((counters, malformed))
+    Ok(out)
 }
 
 fn counter_info(entry: &Node) -> Option<CounterInfo> {
@@ -370,16 +393,6 @@ fn counter_info(entry: &Node) -> Option<CounterInfo> {
         ),
         unit: description("unitInfo").unwrap_or_default().to_string(),
     })
-}
-
-/// Reads a `QueryOptions` answer's first value as an integer; `None` when there is none or it is
-/// not a number.
-pub fn parse_option_int(input: &[u8]) -> Result<Option<i64>, ParseError> {
-    let response = SoapReader::new(input).read_body()?;
-    Ok(response
-        .child("returnval")
-        .and_then(|rv| rv.text_of("value"))
-        .and_then(|v| v.trim().parse().ok()))
 }
 
 /// The metric limit to batch with, from the setting's value: a positive value is the limit; 0 or
@@ -603,45 +616,13 @@ fn parse_error(client: &Client, call: &'static str, e: ParseError) -> Error {
     }
 }
 
-/// The counter catalogue and how many of its entries did not parse.
-pub async fn fetch_counters(
-    client: &Client,
-    session: &Session,
-) -> Result<(Vec<CounterInfo>, usize), Error> {
-    let (perf, _) = managers(client, session)?;
+/// The counter catalogue and the metric limit setting, in one call.
+pub async fn fetch_catalogue(client: &Client, session: &Session) -> Result<Catalogue, Error> {
+    let (perf, setting) = managers(client, session)?;
     let call = "RetrievePropertiesEx";
-    let body = retrieve_perf_counters(&session.content.property_collector, &perf);
+    let body = retrieve_catalogue(&session.content.property_collector, &perf, setting.as_ref());
     let bytes = client.call(call, session, body).await?;
-    parse_perf_counters(&bytes).map_err(|e| parse_error(client, call, e))
-}
-
-/// `config.vpxd.stats.maxQueryMetrics`: `Ok(None)` when the vCenter has no such setting or does
-/// not let this user read it (vCenter's default applies then).
-pub async fn max_query_metrics_setting(
-    client: &Client,
-    session: &Session,
-) -> Result<Option<i64>, Error> {
-    let (_, setting) = managers(client, session)?;
-    let Some(setting) = setting else {
-        return Ok(None);
-    };
-    let call = "QueryOptions";
-    match client
-        .call(
-            call,
-            session,
-            query_options(&setting, MAX_QUERY_METRICS_KEY),
-        )
-        .await
-    {
-        Ok(bytes) => parse_option_int(&bytes).map_err(|e| parse_error(client, call, e)),
-        Err(e) if is_absent_or_forbidden(&e.failure) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn is_absent_or_forbidden(failure: &CallError) -> bool {
-    matches!(failure, CallError::Fault(f) if matches!(f.kind.as_str(), "InvalidName" | "NoPermission"))
+    parse_catalogue(&bytes).map_err(|e| parse_error(client, call, e))
 }
 
 /// A host's available real-time metric ids whose counter `keep` accepts.
@@ -692,7 +673,8 @@ mod tests {
 
     #[test]
     fn perf_counters_are_named_group_name_rollup_with_their_unit() {
-        let (counters, malformed) = parse_perf_counters(&fixture("perf_counters.xml")).unwrap();
+        let catalogue = parse_catalogue(&fixture("perf_catalogue.xml")).unwrap();
+        let (counters, malformed) = (catalogue.counters, catalogue.malformed);
         assert_eq!(malformed, 0);
         let names: Vec<(i32, &str, &str)> = counters
             .iter()
@@ -713,19 +695,22 @@ mod tests {
 
     #[test]
     fn a_counter_without_a_group_is_skipped_and_counted() {
-        let xml = String::from_utf8(fixture("perf_counters.xml")).unwrap().replacen(
+        let xml = String::from_utf8(fixture("perf_catalogue.xml")).unwrap().replacen(
             r#"<groupInfo xsi:type="ElementDescription"><label>CPU</label><summary>CPU</summary><key>cpu</key></groupInfo>"#,
             "",
             1,
         );
-        let (counters, malformed) = parse_perf_counters(xml.as_bytes()).unwrap();
+        let catalogue = parse_catalogue(xml.as_bytes()).unwrap();
+        let (counters, malformed) = (catalogue.counters, catalogue.malformed);
         assert_eq!((counters.len(), malformed), (5, 1));
         assert!(counters.iter().all(|c| c.key != 2));
     }
 
     #[test]
     fn resolving_by_name_uses_this_vcenters_ids_and_lists_the_missing() {
-        let (counters, _) = parse_perf_counters(&fixture("perf_counters.xml")).unwrap();
+        let counters = parse_catalogue(&fixture("perf_catalogue.xml"))
+            .unwrap()
+            .counters;
         let resolved = resolve(&counters);
         let found: Vec<(&str, i32)> = resolved
             .counters
@@ -750,7 +735,9 @@ mod tests {
 
     #[test]
     fn host_metric_ids_take_totals_for_aggregates_and_devices_for_the_rest() {
-        let (counters, _) = parse_perf_counters(&fixture("perf_counters.xml")).unwrap();
+        let counters = parse_catalogue(&fixture("perf_catalogue.xml"))
+            .unwrap()
+            .counters;
         let resolved = resolve(&counters);
         let ids = resolved.ids();
         let available = parse_available_metrics(&fixture("query_available_perf_metric.xml"), |c| {
@@ -846,17 +833,32 @@ mod tests {
 
     #[test]
     fn max_query_metrics_setting_is_read_as_a_number_and_absent_means_64() {
-        let value = parse_option_int(&fixture("query_options_max_query_metrics.xml")).unwrap();
+        let xml = String::from_utf8(fixture("perf_catalogue.xml")).unwrap();
+        let value = parse_catalogue(xml.as_bytes()).unwrap().max_query_metrics;
         assert_eq!(value, Some(256));
         assert_eq!(limit_from_setting(value), 256);
         assert_eq!(limit_from_setting(None), 64);
         assert_eq!(limit_from_setting(Some(-1)), usize::MAX);
-        let ParseError::Fault(f) =
-            parse_option_int(&fixture("query_options_invalid_name.xml")).unwrap_err()
-        else {
-            panic!("want a fault");
-        };
-        assert!(is_absent_or_forbidden(&CallError::Fault(f)));
+        // Absent, or not readable by this user (a missingSet instead of the property).
+        let absent = xml.replace("config.vpxd.stats.maxQueryMetrics", "config.vpxd.other");
+        assert_eq!(
+            parse_catalogue(absent.as_bytes())
+                .unwrap()
+                .max_query_metrics,
+            None
+        );
+        let start = xml.find("<propSet><name>setting</name>").unwrap();
+        let end = xml[start..].find("</propSet>").unwrap() + start + "</propSet>".len();
+        let denied = format!(
+            "{}<missingSet><path>setting</path><fault><fault xsi:type=\"NoPermission\"><privilegeId>System.Read</privilegeId></fault></fault></missingSet>{}",
+            &xml[..start],
+            &xml[end..]
+        );
+        let catalogue = parse_catalogue(denied.as_bytes()).unwrap();
+        assert_eq!(
+            (catalogue.max_query_metrics, catalogue.counters.len()),
+            (None, 6)
+        );
     }
 
     #[test]
@@ -926,23 +928,24 @@ mod tests {
     }
 
     #[test]
-    fn available_and_options_envelopes_name_their_objects() {
+    fn available_and_catalogue_envelopes_name_their_objects() {
         let xml = query_available_perf_metric(
             &MoRef::new("PerformanceManager", "PerfMgr"),
             &MoRef::new("HostSystem", "host-29"),
             20,
         );
         assert!(xml.contains(r#"<QueryAvailablePerfMetric xmlns="urn:vim25"><_this type="PerformanceManager">PerfMgr</_this><entity type="HostSystem">host-29</entity><intervalId>20</intervalId></QueryAvailablePerfMetric>"#), "{xml}");
-        let xml = query_options(
-            &MoRef::new("OptionManager", "VpxSettings"),
-            MAX_QUERY_METRICS_KEY,
-        );
-        assert!(xml.contains(r#"<_this type="OptionManager">VpxSettings</_this><name>config.vpxd.stats.maxQueryMetrics</name>"#), "{xml}");
-        let xml = retrieve_perf_counters(
+        let xml = retrieve_catalogue(
             &MoRef::new("PropertyCollector", "propertyCollector"),
             &MoRef::new("PerformanceManager", "PerfMgr"),
+            Some(&MoRef::new("OptionManager", "VpxSettings")),
         );
-        assert!(xml.contains(r#"<propSet><type>PerformanceManager</type><pathSet>perfCounter</pathSet></propSet><objectSet><obj type="PerformanceManager">PerfMgr</obj>"#), "{xml}");
+        assert!(xml.contains(concat!(
+            "<propSet><type>PerformanceManager</type><pathSet>perfCounter</pathSet></propSet>",
+            "<propSet><type>OptionManager</type><pathSet>setting</pathSet></propSet>",
+            r#"<objectSet><obj type="PerformanceManager">PerfMgr</obj><skip>false</skip></objectSet>"#,
+            r#"<objectSet><obj type="OptionManager">VpxSettings</obj><skip>false</skip></objectSet>"#
+        )), "{xml}");
     }
 
     #[test]

@@ -123,8 +123,13 @@ impl Poller {
     ) -> Result<(HostIo, CycleReport), Error> {
         let started = Instant::now();
         let session = client.session().await?;
-        if self.session_generation != Some(client.logins()) {
-            self.start_session(client, &session, options).await?;
+        if self.session_generation != Some(client.logins())
+            && let Err(e) = self.start_session(client, &session, options).await
+        {
+            if e.failure.is_not_authenticated() {
+                client.invalidate(&session).await;
+            }
+            return Err(e);
         }
         let listed: HashSet<&str> = hosts.iter().map(|h| h.value.as_str()).collect();
         self.hosts.retain(|id, _| listed.contains(id.as_str()));
@@ -156,18 +161,17 @@ impl Poller {
         session: &Session,
         options: &PollOptions,
     ) -> Result<(), Error> {
-        let (catalogue, malformed) = perf::fetch_counters(client, session).await?;
-        if malformed > 0 {
-            warn!(vcenter = %client.vcenter(), counters = malformed, "perf: counters without a name skipped");
+        let catalogue = perf::fetch_catalogue(client, session).await?;
+        if catalogue.malformed > 0 {
+            warn!(vcenter = %client.vcenter(), counters = catalogue.malformed, "perf: counters without a name skipped");
         }
-        let resolved = perf::resolve(&catalogue);
+        let resolved = perf::resolve(&catalogue.counters);
         for name in &resolved.missing {
             if self.logged_missing.insert(name) {
                 warn!(vcenter = %client.vcenter(), counter = name, "perf: vCenter has no such counter; its metrics are left out");
             }
         }
-        let setting = perf::max_query_metrics_setting(client, session).await?;
-        let mut limit = perf::limit_from_setting(setting);
+        let mut limit = perf::limit_from_setting(catalogue.max_query_metrics);
         if let Some(cap) = options.max_query_metrics {
             limit = limit.min(cap);
         }

@@ -38,6 +38,7 @@ pub struct HostFacts {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct HostDatastoreFacts {
+    pub id: String,
     pub name: String,
     pub instance: String,
 }

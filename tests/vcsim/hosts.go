@@ -43,6 +43,7 @@ type HostFacts struct {
 
 // HostDatastoreFacts is one datastore of a host.
 type HostDatastoreFacts struct {
+	ID       string `json:"id"`
 	Name     string `json:"name"`
 	Instance string `json:"instance"`
 }
@@ -146,7 +147,7 @@ func hostFacts(pools []*pool, states map[string]hostState) []HostFacts {
 			host := simulator.Map.Get(h.ref).(*simulator.HostSystem)
 			for _, ref := range host.Datastore {
 				ds := simulator.Map.Get(ref).(*simulator.Datastore)
-				f.Datastores = append(f.Datastores, HostDatastoreFacts{Name: ds.Name, Instance: datastoreVolume(ref)})
+				f.Datastores = append(f.Datastores, HostDatastoreFacts{ID: ref.Value, Name: ds.Name, Instance: datastoreVolume(ref)})
 			}
 			sort.Slice(f.Datastores, func(i, j int) bool { return f.Datastores[i].Name < f.Datastores[j].Name })
 			out = append(out, f)
