@@ -1,8 +1,12 @@
-//! The command line: Prometheus-style long flags (`--config.file`, `--web.listen-address`, …).
+//! The command line: Prometheus-style long flags (`--config.file`, `--web.listen-address`, …),
+//! and node_exporter's `--collector.<name>` / `--no-collector.<name>` for every collector of
+//! [`crate::collector::COLLECTORS`], made from that table (see [`parse_from`]).
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use tracing::Level;
 
 /// The default listen address. The exporters' range of the Prometheus "default port
@@ -58,6 +62,10 @@ pub struct Flags {
     /// Without a command, the exporter serves.
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// Collectors turned off with `--no-collector.<name>` (filled by [`parse_from`]).
+    #[arg(skip)]
+    pub disabled_collectors: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
@@ -65,6 +73,45 @@ pub enum Command {
     /// Read every configured vCenter once, write the snapshot report and exit: 0 when every
     /// vCenter was read, else 1 with one line per vCenter that was not.
     Report(crate::report::command::ReportFlags),
+}
+
+/// Parses the command line: the flags of [`Flags`], plus `--collector.<name>` and
+/// `--no-collector.<name>` for every collector (all are on by default; of the two, the last one
+/// given wins, as with node_exporter's).
+pub fn parse_from(
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+) -> Result<Flags, clap::Error> {
+    let names: Vec<&str> = crate::collector::COLLECTORS
+        .iter()
+        .map(|c| c.name())
+        .collect();
+    let mut command = Flags::command();
+    for name in &names {
+        let (on, off) = (format!("collector.{name}"), format!("no-collector.{name}"));
+        command = command
+            .arg(
+                Arg::new(on.clone())
+                    .long(on.clone())
+                    .action(ArgAction::SetTrue)
+                    .overrides_with(off.clone())
+                    .help(format!("Enable the {name} collector (default: enabled).")),
+            )
+            .arg(
+                Arg::new(off.clone())
+                    .long(off)
+                    .action(ArgAction::SetTrue)
+                    .overrides_with(on)
+                    .help(format!("Disable the {name} collector.")),
+            );
+    }
+    let matches = command.try_get_matches_from(args)?;
+    let mut flags = Flags::from_arg_matches(&matches)?;
+    flags.disabled_collectors = names
+        .iter()
+        .filter(|name| matches.get_flag(&format!("no-collector.{name}")))
+        .map(|name| name.to_string())
+        .collect();
+    Ok(flags)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,9 +156,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Flags, clap::Error> {
-        Flags::try_parse_from(
-            std::iter::once("vsphere_backup_exporter").chain(args.iter().copied()),
-        )
+        parse_from(std::iter::once("vsphere_backup_exporter").chain(args.iter().copied()))
     }
 
     #[test]
@@ -148,6 +193,29 @@ mod tests {
         assert_eq!(flags.web_config_file.as_deref(), Some(Path::new("web.yml")));
         assert_eq!(flags.log_level, LogLevel::Debug);
         assert_eq!(flags.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn every_collector_has_an_on_and_an_off_flag_and_the_last_wins() {
+        assert!(parse(&[]).unwrap().disabled_collectors.is_empty());
+        let flags = parse(&["--no-collector.hostio", "--no-collector.tools"]).unwrap();
+        let off: Vec<&str> = flags
+            .disabled_collectors
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(off, ["hostio", "tools"]);
+        let flags = parse(&["--no-collector.hostio", "--collector.hostio"]).unwrap();
+        assert!(flags.disabled_collectors.is_empty());
+        let flags = parse(&["--collector.hostio", "--no-collector.hostio"]).unwrap();
+        assert!(flags.disabled_collectors.contains("hostio"));
+        for collector in crate::collector::COLLECTORS {
+            let name = collector.name();
+            let flags = parse(&[&format!("--no-collector.{name}")]).unwrap();
+            assert!(flags.disabled_collectors.contains(name), "{name}");
+            assert!(parse(&[&format!("--collector.{name}")]).is_ok(), "{name}");
+        }
+        assert!(parse(&["--no-collector.nope"]).is_err());
     }
 
     #[test]

@@ -12,8 +12,6 @@ mod run;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 pub use flags::{Command, DEFAULT_CONFIG_FILE, DEFAULT_LISTEN_ADDRESS, Flags, LogFormat, LogLevel};
 
 /// `vsphere_backup_exporter, version X (revision: Y)`, like Prometheus' `--version`.
@@ -32,7 +30,7 @@ pub fn main() -> ExitCode {
 
 /// [`main`] with the given command line (its first item is the program name).
 pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
-    let flags = match Flags::try_parse_from(args) {
+    let flags = match flags::parse_from(args) {
         Ok(flags) => flags,
         Err(error) => {
             // --help is an "error" clap prints to stdout; a bad flag goes to stderr.

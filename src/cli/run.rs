@@ -53,8 +53,9 @@ pub(super) fn load(flags: &Flags) -> anyhow::Result<(Arc<Config>, Arc<Exporter>)
             flags.config_file.display()
         );
     }
-    let config =
-        Arc::new(Config::load(&flags.config_file).context("cannot load the configuration")?);
+    let mut config = Config::load(&flags.config_file).context("cannot load the configuration")?;
+    config.disabled_collectors = flags.disabled_collectors.clone();
+    let config = Arc::new(config);
     let exporter =
         Exporter::build(Arc::clone(&config)).context("cannot set up the vCenter clients")?;
     Ok((config, Arc::new(exporter)))

@@ -196,6 +196,148 @@ pub const VM_TOOLS_RUNNING: MetricSpec = gauge(
     "1 if VMware Tools are running in the guest (guestToolsRunning or guestToolsExecutingScripts), else 0.",
 );
 
+const HOST: &[&str] = &["vcenter", "host_id", "host_name", "cluster_name"];
+const HOST_DATASTORE: &[&str] = &[
+    "vcenter",
+    "host_id",
+    "host_name",
+    "cluster_name",
+    "datastore_id",
+    "datastore_name",
+];
+const HOST_NIC: &[&str] = &["vcenter", "host_id", "host_name", "cluster_name", "nic"];
+const HOST_ADAPTER: &[&str] = &["vcenter", "host_id", "host_name", "cluster_name", "adapter"];
+
+pub const HOST_INFO: MetricSpec = gauge(
+    20,
+    "vsphere_host_info",
+    &[
+        "vcenter",
+        "host_id",
+        "host_name",
+        "cluster_name",
+        "datacenter_name",
+        "version",
+        "build",
+    ],
+    "ESXi host metadata (version and build from summary.config.product); always 1.",
+);
+pub const HOST_CONNECTION_STATE: MetricSpec = gauge(
+    21,
+    "vsphere_host_connection_state",
+    &["vcenter", "host_id", "host_name", "cluster_name", "state"],
+    "How vCenter reaches the host (state: connected, disconnected or notResponding); always 1. Only connected hosts report I/O counters.",
+);
+pub const HOST_IN_MAINTENANCE: MetricSpec = gauge(
+    22,
+    "vsphere_host_in_maintenance",
+    HOST,
+    "1 if the host is in maintenance mode, else 0.",
+);
+pub const HOST_DISK_READ: MetricSpec = gauge(
+    23,
+    "vsphere_host_disk_read_bytes_per_second",
+    HOST,
+    "Bytes per second the host read from all its disks, averaged over the samples since the previous read (disk.read.average).",
+);
+pub const HOST_DISK_WRITE: MetricSpec = gauge(
+    24,
+    "vsphere_host_disk_write_bytes_per_second",
+    HOST,
+    "Bytes per second the host wrote to all its disks, averaged over the samples since the previous read (disk.write.average).",
+);
+pub const HOST_DISK_MAX_LATENCY: MetricSpec = gauge(
+    25,
+    "vsphere_host_disk_max_latency_seconds",
+    HOST,
+    "Highest disk latency of any disk of the host (guest-visible: device plus kernel), the worst sample since the previous read (disk.maxTotalLatency.latest).",
+);
+pub const HOST_DATASTORE_READ_LATENCY: MetricSpec = gauge(
+    26,
+    "vsphere_host_datastore_read_latency_seconds",
+    HOST_DATASTORE,
+    "Average time a read from the datastore took on this host, the worst sample since the previous read (datastore.totalReadLatency.average).",
+);
+pub const HOST_DATASTORE_WRITE_LATENCY: MetricSpec = gauge(
+    27,
+    "vsphere_host_datastore_write_latency_seconds",
+    HOST_DATASTORE,
+    "Average time a write to the datastore took on this host, the worst sample since the previous read (datastore.totalWriteLatency.average).",
+);
+pub const HOST_DATASTORE_READ_BYTES: MetricSpec = gauge(
+    28,
+    "vsphere_host_datastore_read_bytes_per_second",
+    HOST_DATASTORE,
+    "Bytes per second the host read from the datastore, averaged over the samples since the previous read (datastore.read.average).",
+);
+pub const HOST_DATASTORE_WRITE_BYTES: MetricSpec = gauge(
+    29,
+    "vsphere_host_datastore_write_bytes_per_second",
+    HOST_DATASTORE,
+    "Bytes per second the host wrote to the datastore, averaged over the samples since the previous read (datastore.write.average).",
+);
+pub const HOST_NETWORK_RECEIVE: MetricSpec = gauge(
+    30,
+    "vsphere_host_network_receive_bytes_per_second",
+    HOST_NIC,
+    "Bytes per second the physical NIC received, averaged over the samples since the previous read (net.bytesRx.average).",
+);
+pub const HOST_NETWORK_TRANSMIT: MetricSpec = gauge(
+    31,
+    "vsphere_host_network_transmit_bytes_per_second",
+    HOST_NIC,
+    "Bytes per second the physical NIC sent, averaged over the samples since the previous read (net.bytesTx.average).",
+);
+pub const HOST_NETWORK_DROPPED: MetricSpec = gauge(
+    32,
+    "vsphere_host_network_dropped_packets",
+    &[
+        "vcenter",
+        "host_id",
+        "host_name",
+        "cluster_name",
+        "nic",
+        "direction",
+    ],
+    "Packets the physical NIC dropped (direction: receive or transmit) in the samples since the previous read (net.droppedRx/droppedTx.summation).",
+);
+pub const HOST_ADAPTER_READ_LATENCY: MetricSpec = gauge(
+    33,
+    "vsphere_host_storage_adapter_read_latency_seconds",
+    HOST_ADAPTER,
+    "Average time a read through the storage adapter took, the worst sample since the previous read (storageAdapter.totalReadLatency.average).",
+);
+pub const HOST_ADAPTER_WRITE_LATENCY: MetricSpec = gauge(
+    34,
+    "vsphere_host_storage_adapter_write_latency_seconds",
+    HOST_ADAPTER,
+    "Average time a write through the storage adapter took, the worst sample since the previous read (storageAdapter.totalWriteLatency.average).",
+);
+pub const HOST_ADAPTER_READ_BYTES: MetricSpec = gauge(
+    35,
+    "vsphere_host_storage_adapter_read_bytes_per_second",
+    HOST_ADAPTER,
+    "Bytes per second read through the storage adapter, averaged over the samples since the previous read (storageAdapter.read.average).",
+);
+pub const HOST_ADAPTER_WRITE_BYTES: MetricSpec = gauge(
+    36,
+    "vsphere_host_storage_adapter_write_bytes_per_second",
+    HOST_ADAPTER,
+    "Bytes per second written through the storage adapter, averaged over the samples since the previous read (storageAdapter.write.average).",
+);
+pub const HOST_CPU_USAGE: MetricSpec = gauge(
+    37,
+    "vsphere_host_cpu_usage_ratio",
+    HOST,
+    "Share of the host's CPU capacity in use (0 to 1), averaged over the samples since the previous read (cpu.usage.average).",
+);
+pub const HOST_PERF_SAMPLE_TIMESTAMP: MetricSpec = gauge(
+    38,
+    "vsphere_host_perf_sample_timestamp_seconds",
+    HOST,
+    "Time of the newest performance sample read for the host (Unix time). It stops moving when the host's counters are stale, while a quiet host's keeps up.",
+);
+
 /// Every spec of a vCenter's metrics, in output order.
 pub const ALL: &[&MetricSpec] = &[
     &UP,
@@ -218,6 +360,25 @@ pub const ALL: &[&MetricSpec] = &[
     &SNAPSHOT_QUIESCED,
     &VM_TOOLS_VERSION_STATUS,
     &VM_TOOLS_RUNNING,
+    &HOST_INFO,
+    &HOST_CONNECTION_STATE,
+    &HOST_IN_MAINTENANCE,
+    &HOST_DISK_READ,
+    &HOST_DISK_WRITE,
+    &HOST_DISK_MAX_LATENCY,
+    &HOST_DATASTORE_READ_LATENCY,
+    &HOST_DATASTORE_WRITE_LATENCY,
+    &HOST_DATASTORE_READ_BYTES,
+    &HOST_DATASTORE_WRITE_BYTES,
+    &HOST_NETWORK_RECEIVE,
+    &HOST_NETWORK_TRANSMIT,
+    &HOST_NETWORK_DROPPED,
+    &HOST_ADAPTER_READ_LATENCY,
+    &HOST_ADAPTER_WRITE_LATENCY,
+    &HOST_ADAPTER_READ_BYTES,
+    &HOST_ADAPTER_WRITE_BYTES,
+    &HOST_CPU_USAGE,
+    &HOST_PERF_SAMPLE_TIMESTAMP,
 ];
 
 /// The exporter's own metric (not per vCenter), served by `/metrics` only.

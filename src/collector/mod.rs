@@ -14,6 +14,8 @@
 //! (build info, process) still go through the crate's registry.
 
 pub mod catalogue;
+mod hostio;
+mod hosts;
 mod snapshots;
 pub mod text;
 mod tools;
@@ -76,7 +78,25 @@ pub trait Collector: Send + Sync {
 }
 
 /// Every collector, in the order they run.
-pub const COLLECTORS: &[&dyn Collector] = &[&vm::VmCollector, &snapshots::Snapshots, &tools::Tools];
+pub const COLLECTORS: &[&dyn Collector] = &[
+    &vm::VmCollector,
+    &snapshots::Snapshots,
+    &tools::Tools,
+    &hosts::Hosts,
+    &hostio::HostIoCollector,
+];
+
+/// True unless the command line turned the collector off.
+pub fn is_enabled(config: &Config, collector: &str) -> bool {
+    !config.disabled_collectors.contains(collector)
+}
+
+/// True when an enabled collector reads the source: a source nobody reads is not started.
+pub fn source_wanted(config: &Config, source: &str) -> bool {
+    COLLECTORS
+        .iter()
+        .any(|c| is_enabled(config, c.name()) && c.reads().contains(&source))
+}
 
 /// Collects samples as exposition text, one buffer per catalogue entry; `vcenter` is filled
 /// into every series.
@@ -226,7 +246,7 @@ pub(crate) mod test_support {
                 product: "veeam".into(),
                 regex: regex::Regex::new("(?i)VEEAM BACKUP TEMPORARY SNAPSHOT").unwrap(),
             }],
-            report: Default::default(),
+            ..Config::default()
         }
     }
 
@@ -253,12 +273,21 @@ pub(crate) mod test_support {
 
     /// Runs every collector and reads the text back.
     pub fn run(inventory: &Inventory, config: &Config) -> Vec<Sample> {
+        run_with(inventory, config, &[])
+    }
+
+    /// [`run`] with other sources' snapshots beside the inventory.
+    pub fn run_with(
+        inventory: &Inventory,
+        config: &Config,
+        sources: &[crate::source::Erased],
+    ) -> Vec<Sample> {
         let ctx = Context {
             vcenter: "vc01",
             inventory,
             config,
             now: 1_800_000_000.0,
-            sources: &[],
+            sources,
         };
         let (families, _) = collect_all(&ctx);
         let refs: Vec<&[Bytes]> = families.iter().map(Vec::as_slice).collect();

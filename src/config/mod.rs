@@ -12,7 +12,7 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,11 +46,13 @@ impl std::fmt::Display for Secret {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     pub vcenters: Vec<VcenterConfig>,
     pub backup_snapshot_patterns: Vec<BackupPattern>,
     pub report: ReportConfig,
+    /// Collectors turned off on the command line (`--no-collector.<name>`); not a YAML key.
+    pub disabled_collectors: BTreeSet<String>,
 }
 
 /// `report:`: what the snapshot report (`/report`, the `report` command) calls a risk.
@@ -92,6 +94,33 @@ pub struct VcenterConfig {
     /// The largest answer body read whole, and the largest single value in a streamed answer
     /// (default 256 MiB); a larger one fails that call instead of growing the exporter.
     pub max_response_size: u64,
+    /// The host I/O counters (`perf_*` keys).
+    pub perf: PerfConfig,
+}
+
+/// How the perf source reads a vCenter's host counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerfConfig {
+    /// Time between two cycles (`perf_interval`, default 20 s: vCenter's real-time period).
+    pub interval: Duration,
+    /// At most this much history per cycle (`perf_window`, default 60 s, 20 s to 1 h).
+    pub window: Duration,
+    /// A cap on metrics per QueryPerf below the vCenter's `config.vpxd.stats.maxQueryMetrics`
+    /// (`perf_max_query_metrics`; `None`: the vCenter's, 64 when it has none).
+    pub max_query_metrics: Option<usize>,
+    /// QueryPerf requests in flight at once (`perf_concurrency`, default 4, at most 32).
+    pub concurrency: usize,
+}
+
+impl Default for PerfConfig {
+    fn default() -> Self {
+        PerfConfig {
+            interval: Duration::from_secs(20),
+            window: Duration::from_secs(60),
+            max_query_metrics: None,
+            concurrency: 4,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -299,6 +328,7 @@ impl<'a> Loader<'a> {
             vcenters,
             backup_snapshot_patterns,
             report,
+            disabled_collectors: BTreeSet::new(),
         })
     }
 
@@ -363,6 +393,7 @@ impl<'a> Loader<'a> {
             return Err(self.invalid(&key("username"), "must not be empty".to_owned()));
         }
         let password = self.password(index, &raw)?;
+        let perf = self.perf(index, &raw)?;
         let ca_file = match &raw.tls.ca_file {
             Some(path) => {
                 let path_key = [
@@ -392,6 +423,43 @@ impl<'a> Loader<'a> {
             max_response_size: raw
                 .max_response_size
                 .map_or(DEFAULT_MAX_RESPONSE_SIZE, |s| s.0),
+            perf,
+        })
+    }
+
+    /// The `perf_*` keys of vCenter `index`, checked against what vCenter's real-time
+    /// statistics allow.
+    fn perf(&self, index: usize, raw: &RawVcenter) -> Result<PerfConfig, ConfigError> {
+        let key = |name| [Seg::Key("vcenters"), Seg::Index(index), Seg::Key(name)];
+        let defaults = PerfConfig::default();
+        let window = raw.perf_window.as_ref().map_or(defaults.window, |t| t.0);
+        if window < Duration::from_secs(20) || window > Duration::from_secs(3600) {
+            return Err(self.invalid(
+                &key("perf_window"),
+                "must be between 20s (one real-time sample) and 1h (the real-time samples vCenter keeps)".to_owned(),
+            ));
+        }
+        let concurrency = raw.perf_concurrency.unwrap_or(4);
+        if !(1..=32).contains(&concurrency) {
+            return Err(self.invalid(
+                &key("perf_concurrency"),
+                "must be between 1 and 32".to_owned(),
+            ));
+        }
+        if raw.perf_max_query_metrics == Some(0) {
+            return Err(self.invalid(
+                &key("perf_max_query_metrics"),
+                "must be at least 1".to_owned(),
+            ));
+        }
+        Ok(PerfConfig {
+            interval: raw
+                .perf_interval
+                .as_ref()
+                .map_or(defaults.interval, |t| t.0),
+            window,
+            max_query_metrics: raw.perf_max_query_metrics.map(|n| n as usize),
+            concurrency: concurrency as usize,
         })
     }
 

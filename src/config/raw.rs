@@ -65,6 +65,14 @@ pub(crate) struct RawVcenter {
     pub(crate) login_retry_interval: Option<Timeout>,
     #[serde(default)]
     pub(crate) max_response_size: Option<ByteSize>,
+    #[serde(default)]
+    pub(crate) perf_interval: Option<Timeout>,
+    #[serde(default)]
+    pub(crate) perf_window: Option<Timeout>,
+    #[serde(default)]
+    pub(crate) perf_max_query_metrics: Option<u32>,
+    #[serde(default)]
+    pub(crate) perf_concurrency: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -53,7 +53,22 @@ fn bad_configs_get_exact_errors_naming_key_and_line() {
         (
             "unknown vCenter key",
             "vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    pasword_file: /x\n",
-            "tests/config_cases/bad.yml:5:5: vcenters[0]: unknown field `pasword_file`, expected one of `name`, `url`, `username`, `password_file`, `password_env`, `password`, `tls`, `connect_timeout`, `request_timeout`, `login_retry_interval`, `max_response_size`",
+            "tests/config_cases/bad.yml:5:5: vcenters[0]: unknown field `pasword_file`, expected one of `name`, `url`, `username`, `password_file`, `password_env`, `password`, `tls`, `connect_timeout`, `request_timeout`, `login_retry_interval`, `max_response_size`, `perf_interval`, `perf_window`, `perf_max_query_metrics`, `perf_concurrency`",
+        ),
+        (
+            "perf window under one sample",
+            "vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    password: hunter2\n    perf_window: 10s\n",
+            "tests/config_cases/bad.yml:6:18: vcenters[0].perf_window: must be between 20s (one real-time sample) and 1h (the real-time samples vCenter keeps)",
+        ),
+        (
+            "perf concurrency of zero",
+            "vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    password: hunter2\n    perf_concurrency: 0\n",
+            "tests/config_cases/bad.yml:6:23: vcenters[0].perf_concurrency: must be between 1 and 32",
+        ),
+        (
+            "perf metric cap of zero",
+            "vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    password: hunter2\n    perf_max_query_metrics: 0\n",
+            "tests/config_cases/bad.yml:6:29: vcenters[0].perf_max_query_metrics: must be at least 1",
         ),
         (
             "unknown tls key",
@@ -537,4 +552,20 @@ fn a_quote_left_open_does_not_print_the_password_it_swallowed() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn perf_keys_parse_and_default_to_the_realtime_interval() {
+    let yaml = "vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    password: p\n    perf_interval: 1m\n    perf_window: 5m\n    perf_max_query_metrics: 10\n    perf_concurrency: 8\n  - name: vc02\n    url: https://vc02/sdk\n    username: u\n    password: p\n";
+    let config = Config::from_yaml(yaml, "t.yml").unwrap();
+    let perf = &config.vcenters[0].perf;
+    assert_eq!(perf.interval, Duration::from_secs(60));
+    assert_eq!(perf.window, Duration::from_secs(300));
+    assert_eq!(perf.max_query_metrics, Some(10));
+    assert_eq!(perf.concurrency, 8);
+    let defaults = &config.vcenters[1].perf;
+    assert_eq!(defaults.interval, Duration::from_secs(20));
+    assert_eq!(defaults.window, Duration::from_secs(60));
+    assert_eq!(defaults.max_query_metrics, None);
+    assert_eq!(defaults.concurrency, 4);
 }

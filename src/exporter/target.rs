@@ -158,7 +158,7 @@ impl Target {
                 fresh: Vec::new(),
             };
         };
-        let plan = plan(&sources, &cache, config_id);
+        let plan = plan(&sources, &cache, config, config_id);
         // Old output goes before the new is built, so the two are not held at once.
         for (slot, todo) in cache.iter_mut().zip(&plan) {
             if matches!(todo, Todo::Render(_)) {
@@ -283,11 +283,19 @@ enum Todo {
 }
 
 /// Decides, per collector, from the versions of the sources it reads.
-fn plan(sources: &[Erased], cache: &[Option<Cached>], config_id: u64) -> Vec<Todo> {
+fn plan(
+    sources: &[Erased],
+    cache: &[Option<Cached>],
+    config: &Config,
+    config_id: u64,
+) -> Vec<Todo> {
     COLLECTORS
         .iter()
         .zip(cache)
         .map(|(collector, cached)| {
+            if !crate::collector::is_enabled(config, collector.name()) {
+                return Todo::Skip;
+            }
             let mut key = vec![config_id];
             let mut clock = false;
             for name in collector.reads() {

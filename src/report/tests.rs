@@ -69,6 +69,7 @@ fn inventory() -> Inventory {
             id: "host-9".into(),
             name: "esx1".into(),
             parent: Some(MoRef::new("ClusterComputeResource", "domain-c7")),
+            ..Default::default()
         },
     );
     let db = Vm {

@@ -11,6 +11,8 @@
 //! It does not know how a snapshot becomes metrics (see [`crate::collector`]) nor how vCenter is
 //! reached (see [`crate::vsphere`]).
 
+pub mod perf;
+
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
@@ -143,6 +145,20 @@ impl<T> Feed<T> {
         self.rx.borrow().clone()
     }
 
+    /// Waits until the source is in sync and returns its value (at once when it is).
+    pub async fn value(&self) -> Arc<T> {
+        let mut rx = self.rx.clone();
+        loop {
+            if let Some(value) = rx.borrow_and_update().value.clone() {
+                return value;
+            }
+            if rx.changed().await.is_err() {
+                // The source is gone for good: nothing will come.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Waits until the source has tried to sync once (in sync or failed), at most `timeout`;
     /// returns the latest snapshot either way.
     pub async fn settled(&self, timeout: Duration) -> Arc<Published<T>> {
@@ -248,7 +264,7 @@ pub trait SourceKind: Sync {
 }
 
 /// Every source besides the inventory mirror, in the order targets start them.
-pub const SOURCES: &[&dyn SourceKind] = &[];
+pub const SOURCES: &[&dyn SourceKind] = &[&perf::Perf];
 
 /// The current Unix time in seconds.
 pub fn unix_now() -> f64 {

@@ -37,6 +37,10 @@ pub struct ServiceContent {
     pub view_manager: MoRef,
     pub session_manager: MoRef,
     pub api_version: String,
+    /// `perfManager`; absent only on endpoints without performance statistics.
+    pub perf_manager: Option<MoRef>,
+    /// `setting`: the vCenter's OptionManager.
+    pub setting: Option<MoRef>,
 }
 
 impl ServiceContent {
@@ -57,6 +61,8 @@ impl ServiceContent {
                 .unwrap_or(BOOTSTRAP_API_VERSION)
                 .trim()
                 .to_string(),
+            perf_manager: rv.child("perfManager").and_then(Node::moref),
+            setting: rv.child("setting").and_then(Node::moref),
         })
     }
 }

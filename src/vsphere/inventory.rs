@@ -48,6 +48,21 @@ pub const VM_PATHS: &[&str] = &[
 /// because vCenter reports a change under the path asked for, and file sizes change inside it.
 pub const SNAPSHOT_VM_PATHS: &[&str] = &["layoutEx", "config.hardware.device"];
 
+/// The HostSystem properties read: where the host sits, and what the host I/O metrics say about
+/// it (whether it can be asked for counters, its ESXi version).
+pub const HOST_PATHS: &[&str] = &[
+    "name",
+    "parent",
+    "runtime.connectionState",
+    "runtime.inMaintenanceMode",
+    "summary.config.product.version",
+    "summary.config.product.build",
+];
+
+/// The Datastore properties read; `summary.url` names the volume its performance counters are
+/// reported under.
+pub const DATASTORE_PATHS: &[&str] = &["name", "summary.url"];
+
 /// The property sets read for every object of the inventory view.
 pub fn property_specs() -> Vec<PropertySpec> {
     vec![
@@ -57,7 +72,7 @@ pub fn property_specs() -> Vec<PropertySpec> {
         },
         PropertySpec {
             kind: "HostSystem",
-            paths: vec!["name", "parent"],
+            paths: HOST_PATHS.to_vec(),
         },
         PropertySpec {
             kind: "ComputeResource",
@@ -73,7 +88,7 @@ pub fn property_specs() -> Vec<PropertySpec> {
         },
         PropertySpec {
             kind: "Datastore",
-            paths: vec!["name"],
+            paths: DATASTORE_PATHS.to_vec(),
         },
     ]
 }
@@ -193,7 +208,7 @@ impl Inventory {
                     ..Default::default()
                 });
                 set_name_parent(&mut host.name, &mut host.parent, path, val);
-                Some(())
+                set_host_property(host, path, val)
             }
             "ComputeResource" | "ClusterComputeResource" => {
                 let is_cluster = obj.kind == "ClusterComputeResource";
@@ -236,6 +251,9 @@ impl Inventory {
                         ..Default::default()
                     });
                 set_name_parent(&mut ds.name, &mut None, path, val);
+                if path == "summary.url" {
+                    ds.url = val.map(|v| v.text.trim().to_string()).unwrap_or_default();
+                }
                 Some(())
             }
             _ => Some(()),
@@ -275,6 +293,25 @@ fn set_name_parent(name: &mut String, parent: &mut Option<MoRef>, path: &str, va
         "parent" => *parent = val.and_then(Node::moref),
         _ => {}
     }
+}
+
+/// Sets one HostSystem property of the host I/O metrics from its value (`None`: unset); `None`
+/// back when the value did not parse.
+fn set_host_property(host: &mut Host, path: &str, val: Option<&Node>) -> Option<()> {
+    let text = || val.map(|v| v.text.trim().to_string()).unwrap_or_default();
+    match path {
+        "runtime.connectionState" => host.connection_state = text(),
+        "runtime.inMaintenanceMode" => {
+            host.in_maintenance = match val {
+                Some(v) => parse_bool(&v.text)?,
+                None => false,
+            }
+        }
+        "summary.config.product.version" => host.version = text(),
+        "summary.config.product.build" => host.build = text(),
+        _ => {}
+    }
+    Some(())
 }
 
 /// Sets one VirtualMachine property from its value (`None`: unset); `None` back when the value
@@ -614,5 +651,42 @@ mod tests {
         assert_eq!(inv.folders["group-v1"].name, "vms/old");
         let snapshots = inv.vms["vm-1"].snapshots();
         assert_eq!(snapshots[0].tree.name, "before/after 50%");
+    }
+
+    #[test]
+    fn host_state_version_and_datastore_url_are_read() {
+        let xml = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><RetrievePropertiesExResponse xmlns="urn:vim25"><returnval>
+<objects><obj type="HostSystem">host-29</obj><propSet><name>name</name><val xsi:type="xsd:string">esx01</val></propSet>
+<propSet><name>runtime.connectionState</name><val xsi:type="HostSystemConnectionState">notResponding</val></propSet>
+<propSet><name>runtime.inMaintenanceMode</name><val xsi:type="xsd:boolean">true</val></propSet>
+<propSet><name>summary.config.product.version</name><val xsi:type="xsd:string">8.0.3</val></propSet>
+<propSet><name>summary.config.product.build</name><val xsi:type="xsd:string">24022510</val></propSet></objects>
+<objects><obj type="HostSystem">host-30</obj><propSet><name>runtime.inMaintenanceMode</name><val xsi:type="xsd:boolean">maybe</val></propSet></objects>
+<objects><obj type="Datastore">datastore-12</obj><propSet><name>summary.url</name><val xsi:type="xsd:string">ds:///vmfs/volumes/5f0c6d1a-3e2b7c44-8a1e-0050569e1b2c/</val></propSet></objects>
+</returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>"#;
+        let (b, _) = build(xml);
+        assert_eq!(b.malformed, 1, "the bad boolean");
+        let inv = b.finish();
+        let host = &inv.hosts["host-29"];
+        assert_eq!(
+            (
+                host.connection_state.as_str(),
+                host.in_maintenance,
+                host.version.as_str(),
+                host.build.as_str()
+            ),
+            ("notResponding", true, "8.0.3", "24022510")
+        );
+        assert!(!inv.hosts["host-30"].in_maintenance);
+        assert_eq!(
+            inv.datastores["datastore-12"].url,
+            "ds:///vmfs/volumes/5f0c6d1a-3e2b7c44-8a1e-0050569e1b2c/"
+        );
+        let mut inv = inv;
+        let obj = MoRef::new("HostSystem", "host-29");
+        inv.set_property(&obj, "runtime.inMaintenanceMode", None);
+        inv.set_property(&obj, "runtime.connectionState", None);
+        assert!(!inv.hosts["host-29"].in_maintenance);
+        assert_eq!(inv.hosts["host-29"].connection_state, "");
     }
 }

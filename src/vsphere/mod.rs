@@ -4,6 +4,8 @@
 //! - [`soap`]: request envelopes (pure functions).
 //! - [`xml`]: reading answers and faults, namespace-aware and object by object.
 //! - [`inventory`]: which properties are asked for and how they become the [`model`].
+//! - [`perf`]: the PerformanceManager's host counters: envelopes, parsers, batching.
+//! - [`perf_poll`]: one vCenter's host counters cycle by cycle (state between cycles, batches).
 //! - [`client`]: transport, the one session per vCenter that every source shares, re-login,
 //!   the pause after a refused login; with [`mirror`], the only modules that do I/O.
 //! - [`mirror`]: the inventory mirror, the first source of a target (`WaitForUpdatesEx`).
@@ -14,6 +16,8 @@ pub mod inventory;
 pub mod mirror;
 pub mod model;
 pub mod names;
+pub mod perf;
+pub mod perf_poll;
 pub mod soap;
 pub mod xml;
 

@@ -139,6 +139,13 @@ pub struct Host {
     pub name: String,
     /// The ComputeResource or ClusterComputeResource the host belongs to.
     pub parent: Option<MoRef>,
+    /// `runtime.connectionState`: connected, disconnected or notResponding.
+    pub connection_state: String,
+    /// `runtime.inMaintenanceMode`.
+    pub in_maintenance: bool,
+    /// `summary.config.product.version` and `.build`: the ESXi release.
+    pub version: String,
+    pub build: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -167,6 +174,8 @@ pub struct Datacenter {
 pub struct Datastore {
     pub id: MoId,
     pub name: String,
+    /// `summary.url` (`ds:///vmfs/volumes/<uuid>/`).
+    pub url: String,
 }
 
 /// One snapshot flattened out of the tree, with the facts derived from its place in it.
@@ -190,9 +199,14 @@ pub struct Placement<'a> {
 impl Inventory {
     /// Where a VM runs: host, cluster (empty for a standalone host) and datacenter names.
     pub fn placement(&self, vm: &Vm) -> Placement<'_> {
-        let Some(host) = vm.host.as_ref().and_then(|id| self.hosts.get(id)) else {
-            return Placement::default();
-        };
+        match vm.host.as_ref().and_then(|id| self.hosts.get(id)) {
+            Some(host) => self.host_placement(host),
+            None => Placement::default(),
+        }
+    }
+
+    /// Where a host sits: its name, cluster (empty when standalone) and datacenter names.
+    pub fn host_placement<'a>(&'a self, host: &'a Host) -> Placement<'a> {
         let compute = host
             .parent
             .as_ref()
@@ -462,6 +476,7 @@ mod tests {
                 id: "host-9".into(),
                 name: "esx1".into(),
                 parent: Some(MoRef::new("ClusterComputeResource", "domain-c7")),
+                ..Default::default()
             },
         );
         let vm = Vm {

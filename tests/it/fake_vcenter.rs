@@ -568,7 +568,7 @@ async fn wrong_password_is_vsphere_up_zero_and_nothing_carries_the_password() {
     let config = Config {
         vcenters: vec![vcenter("vc01", &fake.url, "svc", PASSWORD)],
         backup_snapshot_patterns: Vec::new(),
-        report: Default::default(),
+        ..Config::default()
     };
     let exporter = Exporter::build(Arc::new(config)).unwrap();
     exporter.start();

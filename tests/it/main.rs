@@ -16,6 +16,7 @@ mod browser;
 mod fake_vcenter;
 mod faults;
 mod golden;
+mod hostio;
 mod mirror;
 mod oracle;
 mod report;
@@ -41,6 +42,11 @@ pub struct Served {
 
 /// Serves an exporter for `vcenters` with the default backup patterns.
 pub async fn serve(vcenters: Vec<VcenterConfig>) -> Served {
+    serve_config(config_for(vcenters)).await
+}
+
+/// The configuration `serve` uses: `vcenters` with the default backup patterns.
+pub fn config_for(vcenters: Vec<VcenterConfig>) -> Config {
     let patterns = DEFAULT_BACKUP_SNAPSHOT_PATTERNS
         .iter()
         .map(|(product, regex)| BackupPattern {
@@ -48,11 +54,15 @@ pub async fn serve(vcenters: Vec<VcenterConfig>) -> Served {
             regex: regex::Regex::new(&format!("(?i){regex}")).unwrap(),
         })
         .collect();
-    let config = Config {
+    Config {
         vcenters,
         backup_snapshot_patterns: patterns,
-        report: Default::default(),
-    };
+        ..Config::default()
+    }
+}
+
+/// Serves an exporter for `config`.
+pub async fn serve_config(config: Config) -> Served {
     let exporter = Arc::new(Exporter::build(Arc::new(config)).unwrap());
     let listener = server::bind("127.0.0.1:0").await.unwrap();
     exporter.start();
@@ -95,6 +105,27 @@ impl Served {
         let (status, body) = self.get(path).await;
         assert_eq!(status, 200, "{path}: {body}");
         body
+    }
+
+    /// Scrapes `path` until `done` holds for the page, at most `limit`; the page that passed.
+    pub async fn scrape_until(
+        &self,
+        path: &str,
+        limit: std::time::Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let page = self.scrape(path).await;
+            if done(&page) {
+                return page;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path}: condition not met within {limit:?}; last page:\n{page}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// The first configured target.

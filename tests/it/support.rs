@@ -17,6 +17,7 @@ pub fn vcenter(name: &str, url: &str, user: &str, password: &str) -> VcenterConf
         request_timeout: Duration::from_secs(30),
         login_retry_interval: vsphere_backup_exporter::config::DEFAULT_LOGIN_RETRY_INTERVAL,
         max_response_size: vsphere_backup_exporter::config::DEFAULT_MAX_RESPONSE_SIZE,
+        perf: Default::default(),
     }
 }
 

@@ -16,6 +16,60 @@ pub struct Facts {
     pub username: String,
     pub password: String,
     pub vms: Vec<VmFacts>,
+    #[serde(default)]
+    pub hosts: Vec<HostFacts>,
+    pub perf: Option<PerfFacts>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HostFacts {
+    pub id: String,
+    pub name: String,
+    pub cluster_name: String,
+    pub datacenter_name: String,
+    pub connection_state: String,
+    pub in_maintenance: bool,
+    pub version: String,
+    pub build: String,
+    pub datastores: Vec<HostDatastoreFacts>,
+    pub nics: Vec<String>,
+    pub storage_adapters: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HostDatastoreFacts {
+    pub id: String,
+    pub name: String,
+    pub instance: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PerfFacts {
+    pub counter_shift: i32,
+    pub dropped_counter: String,
+    pub max_query_metrics: usize,
+    pub counter_ids: std::collections::BTreeMap<String, i32>,
+}
+
+/// The simulator's QueryPerf counts (`/_stats` "perf").
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PerfStats {
+    pub query_perf_requests: u64,
+    pub query_perf_metrics: u64,
+    pub max_metrics_per_request: usize,
+    pub over_limit: u64,
+    pub unconnected_host_specs: u64,
+    pub limit: usize,
+}
+
+/// One (host, counter, instance) as the simulator last sent it (`/_perf/served`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServedSeries {
+    pub entity: String,
+    pub counter: String,
+    pub instance: String,
+    /// `[unix seconds, raw value]`, oldest first.
+    pub samples: Vec<[i64; 2]>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,6 +248,26 @@ impl Vcsim {
             .unwrap()
     }
 
+    /// The raw values the simulator last sent per (host, counter, instance).
+    pub async fn served(&self) -> Vec<ServedSeries> {
+        #[derive(Deserialize)]
+        struct Served {
+            series: Vec<ServedSeries>,
+        }
+        let (base, client) = self.http();
+        let body = client
+            .get(format!("{base}/_perf/served"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        serde_json::from_slice::<Served>(&body)
+            .expect("/_perf/served JSON")
+            .series
+    }
+
     /// Changes the simulator's inventory at run time (`POST /_control`, see tests/vcsim/README):
     /// the change goes through the simulator's own update path, so WaitForUpdatesEx reports it.
     pub async fn control(&self, command: serde_json::Value) -> serde_json::Value {
@@ -251,6 +325,8 @@ pub struct Stats {
     pub requests: std::collections::BTreeMap<String, u64>,
     /// Live sessions (every user's).
     pub sessions: i64,
+    #[serde(default)]
+    pub perf: PerfStats,
 }
 
 impl Stats {

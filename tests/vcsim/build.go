@@ -21,6 +21,7 @@ import (
 type simulation struct {
 	model *simulator.Model
 	facts *Facts
+	perf  *perfManager
 }
 
 // buildScenario builds opts.scenario in a fresh simulator (the simulator's registry is global:
@@ -29,6 +30,9 @@ func buildScenario(opts options) (*simulation, error) {
 	rand.Seed(1) // the simulator draws from math/rand (e.g. device keys); keep its draws repeatable
 	sc, err := scenarioFor(opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := applyPerfCatalogue(opts.perf); err != nil {
 		return nil, err
 	}
 	model, err := newModel(sc.shape)
@@ -41,7 +45,8 @@ func buildScenario(opts options) (*simulation, error) {
 		model.Remove()
 		return nil, err
 	}
-	plans := sc.plans(listPools())
+	pools := listPools()
+	plans := sc.plans(pools)
 	facts := &Facts{Scenario: opts.scenario, VMs: make([]VMFacts, 0, len(plans))}
 	for i, plan := range plans {
 		vm, err := realize(ctx, c, plan, sc.stamp)
@@ -59,7 +64,23 @@ func buildScenario(opts options) (*simulation, error) {
 			return nil, err
 		}
 	}
-	return &simulation{model: model, facts: facts}, nil
+	var states map[string]hostState
+	if sc.hosts != nil {
+		states = sc.hosts(pools)
+	}
+	if err := applyHostStates(ctx, c, pools, states); err != nil {
+		model.Remove()
+		return nil, err
+	}
+	setDatastoreURLs()
+	facts.Hosts = hostFacts(pools, states)
+	perf, err := installPerfManager(opts.perf, c.ServiceContent)
+	if err != nil {
+		model.Remove()
+		return nil, err
+	}
+	facts.Perf = perfFacts(opts.perf)
+	return &simulation{model: model, facts: facts, perf: perf}, nil
 }
 
 // realize creates one VM from its plan and returns its facts.

@@ -11,11 +11,13 @@ import (
 
 // Facts is the -facts JSON document.
 type Facts struct {
-	URL      string    `json:"url"`
-	Username string    `json:"username"`
-	Password string    `json:"password"`
-	Scenario string    `json:"scenario"`
-	VMs      []VMFacts `json:"vms"`
+	URL      string      `json:"url"`
+	Username string      `json:"username"`
+	Password string      `json:"password"`
+	Scenario string      `json:"scenario"`
+	VMs      []VMFacts   `json:"vms"`
+	Hosts    []HostFacts `json:"hosts"`
+	Perf     *PerfFacts  `json:"perf"`
 }
 
 // VMFacts describes one VM (templates included).

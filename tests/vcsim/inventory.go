@@ -33,6 +33,7 @@ type inventoryShape struct {
 	clusters        int // per datacenter
 	hostsPerCluster int
 	standaloneHosts int // per datacenter
+	datastores      int // per datacenter, mounted on all its hosts; 0 means 1
 }
 
 // host is a HostSystem a VM can run on.
@@ -78,6 +79,9 @@ func newModel(shape inventoryShape) (*simulator.Model, error) {
 	m.ClusterHost = shape.hostsPerCluster
 	m.Host = shape.standaloneHosts
 	m.Datastore = 1
+	if shape.datastores > 1 {
+		m.Datastore = shape.datastores
+	}
 	m.Portgroup = 0
 	m.Machine = 0
 	m.Autostart = false

@@ -30,27 +30,30 @@ import (
 
 // options are the command-line flags, validated once by parseOptions.
 type options struct {
-	listen          string
-	tls             bool
-	certOut         string
-	username        string
-	password        string
-	scenario        string
-	vms             int
-	snapshotVMs     int
-	datacenters     int
-	clusters        int
-	hostsPerCluster int
-	standaloneHosts int
-	seed            int64
-	now             string
-	factsOut        string
-	datastoreDir    string
-	requireSession  bool
-	pageSize        int
-	maxUpdates      int
-	exitOnStdinEOF  bool
-	selfCheck       bool
+	listen            string
+	tls               bool
+	certOut           string
+	username          string
+	password          string
+	scenario          string
+	vms               int
+	snapshotVMs       int
+	datacenters       int
+	clusters          int
+	hostsPerCluster   int
+	standaloneHosts   int
+	seed              int64
+	now               string
+	factsOut          string
+	datastoreDir      string
+	requireSession    bool
+	pageSize          int
+	maxUpdates        int
+	exitOnStdinEOF    bool
+	selfCheck         bool
+	maintenanceHosts  int
+	disconnectedHosts int
+	perf              perfOptions
 }
 
 func parseOptions(args []string) (options, error) {
@@ -61,13 +64,19 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.certOut, "cert-out", "", "write the PEM CA certificate that signed the server certificate to this file")
 	fs.StringVar(&o.username, "username", "user", "the only user name Login accepts")
 	fs.StringVar(&o.password, "password", "pass", "the only password Login accepts")
-	fs.StringVar(&o.scenario, "scenario", "golden", "inventory to build: golden, demo, scale or report")
+	fs.StringVar(&o.scenario, "scenario", "golden", "inventory to build: golden, demo, hosts, scale or report")
 	fs.IntVar(&o.vms, "vms", 1000, "scale: total number of VMs, templates included")
 	fs.IntVar(&o.snapshotVMs, "snapshot-vms", 150, "scale: number of VMs that get snapshot trees")
 	fs.IntVar(&o.datacenters, "datacenters", 2, "scale: number of datacenters")
 	fs.IntVar(&o.clusters, "clusters", 2, "scale: clusters per datacenter")
 	fs.IntVar(&o.hostsPerCluster, "hosts-per-cluster", 4, "scale: hosts in each cluster")
 	fs.IntVar(&o.standaloneHosts, "standalone-hosts", 1, "scale: standalone hosts per datacenter")
+	fs.IntVar(&o.maintenanceHosts, "maintenance-hosts", 0, "scale: hosts put in maintenance mode, spread over all hosts")
+	fs.IntVar(&o.disconnectedHosts, "disconnected-hosts", 0, "scale: hosts left disconnected, spread over all hosts")
+	var shift int
+	fs.IntVar(&shift, "perf-counter-shift", 0, "add this to every performance counter id (ids differ between vCenters)")
+	fs.StringVar(&o.perf.dropCounter, "perf-drop-counter", "", "leave this counter (group.name.rollup, e.g. net.droppedRx.summation) out of the catalogue")
+	fs.IntVar(&o.perf.maxQueryMetrics, "perf-max-query-metrics", 0, "set config.vpxd.stats.maxQueryMetrics and enforce it in QueryPerf (0: setting absent, 64 enforced as vCenter does; -1: no limit)")
 	fs.Int64Var(&o.seed, "seed", 1, "scale: seed of the random shapes, sizes and statuses")
 	fs.StringVar(&o.now, "now", "", "demo, scale, report: RFC 3339 time that snapshot ages are relative to (default: the current time)")
 	fs.StringVar(&o.factsOut, "facts", "", "write the facts JSON to this file before printing VCSIM_URL")
@@ -83,14 +92,24 @@ func parseOptions(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	o.perf.counterShift = int32(shift)
 	return o, o.validate()
 }
 
 func (o options) validate() error {
 	switch o.scenario {
-	case "golden", "demo", "scale", "report":
+	case "golden", "demo", "hosts", "scale", "report":
 	default:
-		return fmt.Errorf("-scenario %q: want golden, demo, scale or report", o.scenario)
+		return fmt.Errorf("-scenario %q: want golden, demo, hosts, scale or report", o.scenario)
+	}
+	if o.maintenanceHosts < 0 || o.disconnectedHosts < 0 {
+		return errors.New("-maintenance-hosts and -disconnected-hosts must be >= 0")
+	}
+	if o.perf.counterShift < 0 || o.perf.counterShift > 1_000_000 {
+		return fmt.Errorf("-perf-counter-shift %d: want 0..1000000", o.perf.counterShift)
+	}
+	if o.perf.maxQueryMetrics < -1 {
+		return fmt.Errorf("-perf-max-query-metrics %d: want -1, 0 or a positive limit", o.perf.maxQueryMetrics)
 	}
 	if o.username == "" || o.password == "" {
 		return errors.New("-username and -password must not be empty")
@@ -160,8 +179,8 @@ func run(opts options) error {
 		return fmt.Errorf("scenario %s: %w", opts.scenario, err)
 	}
 	defer sim.model.Remove()
-	log.Printf("scenario=%s vms=%d snapshots=%d build_seconds=%.2f", opts.scenario,
-		len(sim.facts.VMs), sim.facts.snapshotCount(), time.Since(start).Seconds())
+	log.Printf("scenario=%s vms=%d snapshots=%d hosts=%d build_seconds=%.2f", opts.scenario,
+		len(sim.facts.VMs), sim.facts.snapshotCount(), len(sim.facts.Hosts), time.Since(start).Seconds())
 
 	srv, err := startServer(sim, serverConfig{
 		listen:         opts.listen,

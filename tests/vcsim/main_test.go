@@ -54,6 +54,9 @@ func runTests(m *testing.M) int {
 	if os.Getenv(controlProcessEnv) != "" {
 		return runControlTests(m)
 	}
+	if os.Getenv(hostsProcessEnv) != "" {
+		return runHostsTests(m)
+	}
 	for i := range goldenRuns {
 		sim, err := buildScenario(options{scenario: "golden"})
 		if err != nil {

@@ -1,7 +1,9 @@
 // scenarios.go owns the four scenarios: golden (small, identical on every run), demo (golden's
-// VMs with ages measured back from now, plus outdated Tools), scale (many VMs of random shape
-// from a seed) and report (one VM per backup risk and snapshots with hostile names, ages from
-// now). A scenario is an inventory shape plus a function from pools to VM plans.
+// scenarios.go owns the five scenarios: golden (small, identical on every run), demo (golden's
+// VMs with ages measured back from now, plus outdated Tools), hosts (golden's VMs on hosts in
+// every connection state), scale (many VMs of random shape from a seed, optionally on thousands
+// of hosts) and report (one VM per backup risk and snapshots with hostile names, ages from now).
+// A scenario is an inventory shape plus a function from pools to VM plans.
 package main
 
 import (
@@ -17,6 +19,8 @@ type scenario struct {
 	// stamp is the time written into layoutEx/storage timestamps.
 	stamp time.Time
 	plans func(pools []*pool) []*vmPlan
+	// hosts says which hosts are not simply connected (by name); nil: all are.
+	hosts func(pools []*pool) map[string]hostState
 }
 
 // goldenNow is the golden scenario's "now": its snapshots are 3 to 30 days older.
@@ -30,6 +34,15 @@ func scenarioFor(opts options) (scenario, error) {
 	case "demo":
 		now := opts.referenceNow()
 		return scenario{shape: small, stamp: now, plans: func(p []*pool) []*vmPlan { return smallPlans(p, now, true) }}, nil
+	case "hosts":
+		// golden's VMs on a cluster of five hosts (one in maintenance, one disconnected, one
+		// not responding) and a standalone host, two datastores on every host.
+		now := opts.referenceNow()
+		shape := inventoryShape{datacenters: 1, clusters: 1, hostsPerCluster: 5, standaloneHosts: 1, datastores: 2}
+		return scenario{shape: shape, stamp: now,
+			plans: func(p []*pool) []*vmPlan { return smallPlans(p, now, false) },
+			hosts: func([]*pool) map[string]hostState { return hostsScenarioStates },
+		}, nil
 	case "scale":
 		now := opts.referenceNow()
 		shape := inventoryShape{
@@ -40,6 +53,8 @@ func scenarioFor(opts options) (scenario, error) {
 		}
 		return scenario{shape: shape, stamp: now, plans: func(p []*pool) []*vmPlan {
 			return scalePlans(p, opts.vms, opts.snapshotVMs, opts.seed, now)
+		}, hosts: func(p []*pool) map[string]hostState {
+			return spreadHostStates(p, opts.maintenanceHosts, opts.disconnectedHosts)
 		}}, nil
 	case "report":
 		now := opts.referenceNow()

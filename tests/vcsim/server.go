@@ -105,6 +105,7 @@ func startServer(sim *simulation, cfg serverConfig) (*server, error) {
 	u := &url.URL{Scheme: "http", Host: net.JoinHostPort(host, fmt.Sprint(addr.Port)), Path: "/sdk"}
 
 	s := &server{stats: newStats()}
+	s.stats.perf = sim.perf
 	var leaf tls.Certificate
 	if cfg.tls {
 		u.Scheme = "https"
@@ -154,6 +155,9 @@ func startServer(sim *simulation, cfg serverConfig) (*server, error) {
 	root.HandleFunc("/_stats", s.stats.serve)
 	root.HandleFunc("/_sessions/expire", gate.expireAll)
 	root.HandleFunc("/_control", newController(internal, gate).serve)
+	if sim.perf != nil {
+		root.HandleFunc("/_perf/served", sim.perf.serveServed)
+	}
 	root.Handle("/", soapHandler(mux, s.stats, gate, newPager(cfg.pageSize), newTruncator(cfg.maxUpdates)))
 
 	s.http = &http.Server{Handler: root, ErrorLog: log.New(ioutil.Discard, "", 0)}
@@ -228,6 +232,7 @@ type stats struct {
 	faults   map[string]int64
 	total    int64
 	bytes    int64
+	perf     *perfManager // its QueryPerf counts; nil in tests that serve without one
 }
 
 func newStats() *stats {
@@ -259,6 +264,11 @@ func (s *stats) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		sessions = n
 	}
+	var perf *perfStats
+	if s.perf != nil {
+		snapshot := s.perf.statsSnapshot()
+		perf = &snapshot
+	}
 	s.mu.Lock()
 	body, err := json.Marshal(struct {
 		Requests           map[string]int64 `json:"requests"`
@@ -266,7 +276,8 @@ func (s *stats) serve(w http.ResponseWriter, r *http.Request) {
 		RequestsTotal      int64            `json:"requests_total"`
 		ResponseBytesTotal int64            `json:"response_bytes_total"`
 		Sessions           int              `json:"sessions"`
-	}{s.requests, s.faults, s.total, s.bytes, sessions})
+		Perf               *perfStats       `json:"perf,omitempty"`
+	}{s.requests, s.faults, s.total, s.bytes, sessions, perf})
 	s.mu.Unlock()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
