@@ -82,7 +82,16 @@ async fn run(
         let hosts = connected_hosts(&inv);
         drop(inv);
         let outcome = poller.cycle(&client, &hosts, &options).await;
-        last_error = publish(&publisher, client.vcenter(), outcome, last_error);
+        let claim = || client.claim_incident();
+        let cleared = || client.incident_over();
+        last_error = publish(
+            &publisher,
+            client.vcenter(),
+            outcome,
+            last_error,
+            claim,
+            cleared,
+        );
         let elapsed = started.elapsed();
         if elapsed < config.interval {
             tokio::time::sleep(config.interval - elapsed).await;
@@ -97,6 +106,8 @@ fn publish(
     vcenter: &str,
     outcome: Result<(HostIo, CycleReport), crate::vsphere::Error>,
     last_error: Option<String>,
+    claim_incident: impl FnOnce() -> bool,
+    cleared: impl FnOnce(),
 ) -> Option<String> {
     let now = super::unix_now();
     let (value, status, error) = match outcome {
@@ -134,11 +145,18 @@ fn publish(
     };
     match (&error, &last_error) {
         (Some(now), Some(before)) if now == before => {}
+        // One warning per incident: another source of this vCenter may have logged it.
+        (Some(now), _) if !claim_incident() => {
+            debug!(vcenter, error = %now, "perf: cycle failed; the vCenter's failure is logged already")
+        }
         (Some(now), _) => {
             warn!(vcenter, error = %now, "perf: cycle failed; host I/O metrics are incomplete")
         }
         (None, Some(_)) => info!(vcenter, "perf: counters read again"),
         (None, None) => {}
+    }
+    if error.is_none() {
+        cleared();
     }
     publisher.publish(value, status);
     error
@@ -198,11 +216,11 @@ mod tests {
                 failure: crate::vsphere::CallError::Status(503),
             })
         };
-        let last = publish(&publisher, "vc01", ok(), None);
+        let last = publish(&publisher, "vc01", ok(), None, || true, || ());
         assert!(last.is_none());
         let p = feed.latest();
         assert!(p.status.synced && p.value.is_some() && p.status.attempted);
-        let last = publish(&publisher, "vc01", failed(), last);
+        let last = publish(&publisher, "vc01", failed(), last, || true, || ());
         assert_eq!(
             last.as_deref(),
             Some("vCenter vc01: QueryPerf: HTTP status 503")
@@ -210,7 +228,7 @@ mod tests {
         let p = feed.latest();
         assert!(!p.status.synced && p.value.is_none());
         assert_eq!(p.status.error, last);
-        let last = publish(&publisher, "vc01", ok(), last);
+        let last = publish(&publisher, "vc01", ok(), last, || true, || ());
         assert!(last.is_none() && feed.latest().status.synced);
     }
 }

@@ -145,6 +145,9 @@ pub struct Client {
     max_response_size: u64,
     session: Mutex<SessionSlot>,
     login_counts: LoginCounts,
+    /// True from the failure a source has reported until a source is in sync again: every
+    /// source of this vCenter fails in the same outage, and it is logged once, not per source.
+    incident: std::sync::atomic::AtomicBool,
     /// Failed calls by call and kind of failure (a std lock: held for one increment only).
     call_errors: std::sync::Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
@@ -196,6 +199,7 @@ impl Client {
             session: Mutex::new(SessionSlot::default()),
             login_counts: LoginCounts::default(),
             call_errors: std::sync::Mutex::new(BTreeMap::new()),
+            incident: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -220,6 +224,18 @@ impl Client {
             Ok(m) => m.iter().map(|((c, k), n)| (*c, *k, *n)).collect(),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// True for the first source to report a failure since a source was last in sync: it logs
+    /// the warning, the others a debug line (one warning per incident, not per source).
+    pub fn claim_incident(&self) -> bool {
+        !self.incident.swap(true, Ordering::Relaxed)
+    }
+
+    /// A source is in sync again: the next failure is a new incident. (Not any call's success:
+    /// an answer nobody reads, such as DestroyPropertyCollector's, proves little.)
+    pub fn incident_over(&self) {
+        self.incident.store(false, Ordering::Relaxed);
     }
 
     /// The request timeout every call has unless it says otherwise.

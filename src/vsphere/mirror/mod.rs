@@ -173,7 +173,6 @@ impl Follower {
     async fn run(self) {
         let mut backoff = BACKOFF_FIRST;
         let mut relogged = false;
-        let mut warned = false;
         loop {
             let started = Instant::now();
             let stop = self.follow().await;
@@ -183,13 +182,6 @@ impl Follower {
             let reason = stop.reason();
             self.counters.resync(reason);
             let message = stop.to_string();
-            // One warning per incident: the failure that ends a time in sync (or the first
-            // attempt) is logged; retries that fail until the mirror is in sync again are
-            // debug lines, whatever call they fail at.
-            let last = self.publisher.latest().status.clone();
-            if last.synced || !last.attempted {
-                warned = false;
-            }
             self.publish_failure(&message);
             // A lost session (expired, or vCenter restarted) is cured by a login: once at once,
             // then with the backoff should it keep happening.
@@ -199,10 +191,11 @@ impl Follower {
                 continue;
             }
             relogged = false;
-            if warned || stop.logged_by_client() {
+            // One warning per incident: the first failure since a call last succeeded, whichever
+            // source of this vCenter met it; retries and the other sources log debug lines.
+            if stop.logged_by_client() || !self.client.claim_incident() {
                 debug!(vcenter = %self.vcenter, error = %message, "mirror failed again");
             } else {
-                warned = true;
                 warn!(vcenter = %self.vcenter, error = %message, retry_seconds = backoff.as_secs_f64(), "mirror lost vCenter; retrying with a full retrieval");
             }
             tokio::time::sleep(backoff).await;
@@ -270,6 +263,7 @@ impl Follower {
         self.counters
             .full_retrievals
             .fetch_add(1, Ordering::Relaxed);
+        self.client.incident_over();
         if recovered {
             info!(vcenter = %self.vcenter, vms, seconds, "mirror in sync again");
         } else {
