@@ -233,6 +233,15 @@ pub fn continue_retrieve_properties_ex(collector: &MoRef, token: &str) -> String
     ))
 }
 
+/// `CancelRetrievePropertiesEx`: the rest of a paged result is not wanted.
+pub fn cancel_retrieve_properties_ex(collector: &MoRef, token: &str) -> String {
+    envelope(&format!(
+        r#"<CancelRetrievePropertiesEx xmlns="{VIM25}">{}{}</CancelRetrievePropertiesEx>"#,
+        moref("_this", collector),
+        text("token", token)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

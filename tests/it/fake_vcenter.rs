@@ -270,8 +270,22 @@ fn mirror_vcenter(method: &str, before: usize, wait: &dyn Fn(usize) -> Answer) -
             n => wait(n),
         },
         "DestroyPropertyCollector" | "DestroyView" | "Logout" => ok(fixture("destroy_view.xml")),
+        // The consistency check reads the ContainerView's objects: the two VMs it announced.
+        "RetrievePropertiesEx" => ok(view_objects(&["vm-1044", "vm-1071"])),
         other => panic!("unexpected call {other}"),
     }
+}
+
+/// The ContainerView's `view` property listing these VMs (and a host, which does not count).
+fn view_objects(vms: &[&str]) -> String {
+    let refs: String = vms
+        .iter()
+        .map(|id| format!(r#"<ManagedObjectReference type="VirtualMachine" xsi:type="ManagedObjectReference">{id}</ManagedObjectReference>"#))
+        .chain([r#"<ManagedObjectReference type="HostSystem" xsi:type="ManagedObjectReference">host-29</ManagedObjectReference>"#.to_string()])
+        .collect();
+    envelope(&format!(
+        r#"<RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><objects><obj type="ContainerView">session[52a9e1b4]view-1</obj><propSet><name>view</name><val xsi:type="ArrayOfManagedObjectReference">{refs}</val></propSet></objects></returnval></RetrievePropertiesExResponse>"#
+    ))
 }
 
 fn quiet(_: usize) -> Answer {
@@ -617,4 +631,50 @@ async fn a_malformed_update_answer_names_the_call_and_its_collector_is_destroyed
     assert_eq!(fake.count("DestroyPropertyCollector"), 1);
     assert_eq!(fake.count("DestroyView"), 2);
     assert_eq!(fake.count("Login"), 1);
+}
+
+#[tokio::test]
+async fn a_vm_whose_update_was_lost_is_found_by_the_consistency_check() {
+    // vCenter holds a third VM whose `enter` never reached the mirror (a lost update): the
+    // periodic check of the view's contents finds it twice in a row and starts over.
+    let fake = start(|method, n| match method {
+        "RetrievePropertiesEx" => (200, false, view_objects(&["vm-1044", "vm-1071", "vm-2000"])),
+        _ => mirror_vcenter(method, n, &quiet),
+    })
+    .await;
+    let mirror = Mirror::start(client(&fake, PASSWORD));
+    published(&mirror, synced).await;
+    let resyncs = || mirror.counters().resyncs();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while resyncs().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no resync; calls {:?}",
+            fake.methods()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(resyncs(), [("consistency_check", 1)]);
+    // Checked after 20 quiet waits, then once more before acting.
+    assert_eq!(fake.count("RetrievePropertiesEx"), 2);
+    published(&mirror, synced).await;
+}
+
+#[tokio::test]
+async fn a_consistent_mirror_is_checked_without_resynchronising() {
+    let fake = start(|m, n| mirror_vcenter(m, n, &quiet)).await;
+    let mirror = Mirror::start(client(&fake, PASSWORD));
+    published(&mirror, synced).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fake.count("RetrievePropertiesEx") == 0 {
+        assert!(std::time::Instant::now() < deadline, "never checked");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(
+        mirror.counters().resyncs().is_empty(),
+        "{:?}",
+        mirror.counters().resyncs()
+    );
+    assert_eq!(fake.count("CreatePropertyCollector"), 1);
 }

@@ -35,6 +35,10 @@ use crate::source::{
     self, Erased, Feed, Publisher, RunningSource, Settling, SourceStatus, Task, unix_now,
 };
 
+/// Every this many empty update waits (10 minutes at the default 30 s wait) the VMs vCenter
+/// holds are compared with the mirror's: a change that slipped through (a lost update) shows as
+/// a difference, which, seen twice in a row, starts a resynchronisation.
+const CONSISTENCY_CHECK_EVERY: u32 = 20;
 /// Retry delays after a failure: doubling from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -124,6 +128,8 @@ enum Stop {
     Call(Error),
     /// A change that cannot be applied as sent; a full retrieval puts it right.
     Resync(String),
+    /// The consistency check found the mirror's VMs differ from vCenter's.
+    Inconsistent(String),
 }
 
 impl Stop {
@@ -135,6 +141,7 @@ impl Stop {
             Stop::Call(e) if matches!(e.failure, super::CallError::LoginSuspended(_)) => "login",
             Stop::Call(e) => e.failure.kind(),
             Stop::Resync(_) => "unappliable_change",
+            Stop::Inconsistent(_) => "consistency_check",
         }
     }
 
@@ -149,6 +156,7 @@ impl std::fmt::Display for Stop {
         match self {
             Stop::Call(e) => write!(f, "{e}"),
             Stop::Resync(why) => write!(f, "resynchronizing: {why}"),
+            Stop::Inconsistent(why) => write!(f, "resynchronizing: consistency check: {why}"),
         }
     }
 }
@@ -330,6 +338,8 @@ impl Follower {
         // VMs that were in the ListView once: a collector may not announce them again when
         // they come back, so their files are read directly.
         let mut ever_listed = listed.clone();
+        let mut quiet_waits = 0u32;
+        let mut suspect: Option<BTreeSet<MoId>> = None;
         loop {
             let (head, parsed) = match self
                 .wait(session, collector, &version, Parsed::default())
@@ -339,7 +349,20 @@ impl Follower {
                 Err(e) => return e.into(),
             };
             let Some(head) = head else {
-                // No change within the wait: the mirror is confirmed current.
+                // No change within the wait: the mirror is confirmed current, and now and then
+                // checked against vCenter.
+                quiet_waits += 1;
+                if quiet_waits >= CONSISTENCY_CHECK_EVERY || suspect.is_some() {
+                    quiet_waits = 0;
+                    match self
+                        .check_consistency(session, collector, &inventory, &mut suspect)
+                        .await
+                    {
+                        Ok(None) => {}
+                        Ok(Some(stop)) => return stop,
+                        Err(e) => return e.into(),
+                    }
+                }
                 self.publisher
                     .set_status(|s| s.last_update_seconds = unix_now());
                 continue;
@@ -404,5 +427,44 @@ impl Follower {
                 },
             );
         }
+    }
+}
+
+impl Follower {
+    /// Compares the VMs vCenter holds with the mirror's. A difference can be a change still
+    /// on its way, so it counts only when the next check, one quiet wait later, finds the same
+    /// VMs differing: then the mirror has lost an update and starts over.
+    async fn check_consistency(
+        &self,
+        session: &Session,
+        collector: &OwnCollector,
+        inventory: &Inventory,
+        suspect: &mut Option<BTreeSet<MoId>>,
+    ) -> Result<Option<Stop>, Error> {
+        let held = self.vms_in_view(session, &collector.view).await?;
+        let mirrored: BTreeSet<&MoId> = inventory.vms.keys().collect();
+        let differ: BTreeSet<MoId> = held
+            .iter()
+            .filter(|id| !mirrored.contains(id))
+            .chain(mirrored.iter().copied().filter(|id| !held.contains(*id)))
+            .cloned()
+            .collect();
+        if differ.is_empty() {
+            *suspect = None;
+            return Ok(None);
+        }
+        let again = suspect.as_ref().is_some_and(|s| !s.is_disjoint(&differ));
+        if !again {
+            debug!(vcenter = %self.vcenter, differ = differ.len(), "mirror differs from vCenter; checking again after the next wait");
+            *suspect = Some(differ);
+            return Ok(None);
+        }
+        Ok(Some(Stop::Inconsistent(format!(
+            "{} VMs in vCenter, {} in the mirror ({} differ, e.g. {})",
+            held.len(),
+            inventory.vms.len(),
+            differ.len(),
+            differ.iter().next().map(String::as_str).unwrap_or("")
+        ))))
     }
 }

@@ -507,6 +507,13 @@ fn compare(samples: &[Sample], truth: &Inventory) -> Option<String> {
         .then(|| format!("snapshots {snapshots:?}, want {want_snapshots:?}"))
 }
 
+/// A note for docs/reliability.md, kept under target/tmp/reliability beside the rows.
+pub fn write_note(name: &str, text: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("{name}.note")), text);
+}
+
 /// What one fault run observed.
 #[derive(Debug)]
 pub struct Outcome {

@@ -242,4 +242,45 @@ async fn one_session_after_faults_and_1000_scrapes_and_a_bounded_shutdown() {
         "SIGTERM took {took:?}"
     );
     assert_eq!(env.stats().await.sessions, 0, "the exporter logged out");
+    harness::write_note(
+        "shutdown",
+        &format!(
+            "- Through drop, HTTP 500, garbage and truncated-body faults in one session: {created} PropertyCollectors created, {destroyed} destroyed (the one in use is the difference); {views} views created, {views_destroyed} destroyed (the test oracle's reads included).\n- After those, a session expiry, a restart and 1,000 scrapes: 1 session at the simulator. SIGHUP kept the process; SIGTERM ended it in {:.2} s, logged out (0 sessions).\n",
+            took.unwrap_or_default().as_secs_f64()
+        ),
+    );
+}
+
+/// SIGTERM ends the exporter within 10 s even while vCenter hangs (the logout has a short
+/// timeout of its own) and a client holds a connection with half its request headers sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_exporter_within_10_s_while_vcenter_hangs_and_a_client_stalls() {
+    use tokio::io::AsyncWriteExt;
+
+    let mut env = Env::start().await;
+    let synced = env
+        .wait_current("VEEAM BACKUP TEMPORARY SNAPSHOT", Duration::from_secs(60))
+        .await;
+    assert!(synced.is_some(), "never synced");
+    env.proxy.set(Fault::Hang);
+    let addr = env.exporter.base.trim_start_matches("http://").to_string();
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: exporter\r\n")
+        .await
+        .unwrap();
+    let took = env
+        .exporter
+        .signal_and_wait("TERM", Duration::from_secs(15));
+    assert!(
+        took.is_some_and(|t| t <= Duration::from_secs(10)),
+        "SIGTERM took {took:?}"
+    );
+    harness::write_note(
+        "shutdown_hung",
+        &format!(
+            "- SIGTERM while vCenter hangs and a client has sent half its headers: exited in {:.2} s.\n",
+            took.unwrap_or_default().as_secs_f64()
+        ),
+    );
 }
