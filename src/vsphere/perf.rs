@@ -639,19 +639,6 @@ pub async fn available_metrics(
     parse_available_metrics(&bytes, keep).map_err(|e| parse_error(client, call, e))
 }
 
-/// One `QueryPerf` request, and the size of its answer in bytes.
-pub async fn query(
-    client: &Client,
-    session: &Session,
-    specs: &[QuerySpec<'_>],
-) -> Result<(Vec<EntityMetric>, usize), Error> {
-    let (perf, _) = managers(client, session)?;
-    let call = "QueryPerf";
-    let bytes = client.call(call, session, query_perf(&perf, specs)).await?;
-    let metrics = parse_query_perf(&bytes).map_err(|e| parse_error(client, call, e))?;
-    Ok((metrics, bytes.len()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

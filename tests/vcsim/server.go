@@ -232,11 +232,12 @@ type stats struct {
 	faults   map[string]int64
 	total    int64
 	bytes    int64
-	perf     *perfManager // its QueryPerf counts; nil in tests that serve without one
+	byMethod map[string]int64 // response bytes by method
+	perf     *perfManager     // its QueryPerf counts; nil in tests that serve without one
 }
 
 func newStats() *stats {
-	return &stats{requests: map[string]int64{}, faults: map[string]int64{}}
+	return &stats{requests: map[string]int64{}, faults: map[string]int64{}, byMethod: map[string]int64{}}
 }
 
 func (s *stats) record(method string, fault bool, bytes int64) {
@@ -248,6 +249,7 @@ func (s *stats) record(method string, fault bool, bytes int64) {
 	}
 	s.total++
 	s.bytes += bytes
+	s.byMethod[method] += bytes
 }
 
 func (s *stats) serve(w http.ResponseWriter, r *http.Request) {
@@ -275,9 +277,10 @@ func (s *stats) serve(w http.ResponseWriter, r *http.Request) {
 		Faults             map[string]int64 `json:"faults"`
 		RequestsTotal      int64            `json:"requests_total"`
 		ResponseBytesTotal int64            `json:"response_bytes_total"`
+		ResponseBytes      map[string]int64 `json:"response_bytes"`
 		Sessions           int              `json:"sessions"`
 		Perf               *perfStats       `json:"perf,omitempty"`
-	}{s.requests, s.faults, s.total, s.bytes, sessions, perf})
+	}{s.requests, s.faults, s.total, s.bytes, s.byMethod, sessions, perf})
 	s.mu.Unlock()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
