@@ -14,6 +14,7 @@
 //! - [`server`]: HTTP (`/metrics`, `/probe`, `/-/healthy`, `/-/ready`, `/`).
 //! - [`config`]: the strict YAML configuration.
 //! - [`report`]: the snapshot report (`/report`, CSV, JSON, the `report` command).
+//! - [`webconfig`]: the exporter-toolkit web configuration (TLS, basic auth, headers).
 //! - [`cli`]: flags, logging, and the program's run loop.
 
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod report;
 pub mod server;
 pub mod source;
 pub mod vsphere;
+pub mod webconfig;
 
 /// The version of this build, from Cargo.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

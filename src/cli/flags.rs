@@ -39,7 +39,7 @@ pub struct Flags {
     )]
     pub telemetry_path: String,
 
-    /// Web configuration file (exporter-toolkit format) for TLS and basic auth; not supported yet.
+    /// Web configuration file (exporter-toolkit format): TLS, basic auth and response headers.
     #[arg(long = "web.config.file", value_name = "PATH")]
     pub web_config_file: Option<PathBuf>,
 

@@ -7,7 +7,7 @@
 //! not decide when the configuration is (re)loaded (see [`crate::cli`]).
 
 mod duration;
-mod locate;
+pub(crate) mod locate;
 mod raw;
 #[cfg(test)]
 mod tests;
