@@ -6,7 +6,7 @@ use rcgen::{CertificateParams, KeyPair};
 use super::*;
 
 /// A bcrypt hash (of "pw", cost 4); no error may ever contain it.
-const HASH: &str = "$2b$04$4gD7IzTpq2A3aiU0GSeZ7.o8U3b9OxvQD2Xk6GOdsVbs1qSvvJ5FS";
+const HASH: &str = "$2y$04$UTCxus06fMBTFaLFL3DiVOx9G6ph2B2aIZ2YDbOFqlCcUi73ao6um";
 
 struct Dir {
     dir: tempfile::TempDir,
