@@ -6,7 +6,7 @@ VCSIM_SRC := $(wildcard tests/vcsim/*.go)
 DEMO_DIR := target/demo
 DEMO_PORT ?= 10169
 
-.PHONY: all demo test deps build lint unit check-alerts bench fuzz clean
+.PHONY: all demo test deps build lint unit check-alerts bench fuzz clean deb test-deb
 
 all: build
 
@@ -29,10 +29,21 @@ test: deps $(VCSIM)
 	$(CARGO) clippy --all-targets -- -D warnings
 	cd tests/vcsim && GOPATH=/usr/share/gocode GO111MODULE=off go vet . && GOPATH=/usr/share/gocode GO111MODULE=off go test .
 	$(CARGO) test --lib --tests
+	@if command -v cargo-deb >/dev/null; then scripts/test-deb.sh; else \
+		echo "test-deb skipped: cargo-deb is not installed (make test-deb installs it: ~10 min of compiling, once)"; fi
 
 ## bench: performance at 5,000 and 40,000 VMs, as ratios to baselines of the same run (~10 min; not part of test)
 bench: deps $(VCSIM)
 	@bench/run.sh
+
+## deb: the Debian package, target/debian/vsphere-backup-exporter_VERSION_ARCH.deb (release build)
+deb:
+	@command -v cargo-deb >/dev/null || $(CARGO) install cargo-deb --locked
+	$(CARGO) deb
+
+## test-deb: build the package from the dev profile and check it unpacked (dpkg -x), unit included
+test-deb:
+	@scripts/test-deb.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
