@@ -6,7 +6,7 @@ VCSIM_SRC := $(wildcard tests/vcsim/*.go)
 DEMO_DIR := target/demo
 DEMO_PORT ?= 10169
 
-.PHONY: all demo test deps build lint unit check-alerts bench fuzz clean deb test-deb
+.PHONY: all demo test deps build lint unit check-alerts bench fuzz clean deb test-deb msrv
 
 all: build
 
@@ -44,6 +44,15 @@ deb:
 ## test-deb: build the package from the dev profile and check it unpacked (dpkg -x), unit included
 test-deb:
 	@scripts/test-deb.sh
+
+## msrv: build with Cargo.toml's rust-version, when rustup has that toolchain (it downloads nothing)
+msrv:
+	@msrv=$$(sed -n 's/^rust-version = "\(.*\)"$$/\1/p' Cargo.toml); \
+	if RUSTUP_AUTO_INSTALL=0 rustup run "$$msrv" rustc --version >/dev/null 2>&1; then \
+		RUSTUP_AUTO_INSTALL=0 $(CARGO) +"$$msrv" build --all-targets; \
+	else \
+		echo "msrv: toolchain $$msrv not installed (rustup toolchain install $$msrv); skipped"; \
+	fi
 
 lint:
 	$(CARGO) fmt --all -- --check
