@@ -96,7 +96,7 @@ fn parse_telemetry_path(path: &str) -> Result<String, String> {
     if !path.starts_with('/') {
         return Err("must start with '/'".to_owned());
     }
-    if matches!(path, "/probe" | "/-/healthy" | "/-/ready") {
+    if matches!(path, "/probe" | "/-/healthy" | "/-/ready" | "/-/reload") {
         return Err(format!("{path} is taken by another endpoint"));
     }
     Ok(path.to_owned())

@@ -11,7 +11,8 @@ use tracing::info;
 use super::flags::Flags;
 use crate::config::Config;
 use crate::exporter::Exporter;
-use crate::server::{self, ServerOptions, Web};
+use crate::reload::Reloader;
+use crate::server::{self, ExporterSlot, ServerOptions, Web};
 use crate::webconfig::WebConfig;
 
 /// `--config.check`: the same checks as a start (configuration, credentials, CA files, the
@@ -74,6 +75,8 @@ pub(super) async fn run(flags: Flags) -> anyhow::Result<()> {
         revision = crate::REVISION,
         "Starting vsphere_backup_exporter"
     );
+    // Taken first: from here on a SIGHUP reloads rather than ends the process.
+    let hangups = hangup_signals();
     let (config, exporter) = load(&flags)?;
     let web = Arc::new(load_web(&flags)?);
     info!(
@@ -96,38 +99,66 @@ pub(super) async fn run(flags: Flags) -> anyhow::Result<()> {
         basic_auth = web.has_auth(),
         "Listening"
     );
+    let exporters = ExporterSlot::new(Arc::clone(&exporter));
+    let reloader = Arc::new(
+        Reloader::new(
+            flags.config_file.clone(),
+            flags.web_config_file.clone(),
+            Arc::clone(&exporters),
+            Arc::clone(&web),
+        )
+        .context("cannot set up reloading")?,
+    );
+    let hangups = tokio::spawn(reload_on_hangup(hangups, Arc::clone(&reloader)));
     let options = ServerOptions {
         telemetry_path: flags.telemetry_path,
         web,
+        reload: Some(reloader),
         ..ServerOptions::default()
     };
-    let hangups = tokio::spawn(ignore_hangups());
-    server::serve(listener, Arc::clone(&exporter), options, shutdown_signal())
+    server::serve_slot(listener, Arc::clone(&exporters), options, shutdown_signal())
         .await
         .context("HTTP server failed")?;
     hangups.abort();
-    exporter.shutdown().await;
+    // The exporter in service now: the last reload's, if any.
+    exporters.current().shutdown().await;
     info!("Stopped");
     Ok(())
 }
 
-/// SIGHUP would end the process by default (`systemctl reload`, a closed terminal): take it
-/// and say that a reload needs a restart for now.
-async fn ignore_hangups() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot take SIGHUP; it would stop the exporter");
-            return;
-        };
-        while hangup.recv().await.is_some() {
-            tracing::warn!(
-                "SIGHUP received: reloading the configuration is not supported yet; restart to apply changes"
-            );
+/// SIGHUP as a stream, taken at once: by default it would end the process.
+#[cfg(unix)]
+fn hangup_signals() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(hangups) => Some(hangups),
+        Err(error) => {
+            tracing::warn!(err = %error, "cannot take SIGHUP; it would stop the exporter");
+            None
         }
     }
 }
+
+#[cfg(not(unix))]
+fn hangup_signals() -> Option<()> {
+    None
+}
+
+/// Reloads the configuration on every SIGHUP (`systemctl reload`); a failure is logged by the
+/// reload and the running configuration stays.
+#[cfg(unix)]
+async fn reload_on_hangup(hangups: Option<tokio::signal::unix::Signal>, reloader: Arc<Reloader>) {
+    let Some(mut hangups) = hangups else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        info!("SIGHUP received: reloading the configuration");
+        let _ = reloader.reload().await;
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(_hangups: Option<()>, _reloader: Arc<Reloader>) {}
 
 /// Resolves on the first SIGINT or SIGTERM.
 async fn shutdown_signal() {

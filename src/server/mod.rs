@@ -10,6 +10,7 @@
 mod auth;
 mod handler;
 mod negotiate;
+mod reload;
 #[cfg(test)]
 mod tests;
 mod tls;
@@ -21,7 +22,6 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 
 use crate::exporter::Exporter;
 pub use handler::EXPOSITION_CONTENT_TYPE;
+pub use reload::{ExporterSlot, Reload, ReloadFuture};
 pub use web::{PUBLIC_PATHS, Web, WebError};
 
 /// How the server serves, apart from the exporter itself.
@@ -43,6 +44,8 @@ pub struct ServerOptions {
     /// TLS, basic auth and headers (`--web.config.file`); plain HTTP by default. Shared, so a
     /// reload can replace what it holds while the server runs.
     pub web: Arc<Web>,
+    /// What `POST /-/reload` runs; without it, `/-/reload` is 404.
+    pub reload: Option<Arc<dyn Reload>>,
 }
 
 impl Default for ServerOptions {
@@ -51,6 +54,7 @@ impl Default for ServerOptions {
             telemetry_path: "/metrics".to_owned(),
             shutdown_grace: Duration::from_secs(30),
             web: Arc::new(Web::plain()),
+            reload: None,
         }
     }
 }
@@ -101,7 +105,7 @@ fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// One accepted connection and what serving it needs.
 struct Connection {
-    state: Arc<handler::State>,
+    state: Arc<handler::Shared>,
     web: Arc<Web>,
     http: http1::Builder,
     watcher: Watcher,
@@ -138,11 +142,21 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let landing_page = handler::landing_page(&options.telemetry_path, &exporter.target_names());
-    let state = Arc::new(handler::State {
-        exporter,
-        landing_page: Bytes::from(landing_page),
+    serve_slot(listener, ExporterSlot::new(exporter), options, shutdown).await
+}
+
+/// [`serve`] with the exporter taken from `exporters` for each request, so that a reload can
+/// put another in service.
+pub async fn serve_slot(
+    listener: TcpListener,
+    exporters: Arc<ExporterSlot>,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let state = Arc::new(handler::Shared {
+        exporters,
         telemetry_path: options.telemetry_path,
+        reload: options.reload,
     });
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();

@@ -117,7 +117,7 @@ impl Web {
 
 /// The router behind the web config's auth and headers.
 pub(super) async fn guarded<B>(
-    state: Arc<handler::State>,
+    state: Arc<handler::Shared>,
     web: Arc<Web>,
     request: Request<B>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {

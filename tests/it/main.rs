@@ -12,6 +12,7 @@ mod browser;
 mod fake_vcenter;
 mod golden;
 mod mirror;
+mod reload;
 mod report;
 mod simulator;
 mod support;
