@@ -6,7 +6,7 @@ VCSIM_SRC := $(wildcard tests/vcsim/*.go)
 DEMO_DIR := target/demo
 DEMO_PORT ?= 10169
 
-.PHONY: all demo test deps build lint unit check-alerts bench fuzz clean deb test-deb msrv
+.PHONY: all demo test deps build lint unit check-alerts bench fuzz clean deb test-deb rpm test-rpm msrv
 
 all: build
 
@@ -44,6 +44,17 @@ deb:
 ## test-deb: build the package from the dev profile and check it unpacked (dpkg -x), unit included
 test-deb:
 	@scripts/test-deb.sh
+
+## rpm: the RPM package, target/generate-rpm/vsphere-backup-exporter-VERSION-1.ARCH.rpm (release build)
+rpm:
+	@command -v cargo-generate-rpm >/dev/null || $(CARGO) install cargo-generate-rpm --locked
+	$(CARGO) build --release --bin vsphere_backup_exporter
+	strip -s target/release/vsphere_backup_exporter
+	$(CARGO) generate-rpm
+
+## test-rpm: build the RPM from the dev build and check it unpacked (needs rpm: apt-get install rpm)
+test-rpm:
+	@scripts/test-rpm.sh
 
 ## msrv: build with Cargo.toml's rust-version, when rustup has that toolchain (it downloads nothing)
 msrv:
