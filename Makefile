@@ -6,7 +6,7 @@ VCSIM_SRC := $(wildcard tests/vcsim/*.go)
 DEMO_DIR := target/demo
 DEMO_PORT ?= 10169
 
-.PHONY: all demo test deps build lint unit check-alerts bench bench-hostio fuzz reliability clean
+.PHONY: all demo test deps build lint unit check-alerts bench bench-hostio fuzz reliability clean deb test-deb rpm test-rpm msrv
 
 all: build
 
@@ -30,6 +30,8 @@ test: deps $(VCSIM)
 	cd tests/vcsim && GOPATH=/usr/share/gocode GO111MODULE=off go vet . && GOPATH=/usr/share/gocode GO111MODULE=off go test .
 	$(CARGO) test --lib --tests
 	@scripts/fuzz.sh 20 --if-available
+	@if command -v cargo-deb >/dev/null; then scripts/test-deb.sh; else \
+		echo "test-deb skipped: cargo-deb is not installed (make test-deb installs it: ~10 min of compiling, once)"; fi
 
 ## bench: performance at 5,000 and 40,000 VMs, as ratios to baselines of the same run (~10 min; not part of test)
 bench: deps $(VCSIM)
@@ -49,6 +51,35 @@ fuzz:
 ## reliability: the fault-injection suite one fault at a time; its table goes to docs/reliability.md
 reliability: deps $(VCSIM)
 	@scripts/reliability.sh
+
+## deb: the Debian package, target/debian/vsphere-backup-exporter_VERSION_ARCH.deb (release build)
+deb:
+	@command -v cargo-deb >/dev/null || $(CARGO) install cargo-deb --locked
+	$(CARGO) deb
+
+## test-deb: build the package from the dev profile and check it unpacked (dpkg -x), unit included
+test-deb:
+	@scripts/test-deb.sh
+
+## rpm: the RPM package, target/generate-rpm/vsphere-backup-exporter-VERSION-1.ARCH.rpm (release build)
+rpm:
+	@command -v cargo-generate-rpm >/dev/null || $(CARGO) install cargo-generate-rpm --locked
+	$(CARGO) build --release --bin vsphere_backup_exporter
+	strip -s target/release/vsphere_backup_exporter
+	$(CARGO) generate-rpm
+
+## test-rpm: build the RPM from the dev build and check it unpacked (needs rpm: apt-get install rpm)
+test-rpm:
+	@scripts/test-rpm.sh
+
+## msrv: build with Cargo.toml's rust-version, when rustup has that toolchain (it downloads nothing)
+msrv:
+	@msrv=$$(sed -n 's/^rust-version = "\(.*\)"$$/\1/p' Cargo.toml); \
+	if RUSTUP_AUTO_INSTALL=0 rustup run "$$msrv" rustc --version >/dev/null 2>&1; then \
+		RUSTUP_AUTO_INSTALL=0 $(CARGO) +"$$msrv" build --all-targets; \
+	else \
+		echo "msrv: toolchain $$msrv not installed (rustup toolchain install $$msrv); skipped"; \
+	fi
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -14,16 +14,20 @@
 //! - [`server`]: HTTP (`/metrics`, `/probe`, `/-/healthy`, `/-/ready`, `/`).
 //! - [`config`]: the strict YAML configuration.
 //! - [`report`]: the snapshot report (`/report`, CSV, JSON, the `report` command).
+//! - [`webconfig`]: the exporter-toolkit web configuration (TLS, basic auth, headers).
+//! - [`reload`]: reading the configuration again and swapping it in, without a restart.
 //! - [`cli`]: flags, logging, and the program's run loop.
 
 pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod exporter;
+pub mod reload;
 pub mod report;
 pub mod server;
 pub mod source;
 pub mod vsphere;
+pub mod webconfig;
 
 /// The version of this build, from Cargo.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -43,7 +43,7 @@ pub struct Flags {
     )]
     pub telemetry_path: String,
 
-    /// Web configuration file (exporter-toolkit format) for TLS and basic auth; not supported yet.
+    /// Web configuration file (exporter-toolkit format): TLS, basic auth and response headers.
     #[arg(long = "web.config.file", value_name = "PATH")]
     pub web_config_file: Option<PathBuf>,
 
@@ -143,7 +143,7 @@ fn parse_telemetry_path(path: &str) -> Result<String, String> {
     if !path.starts_with('/') {
         return Err("must start with '/'".to_owned());
     }
-    if matches!(path, "/probe" | "/-/healthy" | "/-/ready") {
+    if matches!(path, "/probe" | "/-/healthy" | "/-/ready" | "/-/reload") {
         return Err(format!("{path} is taken by another endpoint"));
     }
     Ok(path.to_owned())

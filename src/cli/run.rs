@@ -11,14 +11,16 @@ use tracing::info;
 use super::flags::Flags;
 use crate::config::Config;
 use crate::exporter::Exporter;
-use crate::server::{self, ServerOptions};
+use crate::reload::Reloader;
+use crate::server::{self, ExporterSlot, ServerOptions, Web};
+use crate::webconfig::WebConfig;
 
 /// `--config.check`: the same checks as a start (configuration, credentials, CA files, the
 /// exporter built), contacting no vCenter and listening nowhere; the verdict on stdout, or the
 /// error on stderr.
 pub(super) async fn check_config(flags: &Flags) -> ExitCode {
-    match load(flags) {
-        Ok((config, _)) => {
+    match load(flags).and_then(|loaded| Ok((loaded, load_web(flags)?))) {
+        Ok(((config, _), _)) => {
             let names: Vec<&str> = config.vcenters.iter().map(|v| v.name.as_str()).collect();
             let count = match names.len() {
                 1 => "1 vCenter".to_owned(),
@@ -29,6 +31,9 @@ pub(super) async fn check_config(flags: &Flags) -> ExitCode {
                 flags.config_file.display(),
                 names.join(", ")
             );
+            if let Some(path) = &flags.web_config_file {
+                println!("{}: web configuration OK", path.display());
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -38,15 +43,18 @@ pub(super) async fn check_config(flags: &Flags) -> ExitCode {
     }
 }
 
-/// Everything a start needs before listening: supported flags, configuration, exporter built.
-/// Contacts nothing.
+/// The web config (`--web.config.file`) built and checked, TLS files included; plain HTTP
+/// without it. Contacts nothing.
+fn load_web(flags: &Flags) -> anyhow::Result<Web> {
+    let Some(path) = &flags.web_config_file else {
+        return Ok(Web::plain());
+    };
+    let config = WebConfig::load(path).context("cannot load the web configuration")?;
+    Web::new(&config).with_context(|| format!("web configuration {}", path.display()))
+}
+
+/// Everything a start needs before listening: configuration, exporter built. Contacts nothing.
 pub(super) fn load(flags: &Flags) -> anyhow::Result<(Arc<Config>, Arc<Exporter>)> {
-    if let Some(path) = &flags.web_config_file {
-        bail!(
-            "--web.config.file {}: not supported yet (TLS and basic auth come in a later release)",
-            path.display()
-        );
-    }
     if !flags.config_file.exists() {
         bail!(
             "the configuration file {} does not exist; give its path with --config.file",
@@ -68,7 +76,10 @@ pub(super) async fn run(flags: Flags) -> anyhow::Result<()> {
         revision = crate::REVISION,
         "Starting vsphere_backup_exporter"
     );
+    // Taken first: from here on a SIGHUP reloads rather than ends the process.
+    let hangups = hangup_signals();
     let (config, exporter) = load(&flags)?;
+    let web = Arc::new(load_web(&flags)?);
     info!(
         file = %flags.config_file.display(),
         vcenters = config.vcenters.len(),
@@ -82,38 +93,73 @@ pub(super) async fn run(flags: Flags) -> anyhow::Result<()> {
         .context("cannot read the listen address")?;
     // Only now that the address is ours do the sources contact vCenter.
     exporter.start();
-    info!(address = %address, telemetry_path = flags.telemetry_path, "Listening");
+    info!(
+        address = %address,
+        telemetry_path = flags.telemetry_path,
+        tls = web.is_tls(),
+        basic_auth = web.has_auth(),
+        "Listening"
+    );
+    let exporters = ExporterSlot::new(Arc::clone(&exporter));
+    let reloader = Arc::new(
+        Reloader::new(
+            flags.config_file.clone(),
+            flags.web_config_file.clone(),
+            Arc::clone(&exporters),
+            Arc::clone(&web),
+        )
+        .context("cannot set up reloading")?,
+    );
+    let hangups = tokio::spawn(reload_on_hangup(hangups, Arc::clone(&reloader)));
     let options = ServerOptions {
         telemetry_path: flags.telemetry_path,
+        web,
+        reload: Some(reloader),
         ..ServerOptions::default()
     };
-    let hangups = tokio::spawn(ignore_hangups());
-    server::serve(listener, Arc::clone(&exporter), options, shutdown_signal())
+    server::serve_slot(listener, Arc::clone(&exporters), options, shutdown_signal())
         .await
         .context("HTTP server failed")?;
     hangups.abort();
-    exporter.shutdown().await;
+    // The exporter in service now: the last reload's, if any.
+    exporters.current().shutdown().await;
     info!("Stopped");
     Ok(())
 }
 
-/// SIGHUP would end the process by default (`systemctl reload`, a closed terminal): take it
-/// and say that a reload needs a restart for now.
-async fn ignore_hangups() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot take SIGHUP; it would stop the exporter");
-            return;
-        };
-        while hangup.recv().await.is_some() {
-            tracing::warn!(
-                "SIGHUP received: reloading the configuration is not supported yet; restart to apply changes"
-            );
+/// SIGHUP as a stream, taken at once: by default it would end the process.
+#[cfg(unix)]
+fn hangup_signals() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(hangups) => Some(hangups),
+        Err(error) => {
+            tracing::warn!(err = %error, "cannot take SIGHUP; it would stop the exporter");
+            None
         }
     }
 }
+
+#[cfg(not(unix))]
+fn hangup_signals() -> Option<()> {
+    None
+}
+
+/// Reloads the configuration on every SIGHUP (`systemctl reload`); a failure is logged by the
+/// reload and the running configuration stays.
+#[cfg(unix)]
+async fn reload_on_hangup(hangups: Option<tokio::signal::unix::Signal>, reloader: Arc<Reloader>) {
+    let Some(mut hangups) = hangups else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        info!("SIGHUP received: reloading the configuration");
+        let _ = reloader.reload().await;
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(_hangups: Option<()>, _reloader: Arc<Reloader>) {}
 
 /// Resolves on the first SIGINT or SIGTERM.
 async fn shutdown_signal() {
@@ -224,20 +270,33 @@ mod tests {
     }
 
     #[test]
-    fn web_config_file_fails_clearly_as_not_supported_yet() {
-        let flags = parse(&[
-            "--config.file=tests/config_cases/good.yml",
-            "--web.config.file=w.yml",
-        ])
-        .expect("flags");
-        let error = load(&flags)
-            .err()
-            .map(|e| format!("{e:#}"))
-            .unwrap_or_default();
-        assert_eq!(
-            error,
-            "--web.config.file w.yml: not supported yet (TLS and basic auth come in a later release)"
-        );
+    fn config_check_also_checks_the_web_config_file() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("web.yml");
+        std::fs::write(
+            &good,
+            "http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+        )
+        .expect("write");
+        let bad = dir.path().join("bad-web.yml");
+        std::fs::write(
+            &bad,
+            "tls_server_config:\n  cert_file: missing.pem\n  key_file: k\n",
+        )
+        .expect("write");
+        let check = |web: &std::path::Path| {
+            let flags = parse(&[
+                "--config.check",
+                "--config.file=tests/config_cases/good.yml",
+                &format!("--web.config.file={}", web.display()),
+            ])
+            .expect("flags");
+            runtime.block_on(check_config(&flags))
+        };
+        assert_eq!(check(&good), ExitCode::SUCCESS);
+        assert_eq!(check(&bad), ExitCode::FAILURE);
+        assert_eq!(check(&dir.path().join("absent.yml")), ExitCode::FAILURE);
     }
 
     #[test]

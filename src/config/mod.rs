@@ -7,7 +7,7 @@
 //! not decide when the configuration is (re)loaded (see [`crate::cli`]).
 
 mod duration;
-mod locate;
+pub(crate) mod locate;
 mod raw;
 #[cfg(test)]
 mod tests;
@@ -523,6 +523,9 @@ impl<'a> Loader<'a> {
         if password.is_empty() {
             return Err(format!("{} is empty", path.display()));
         }
+        if let Some(warning) = loose_permissions(&path) {
+            tracing::warn!(file = %path.display(), "{warning}");
+        }
         Ok(Secret::new(password))
     }
 
@@ -597,6 +600,31 @@ fn password_env(
             "environment variable {variable} is not valid UTF-8"
         )),
     }
+}
+
+/// A warning when the password file at `path` can be read by its group or by others.
+#[cfg(unix)]
+fn loose_permissions(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o044 != 0).then(|| {
+        format!(
+            "password file {} is readable by {} (mode {:03o}); fix: chmod 600 {}",
+            path.display(),
+            if mode & 0o004 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
+            mode & 0o777,
+            path.display()
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn loose_permissions(_path: &Path) -> Option<String> {
+    None
 }
 
 /// An I/O error's reason without the "(os error N)" noise.

@@ -569,3 +569,33 @@ fn perf_keys_parse_and_default_to_the_realtime_interval() {
     assert_eq!(defaults.max_query_metrics, None);
     assert_eq!(defaults.concurrency, 4);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_password_file_readable_by_group_or_others_gets_a_warning_naming_file_and_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("vc01.password");
+    std::fs::write(&path, "hunter2\n").expect("write");
+    let shown = path.display();
+    let cases = [
+        (0o600, None),
+        (0o400, None),
+        (
+            0o640,
+            Some(format!(
+                "password file {shown} is readable by its group (mode 640); fix: chmod 600 {shown}"
+            )),
+        ),
+        (
+            0o644,
+            Some(format!(
+                "password file {shown} is readable by everyone (mode 644); fix: chmod 600 {shown}"
+            )),
+        ),
+    ];
+    for (mode, want) in cases {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        assert_eq!(loose_permissions(&path), want, "{mode:o}");
+    }
+}

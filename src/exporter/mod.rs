@@ -163,6 +163,11 @@ impl Exporter {
         &self.config
     }
 
+    /// The registry of the exporter's own metrics, for the program's (the reload's) to join.
+    pub fn own_registry(&self) -> &Registry {
+        &self.own
+    }
+
     pub fn targets(&self) -> &[Arc<Target>] {
         &self.targets
     }

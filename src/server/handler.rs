@@ -1,8 +1,9 @@
 //! Routing and responses: `/metrics` (the telemetry path), `/probe?target=`, `/-/healthy`,
 //! `/-/ready`, the snapshot report (`/report`, `/report.csv`, `/report.json`, each with an
-//! optional `?target=`) and the landing page `/`. Anything else is 404; a method other than GET or HEAD on a
-//! known path is 405. It asks the [`Exporter`] for exposition text and never contacts a vCenter
-//! itself; listening and connections are in [`super`].
+//! optional `?target=`), `POST /-/reload` (when the program can reload) and the landing page
+//! `/`. Anything else is 404; a method a known path does not take is 405. It asks the
+//! [`Exporter`] in service when a request arrives for exposition text, and that one to the end of
+//! the request; it never contacts a vCenter itself. Listening and connections are in [`super`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::negotiate::{accepts_gzip, scrape_deadline};
+use super::reload::{ExporterSlot, Reload};
 use crate::exporter::{Exporter, Page};
 use crate::report::{self, Format, Links};
 
@@ -30,10 +32,17 @@ const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
 const REPORT_WAIT: Duration = Duration::from_secs(10);
 
 /// What every request handler shares.
-pub(super) struct State {
-    pub(super) exporter: Arc<Exporter>,
+pub(super) struct Shared {
+    pub(super) exporters: Arc<ExporterSlot>,
     pub(super) telemetry_path: String,
-    pub(super) landing_page: Bytes,
+    pub(super) reload: Option<Arc<dyn Reload>>,
+}
+
+/// What one request works with: the exporter in service when it arrived.
+struct State<'a> {
+    exporter: Arc<Exporter>,
+    telemetry_path: &'a str,
+    reload: Option<&'a Arc<dyn Reload>>,
 }
 
 enum Route {
@@ -43,9 +52,22 @@ enum Route {
     Healthy,
     Ready,
     Report(Format),
+    Reload,
 }
 
-impl State {
+impl Route {
+    /// The methods the route takes.
+    fn methods(&self) -> &'static [Method] {
+        const READ: &[Method] = &[Method::GET, Method::HEAD];
+        const CHANGE: &[Method] = &[Method::POST];
+        match self {
+            Route::Reload => CHANGE,
+            _ => READ,
+        }
+    }
+}
+
+impl State<'_> {
     fn route(&self, path: &str) -> Option<Route> {
         if path == self.telemetry_path {
             return Some(Route::Metrics);
@@ -58,6 +80,7 @@ impl State {
             "/report" => Some(Route::Report(Format::Html)),
             "/report.csv" => Some(Route::Report(Format::Csv)),
             "/report.json" => Some(Route::Report(Format::Json)),
+            "/-/reload" if self.reload.is_some() => Some(Route::Reload),
             _ => None,
         }
     }
@@ -65,12 +88,17 @@ impl State {
 
 /// Answers one request; never fails (errors are HTTP statuses).
 pub(super) async fn handle<B>(
-    state: Arc<State>,
+    shared: Arc<Shared>,
     request: Request<B>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     // The body is never read; keeping only the head makes the future Send whatever `B` is.
     let (request, _body) = request.into_parts();
+    let state = State {
+        exporter: shared.exporters.current(),
+        telemetry_path: &shared.telemetry_path,
+        reload: shared.reload.as_ref(),
+    };
     let response = respond(&state, &request).await;
     tracing::debug!(
         method = %request.method,
@@ -82,15 +110,17 @@ pub(super) async fn handle<B>(
     Ok(response)
 }
 
-async fn respond(state: &State, request: &Parts) -> Response<Full<Bytes>> {
+async fn respond(state: &State<'_>, request: &Parts) -> Response<Full<Bytes>> {
     let Some(route) = state.route(request.uri.path()) else {
         return text(StatusCode::NOT_FOUND, "Not found\n");
     };
-    if request.method != Method::GET && request.method != Method::HEAD {
+    let methods = route.methods();
+    if !methods.contains(&request.method) {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+        if let Ok(allow) = HeaderValue::from_str(&allow.join(", ")) {
+            response.headers_mut().insert(ALLOW, allow);
+        }
         return response;
     }
     match route {
@@ -100,15 +130,30 @@ async fn respond(state: &State, request: &Parts) -> Response<Full<Bytes>> {
             exposition(body, accepts_gzip(&request.headers)).await
         }
         Route::Probe => probe(state, request).await,
-        Route::Landing => with_type(
-            StatusCode::OK,
-            HTML_CONTENT_TYPE,
-            state.landing_page.clone(),
-        ),
+        Route::Landing => {
+            let page = landing_page(state.telemetry_path, &state.exporter.target_names());
+            with_type(StatusCode::OK, HTML_CONTENT_TYPE, Bytes::from(page))
+        }
         Route::Healthy => text(StatusCode::OK, "Healthy"),
         Route::Ready if state.exporter.is_ready() => text(StatusCode::OK, "Ready"),
         Route::Ready => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready"),
         Route::Report(format) => report(state, request, format).await,
+        Route::Reload => reload(state).await,
+    }
+}
+
+/// `POST /-/reload`: 200 once the new configuration is in force, 500 with the reason when it
+/// was refused (the old one stays).
+async fn reload(state: &State<'_>) -> Response<Full<Bytes>> {
+    let Some(reload) = state.reload else {
+        return text(StatusCode::NOT_FOUND, "Not found\n");
+    };
+    match reload.reload().await {
+        Ok(()) => text(StatusCode::OK, "Configuration reloaded\n"),
+        Err(error) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload the configuration: {error}\n"),
+        ),
     }
 }
 
@@ -126,7 +171,7 @@ fn target_param(query: &str) -> Result<Option<String>, &'static str> {
 
 /// `/report`, `/report.csv`, `/report.json`: every snapshot of every vCenter (`?target=`: of one),
 /// read from the mirrors; 400 when the target is no configured vCenter.
-async fn report(state: &State, request: &Parts, format: Format) -> Response<Full<Bytes>> {
+async fn report(state: &State<'_>, request: &Parts, format: Format) -> Response<Full<Bytes>> {
     let target = match target_param(request.uri.query().unwrap_or("")) {
         Ok(target) => target,
         Err(message) => return text(StatusCode::BAD_REQUEST, message),
@@ -212,7 +257,7 @@ fn unknown_target(target: &str) -> Response<Full<Bytes>> {
 
 /// `/probe?target=NAME`: one vCenter's metrics, or 400 when the target is missing or unknown
 /// (the exporter contacts nothing then).
-async fn probe(state: &State, request: &Parts) -> Response<Full<Bytes>> {
+async fn probe(state: &State<'_>, request: &Parts) -> Response<Full<Bytes>> {
     let target = match target_param(request.uri.query().unwrap_or("")) {
         Ok(Some(target)) => target,
         Ok(None) => {

@@ -1,15 +1,20 @@
 //! The HTTP server: binds the listen address ([`bind`]) and serves the exporter's endpoints over
-//! HTTP/1.1 with hyper until a shutdown future resolves, then lets in-flight requests finish
-//! ([`serve`]). Routes and responses are in `handler`, header negotiation and gzip in
-//! `negotiate`.
+//! HTTP/1.1 (or HTTPS) with hyper until a shutdown future resolves, then lets in-flight requests
+//! finish ([`serve`]). Routes and responses are in `handler`, header negotiation and gzip in
+//! `negotiate`; the web config (TLS, basic auth, headers) is applied around the router by `web`,
+//! with handshakes and certificate rotation in `tls` and password checks in `auth`.
 //!
 //! It does not know what a metric is nor how a vCenter is reached (see [`crate::exporter`]), and it
 //! does not install signal handlers (see [`crate::cli`]): tests drive it on `127.0.0.1:0`.
 
+mod auth;
 mod handler;
 mod negotiate;
+mod reload;
 #[cfg(test)]
 mod tests;
+mod tls;
+mod web;
 
 use std::future::Future;
 use std::io;
@@ -17,16 +22,17 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 
 use crate::exporter::Exporter;
 pub use handler::EXPOSITION_CONTENT_TYPE;
+pub use reload::{ExporterSlot, Reload, ReloadFuture};
+pub use web::{PUBLIC_PATHS, Web, WebError};
 
 /// How the server serves, apart from the exporter itself.
 #[derive(Debug, Clone)]
@@ -35,6 +41,11 @@ pub struct ServerOptions {
     pub telemetry_path: String,
     /// How long requests in flight may run on after shutdown is asked for.
     pub shutdown_grace: Duration,
+    /// TLS, basic auth and headers (`--web.config.file`); plain HTTP by default. Shared, so a
+    /// reload can replace what it holds while the server runs.
+    pub web: Arc<Web>,
+    /// What `POST /-/reload` runs; without it, `/-/reload` is 404.
+    pub reload: Option<Arc<dyn Reload>>,
 }
 
 impl Default for ServerOptions {
@@ -45,6 +56,8 @@ impl Default for ServerOptions {
             // wait by default before a kill): a scrape is answered from memory in well under
             // a second, and a client that sent half its headers is not waited for longer.
             shutdown_grace: Duration::from_secs(5),
+            web: Arc::new(Web::plain()),
+            reload: None,
         }
     }
 }
@@ -93,6 +106,37 @@ fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// One accepted connection and what serving it needs.
+struct Connection {
+    state: Arc<handler::Shared>,
+    web: Arc<Web>,
+    http: http1::Builder,
+    watcher: Watcher,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    /// Serves HTTP/1.1 on `io` (a TCP or TLS stream) until the client or a shutdown ends it.
+    async fn serve<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            state,
+            web,
+            http,
+            watcher,
+            peer,
+        } = self;
+        let service =
+            service_fn(move |request| web::guarded(Arc::clone(&state), Arc::clone(&web), request));
+        let connection = watcher.watch(http.serve_connection(TokioIo::new(io), service));
+        if let Err(error) = connection.await {
+            tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+        }
+    }
+}
+
 /// Serves the exporter on `listener` until `shutdown` resolves, then stops accepting and waits up
 /// to `options.shutdown_grace` for the requests in flight.
 pub async fn serve(
@@ -101,11 +145,21 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let landing_page = handler::landing_page(&options.telemetry_path, &exporter.target_names());
-    let state = Arc::new(handler::State {
-        exporter,
-        landing_page: Bytes::from(landing_page),
+    serve_slot(listener, ExporterSlot::new(exporter), options, shutdown).await
+}
+
+/// [`serve`] with the exporter taken from `exporters` for each request, so that a reload can
+/// put another in service.
+pub async fn serve_slot(
+    listener: TcpListener,
+    exporters: Arc<ExporterSlot>,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let state = Arc::new(handler::Shared {
+        exporters,
         telemetry_path: options.telemetry_path,
+        reload: options.reload,
     });
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
@@ -124,14 +178,25 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let state = Arc::clone(&state);
-        let service = service_fn(move |request| handler::handle(Arc::clone(&state), request));
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "HTTP connection ended with an error");
-            }
-        });
+        let connection = Connection {
+            state: Arc::clone(&state),
+            web: Arc::clone(&options.web),
+            http: http.clone(),
+            watcher: graceful.watcher(),
+            peer,
+        };
+        // The handshake runs in the connection's task, so a slow client delays nobody else.
+        match options.web.current().tls.clone() {
+            None => tokio::spawn(connection.serve(stream)),
+            Some(tls) => tokio::spawn(async move {
+                match tls.accept(stream).await {
+                    Ok(stream) => connection.serve(stream).await,
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed");
+                    }
+                }
+            }),
+        };
     }
     drop(listener);
     tracing::debug!("HTTP server stopped accepting; waiting for requests in flight");

@@ -12,6 +12,9 @@ use tokio::task::JoinHandle;
 use super::*;
 use crate::config::Config;
 
+mod reload;
+mod web_tls;
+
 /// A vCenter on a closed local port: nothing listens there, so nothing can be contacted.
 const CONFIG: &str = "\
 vcenters:

@@ -19,6 +19,7 @@ mod golden;
 mod hostio;
 mod mirror;
 mod oracle;
+mod reload;
 mod report;
 mod simulator;
 mod support;

@@ -1,0 +1,157 @@
+//! The web config in force ([`Web`]): TLS, basic auth and extra headers, built from a
+//! [`WebConfig`] and replaced whole on reload; and the layer that applies it around the router:
+//! every path but `/-/healthy` and `/-/ready` needs the credentials, whatever routes the router
+//! has now or gets later, and every response gets the configured headers.
+//!
+//! It does not route (see `handler`) nor run handshakes (see `tls`).
+
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use hyper::{Request, Response, StatusCode};
+
+use super::auth::BasicAuth;
+use super::handler;
+use super::tls::Tls;
+use crate::webconfig::WebConfig;
+
+/// Paths served without credentials, so that load balancers and systemd-style health checks need
+/// no password.
+pub const PUBLIC_PATHS: [&str; 2] = ["/-/healthy", "/-/ready"];
+
+/// Why a web config cannot be served; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WebError(String);
+
+/// The web config in force. Each connection takes the TLS settings current when it is accepted,
+/// each request the auth and headers current when it arrives.
+pub struct Web {
+    current: RwLock<Arc<WebState>>,
+}
+
+pub(super) struct WebState {
+    pub(super) tls: Option<Arc<Tls>>,
+    auth: Option<BasicAuth>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.current();
+        f.debug_struct("Web")
+            .field("tls", &state.tls.is_some())
+            .field("basic_auth", &state.auth.is_some())
+            .field("headers", &state.headers.len())
+            .finish()
+    }
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web::plain()
+    }
+}
+
+impl Web {
+    /// Plain HTTP, no authentication, no extra headers (no `--web.config.file`).
+    pub fn plain() -> Web {
+        Web::from_state(WebState {
+            tls: None,
+            auth: None,
+            headers: Vec::new(),
+        })
+    }
+
+    /// Everything `config` needs, built and checked: the TLS acceptor (certificate, key and
+    /// client CA read again), the authenticator. Blocking file I/O; contacts nothing.
+    pub fn new(config: &WebConfig) -> Result<Web, WebError> {
+        let tls = match &config.tls {
+            Some(settings) => Some(Arc::new(Tls::new(settings.clone()).map_err(WebError)?)),
+            None => None,
+        };
+        let auth = BasicAuth::new(&config.basic_auth_users)
+            .map_err(|e| WebError(format!("basic_auth_users: {e}")))?;
+        Ok(Web::from_state(WebState {
+            tls,
+            auth,
+            headers: config.headers.clone(),
+        }))
+    }
+
+    fn from_state(state: WebState) -> Web {
+        Web {
+            current: RwLock::new(Arc::new(state)),
+        }
+    }
+
+    /// Puts `other`'s settings in force for the connections and requests that follow.
+    pub fn replace(&self, other: Web) {
+        let state = other.current();
+        match self.current.write() {
+            Ok(mut current) => *current = state,
+            Err(poisoned) => *poisoned.into_inner() = state,
+        }
+    }
+
+    /// Whether new connections must speak TLS.
+    pub fn is_tls(&self) -> bool {
+        self.current().tls.is_some()
+    }
+
+    /// Whether requests need credentials.
+    pub fn has_auth(&self) -> bool {
+        self.current().auth.is_some()
+    }
+
+    pub(super) fn current(&self) -> Arc<WebState> {
+        match self.current.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+}
+
+/// The router behind the web config's auth and headers.
+pub(super) async fn guarded<B>(
+    state: Arc<handler::Shared>,
+    web: Arc<Web>,
+    request: Request<B>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let web = web.current();
+    let public = PUBLIC_PATHS.contains(&request.uri().path());
+    let mut response = match &web.auth {
+        Some(auth) if !public && !auth.allows(request.headers()).await => {
+            tracing::debug!(
+                method = %request.method(),
+                path = request.uri().path(),
+                "HTTP request without valid credentials"
+            );
+            unauthorized()
+        }
+        _ => handler::handle(state, request).await?,
+    };
+    let headers = response.headers_mut();
+    for (name, value) in &web.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    Ok(response)
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(b"Unauthorized\n")));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    let headers = response.headers_mut();
+    headers.insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"vsphere_backup_exporter\", charset=\"UTF-8\""),
+    );
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
