@@ -23,13 +23,17 @@ build:
 demo: deps $(VCSIM) build
 	@scripts/demo.sh $(DEMO_PORT)
 
-## test: everything CI runs: format, lints, unit, integration (simulator), golden, promtool
-test: deps $(VCSIM)
+## test: everything CI runs: format, lints, unit, integration (simulator), golden, promtool, alerts
+test: deps $(VCSIM) check-alerts
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	cd tests/vcsim && GOPATH=/usr/share/gocode GO111MODULE=off go vet . && GOPATH=/usr/share/gocode GO111MODULE=off go test .
 	$(CARGO) test --lib --tests
 	@scripts/fuzz.sh 20 --if-available
+
+## check-alerts: promtool check/test rules, amtool check-config, dashboards = their generator
+check-alerts: deps
+	@scripts/check-alerts.sh
 
 ## bench: performance at 5,000 and 40,000 VMs, as ratios to baselines of the same run (~10 min; not part of test)
 bench: deps $(VCSIM)
