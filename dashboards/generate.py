@@ -199,6 +199,10 @@ def table(title, description, targets, rename, units, hide=("Time", "job", "inst
         {"matcher": {"id": "byName", "options": name}, "properties": [{"id": "unit", "value": unit}]}
         for name, unit in units.items()
     ]
+    if len(targets) > 1:
+        # The merge transformation joins rows whose labels are equal; a metric name would keep
+        # the queries' rows apart.
+        targets = [{**t, "expr": f"max without () ({t['expr']})"} for t in targets]
     panel = {
         "type": "table",
         "title": title,
@@ -479,7 +483,8 @@ def host_io():
     lay.add(table(
         "Hosts", "Connection state and maintenance mode of each host (disconnected hosts are not queried).",
         [target(f"vsphere_host_connection_state{{{HOST}}}", "A", table=True),
-         target(f"vsphere_host_in_maintenance{{{HOST}}}", "B", table=True)],
+         target(f"vsphere_host_in_maintenance{{{HOST}}} * on(vcenter, host_id) group_left(state) "
+                f"vsphere_host_connection_state{{{HOST}}}", "B", table=True)],
         {"vcenter": "vCenter", "cluster_name": "Cluster", "host_name": "Host", "state": "Connection", "Value #B": "In maintenance"},
         {"In maintenance": "bool_yes_no"}, hide=("Time", "job", "instance", "host_id", "Value #A")), 24, 8)
     host = query_variable("host", "Host", f'label_values(vsphere_host_info{{{V}, cluster_name=~"$cluster"}}, host_name)')

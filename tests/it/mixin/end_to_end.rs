@@ -13,7 +13,7 @@
 //! Alerts and panels whose metrics do not exist yet are listed in [`AWAITING_METRICS`]; the
 //! test fails when such an entry's metrics all exist, so nothing stays unproven silently.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
@@ -527,17 +527,30 @@ async fn alert_bookkeeping(prometheus: &Prometheus) -> Vec<String> {
     problems
 }
 
+/// The label sets of a query's result, metric name left out: what Grafana's merge
+/// transformation joins a table's rows on.
+fn label_sets(result: &[Json]) -> BTreeSet<BTreeMap<String, String>> {
+    result
+        .iter()
+        .map(|series| {
+            let mut labels = labels(&json!({"labels": series["metric"]}));
+            labels.remove("__name__");
+            labels
+        })
+        .collect()
+}
+
 /// Every dashboard query runs; each owner (panel, variable, annotation) not awaiting metrics
-/// returns data for every query.
+/// returns data for every query, and the queries of one table return the same rows.
 async fn dashboard_queries_return_data(prometheus: &Prometheus) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut owners: BTreeMap<String, Vec<(String, bool)>> = BTreeMap::new();
+    let mut owners: BTreeMap<String, Vec<(String, bool, bool)>> = BTreeMap::new();
     for (_, d) in dashboards() {
         for q in queries(&d) {
             owners
                 .entry(q.owner.clone())
                 .or_default()
-                .push((q.expr.clone(), q.instant));
+                .push((q.expr.clone(), q.instant, q.table));
         }
     }
     for listed in AWAITING_METRICS.iter().filter(|n| n.contains(": ")) {
@@ -548,10 +561,11 @@ async fn dashboard_queries_return_data(prometheus: &Prometheus) -> Vec<String> {
         }
     }
     for (owner, list) in &owners {
-        let exprs: Vec<String> = list.iter().map(|(e, _)| e.clone()).collect();
+        let exprs: Vec<String> = list.iter().map(|(e, _, _)| e.clone()).collect();
         let (problem, provable) = bookkeeping(prometheus, owner, &exprs).await;
         problems.extend(problem);
-        for (expr, instant) in list {
+        let mut rows = Vec::new();
+        for (expr, instant, table) in list {
             let expr = substitute_variables(expr);
             let result = if *instant {
                 prometheus.query(&expr).await
@@ -563,7 +577,20 @@ async fn dashboard_queries_return_data(prometheus: &Prometheus) -> Vec<String> {
                 Ok(r) if r.is_empty() && provable => {
                     problems.push(format!("{owner}: no data from {expr}"))
                 }
+                Ok(r) if *table => rows.push((expr, label_sets(&r))),
                 Ok(_) => {}
+            }
+        }
+        if provable && let Some((first_expr, first)) = rows.first() {
+            for (expr, set) in &rows[1..] {
+                if set != first {
+                    problems.push(format!(
+                        "{owner}: the table's queries return different rows ({} vs {}): \
+                         {first_expr} / {expr}",
+                        first.len(),
+                        set.len()
+                    ));
+                }
             }
         }
     }

@@ -128,6 +128,8 @@ pub struct Query {
     pub expr: String,
     /// Instant (tables, stats, variables) or over a range (graphs, annotations).
     pub instant: bool,
+    /// A target of a table panel (whose targets Grafana merges into rows by their labels).
+    pub table: bool,
 }
 
 /// Every query of a dashboard: panel targets, query variables (label_values(m, l) as
@@ -137,7 +139,8 @@ pub fn queries(dashboard: &Json) -> Vec<Query> {
     let mut out = Vec::new();
     for panel in panels(dashboard) {
         let title = panel["title"].as_str().unwrap_or("?");
-        let instant_panel = matches!(panel["type"].as_str(), Some("stat" | "table"));
+        let table = panel["type"] == "table";
+        let instant_panel = table || panel["type"] == "stat";
         for target in panel["targets"].as_array().into_iter().flatten() {
             let expr = target["expr"].as_str().unwrap_or("").to_string();
             let instant = instant_panel || target["instant"] == Json::Bool(true);
@@ -145,6 +148,7 @@ pub fn queries(dashboard: &Json) -> Vec<Query> {
                 owner: format!("{uid}: {title}"),
                 expr,
                 instant,
+                table,
             });
         }
     }
@@ -163,6 +167,7 @@ pub fn queries(dashboard: &Json) -> Vec<Query> {
             expr: label_values_as_query(definition)
                 .unwrap_or_else(|| panic!("{uid}: variable {name}: not label_values(m, l)")),
             instant: true,
+            table: false,
         });
     }
     for annotation in dashboard["annotations"]["list"]
@@ -178,6 +183,7 @@ pub fn queries(dashboard: &Json) -> Vec<Query> {
             owner: format!("{uid}: annotation {name}"),
             expr: expr.to_string(),
             instant: false,
+            table: false,
         });
     }
     out
