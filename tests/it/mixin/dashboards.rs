@@ -69,47 +69,75 @@ fn every_dashboard_is_importable_and_has_the_datasource_vcenter_and_cluster_vari
     }
 }
 
+/// What is wrong with a dashboard's panels: duplicate ids or titles, a panel without a
+/// description, a cell outside the 24-column grid or overlapping another.
+fn grid_problems(d: &Json) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut ids = BTreeSet::new();
+    let mut titles = BTreeSet::new();
+    let mut cells: Vec<(String, i64, i64, i64, i64)> = Vec::new();
+    for panel in panels(d) {
+        let title = panel["title"].as_str().unwrap_or("").to_string();
+        match panel["id"].as_i64() {
+            Some(id) if !ids.insert(id) => problems.push(format!("panel id {id} used twice")),
+            Some(_) => {}
+            None => problems.push(format!("{title:?} has no integer id")),
+        }
+        if title.is_empty() {
+            problems.push(format!("panel {} has no title", panel["id"]));
+        }
+        if panel["type"] != "row" {
+            if !titles.insert(title.clone()) {
+                problems.push(format!("two panels titled {title:?}"));
+            }
+            if panel["description"].as_str().is_none_or(str::is_empty) {
+                problems.push(format!("{title:?} has no description"));
+            }
+        }
+        let g = &panel["gridPos"];
+        let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| g[k].as_i64().unwrap_or(-1));
+        if x < 0 || y < 0 || w <= 0 || h <= 0 || x + w > 24 {
+            problems.push(format!("{title:?} lies outside the 24-column grid: {g}"));
+        }
+        for (other, ox, oy, ow, oh) in &cells {
+            let apart = x + w <= *ox || *ox + ow <= x || y + h <= *oy || *oy + oh <= y;
+            if !apart {
+                problems.push(format!("{title:?} overlaps {other:?}"));
+            }
+        }
+        cells.push((title, x, y, w, h));
+    }
+    problems
+}
+
 #[test]
 fn panel_ids_and_titles_are_unique_and_the_grid_has_no_overlap() {
     for (file, d) in dashboards() {
-        let mut ids = BTreeSet::new();
-        let mut titles = BTreeSet::new();
-        let mut cells: Vec<(String, i64, i64, i64, i64)> = Vec::new();
-        for panel in panels(&d) {
-            let id = panel["id"]
-                .as_i64()
-                .unwrap_or_else(|| panic!("{file}: a panel without an integer id"));
-            assert!(ids.insert(id), "{file}: panel id {id} used twice");
-            let title = panel["title"].as_str().unwrap_or("").to_string();
-            assert!(!title.is_empty(), "{file}: panel {id} has no title");
-            if panel["type"] != "row" {
-                assert!(
-                    titles.insert(title.clone()),
-                    "{file}: two panels titled {title:?}"
-                );
-                assert!(
-                    panel["description"].as_str().is_some_and(|s| !s.is_empty()),
-                    "{file}: panel {title:?} has no description"
-                );
-            }
-            let g = &panel["gridPos"];
-            let (x, y, w, h) = (
-                g["x"].as_i64().unwrap(),
-                g["y"].as_i64().unwrap(),
-                g["w"].as_i64().unwrap(),
-                g["h"].as_i64().unwrap(),
-            );
-            assert!(
-                x >= 0 && y >= 0 && w > 0 && h > 0 && x + w <= 24,
-                "{file}: {title:?} lies outside the 24-column grid: {g}"
-            );
-            for (other, ox, oy, ow, oh) in &cells {
-                let apart = x + w <= *ox || *ox + ow <= x || y + h <= *oy || *oy + oh <= y;
-                assert!(apart, "{file}: {title:?} overlaps {other:?}");
-            }
-            cells.push((title, x, y, w, h));
-        }
+        let problems = grid_problems(&d);
+        assert!(problems.is_empty(), "{file}:\n{}", problems.join("\n"));
     }
+}
+
+#[test]
+fn grid_check_finds_overlaps_duplicate_ids_and_cells_off_the_grid() {
+    let panel = |id: i64, title: &str, x: i64, y: i64, w: i64| {
+        serde_json::json!({"id": id, "type": "stat", "title": title, "description": "d",
+            "gridPos": {"x": x, "y": y, "w": w, "h": 4}})
+    };
+    let d = serde_json::json!({"panels": [
+        panel(1, "a", 0, 0, 12),
+        panel(2, "b", 6, 2, 12),
+        panel(2, "c", 12, 10, 12),
+        panel(3, "d", 20, 20, 6),
+    ]});
+    assert_eq!(
+        grid_problems(&d),
+        [
+            "\"b\" overlaps \"a\"",
+            "panel id 2 used twice",
+            "\"d\" lies outside the 24-column grid: {\"h\":4,\"w\":6,\"x\":20,\"y\":20}",
+        ]
+    );
 }
 
 #[test]
