@@ -23,8 +23,8 @@ build:
 demo: deps $(VCSIM) build
 	@scripts/demo.sh $(DEMO_PORT)
 
-## test: everything CI runs: format, lints, unit, integration (simulator), golden, promtool
-test: deps $(VCSIM)
+## test: everything CI runs: format, lints, unit, integration (simulator), golden, promtool, alerts
+test: deps $(VCSIM) check-alerts
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	cd tests/vcsim && GOPATH=/usr/share/gocode GO111MODULE=off go vet . && GOPATH=/usr/share/gocode GO111MODULE=off go test .
@@ -32,6 +32,10 @@ test: deps $(VCSIM)
 	@scripts/fuzz.sh 20 --if-available
 	@if command -v cargo-deb >/dev/null; then scripts/test-deb.sh; else \
 		echo "test-deb skipped: cargo-deb is not installed (make test-deb installs it: ~10 min of compiling, once)"; fi
+
+## check-alerts: promtool check/test rules, amtool check-config, dashboards = their generator
+check-alerts: deps
+	@scripts/check-alerts.sh
 
 ## bench: performance at 5,000 and 40,000 VMs, as ratios to baselines of the same run (~10 min; not part of test)
 bench: deps $(VCSIM)

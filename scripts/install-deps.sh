@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what `make demo` and `make test` need on a bare Debian machine: Go and govmomi (for
-# the vCenter simulator under tests/vcsim), Prometheus (promtool), and Chromium with chromedriver
-# (the snapshot report's browser test). Idempotent: installed
+# the vCenter simulator under tests/vcsim), Prometheus (promtool, and the server the alert tests
+# run), Alertmanager (amtool), python3 (the dashboards' generator), and Chromium with
+# chromedriver (the snapshot report's browser test). Idempotent: installed
 # packages are left alone, so a second run costs a second.
 set -euo pipefail
 
-packages=(golang-go golang-github-vmware-govmomi-dev prometheus chromium chromium-driver)
+packages=(golang-go golang-github-vmware-govmomi-dev prometheus prometheus-alertmanager python3 chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,7 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  # The prometheus package starts a server through its service unit; none is wanted here,
+  # The prometheus packages start servers through their service units; none is wanted here,
   # so policy-rc.d refuses service starts during the install. A policy the machine already
   # has is put back afterwards.
   saved=""

@@ -18,6 +18,7 @@ mod faults;
 mod golden;
 mod hostio;
 mod mirror;
+mod mixin;
 mod oracle;
 mod reload;
 mod report;

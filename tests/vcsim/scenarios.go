@@ -43,6 +43,9 @@ func scenarioFor(opts options) (scenario, error) {
 			plans: func(p []*pool) []*vmPlan { return smallPlans(p, now, false) },
 			hosts: func([]*pool) map[string]hostState { return hostsScenarioStates },
 		}, nil
+	case "pitfalls":
+		now := opts.referenceNow()
+		return scenario{shape: small, stamp: now, plans: func(p []*pool) []*vmPlan { return pitfallPlans(p, now) }}, nil
 	case "scale":
 		now := opts.referenceNow()
 		shape := inventoryShape{

@@ -1,0 +1,57 @@
+// pitfalls.go owns the pitfalls scenario: the demo's VMs plus one VM for each backup pitfall the
+// demo lacks, so that every alert of alerts/ has an object to fire for (the end-to-end test of
+// the alerts and dashboards runs it in a real Prometheus). Ages are measured back from now, as in
+// the demo; names say which pitfall a VM holds. DC0_C0_RP0_VM5 of the demo stays healthy.
+package main
+
+import (
+	"math/rand"
+	"time"
+)
+
+// pitfallPlans are smallPlans(demo) plus the pitfall VMs, all in the cluster.
+func pitfallPlans(pools []*pool, now time.Time) []*vmPlan {
+	plans := smallPlans(pools, now, true)
+	cluster, _ := poolsOf(pools)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	seed := int64(2000)
+	vm := func(name string, t toolsPlan, capacity, used int64) *vmPlan {
+		seed++
+		return &vmPlan{
+			placement: cluster.place(),
+			name:      name,
+			guestID:   "rhel7_64Guest",
+			numCPUs:   2,
+			memoryMB:  2048,
+			power:     poweredOn,
+			bootTime:  ago(5 * day),
+			disks:     []diskPlan{{capacityBytes: capacity, thin: true, usedBytes: used}},
+			tools:     t,
+			sizes:     rand.New(rand.NewSource(seed)),
+		}
+	}
+	healthy := tools(toolsCurrent, toolsRunning)
+
+	// A backup snapshot past the leftover warning (6 h) but not yet critical (24 h).
+	backup := vm("pitfall-backup-8h", healthy, 40*giB, 10*giB)
+	backup.ops = []snapOp{take("RUBRIK-5f3a9c21", ago(8*time.Hour)).withQuiesce().withSizes(24*kiB, 256*miB)}
+
+	// One recent snapshot holding 30 % of the disk (over both size thresholds, 10 % and 25 %).
+	large := vm("pitfall-snapshot-30pct", healthy, 20*giB, 12*giB)
+	large.ops = []snapOp{take("before-reindex", ago(2*time.Hour)).withSizes(32*kiB, 6*giB)}
+
+	// One recent snapshot holding 12.5 % of the disk (over the warning only).
+	medium := vm("pitfall-snapshot-12pct", healthy, 40*giB, 16*giB)
+	medium.ops = []snapOp{take("before-upgrade", ago(3*time.Hour)).withSizes(32*kiB, 5*giB)}
+
+	// A chain of five recent snapshots (deeper than 3).
+	deep := vm("pitfall-chain-5", healthy, 40*giB, 8*giB)
+	for i, name := range []string{"step-1", "step-2", "step-3", "step-4", "step-5"} {
+		deep.ops = append(deep.ops, take(name, ago(time.Duration(5-i)*time.Hour)).withSizes(20*kiB, 16*miB))
+	}
+
+	// Tools installed and current but not running on a powered-on VM.
+	stopped := vm("pitfall-tools-stopped", tools(toolsCurrent, toolsNotRunning), 40*giB, 8*giB)
+
+	return append(plans, backup, large, medium, deep, stopped)
+}
