@@ -626,7 +626,11 @@ async fn a_malformed_update_answer_names_the_call_and_its_collector_is_destroyed
     );
     published(&mirror, synced).await;
     // The first collector and its two views, left when the answer broke, go once the next
-    // full retrieval in the same session has worked.
+    // full retrieval in the same session has worked: right after it is published.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fake.count("DestroyView") < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(fake.count("CreatePropertyCollector"), 2);
     assert_eq!(fake.count("DestroyPropertyCollector"), 1);
     assert_eq!(fake.count("DestroyView"), 2);
