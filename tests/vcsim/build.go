@@ -79,6 +79,7 @@ func buildScenario(opts options) (*simulation, error) {
 		model.Remove()
 		return nil, err
 	}
+	perf.override = sc.perfValues
 	facts.Perf = perfFacts(opts.perf)
 	return &simulation{model: model, facts: facts, perf: perf}, nil
 }

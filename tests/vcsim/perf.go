@@ -175,6 +175,10 @@ type perfManager struct {
 	counters    map[int32]counterInfo
 	hostMetrics []types.PerfMetricId
 
+	// override, when a scenario sets it, gives some samples a fixed value instead of the hash
+	// (host name, counter group.name.rollup, instance; false: keep the hash).
+	override func(host, counter, instance string) (int64, bool)
+
 	mu        sync.Mutex
 	stats     perfStats
 	available map[string][]types.PerfMetricId // per host id, computed once
@@ -428,6 +432,11 @@ func (p *perfManager) hostMetric(h *simulator.HostSystem, qs types.PerfQuerySpec
 		samples := make([]servedSample, len(times))
 		for i, t := range times {
 			v := sampleValue(qs.Entity.Value, info, id.Instance, t)
+			if p.override != nil {
+				if fixed, ok := p.override(h.Name, info.name, id.Instance); ok {
+					v = fixed
+				}
+			}
 			series.Value[i] = v
 			samples[i] = servedSample{t, v}
 		}

@@ -55,3 +55,27 @@ func pitfallPlans(pools []*pool, now time.Time) []*vmPlan {
 
 	return append(plans, backup, large, medium, deep, stopped)
 }
+
+// slowHost runs the demo's Veeam VM and pitfall-backup-8h: two backups at once.
+const slowHost = "DC0_C0_H0"
+
+// pitfallPerf fixes the latency and packet-drop samples: 45 ms and 12 drops a sample on vmnic0
+// of slowHost, 5 ms and none elsewhere. Other counters keep the wrapper's values.
+func pitfallPerf(host, counter, instance string) (int64, bool) {
+	slow := host == slowHost
+	switch counter {
+	case "disk.maxTotalLatency.latest",
+		"datastore.totalReadLatency.average", "datastore.totalWriteLatency.average",
+		"storageAdapter.totalReadLatency.average", "storageAdapter.totalWriteLatency.average":
+		if slow {
+			return 45, true
+		}
+		return 5, true
+	case "net.droppedRx.summation", "net.droppedTx.summation":
+		if slow && instance == "vmnic0" {
+			return 12, true
+		}
+		return 0, true
+	}
+	return 0, false
+}

@@ -21,6 +21,8 @@ type scenario struct {
 	plans func(pools []*pool) []*vmPlan
 	// hosts says which hosts are not simply connected (by name); nil: all are.
 	hosts func(pools []*pool) map[string]hostState
+	// perfValues fixes some performance samples (see perfManager.override); nil: none.
+	perfValues func(host, counter, instance string) (int64, bool)
 }
 
 // goldenNow is the golden scenario's "now": its snapshots are 3 to 30 days older.
@@ -45,7 +47,7 @@ func scenarioFor(opts options) (scenario, error) {
 		}, nil
 	case "pitfalls":
 		now := opts.referenceNow()
-		return scenario{shape: small, stamp: now, plans: func(p []*pool) []*vmPlan { return pitfallPlans(p, now) }}, nil
+		return scenario{shape: small, stamp: now, plans: func(p []*pool) []*vmPlan { return pitfallPlans(p, now) }, perfValues: pitfallPerf}, nil
 	case "scale":
 		now := opts.referenceNow()
 		shape := inventoryShape{
