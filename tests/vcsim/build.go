@@ -46,16 +46,32 @@ func buildScenario(opts options) (*simulation, error) {
 		return nil, err
 	}
 	pools := listPools()
-	plans := sc.plans(pools)
-	facts := &Facts{Scenario: opts.scenario, VMs: make([]VMFacts, 0, len(plans))}
+	plans, extras := sc.plans(pools)
+	facts := &Facts{
+		Scenario: opts.scenario, VMs: make([]VMFacts, 0, len(plans)),
+		CustomFields: []CustomFieldFacts{}, Datastores: []DatastoreFacts{},
+		SnapshotTaskEvents: []TaskCountFacts{},
+	}
+	built := map[string]*builtVM{} // kept only for the extras
 	for i, plan := range plans {
-		vm, err := realize(ctx, c, plan, sc.stamp)
+		vm, b, err := realize(ctx, c, plan, sc.stamp)
 		if err != nil {
 			model.Remove()
 			return nil, err
 		}
 		facts.VMs = append(facts.VMs, vm)
+		if extras != nil {
+			built[plan.name] = b
+		}
 		plans[i] = nil // a plan's random source is 5 KiB: 200 MiB at 40,000 VMs
+	}
+	if extras != nil {
+		fields, err := applyExtras(ctx, c, extras, built)
+		if err != nil {
+			model.Remove()
+			return nil, fmt.Errorf("extras: %w", err)
+		}
+		extrasFacts(facts, extras, fields, built)
 	}
 	facts.sortVMs()
 	if opts.scenario == "golden" {
@@ -74,6 +90,7 @@ func buildScenario(opts options) (*simulation, error) {
 	}
 	setDatastoreURLs()
 	facts.Hosts = hostFacts(pools, states)
+	countBackupSnapshots(facts)
 	perf, err := installPerfManager(opts.perf, c.ServiceContent)
 	if err != nil {
 		model.Remove()
@@ -85,22 +102,25 @@ func buildScenario(opts options) (*simulation, error) {
 }
 
 // realize creates one VM from its plan and returns its facts.
-func realize(ctx context.Context, c *vim25.Client, plan *vmPlan, stamp time.Time) (VMFacts, error) {
+func realize(ctx context.Context, c *vim25.Client, plan *vmPlan, stamp time.Time) (VMFacts, *builtVM, error) {
 	ref, err := createVM(ctx, c, plan)
 	if err != nil {
-		return VMFacts{}, err
+		return VMFacts{}, nil, err
 	}
 	l, err := takeSnapshots(ctx, c, ref, plan)
 	if err != nil {
-		return VMFacts{}, err
+		return VMFacts{}, nil, err
+	}
+	if err := reconfigureVM(ctx, c, ref, plan); err != nil {
+		return VMFacts{}, nil, err
 	}
 	if plan.orphanDeltas > 0 {
 		l.addOrphans(plan.orphanDeltas)
 	}
 	if err := editVM(ref, plan, l, stamp); err != nil {
-		return VMFacts{}, fmt.Errorf("%s (%s): %w", plan.name, ref.Value, err)
+		return VMFacts{}, nil, fmt.Errorf("%s (%s): %w", plan.name, ref.Value, err)
 	}
-	return vmFacts(ref, plan, l), nil
+	return vmFacts(ref, plan, l), &builtVM{ref: ref, plan: plan, layout: l}, nil
 }
 
 // takeSnapshots carries out plan.ops through CreateSnapshot_Task and RevertToSnapshot_Task and

@@ -67,6 +67,10 @@ type controlRequest struct {
 	Host        string  `json:"host"`
 	Fraction    float64 `json:"fraction"`
 	Seed        int64   `json:"seed"`
+	Task        string  `json:"task"`
+	EventTypeID string  `json:"event_type_id"`
+	Fail        bool    `json:"fail"`
+	User        string  `json:"user"`
 }
 
 // controlResult is the JSON answer besides "ok": true.
@@ -89,6 +93,7 @@ var controlOps = map[string]controlOp{
 	"remove_vm":            {[]string{"vm"}, nil, (*controller).removeVMOp},
 	"drop_sessions":        {nil, nil, (*controller).dropSessionsOp},
 	"churn":                {[]string{"fraction"}, []string{"seed"}, (*controller).churnOp},
+	"post_event":           {[]string{"vm"}, []string{"task", "event_type_id", "fail", "user"}, (*controller).postEventOp},
 }
 
 // controlError is a failure with the HTTP status it is answered with.

@@ -18,6 +18,62 @@ type Facts struct {
 	VMs      []VMFacts   `json:"vms"`
 	Hosts    []HostFacts `json:"hosts"`
 	Perf     *PerfFacts  `json:"perf"`
+
+	// What the backup checks read beyond VMs (see backup.go). Datastores are listed only when
+	// the scenario plans them (golden, backup); hosts carry their backup snapshots.
+	CustomFields []CustomFieldFacts `json:"custom_fields"`
+	Datastores   []DatastoreFacts   `json:"datastores"`
+	// SnapshotTaskEvents counts the snapshot task events of the history by operation and result.
+	SnapshotTaskEvents []TaskCountFacts `json:"snapshot_task_events"`
+	// EventWindowSeconds is the read-back window the event facts assume: events older than the
+	// scenario's start minus it are not counted. 0: every event counts.
+	EventWindowSeconds float64 `json:"event_window_seconds"`
+}
+
+// CustomFieldFacts is one custom field definition (CustomFieldsManager.field).
+type CustomFieldFacts struct {
+	Key               int32  `json:"key"`
+	Name              string `json:"name"`
+	ManagedObjectType string `json:"managed_object_type"` // "" for every type
+}
+
+// DatastoreFacts is one datastore's summary and info as planned, and what the VMs hold on it.
+type DatastoreFacts struct {
+	ID               string   `json:"id"`
+	Name             string   `json:"name"`
+	Type             string   `json:"type"`
+	ExtentDisks      []string `json:"extent_disks"`
+	CapacityBytes    int64    `json:"capacity_bytes"`
+	FreeBytes        int64    `json:"free_bytes"`
+	UncommittedBytes int64    `json:"uncommitted_bytes"`
+	Accessible       bool     `json:"accessible"`
+	// BackupSnapshots counts the VMs on it holding a snapshot a default pattern names.
+	BackupSnapshots int `json:"backup_snapshots"`
+	// SnapshotBytes sums the snapshot files (delta disks, .vmsn, .vmem) of its VMs that have
+	// snapshots (files are read only for those).
+	SnapshotBytes int64 `json:"snapshot_bytes"`
+}
+
+// TaskCountFacts is one vsphere_snapshot_task_events_total series.
+type TaskCountFacts struct {
+	Operation string `json:"operation"`
+	Result    string `json:"result"`
+	Count     int    `json:"count"`
+}
+
+// LastBackupFacts is one source's vsphere_vm_last_backup_* series of a VM.
+type LastBackupFacts struct {
+	Source           string  `json:"source"`
+	TimestampSeconds float64 `json:"timestamp_seconds"` // 0 with a parse error
+	ParseError       bool    `json:"parse_error"`
+}
+
+// SnapshotTaskFacts is a VM's last snapshot task of one operation and result.
+type SnapshotTaskFacts struct {
+	Operation            string  `json:"operation"`
+	Result               string  `json:"result"`
+	LastTimestampSeconds float64 `json:"last_timestamp_seconds"`
+	UserName             string  `json:"user_name"`
 }
 
 // VMFacts describes one VM (templates included).
@@ -41,6 +97,25 @@ type VMFacts struct {
 	SnapshotChainDepth     int             `json:"snapshot_chain_depth"`
 	SnapshotTotalSizeBytes int64           `json:"snapshot_total_size_bytes"`
 	Snapshots              []SnapshotFacts `json:"snapshots"` // depth-first, parents before children
+
+	// The backup checks' inputs and what the exporter must make of them.
+	DatastoreName string            `json:"datastore_name"`
+	Annotation    string            `json:"annotation"`
+	CustomValues  map[string]string `json:"custom_values"` // by field name
+	CBTEnabled    bool              `json:"cbt_enabled"`
+	EnableUUID    string            `json:"disk_enable_uuid"` // "" when unset
+	Windows       bool              `json:"windows"`
+	// BackupConsistency is application, filesystem or crash (see consistencyLevel).
+	BackupConsistency string            `json:"backup_consistency"`
+	LastBackup        []LastBackupFacts `json:"last_backup"` // by source, default sources
+	// BackupSnapshot: the VM holds a snapshot a default backup pattern names.
+	BackupSnapshot bool `json:"backup_snapshot"`
+	// SnapshotFileBytes: its delta disks, .vmsn and .vmem (0 without snapshots).
+	SnapshotFileBytes int64               `json:"snapshot_file_bytes"`
+	SnapshotTasks     []SnapshotTaskFacts `json:"snapshot_tasks"` // by operation, result
+	// Reconfigurations while a snapshot existed: those growing a disk, and all.
+	DiskChangedWithSnapshots  int `json:"disk_changed_with_snapshots"`
+	ReconfiguredWithSnapshots int `json:"reconfigured_with_snapshots"`
 }
 
 // SnapshotFacts describes one snapshot.
@@ -60,6 +135,8 @@ type SnapshotFacts struct {
 	IsCurrent       bool  `json:"is_current"`
 	// DatastoreName is the datastore in the path of the .vmsn (dataKey) file: "[LocalDS_0] vm/…".
 	DatastoreName string `json:"datastore_name"`
+	// CreatedBy is the user of the create task matched to the snapshot, "" without one.
+	CreatedBy string `json:"created_by"`
 }
 
 func (f *Facts) marshal() ([]byte, error) {
@@ -106,6 +183,29 @@ func vmFacts(ref types.ManagedObjectReference, plan *vmPlan, l *layout) VMFacts 
 		ToolsVersion:        plan.tools.version,
 		SnapshotCount:       len(l.snaps),
 		Snapshots:           []SnapshotFacts{},
+		DatastoreName:       plan.datastoreName(),
+		Annotation:          plan.annotation,
+		CustomValues:        map[string]string{},
+		CBTEnabled:          plan.cbt,
+		EnableUUID:          plan.enableUUID,
+		Windows:             isWindows(plan.guestID),
+		BackupConsistency:   consistencyLevel(power, plan.tools.runningStatus, isWindows(plan.guestID), plan.enableUUID),
+		LastBackup:          []LastBackupFacts{},
+		SnapshotTasks:       []SnapshotTaskFacts{},
+	}
+	for name, value := range plan.fields {
+		vm.CustomValues[name] = value
+	}
+	for _, b := range plan.lastBackup {
+		f := LastBackupFacts{Source: b.source, ParseError: b.parseError}
+		if !b.parseError {
+			f.TimestampSeconds = float64(b.at.Unix())
+		}
+		vm.LastBackup = append(vm.LastBackup, f)
+	}
+	sort.Slice(vm.LastBackup, func(i, j int) bool { return vm.LastBackup[i].Source < vm.LastBackup[j].Source })
+	if len(l.snaps) > 0 {
+		vm.SnapshotFileBytes = l.snapshotFileBytes()
 	}
 	for _, d := range plan.disks {
 		vm.DiskCapacityBytes += d.capacityBytes
@@ -133,8 +233,11 @@ func vmFacts(ref types.ManagedObjectReference, plan *vmPlan, l *layout) VMFacts 
 			SizeBytes:         size,
 			MemorySizeBytes:   l.memorySize(i),
 			IsCurrent:         i == l.current,
-			DatastoreName:     datastoreName,
+			DatastoreName:     plan.datastoreName(),
 		})
+		if defaultBackupPatterns.MatchString(s.op.name) {
+			vm.BackupSnapshot = true
+		}
 		vm.SnapshotTotalSizeBytes += size
 		if depth > vm.SnapshotChainDepth {
 			vm.SnapshotChainDepth = depth

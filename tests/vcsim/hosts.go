@@ -39,6 +39,9 @@ type HostFacts struct {
 	// NICs and StorageAdapters are the instances of the net.* and storageAdapter.* counters.
 	NICs            []string `json:"nics"`
 	StorageAdapters []string `json:"storage_adapters"`
+	// BackupSnapshots counts the VMs on the host holding a snapshot a default backup pattern
+	// names (backup.go).
+	BackupSnapshots int `json:"backup_snapshots"`
 }
 
 // HostDatastoreFacts is one datastore of a host.

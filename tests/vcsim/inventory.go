@@ -18,7 +18,8 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 )
 
-// datastoreName is the one datastore the VPX model mounts on every host of a datacenter.
+// datastoreName is the datastore the VPX model mounts on every host of a datacenter, where VMs go
+// unless their plan names another (the backup scenario has LocalDS_1 too).
 const datastoreName = "LocalDS_0"
 
 // Device keys as vSphere numbers them: the first SCSI controller is 1000, its disks 2000, 2001, ….
@@ -148,12 +149,12 @@ func morefLess(a, b types.ManagedObjectReference) bool {
 }
 
 // diskFileName is the datastore path of a VM's base disk i: vm.vmdk, vm_1.vmdk, …
-func diskFileName(vmName string, i int) string {
+func diskFileName(datastore, vmName string, i int) string {
 	base := vmName
 	if i > 0 {
 		base = fmt.Sprintf("%s_%d", vmName, i)
 	}
-	return fmt.Sprintf("[%s] %s", datastoreName, path.Join(vmName, base+".vmdk"))
+	return fmt.Sprintf("[%s] %s", datastore, path.Join(vmName, base+".vmdk"))
 }
 
 // createVM creates the VM of plan through CreateVM_Task and brings it to its power state and
@@ -182,7 +183,7 @@ func createVM(ctx context.Context, c *vim25.Client, plan *vmPlan) (types.Managed
 				UnitNumber:    &unit,
 				Backing: &types.VirtualDiskFlatVer2BackingInfo{
 					VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{
-						FileName: diskFileName(plan.name, i),
+						FileName: diskFileName(plan.datastoreName(), plan.name, i),
 					},
 					DiskMode:        string(types.VirtualDiskModePersistent),
 					ThinProvisioned: types.NewBool(d.thin),
@@ -205,11 +206,18 @@ func createVM(ctx context.Context, c *vim25.Client, plan *vmPlan) (types.Managed
 			GuestId:      plan.guestID,
 			NumCPUs:      plan.numCPUs,
 			MemoryMB:     int64(plan.memoryMB),
-			Files:        &types.VirtualMachineFileInfo{VmPathName: fmt.Sprintf("[%s]", datastoreName)},
+			Files:        &types.VirtualMachineFileInfo{VmPathName: fmt.Sprintf("[%s]", plan.datastoreName())},
 			DeviceChange: changes,
+			// Notes, changed block tracking and disk.EnableUUID are set when the VM is made, so
+			// no VmReconfiguredEvent of the build lands in the event history.
+			Annotation:            plan.annotation,
+			ChangeTrackingEnabled: types.NewBool(plan.cbt),
 		},
 		Pool: plan.placement.pool.ref,
 		Host: &plan.placement.host.ref,
+	}
+	if plan.enableUUID != "" {
+		req.Config.ExtraConfig = []types.BaseOptionValue{&types.OptionValue{Key: "disk.EnableUUID", Value: plan.enableUUID}}
 	}
 	res, err := methods.CreateVM_Task(ctx, c, &req)
 	if err != nil {

@@ -47,6 +47,7 @@ type layout struct {
 	dir    string // "[LocalDS_0] vm"
 	files  []types.VirtualMachineFileLayoutExFileInfo
 	gone   map[int32]bool // files deleted by a revert (the abandoned running delta)
+	deltas map[int32]bool // delta disk files (descriptors and extents), gone or not
 	disks  []diskChain
 	snaps  []snapLayout
 	// current is the index of the current snapshot, -1 when there is none.
@@ -60,8 +61,9 @@ type layout struct {
 func newLayout(plan *vmPlan) *layout {
 	l := &layout{
 		vmName:  plan.name,
-		dir:     fmt.Sprintf("[%s] %s", datastoreName, plan.name),
+		dir:     fmt.Sprintf("[%s] %s", plan.datastoreName(), plan.name),
 		gone:    map[int32]bool{},
+		deltas:  map[int32]bool{},
 		current: -1,
 		plan:    plan,
 	}
@@ -73,7 +75,7 @@ func newLayout(plan *vmPlan) *layout {
 	}
 	l.addFile("vmware.log", types.VirtualMachineFileLayoutExFileTypeLog, logBytes)
 	for i, d := range plan.disks {
-		base := strings.TrimSuffix(diskFileName(plan.name, i), ".vmdk")
+		base := strings.TrimSuffix(diskFileName(plan.datastoreName(), plan.name, i), ".vmdk")
 		desc := l.addFile(base[len(l.dir)+1:]+".vmdk", types.VirtualMachineFileLayoutExFileTypeDiskDescriptor, baseDescriptorBytes)
 		ext := l.addFile(base[len(l.dir)+1:]+"-flat.vmdk", types.VirtualMachineFileLayoutExFileTypeDiskExtent, d.usedBytes)
 		l.disks = append(l.disks, diskChain{
@@ -134,6 +136,7 @@ func (l *layout) newDeltas(sizes []int64) {
 		}
 		d.running = append(d.running, unit)
 		l.pending = append(l.pending, unit.descriptor, unit.extent)
+		l.deltas[unit.descriptor], l.deltas[unit.extent] = true, true
 	}
 }
 
@@ -216,6 +219,20 @@ func (l *layout) snapshotSize(i int) int64 {
 }
 
 func (l *layout) memorySize(i int) int64 { return l.size(l.snaps[i].memoryKey) }
+
+// snapshotFileBytes is what the VM's snapshots hold on its datastore: every delta disk file,
+// .vmsn and .vmem that is still there (orphaned deltas included).
+func (l *layout) snapshotFileBytes() int64 {
+	var total int64
+	for _, f := range l.files {
+		kind := types.VirtualMachineFileLayoutExFileType(f.Type)
+		if l.deltas[f.Key] || kind == types.VirtualMachineFileLayoutExFileTypeSnapshotData ||
+			kind == types.VirtualMachineFileLayoutExFileTypeSnapshotMemory {
+			total += l.size(f.Key)
+		}
+	}
+	return total
+}
 
 func toDiskLayouts(disks []diskChain, chains [][]diskUnit) []types.VirtualMachineFileLayoutExDiskLayout {
 	out := make([]types.VirtualMachineFileLayoutExDiskLayout, len(disks))

@@ -1,6 +1,6 @@
 // Command vcsim is the vCenter simulator that the exporter's integration tests talk to.
 //
-// It owns: building one scenario (golden, demo, scale or report) inside govmomi's VPX simulator, serving
+// It owns: building one scenario (golden, demo, scale, report or backup) inside govmomi's VPX simulator, serving
 // it over real SOAP on one address, writing the facts the tests compare the exporter against, and
 // the test hooks (/_stats, /_sessions/expire, /_control to change the inventory at run time). It
 // does not own anything the exporter computes: the facts are derived from the scenario plan, never
@@ -64,7 +64,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.certOut, "cert-out", "", "write the PEM CA certificate that signed the server certificate to this file")
 	fs.StringVar(&o.username, "username", "user", "the only user name Login accepts")
 	fs.StringVar(&o.password, "password", "pass", "the only password Login accepts")
-	fs.StringVar(&o.scenario, "scenario", "golden", "inventory to build: golden, demo, hosts, pitfalls, scale or report")
+	fs.StringVar(&o.scenario, "scenario", "golden", "inventory to build: golden, demo, hosts, pitfalls, scale, report or backup")
 	fs.IntVar(&o.vms, "vms", 1000, "scale: total number of VMs, templates included")
 	fs.IntVar(&o.snapshotVMs, "snapshot-vms", 150, "scale: number of VMs that get snapshot trees")
 	fs.IntVar(&o.datacenters, "datacenters", 2, "scale: number of datacenters")
@@ -78,7 +78,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.perf.dropCounter, "perf-drop-counter", "", "leave this counter (group.name.rollup, e.g. net.droppedRx.summation) out of the catalogue")
 	fs.IntVar(&o.perf.maxQueryMetrics, "perf-max-query-metrics", 0, "set config.vpxd.stats.maxQueryMetrics and enforce it in QueryPerf (0: setting absent, 64 enforced as vCenter does; -1: no limit)")
 	fs.Int64Var(&o.seed, "seed", 1, "scale: seed of the random shapes, sizes and statuses")
-	fs.StringVar(&o.now, "now", "", "demo, pitfalls, scale, report: RFC 3339 time that snapshot ages are relative to (default: the current time)")
+	fs.StringVar(&o.now, "now", "", "demo, pitfalls, scale, report, backup: RFC 3339 time that snapshot ages are relative to (default: the current time)")
 	fs.StringVar(&o.factsOut, "facts", "", "write the facts JSON to this file before printing VCSIM_URL")
 	fs.StringVar(&o.datastoreDir, "datastore-dir", "", "directory under which vcsim-<pid>/ holds the simulator's datastore files (default: /dev/shm when writable, else $TMPDIR)")
 	fs.BoolVar(&o.requireSession, "require-session", true, "answer RetrieveProperties(Ex)/Fetch without a live session with NotAuthenticated, as vCenter does")
@@ -98,9 +98,9 @@ func parseOptions(args []string) (options, error) {
 
 func (o options) validate() error {
 	switch o.scenario {
-	case "golden", "demo", "hosts", "pitfalls", "scale", "report":
+	case "golden", "demo", "hosts", "pitfalls", "scale", "report", "backup":
 	default:
-		return fmt.Errorf("-scenario %q: want golden, demo, hosts, pitfalls, scale or report", o.scenario)
+		return fmt.Errorf("-scenario %q: want golden, demo, hosts, pitfalls, scale, report or backup", o.scenario)
 	}
 	if o.maintenanceHosts < 0 || o.disconnectedHosts < 0 {
 		return errors.New("-maintenance-hosts and -disconnected-hosts must be >= 0")

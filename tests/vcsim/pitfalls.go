@@ -11,7 +11,7 @@ import (
 
 // pitfallPlans are smallPlans(demo) plus the pitfall VMs, all in the cluster.
 func pitfallPlans(pools []*pool, now time.Time) []*vmPlan {
-	plans := smallPlans(pools, now, true)
+	plans, _ := smallPlans(pools, now, true) // the demo's backup extras are not part of the pitfalls
 	cluster, _ := poolsOf(pools)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	seed := int64(2000)

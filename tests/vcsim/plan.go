@@ -39,6 +39,18 @@ type vmPlan struct {
 
 	ops []snapOp
 
+	// The inputs of the backup checks. Notes, CBT and disk.EnableUUID are set by CreateVM_Task,
+	// custom attribute values by CustomFieldsManager.SetField once the definitions exist, and
+	// reconfigurations run through ReconfigVM_Task after the snapshots are taken.
+	datastore   string            // where the VM's files go; "" is datastoreName
+	annotation  string            // config.annotation (the notes)
+	cbt         bool              // config.changeTrackingEnabled
+	enableUUID  string            // config.extraConfig disk.EnableUUID: "" (unset), "TRUE" or "FALSE"
+	fields      map[string]string // custom attribute values by field name
+	reconfigure []reconfigPlan
+	// lastBackup is what the default last_backup_sources must make of fields and annotation.
+	lastBackup []lastBackupFact
+
 	// sizes draws the sizes of files the plan does not fix. Seeded per VM, so one VM's sizes do
 	// not depend on the others.
 	sizes *rand.Rand
@@ -73,6 +85,30 @@ type snapOp struct {
 	// deltaBytes[i] is the size of the delta extent that disk i runs on after this op (a take or
 	// a revert makes a new delta); 0 or missing: drawn from plan.sizes.
 	deltaBytes []int64
+}
+
+// reconfigPlan is one ReconfigVM_Task: it posts a VmReconfiguredEvent, whose createdTime and
+// userName are then set to at and user.
+type reconfigPlan struct {
+	at   time.Time
+	user string
+	// growDisk >= 0 edits that disk to growTo bytes; otherwise the task changes the CPU count.
+	growDisk int
+	growTo   int64
+}
+
+// lastBackupFact is one expected vsphere_vm_last_backup_* series: a time, or a parse error.
+type lastBackupFact struct {
+	source     string
+	at         time.Time
+	parseError bool
+}
+
+func (p *vmPlan) datastoreName() string {
+	if p.datastore == "" {
+		return datastoreName
+	}
+	return p.datastore
 }
 
 func take(name string, at time.Time) snapOp { return snapOp{revertTo: -1, name: name, at: at} }

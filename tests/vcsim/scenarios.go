@@ -1,9 +1,10 @@
-// scenarios.go owns the four scenarios: golden (small, identical on every run), demo (golden's
-// scenarios.go owns the five scenarios: golden (small, identical on every run), demo (golden's
+// scenarios.go owns the six scenarios: golden (small, identical on every run), demo (golden's
 // VMs with ages measured back from now, plus outdated Tools), hosts (golden's VMs on hosts in
 // every connection state), scale (many VMs of random shape from a seed, optionally on thousands
-// of hosts) and report (one VM per backup risk and snapshots with hostile names, ages from now).
-// A scenario is an inventory shape plus a function from pools to VM plans.
+// of hosts), report (one VM per backup risk and snapshots with hostile names, ages from now)
+// and backup (every situation of the backup checks, see backup_scenario.go). A scenario is an
+// inventory shape plus a function from pools to VM plans and the extras (custom fields,
+// datastores, events) added once the VMs exist.
 package main
 
 import (
@@ -18,7 +19,7 @@ type scenario struct {
 	shape inventoryShape
 	// stamp is the time written into layoutEx/storage timestamps.
 	stamp time.Time
-	plans func(pools []*pool) []*vmPlan
+	plans func(pools []*pool) ([]*vmPlan, *extrasPlan)
 	// hosts says which hosts are not simply connected (by name); nil: all are.
 	hosts func(pools []*pool) map[string]hostState
 	// perfValues fixes some performance samples (see perfManager.override); nil: none.
@@ -32,22 +33,27 @@ func scenarioFor(opts options) (scenario, error) {
 	small := inventoryShape{datacenters: 1, clusters: 1, hostsPerCluster: 2, standaloneHosts: 1}
 	switch opts.scenario {
 	case "golden":
-		return scenario{shape: small, stamp: goldenNow, plans: func(p []*pool) []*vmPlan { return smallPlans(p, goldenNow, false) }}, nil
+		return scenario{shape: small, stamp: goldenNow, plans: func(p []*pool) ([]*vmPlan, *extrasPlan) { return smallPlans(p, goldenNow, false) }}, nil
 	case "demo":
 		now := opts.referenceNow()
-		return scenario{shape: small, stamp: now, plans: func(p []*pool) []*vmPlan { return smallPlans(p, now, true) }}, nil
+		return scenario{shape: small, stamp: now, plans: func(p []*pool) ([]*vmPlan, *extrasPlan) { return smallPlans(p, now, true) }}, nil
 	case "hosts":
 		// golden's VMs on a cluster of five hosts (one in maintenance, one disconnected, one
 		// not responding) and a standalone host, two datastores on every host.
 		now := opts.referenceNow()
 		shape := inventoryShape{datacenters: 1, clusters: 1, hostsPerCluster: 5, standaloneHosts: 1, datastores: 2}
 		return scenario{shape: shape, stamp: now,
-			plans: func(p []*pool) []*vmPlan { return smallPlans(p, now, false) },
+			plans: func(p []*pool) ([]*vmPlan, *extrasPlan) { return smallPlans(p, now, false) },
 			hosts: func([]*pool) map[string]hostState { return hostsScenarioStates },
 		}, nil
 	case "pitfalls":
 		now := opts.referenceNow()
-		return scenario{shape: small, stamp: now, plans: func(p []*pool) []*vmPlan { return pitfallPlans(p, now) }, perfValues: pitfallPerf}, nil
+		return scenario{shape: small, stamp: now, plans: func(p []*pool) ([]*vmPlan, *extrasPlan) { return pitfallPlans(p, now), nil }, perfValues: pitfallPerf}, nil
+	case "backup":
+		now := opts.referenceNow()
+		shape := small
+		shape.datastores = 3
+		return scenario{shape: shape, stamp: now, plans: func(p []*pool) ([]*vmPlan, *extrasPlan) { return backupPlans(p, now) }}, nil
 	case "scale":
 		now := opts.referenceNow()
 		shape := inventoryShape{
@@ -56,14 +62,14 @@ func scenarioFor(opts options) (scenario, error) {
 			hostsPerCluster: opts.hostsPerCluster,
 			standaloneHosts: opts.standaloneHosts,
 		}
-		return scenario{shape: shape, stamp: now, plans: func(p []*pool) []*vmPlan {
-			return scalePlans(p, opts.vms, opts.snapshotVMs, opts.seed, now)
+		return scenario{shape: shape, stamp: now, plans: func(p []*pool) ([]*vmPlan, *extrasPlan) {
+			return scalePlans(p, opts.vms, opts.snapshotVMs, opts.seed, now), nil
 		}, hosts: func(p []*pool) map[string]hostState {
 			return spreadHostStates(p, opts.maintenanceHosts, opts.disconnectedHosts)
 		}}, nil
 	case "report":
 		now := opts.referenceNow()
-		return scenario{shape: small, stamp: now, plans: func(p []*pool) []*vmPlan { return reportPlans(p, now) }}, nil
+		return scenario{shape: small, stamp: now, plans: func(p []*pool) ([]*vmPlan, *extrasPlan) { return reportPlans(p, now), nil }}, nil
 	}
 	return scenario{}, fmt.Errorf("unknown scenario %q", opts.scenario)
 }
@@ -110,9 +116,9 @@ func poolsOf(pools []*pool) (cluster, standalone *pool) {
 	return cluster, standalone
 }
 
-// smallPlans are the golden VMs (demo adds two). Every size that matters to a snapshot is fixed
-// here; the rest is drawn from a per-VM source with a fixed seed.
-func smallPlans(pools []*pool, now time.Time, demo bool) []*vmPlan {
+// smallPlans are the golden VMs (demo adds two) and their extras. Every size that matters to a
+// snapshot is fixed here; the rest is drawn from a per-VM source with a fixed seed.
+func smallPlans(pools []*pool, now time.Time, demo bool) ([]*vmPlan, *extrasPlan) {
 	cluster, standalone := poolsOf(pools)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	boot := ago(22 * day)
@@ -185,7 +191,8 @@ func smallPlans(pools []*pool, now time.Time, demo bool) []*vmPlan {
 	for _, p := range plans {
 		p.name = p.placement.name
 	}
-	return plans
+	off, suspendedVM := plans[len(plans)-3], plans[len(plans)-2]
+	return plans, goldenExtras(now, veeam, chain, branched, consolidate, off, suspendedVM)
 }
 
 // scaleGuests are guest ids the simulator accepts (it validates guestId).

@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -338,11 +339,36 @@ func soapHandler(next http.Handler, st *stats, gate *sessionGate, pg *pager, tr 
 			pg.serveRetrieve(cw, r, next, pg.limit(body))
 		case method == "WaitForUpdatesEx":
 			tr.serve(cw, r, next, body)
+		case method == "CreateCollectorForEvents":
+			r.Body = ioutil.NopCloser(bytes.NewReader(withEventEx(body)))
+			r.ContentLength = -1
+			next.ServeHTTP(cw, r)
 		default:
 			next.ServeHTTP(cw, r)
 		}
 		st.record(method, cw.status >= 400, cw.bytes)
 	})
+}
+
+// eventTypeIDElement is an eventTypeId element of an EventFilterSpec, prefixed or not.
+var eventTypeIDElement = regexp.MustCompile(`<((?:[A-Za-z_][\w.-]*:)?eventTypeId)>([^<]*)</`)
+
+// withEventEx adds EventEx to a CreateCollectorForEvents filter that names an EventEx by its
+// eventTypeId (com.vmware.vc.…). vCenter matches EventEx by eventTypeId; the simulator matches
+// type names only, so without this such a filter would never see them. With it the collector
+// sees every EventEx, which clients must filter by eventTypeId themselves.
+func withEventEx(body []byte) []byte {
+	all := eventTypeIDElement.FindAllSubmatchIndex(body, -1)
+	for _, m := range all {
+		if bytes.Contains(body[m[4]:m[5]], []byte(".")) {
+			first := all[0]
+			tag := string(body[first[2]:first[3]])
+			extra := []byte("<" + tag + ">EventEx</" + tag + ">")
+			out := append(append(append([]byte{}, body[:first[0]]...), extra...), body[first[0]:]...)
+			return out
+		}
+	}
+	return body
 }
 
 // logPanic logs a panic of the simulator's handler with its stack, then lets net/http drop the

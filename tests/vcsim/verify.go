@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/session"
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25"
@@ -49,6 +50,8 @@ var vmProperties = []string{
 	"runtime.powerState", "runtime.host", "runtime.consolidationNeeded",
 	"guest.toolsVersionStatus2", "guest.toolsRunningStatus", "guest.toolsVersion",
 	"snapshot", "layoutEx",
+	"config.annotation", "config.changeTrackingEnabled", "config.extraConfig", "customValue",
+	"datastore", "guest.guestFamily",
 }
 
 // verifyServer checks facts against the server at rawURL. only limits the check to those VM ids
@@ -89,6 +92,7 @@ func verifyServer(ctx context.Context, rawURL string, roots *x509.CertPool, fact
 			problems = append(problems, fmt.Sprintf("%s (%s): %v", want.ID, want.Name, err))
 			continue
 		}
+		fromHistory(&got, want)
 		if diff := diffJSON(want, got); diff != "" {
 			problems = append(problems, fmt.Sprintf("%s (%s): %s", want.ID, want.Name, diff))
 		}
@@ -114,6 +118,7 @@ type inventory struct {
 	names    map[types.ManagedObjectReference]string
 	parents  map[types.ManagedObjectReference]types.ManagedObjectReference
 	clusters map[types.ManagedObjectReference]bool
+	fields   map[int32]string // custom field names by key (CustomFieldsManager.field)
 }
 
 func retrieveInventory(ctx context.Context, c *vim25.Client) (*inventory, error) {
@@ -133,12 +138,13 @@ func retrieveInventory(ctx context.Context, c *vim25.Client) (*inventory, error)
 		names:    map[types.ManagedObjectReference]string{},
 		parents:  map[types.ManagedObjectReference]types.ManagedObjectReference{},
 		clusters: map[types.ManagedObjectReference]bool{},
+		fields:   map[int32]string{},
 	}
 	for _, vm := range vms {
 		inv.vms[vm.Self.Value] = vm
 	}
 	var entities []mo.ManagedEntity
-	kinds := []string{"HostSystem", "ClusterComputeResource", "ComputeResource", "Folder", "Datacenter"}
+	kinds := []string{"HostSystem", "ClusterComputeResource", "ComputeResource", "Folder", "Datacenter", "Datastore"}
 	if err := v.Retrieve(ctx, kinds, []string{"name", "parent"}, &entities); err != nil {
 		return nil, fmt.Errorf("retrieve inventory: %w", err)
 	}
@@ -150,6 +156,13 @@ func retrieveInventory(ctx context.Context, c *vim25.Client) (*inventory, error)
 		if e.Self.Type == "ClusterComputeResource" {
 			inv.clusters[e.Self] = true
 		}
+	}
+	var cfm mo.CustomFieldsManager
+	if err := property.DefaultCollector(c).RetrieveOne(ctx, *c.ServiceContent.CustomFieldsManager, []string{"field"}, &cfm); err != nil {
+		return nil, fmt.Errorf("retrieve custom fields: %w", err)
+	}
+	for _, f := range cfm.Field {
+		inv.fields[f.Key] = f.Name
 	}
 	return inv, nil
 }
@@ -191,6 +204,7 @@ func (inv *inventory) observe(vm mo.VirtualMachine) (VMFacts, error) {
 		f.ToolsRunningStatus = vm.Guest.ToolsRunningStatus
 		f.ToolsVersion = vm.Guest.ToolsVersion
 	}
+	inv.observeBackup(vm, &f)
 	if vm.Snapshot == nil {
 		return f, nil
 	}
@@ -214,6 +228,9 @@ func (inv *inventory) observe(vm mo.VirtualMachine) (VMFacts, error) {
 				IsCurrent:         vm.Snapshot.CurrentSnapshot != nil && *vm.Snapshot.CurrentSnapshot == n.Snapshot,
 				DatastoreName:     s.datastore,
 			})
+			if defaultBackupPatterns.MatchString(n.Name) {
+				f.BackupSnapshot = true
+			}
 			f.SnapshotCount++
 			f.SnapshotTotalSizeBytes += s.size
 			if depth > f.SnapshotChainDepth {
@@ -223,12 +240,69 @@ func (inv *inventory) observe(vm mo.VirtualMachine) (VMFacts, error) {
 		}
 	}
 	walk(vm.Snapshot.RootSnapshotList, "", 1)
+	f.SnapshotFileBytes = snapshotFileBytesFromLayoutEx(vm.LayoutEx)
 	return f, nil
 }
 
 type snapshotSize struct {
 	size, memory int64
 	datastore    string // of the dataKey file's path, "[ds] dir/file"
+}
+
+// observeBackup states the backup checks' inputs of vm as a client sees them.
+func (inv *inventory) observeBackup(vm mo.VirtualMachine, f *VMFacts) {
+	f.CustomValues = map[string]string{}
+	for _, v := range vm.CustomValue {
+		if s, ok := v.(*types.CustomFieldStringValue); ok {
+			f.CustomValues[inv.fields[s.Key]] = s.Value
+		}
+	}
+	if len(vm.Datastore) > 0 {
+		f.DatastoreName = inv.names[vm.Datastore[0]]
+	}
+	if vm.Config != nil {
+		f.Annotation = vm.Config.Annotation
+		f.CBTEnabled = vm.Config.ChangeTrackingEnabled != nil && *vm.Config.ChangeTrackingEnabled
+		for _, o := range vm.Config.ExtraConfig {
+			if v := o.GetOptionValue(); v.Key == "disk.EnableUUID" {
+				f.EnableUUID, _ = v.Value.(string)
+			}
+		}
+	}
+	f.Windows = isWindows(f.GuestID) || (vm.Guest != nil && vm.Guest.GuestFamily == string(types.VirtualMachineGuestOsFamilyWindowsGuest))
+	f.BackupConsistency = consistencyLevel(vm.Runtime.PowerState, f.ToolsRunningStatus, f.Windows, f.EnableUUID)
+}
+
+// snapshotFileBytesFromLayoutEx applies the exporter's rule for snapshot files: each snapshot's
+// .vmsn and .vmem, and every file of a disk chain (running or a snapshot's) above its base unit.
+func snapshotFileBytesFromLayoutEx(ex *types.VirtualMachineFileLayoutEx) int64 {
+	keys := map[int32]bool{}
+	chains := func(disks []types.VirtualMachineFileLayoutExDiskLayout) {
+		for _, d := range disks {
+			for i, u := range d.Chain {
+				for _, k := range u.FileKey {
+					if i > 0 {
+						keys[k] = true
+					}
+				}
+			}
+		}
+	}
+	chains(ex.Disk)
+	for _, s := range ex.Snapshot {
+		chains(s.Disk)
+		keys[s.DataKey] = true
+		if s.MemoryKey >= 0 {
+			keys[s.MemoryKey] = true
+		}
+	}
+	var total int64
+	for _, file := range ex.File {
+		if keys[file.Key] {
+			total += file.Size
+		}
+	}
+	return total
 }
 
 // snapshotSizesFromLayoutEx applies the size rule the exporter implements: a snapshot's dataKey
@@ -303,6 +377,22 @@ func snapshotSizesFromLayoutEx(ex *types.VirtualMachineFileLayoutEx, info *types
 		sizes[ref] = snapshotSize{size: total, memory: memory, datastore: datastore}
 	}
 	return sizes
+}
+
+// fromHistory copies what the facts derive from the event history and the attribute texts,
+// which a client cannot observe on the VM, from want into got.
+func fromHistory(got *VMFacts, want VMFacts) {
+	got.LastBackup = want.LastBackup
+	got.SnapshotTasks = want.SnapshotTasks
+	got.DiskChangedWithSnapshots = want.DiskChangedWithSnapshots
+	got.ReconfiguredWithSnapshots = want.ReconfiguredWithSnapshots
+	created := map[string]string{}
+	for _, s := range want.Snapshots {
+		created[s.ID] = s.CreatedBy
+	}
+	for i := range got.Snapshots {
+		got.Snapshots[i].CreatedBy = created[got.Snapshots[i].ID]
+	}
 }
 
 // diffJSON names the first field where want and got differ, "" when they are equal.
