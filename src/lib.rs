@@ -18,6 +18,7 @@
 //! - [`reload`]: reading the configuration again and swapping it in, without a restart.
 //! - [`cli`]: flags, logging, and the program's run loop.
 
+pub mod backup;
 pub mod cli;
 pub mod collector;
 pub mod config;

@@ -6,6 +6,7 @@
 //! It does not connect to anything nor build TLS clients (see [`crate::vsphere`]), and it does
 //! not decide when the configuration is (re)loaded (see [`crate::cli`]).
 
+mod backup;
 mod duration;
 pub(crate) mod locate;
 mod raw;
@@ -19,6 +20,8 @@ use std::time::Duration;
 
 use locate::{KeyPath, Seg, locate};
 use raw::{RawConfig, RawPattern, RawVcenter};
+
+pub use backup::{BackupConfig, EventsConfig, OwnerLabel, VM_INFO_LABELS, default_sources};
 
 /// A value that must never appear in logs, errors or metrics: Debug and Display print `<secret>`.
 #[derive(Clone, PartialEq, Eq)]
@@ -50,6 +53,9 @@ impl std::fmt::Display for Secret {
 pub struct Config {
     pub vcenters: Vec<VcenterConfig>,
     pub backup_snapshot_patterns: Vec<BackupPattern>,
+    /// The backup checks' settings (last backup, blackout windows, consistency, owner labels,
+    /// events).
+    pub backup: BackupConfig,
     pub report: ReportConfig,
     /// Collectors turned off on the command line (`--no-collector.<name>`); not a YAML key.
     pub disabled_collectors: BTreeSet<String>,
@@ -313,6 +319,14 @@ impl<'a> Loader<'a> {
             Some(patterns) => self.patterns(patterns)?,
             None => self.default_patterns()?,
         };
+        let backup = self.backup(backup::RawBackup {
+            last_backup_sources: raw.last_backup_sources,
+            last_backup_timezone: raw.last_backup_timezone,
+            blackout_windows: raw.blackout_windows,
+            consistency_required_attribute: raw.consistency_required_attribute,
+            owner_labels: raw.owner_labels,
+            events: raw.events,
+        })?;
         let defaults = ReportConfig::default();
         let report = ReportConfig {
             old_snapshot_age: raw
@@ -329,6 +343,7 @@ impl<'a> Loader<'a> {
             backup_snapshot_patterns,
             report,
             disabled_collectors: BTreeSet::new(),
+            backup,
         })
     }
 

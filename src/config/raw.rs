@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 use super::Secret;
+use super::backup::{RawEvents, RawSource, RawWindow, Zone};
 use super::duration::parse_duration;
 
 #[derive(Debug, Deserialize)]
@@ -23,6 +24,19 @@ pub(crate) struct RawConfig {
     /// Absent (or null) means the built-in defaults; an empty list means none.
     #[serde(default)]
     pub(crate) backup_snapshot_patterns: Option<Vec<RawPattern>>,
+    // The backup checks' keys (see super::backup); serde cannot flatten with deny_unknown_fields.
+    #[serde(default)]
+    pub(crate) last_backup_sources: Option<Vec<RawSource>>,
+    #[serde(default)]
+    pub(crate) last_backup_timezone: Option<Zone>,
+    #[serde(default)]
+    pub(crate) blackout_windows: Vec<RawWindow>,
+    #[serde(default)]
+    pub(crate) consistency_required_attribute: Option<String>,
+    #[serde(default)]
+    pub(crate) owner_labels: Vec<String>,
+    #[serde(default)]
+    pub(crate) events: Option<RawEvents>,
     #[serde(default)]
     pub(crate) report: RawReport,
 }
@@ -102,7 +116,7 @@ pub(crate) trait Scalar: Sized {
 }
 
 /// Parses inside the deserializer's `visit_str`, so the error gets the scalar's path and line.
-struct ScalarVisitor<T>(PhantomData<T>);
+pub(crate) struct ScalarVisitor<T>(pub(crate) PhantomData<T>);
 
 impl<T: Scalar> Visitor<'_> for ScalarVisitor<T> {
     type Value = T;
