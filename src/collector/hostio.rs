@@ -236,6 +236,7 @@ mod tests {
                 id: "datastore-9".into(),
                 name: "san-01".into(),
                 url: "ds:///vmfs/volumes/vol-a/".into(),
+                ..Default::default()
             },
         );
         inv

@@ -41,6 +41,9 @@ pub struct ServiceContent {
     pub perf_manager: Option<MoRef>,
     /// `setting`: the vCenter's OptionManager.
     pub setting: Option<MoRef>,
+    /// `customFieldsManager` and `eventManager`: absent on a bare ESXi host.
+    pub custom_fields_manager: Option<MoRef>,
+    pub event_manager: Option<MoRef>,
 }
 
 impl ServiceContent {
@@ -63,6 +66,8 @@ impl ServiceContent {
                 .to_string(),
             perf_manager: rv.child("perfManager").and_then(Node::moref),
             setting: rv.child("setting").and_then(Node::moref),
+            custom_fields_manager: rv.child("customFieldsManager").and_then(Node::moref),
+            event_manager: rv.child("eventManager").and_then(Node::moref),
         })
     }
 }

@@ -7,6 +7,10 @@
 
 use std::sync::Arc;
 
+use super::inventory_backup::{
+    BACKUP_DATASTORE_PATHS, BACKUP_VM_PATHS, ENABLE_UUID_PATH, clear_vm_backup_property,
+    custom_fields, custom_fields_spec, set_datastore_property, set_vm_backup_property,
+};
 use super::model::{
     ComputeResource, Datacenter, Datastore, DiskLayout, Folder, Host, Inventory, LayoutEx,
     LayoutFile, MoRef, SnapshotInfo, SnapshotLayout, SnapshotTree, Vm,
@@ -63,12 +67,19 @@ pub const HOST_PATHS: &[&str] = &[
 /// reported under.
 pub const DATASTORE_PATHS: &[&str] = &["name", "summary.url"];
 
-/// The property sets read for every object of the inventory view.
-pub fn property_specs() -> Vec<PropertySpec> {
+/// The property sets read for every object of the inventory view (and the
+/// CustomFieldsManager, where it is added to the filter), `config.extraConfig["disk.EnableUUID"]`
+/// among the VM's when `keyed_enable_uuid` (see [`super::inventory_backup`]).
+pub fn property_specs_with(keyed_enable_uuid: bool) -> Vec<PropertySpec> {
+    let mut vm_paths = VM_PATHS.to_vec();
+    vm_paths.extend_from_slice(BACKUP_VM_PATHS);
+    if keyed_enable_uuid {
+        vm_paths.push(ENABLE_UUID_PATH);
+    }
     vec![
         PropertySpec {
             kind: "VirtualMachine",
-            paths: VM_PATHS.to_vec(),
+            paths: vm_paths,
         },
         PropertySpec {
             kind: "HostSystem",
@@ -88,9 +99,15 @@ pub fn property_specs() -> Vec<PropertySpec> {
         },
         PropertySpec {
             kind: "Datastore",
-            paths: DATASTORE_PATHS.to_vec(),
+            paths: [DATASTORE_PATHS, BACKUP_DATASTORE_PATHS].concat(),
         },
+        custom_fields_spec(),
     ]
+}
+
+/// The property sets of the inventory, without the keyed `disk.EnableUUID` path.
+pub fn property_specs() -> Vec<PropertySpec> {
+    property_specs_with(false)
 }
 
 /// The property set read for the VMs with snapshots.
@@ -254,6 +271,10 @@ impl Inventory {
                 if path == "summary.url" {
                     ds.url = val.map(|v| v.text.trim().to_string()).unwrap_or_default();
                 }
+                set_datastore_property(ds, path, val)
+            }
+            "CustomFieldsManager" if path == "field" => {
+                self.custom_fields = custom_fields(val)?;
                 Some(())
             }
             _ => Some(()),
@@ -334,7 +355,11 @@ pub fn set_vm_property(vm: &mut Vm, path: &str, val: Option<&Node>) -> Option<()
         "config.guestId" => vm.guest_id = val.text.trim().to_string(),
         "config.template" => vm.template = parse_bool(&val.text)?,
         "config.hardware.device" => vm.disk_capacities_bytes = disk_capacities(val)?,
-        _ => {}
+        _ => {
+            if let Some(parsed) = set_vm_backup_property(&mut vm.backup, path, val) {
+                parsed?;
+            }
+        }
     }
     Some(())
 }
@@ -354,7 +379,9 @@ pub fn clear_vm_property(vm: &mut Vm, path: &str) {
         "config.guestId" => vm.guest_id.clear(),
         "config.template" => vm.template = false,
         "config.hardware.device" => vm.disk_capacities_bytes.clear(),
-        _ => {}
+        _ => {
+            clear_vm_backup_property(&mut vm.backup, path);
+        }
     }
 }
 

@@ -6,13 +6,18 @@
 //! - [`inventory`]: which properties are asked for and how they become the [`model`].
 //! - [`perf`]: the PerformanceManager's host counters: envelopes, parsers, batching.
 //! - [`perf_poll`]: one vCenter's host counters cycle by cycle (state between cycles, batches).
+//! - [`inventory`]: which properties are asked for and how they become the [`model`];
+//!   [`inventory_backup`] the backup checks' properties among them.
+//! - [`events`]: the event history follower, a source of its own (`EventHistoryCollector`).
 //! - [`client`]: transport, the one session per vCenter that every source shares, re-login,
 //!   the pause after a refused login; with [`mirror`], the only modules that do I/O.
 //! - [`mirror`]: the inventory mirror, the first source of a target (`WaitForUpdatesEx`).
 
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod inventory;
+pub mod inventory_backup;
 pub mod mirror;
 pub mod model;
 pub mod names;

@@ -40,6 +40,8 @@ pub struct Inventory {
     pub folders: BTreeMap<MoId, Folder>,
     pub datacenters: BTreeMap<MoId, Datacenter>,
     pub datastores: BTreeMap<MoId, Datastore>,
+    /// `CustomFieldsManager.field`: custom attribute definitions by key.
+    pub custom_fields: BTreeMap<i32, CustomField>,
 }
 
 /// `VirtualMachine`, reduced to the properties the collectors need.
@@ -69,6 +71,34 @@ pub struct Vm {
     pub snapshot: Option<SnapshotInfo>,
     /// `layoutEx`, absent when vCenter does not know the VM's files.
     pub layout_ex: Option<LayoutEx>,
+    /// What the backup checks read of the VM.
+    pub backup: VmBackup,
+}
+
+/// The VM properties of the backup checks (see [`super::inventory_backup`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VmBackup {
+    /// `customValue`: (field key, value), in vCenter's order.
+    pub custom_values: Vec<(i32, String)>,
+    /// `config.annotation`: the notes.
+    pub annotation: String,
+    /// `config.changeTrackingEnabled`.
+    pub cbt_enabled: bool,
+    /// `guest.guestFamily` (windowsGuest, linuxGuest …), unset while Tools do not report it.
+    pub guest_family: Option<String>,
+    /// `disk.EnableUUID` of `config.extraConfig`; `None` when unset or not read (it is read for
+    /// every VM where vCenter accepts the keyed path, else for Windows guests only).
+    pub disk_enable_uuid: Option<bool>,
+    /// `datastore`: the datastores holding the VM's files.
+    pub datastores: Vec<MoId>,
+}
+
+/// `CustomFieldDef`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomField {
+    pub name: String,
+    /// `managedObjectType`: the type it is defined for, "" for every type.
+    pub managed_object_type: String,
 }
 
 /// `VirtualMachineSnapshotInfo`.
@@ -176,6 +206,17 @@ pub struct Datastore {
     pub name: String,
     /// `summary.url` (`ds:///vmfs/volumes/<uuid>/`).
     pub url: String,
+    /// `summary.capacity`, `summary.freeSpace`, `summary.uncommitted` in bytes (xsd:long:
+    /// signed, as vCenter sends them).
+    pub capacity_bytes: Option<i64>,
+    pub free_bytes: Option<i64>,
+    pub uncommitted_bytes: Option<i64>,
+    /// `summary.type`: VMFS, NFS, NFS41, vsan, VVOL …
+    pub fs_type: String,
+    /// `summary.accessible`.
+    pub accessible: Option<bool>,
+    /// `info.vmfs.extent[].diskName`: the LUNs backing a VMFS datastore.
+    pub extent_disks: Vec<String>,
 }
 
 /// One snapshot flattened out of the tree, with the facts derived from its place in it.

@@ -125,6 +125,32 @@ fn filter_spec(view: &MoRef, props: &[PropertySpec]) -> String {
     spec
 }
 
+/// The content of a PropertyFilterSpec over a view, plus `objects` themselves (no traversal;
+/// the CustomFieldsManager, whose definitions are in no view).
+fn filter_spec_with(view: &MoRef, props: &[PropertySpec], objects: &[MoRef]) -> String {
+    let mut spec = filter_spec(view, props);
+    for o in objects {
+        spec.push_str("<objectSet>");
+        spec.push_str(&moref("obj", o));
+        spec.push_str("<skip>false</skip></objectSet>");
+    }
+    spec
+}
+
+/// `CreateFilter` of `props` over a view and over `objects`, reporting whole property values.
+pub fn create_filter_with_objects(
+    collector: &MoRef,
+    view: &MoRef,
+    props: &[PropertySpec],
+    objects: &[MoRef],
+) -> String {
+    envelope(&format!(
+        r#"<CreateFilter xmlns="{VIM25}">{}<spec>{}</spec><partialUpdates>false</partialUpdates></CreateFilter>"#,
+        moref("_this", collector),
+        filter_spec_with(view, props, objects)
+    ))
+}
+
 /// `RetrievePropertiesEx` of `props` on every object of a view. `max_objects` asks for pages
 /// of that size (vCenter may page smaller; `None` leaves the server's default).
 pub fn retrieve_properties_ex(

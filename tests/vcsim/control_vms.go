@@ -310,8 +310,30 @@ func (c *controller) addVMOp(req controlRequest) (controlResult, error) {
 		return nil, fmt.Errorf("%s (%s): %w", name, ref.Value, err)
 	}
 	vm := simulator.Map.Get(ref).(*simulator.VirtualMachine)
-	simulator.Map.WithLock(vm, func() { simulator.Map.Update(vm, currentValues(vm)) })
+	var datastores []types.ManagedObjectReference
+	simulator.Map.WithLock(vm, func() {
+		simulator.Map.Update(vm, currentValues(vm))
+		datastores = append(datastores, vm.Datastore...)
+	})
+	publishDatastoreSpace(datastores)
 	return controlResult{"vm": ref.Value, "host": pl.host.ref.Value}, nil
+}
+
+// publishDatastoreSpace reports the free space of datastores: the simulator takes a new VM's
+// disks from it (and gives a destroyed VM's back) without telling WaitForUpdatesEx.
+func publishDatastoreSpace(datastores []types.ManagedObjectReference) {
+	for _, ref := range datastores {
+		ds, ok := simulator.Map.Get(ref).(*simulator.Datastore)
+		if !ok {
+			continue
+		}
+		simulator.Map.WithLock(ds, func() {
+			simulator.Map.Update(ds, []types.PropertyChange{
+				{Name: "summary.freeSpace", Val: ds.Summary.FreeSpace},
+				{Name: "info", Val: ds.Info},
+			})
+		})
+	}
 }
 
 // placeNewVM picks the pool and host of a new VM: hostID's, or the first host of the first pool.
@@ -384,8 +406,9 @@ func (c *controller) removeVMOp(req controlRequest) (controlResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	var snapshots []types.ManagedObjectReference
+	var snapshots, datastores []types.ManagedObjectReference
 	simulator.Map.WithLock(vm, func() {
+		datastores = append(datastores, vm.Datastore...)
 		if vm.Snapshot != nil {
 			walkTree(vm.Snapshot.RootSnapshotList, nil, func(n *types.VirtualMachineSnapshotTree, _ *types.ManagedObjectReference) {
 				snapshots = append(snapshots, n.Snapshot)
@@ -406,6 +429,7 @@ func (c *controller) removeVMOp(req controlRequest) (controlResult, error) {
 	for _, ref := range snapshots {
 		simulator.Map.Remove(ref)
 	}
+	publishDatastoreSpace(datastores)
 	delete(c.lastSnapshotID, vm.Self)
 	return controlResult{"vm": vm.Self.Value}, nil
 }

@@ -9,21 +9,26 @@ use std::sync::Arc;
 use crate::vsphere::client::ChannelReader;
 use crate::vsphere::error::ParseError;
 use crate::vsphere::inventory::{self, clear_snapshot_vm_properties};
+use crate::vsphere::inventory_backup::{EXTRA_CONFIG_PATH, is_windows_vm};
 use crate::vsphere::model::{Inventory, MoId};
 use crate::vsphere::xml::{self, Node, UpdateSetHead, method_fault_kind};
 
-/// Which of our two filters an update came through.
+/// Which of our filters an update came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Filter {
     Inventory,
     SnapshotVms,
+    /// `config.extraConfig` of Windows guests, where vCenter refuses the keyed path of
+    /// `disk.EnableUUID` (see [`crate::vsphere::inventory_backup`]).
+    WindowsVms,
 }
 
-/// The ids of our two filters, which tell where an update came from.
+/// The ids of our filters, which tell where an update came from.
 #[derive(Debug, Clone)]
 pub(super) struct FilterIds {
     pub(super) inventory: String,
     pub(super) snapshot_vms: String,
+    pub(super) windows_vms: Option<String>,
 }
 
 impl FilterIds {
@@ -32,6 +37,8 @@ impl FilterIds {
             Ok(Filter::Inventory)
         } else if id == self.snapshot_vms {
             Ok(Filter::SnapshotVms)
+        } else if self.windows_vms.as_deref() == Some(id) {
+            Ok(Filter::WindowsVms)
         } else {
             Err(format!("update from an unknown filter {id}"))
         }
@@ -64,6 +71,8 @@ pub(super) struct Fresh {
     pub(super) inventory: Inventory,
     /// VMs added to the ListView whose files and devices have not arrived yet.
     pub(super) pending: BTreeSet<MoId>,
+    /// Windows guests added to their ListView whose extraConfig has not arrived yet.
+    pub(super) pending_windows: BTreeSet<MoId>,
     pub(super) filters: FilterIds,
 }
 
@@ -77,10 +86,12 @@ impl UpdateSink for Fresh {
             }));
         }
         let filter = self.filters.kind(filter).map_err(ParseError::Malformed)?;
-        if filter == Filter::SnapshotVms
-            && let Some(obj) = update.child("obj").and_then(Node::moref)
-        {
-            self.pending.remove(&obj.value);
+        if let Some(obj) = update.child("obj").and_then(Node::moref) {
+            match filter {
+                Filter::SnapshotVms => self.pending.remove(&obj.value),
+                Filter::WindowsVms => self.pending_windows.remove(&obj.value),
+                Filter::Inventory => false,
+            };
         }
         apply_update(&mut self.inventory, filter, &update).map_err(ParseError::Malformed)
     }
@@ -145,6 +156,32 @@ pub(super) fn session_lost_in(update: &Node) -> Option<String> {
     })
 }
 
+/// Windows guests to add to their ListView and VMs to remove from it (no longer Windows, or
+/// gone). A VM leaving it loses its `disk.EnableUUID`, which vCenter no longer sends.
+pub(super) fn windows_delta(
+    inventory: &mut Inventory,
+    listed: &BTreeSet<MoId>,
+) -> (Vec<MoId>, Vec<MoId>) {
+    let add: Vec<MoId> = inventory
+        .vms
+        .values()
+        .filter(|vm| is_windows_vm(vm) && !listed.contains(&vm.id))
+        .map(|vm| vm.id.clone())
+        .collect();
+    let mut remove = Vec::new();
+    for id in listed {
+        match inventory.vms.get_mut(id) {
+            Some(vm) if is_windows_vm(vm) => {}
+            Some(vm) => {
+                inventory::clear_vm_property(Arc::make_mut(vm), EXTRA_CONFIG_PATH);
+                remove.push(id.clone());
+            }
+            None => remove.push(id.clone()),
+        }
+    }
+    (add, remove)
+}
+
 /// Applies one ObjectUpdate. `Err` (with the reason) for what only a full retrieval can put
 /// right: a fault inside the update, or a change the mirror cannot apply as sent.
 pub(super) fn apply_update(
@@ -172,11 +209,16 @@ pub(super) fn apply_update(
                     clear_snapshot_vm_properties(Arc::make_mut(vm));
                 }
             }
+            Filter::WindowsVms => {
+                if let Some(vm) = inventory.vms.get_mut(&obj.value) {
+                    inventory::clear_vm_property(Arc::make_mut(vm), EXTRA_CONFIG_PATH);
+                }
+            }
         }
         return Ok(());
     }
-    if filter == Filter::SnapshotVms && !inventory.vms.contains_key(&obj.value) {
-        // The VM left the inventory before its files arrived.
+    if filter != Filter::Inventory && !inventory.vms.contains_key(&obj.value) {
+        // The VM left the inventory before its files (or extraConfig) arrived.
         return Ok(());
     }
     for change in update.children_named("changeSet") {

@@ -26,10 +26,14 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use self::apply::{Filter, Fresh, Parsed, apply_update, list_delta, listed_vm, session_lost_in};
+use self::apply::{
+    Filter, Fresh, Parsed, apply_update, list_delta, listed_vm, session_lost_in, windows_delta,
+};
 use self::protocol::OwnCollector;
 use super::client::{Client, Session};
 use super::error::{CallError, Error};
+use super::inventory::snapshot_vm_specs;
+use super::inventory_backup::windows_vm_specs;
 use super::model::{Inventory, MoId};
 use crate::source::{
     self, Erased, Feed, Publisher, RunningSource, Settling, SourceStatus, Task, unix_now,
@@ -290,36 +294,59 @@ impl Follower {
         session: &Session,
         collector: &OwnCollector,
         version: &mut String,
-    ) -> Result<(Inventory, BTreeSet<MoId>), Stop> {
+    ) -> Result<(Inventory, Listed), Stop> {
         let mut fresh = Fresh {
             inventory: Inventory::default(),
             pending: BTreeSet::new(),
+            pending_windows: BTreeSet::new(),
             filters: collector.filters.clone(),
         };
-        let mut listed = BTreeSet::new();
+        let mut listed = Listed::default();
         loop {
             let (head, applied) = self.wait(session, collector, version, fresh).await?;
             fresh = applied;
             let Some(head) = head else {
-                // An empty answer while waiting for the ListView: nothing more will come.
-                if fresh.pending.is_empty() {
+                // An empty answer while waiting for the ListViews: nothing more will come.
+                if fresh.pending.is_empty() && fresh.pending_windows.is_empty() {
                     return Ok((fresh.inventory, listed));
                 }
                 return Err(Stop::Resync(format!(
-                    "{} VMs with snapshots never reported their files",
-                    fresh.pending.len()
+                    "{} VMs with snapshots never reported their files, {} Windows guests their extraConfig",
+                    fresh.pending.len(),
+                    fresh.pending_windows.len()
                 )));
             };
             *version = head.version;
             if head.truncated {
                 continue;
             }
-            let (add, remove) = list_delta(&mut fresh.inventory, &listed);
-            self.modify_list(session, collector, &add, &remove, &mut listed)
-                .await?;
+            let (add, remove) = list_delta(&mut fresh.inventory, &listed.snapshot_vms);
+            self.modify_list(
+                session,
+                &collector.list,
+                &add,
+                &remove,
+                &mut listed.snapshot_vms,
+            )
+            .await?;
             fresh.pending.extend(add);
-            fresh.pending.retain(|id| listed.contains(id));
-            if fresh.pending.is_empty() {
+            fresh.pending.retain(|id| listed.snapshot_vms.contains(id));
+            if let Some(windows_list) = &collector.windows_list {
+                let (add, remove) = windows_delta(&mut fresh.inventory, &listed.windows_vms);
+                self.modify_list(
+                    session,
+                    windows_list,
+                    &add,
+                    &remove,
+                    &mut listed.windows_vms,
+                )
+                .await?;
+                fresh.pending_windows.extend(add);
+                fresh
+                    .pending_windows
+                    .retain(|id| listed.windows_vms.contains(id));
+            }
+            if fresh.pending.is_empty() && fresh.pending_windows.is_empty() {
                 return Ok((fresh.inventory, listed));
             }
         }
@@ -332,11 +359,11 @@ impl Follower {
         session: &Session,
         collector: &OwnCollector,
         mut version: String,
-        mut listed: BTreeSet<MoId>,
+        mut listed: Listed,
         mut inventory: Arc<Inventory>,
     ) -> Stop {
-        // VMs that were in the ListView once: a collector may not announce them again when
-        // they come back, so their files are read directly.
+        // VMs that were in a ListView once: a collector may not announce them again when they
+        // come back, so their properties are read directly.
         let mut ever_listed = listed.clone();
         let mut quiet_waits = 0u32;
         let mut suspect: Option<BTreeSet<MoId>> = None;
@@ -375,8 +402,13 @@ impl Follower {
                     Ok(f) => f,
                     Err(why) => return Stop::Resync(why),
                 };
-                if filter == Filter::SnapshotVms && !listed_vm(update, &listed) {
-                    // A VM no longer in the list: its files no longer matter.
+                let unlisted = match filter {
+                    Filter::Inventory => false,
+                    Filter::SnapshotVms => !listed_vm(update, &listed.snapshot_vms),
+                    Filter::WindowsVms => !listed_vm(update, &listed.windows_vms),
+                };
+                if unlisted {
+                    // A VM no longer in the list: what the list read of it no longer matters.
                     continue;
                 }
                 if let Some(path) = session_lost_in(update) {
@@ -396,24 +428,47 @@ impl Follower {
                 // More of the same version follows; publish it whole.
                 continue;
             }
-            let (add, remove) = list_delta(working, &listed);
+            let (add, remove) = list_delta(working, &listed.snapshot_vms);
             if let Err(e) = self
-                .modify_list(session, collector, &add, &remove, &mut listed)
+                .modify_list(
+                    session,
+                    &collector.list,
+                    &add,
+                    &remove,
+                    &mut listed.snapshot_vms,
+                )
                 .await
             {
                 return e.into();
             }
-            let back: Vec<MoId> = add
-                .iter()
-                .filter(|id| ever_listed.contains(*id))
-                .cloned()
-                .collect();
-            ever_listed.extend(add);
+            let back = returning(&add, &mut ever_listed.snapshot_vms);
             if let Err(e) = self
-                .fetch_snapshot_vm_properties(session, &back, working)
+                .fetch_vm_properties(session, &back, &snapshot_vm_specs(), working)
                 .await
             {
                 return e.into();
+            }
+            if let Some(windows_list) = &collector.windows_list {
+                let (add, remove) = windows_delta(working, &listed.windows_vms);
+                if let Err(e) = self
+                    .modify_list(
+                        session,
+                        windows_list,
+                        &add,
+                        &remove,
+                        &mut listed.windows_vms,
+                    )
+                    .await
+                {
+                    return e.into();
+                }
+                let back = returning(&add, &mut ever_listed.windows_vms);
+                if let Err(e) = self
+                    .fetch_vm_properties(session, &back, &windows_vm_specs(), working)
+                    .await
+                {
+                    return e.into();
+                }
             }
             let sync_seconds = self.publisher.latest().status.sync_seconds;
             self.publisher.publish(
@@ -467,4 +522,24 @@ impl Follower {
             differ.iter().next().map(String::as_str).unwrap_or("")
         ))))
     }
+}
+
+/// The VMs in our ListViews: those with snapshots, and the Windows guests (where the
+/// extraConfig of Windows guests is read through a list).
+#[derive(Debug, Clone, Default)]
+struct Listed {
+    snapshot_vms: BTreeSet<MoId>,
+    windows_vms: BTreeSet<MoId>,
+}
+
+/// The VMs of `added` that were listed before (a collector may not announce them again), and
+/// records them all as listed once.
+fn returning(added: &[MoId], ever: &mut BTreeSet<MoId>) -> Vec<MoId> {
+    let back = added
+        .iter()
+        .filter(|id| ever.contains(*id))
+        .cloned()
+        .collect();
+    ever.extend(added.iter().cloned());
+    back
 }

@@ -12,9 +12,11 @@ use super::Follower;
 use super::apply::{FilterIds, UpdateSink, read_into};
 use crate::vsphere::client::Session;
 use crate::vsphere::error::{CallError, Error};
-use crate::vsphere::inventory::{self, VIEW_TYPES, property_specs, snapshot_vm_specs};
+use crate::vsphere::inventory::{self, VIEW_TYPES, property_specs_with, snapshot_vm_specs};
+use crate::vsphere::inventory_backup::{ENABLE_UUID_PATH, windows_vm_specs};
 use crate::vsphere::model::{Inventory, MoId, MoRef};
 use crate::vsphere::soap;
+use crate::vsphere::soap::PropertySpec;
 use crate::vsphere::xml::{self, Node, UpdateSetHead};
 
 /// How long one WaitForUpdatesEx may wait for a change before answering empty.
@@ -24,15 +26,19 @@ pub(super) const MAX_WAIT_SECONDS: u32 = 30;
 pub(super) const WAIT_GRACE: Duration = Duration::from_secs(8);
 /// Replaced collectors and views kept for destruction at most.
 const MAX_STALE_OBJECTS: usize = 64;
+/// VMs asked for `disk.EnableUUID` by keyed path to learn whether vCenter accepts it.
+const PROBE_VMS: u32 = 20;
 /// Objects per WaitForUpdatesEx answer; more come as `truncated` follow-ups.
 const MAX_OBJECT_UPDATES: u32 = 1000;
 
-/// Our PropertyCollector, its ListView of VMs with snapshots, and its two filters' ids.
+/// Our PropertyCollector, its ListView of VMs with snapshots, the ListView of Windows guests
+/// where vCenter refuses the keyed path of `disk.EnableUUID`, and its filters' ids.
 pub(super) struct OwnCollector {
     pub(super) pc: MoRef,
     /// The ContainerView of the whole inventory.
     pub(super) view: MoRef,
     pub(super) list: MoRef,
+    pub(super) windows_list: Option<MoRef>,
     pub(super) filters: FilterIds,
     /// Everything created on vCenter for it (collector and views), destroyed together.
     pub(super) objects: Vec<MoRef>,
@@ -55,10 +61,11 @@ impl Follower {
             .create_views_and_filters(session, &pc, &mut objects)
             .await
         {
-            Ok((view, list, filters)) => Ok(OwnCollector {
+            Ok((view, list, windows_list, filters)) => Ok(OwnCollector {
                 pc,
                 view,
                 list,
+                windows_list,
                 filters,
                 objects,
             }),
@@ -74,27 +81,105 @@ impl Follower {
         session: &Session,
         pc: &MoRef,
         objects: &mut Vec<MoRef>,
-    ) -> Result<(MoRef, MoRef, FilterIds), Error> {
+    ) -> Result<(MoRef, MoRef, Option<MoRef>, FilterIds), Error> {
         let sc = &session.content;
         let body = soap::create_container_view(&sc.view_manager, &sc.root_folder, VIEW_TYPES);
         let rv = self.returnval(session, "CreateContainerView", body).await?;
         let view = self.moref_of("CreateContainerView", &rv)?;
         objects.push(view.clone());
-        let body = soap::create_list_view(&sc.view_manager, &[]);
-        let rv = self.returnval(session, "CreateListView", body).await?;
-        let list = self.moref_of("CreateListView", &rv)?;
+        let list = self.create_list(session).await?;
         objects.push(list.clone());
-        let body = soap::create_filter(pc, &view, &property_specs());
+        let keyed = self.accepts_keyed_enable_uuid(session, &view).await?;
+        let extra: Vec<MoRef> = sc.custom_fields_manager.iter().cloned().collect();
+        let body = soap::create_filter_with_objects(pc, &view, &property_specs_with(keyed), &extra);
         let rv = self.returnval(session, "CreateFilter", body).await?;
         let inventory = self.moref_of("CreateFilter", &rv)?.value;
-        let body = soap::create_filter(pc, &list, &snapshot_vm_specs());
-        let rv = self.returnval(session, "CreateFilter", body).await?;
-        let snapshot_vms = self.moref_of("CreateFilter", &rv)?.value;
+        let snapshot_vms = self
+            .list_filter(session, pc, &list, &snapshot_vm_specs())
+            .await?;
+        let (windows_list, windows_vms) = if keyed {
+            (None, None)
+        } else {
+            let windows = self.create_list(session).await?;
+            objects.push(windows.clone());
+            let filter = self
+                .list_filter(session, pc, &windows, &windows_vm_specs())
+                .await?;
+            (Some(windows), Some(filter))
+        };
         let filters = FilterIds {
             inventory,
             snapshot_vms,
+            windows_vms,
         };
-        Ok((view, list, filters))
+        Ok((view, list, windows_list, filters))
+    }
+
+    async fn create_list(&self, session: &Session) -> Result<MoRef, Error> {
+        let body = soap::create_list_view(&session.content.view_manager, &[]);
+        let rv = self.returnval(session, "CreateListView", body).await?;
+        self.moref_of("CreateListView", &rv)
+    }
+
+    async fn list_filter(
+        &self,
+        session: &Session,
+        pc: &MoRef,
+        list: &MoRef,
+        specs: &[PropertySpec],
+    ) -> Result<String, Error> {
+        let body = soap::create_filter(pc, list, specs);
+        let rv = self.returnval(session, "CreateFilter", body).await?;
+        Ok(self.moref_of("CreateFilter", &rv)?.value)
+    }
+
+    /// Whether vCenter reads `config.extraConfig["disk.EnableUUID"]`: a few VMs are asked for
+    /// it; a refusal (an InvalidProperty fault, or one in a VM's missingSet, as the simulator
+    /// answers) means no, and the extraConfig of Windows guests is read instead.
+    async fn accepts_keyed_enable_uuid(
+        &self,
+        session: &Session,
+        view: &MoRef,
+    ) -> Result<bool, Error> {
+        let pc = &session.content.property_collector;
+        let specs = [PropertySpec {
+            kind: "VirtualMachine",
+            paths: vec![ENABLE_UUID_PATH],
+        }];
+        let body = soap::retrieve_properties_ex(pc, view, &specs, Some(PROBE_VMS));
+        let bytes = match self
+            .client
+            .call("RetrievePropertiesEx", session, body)
+            .await
+        {
+            Ok(bytes) => bytes,
+            Err(e) if matches!(&e.failure, CallError::Fault(f) if f.kind == "InvalidProperty") => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut refused = false;
+        let token = xml::read_retrieve_result(&bytes[..], inventory::keep, |o| {
+            refused |= o.children_named("missingSet").any(|m| {
+                m.child("fault")
+                    .and_then(|f| f.child("fault"))
+                    .is_some_and(|f| xml::method_fault_kind(f) == "InvalidProperty")
+            });
+            Ok(())
+        })
+        .map_err(|e| self.error("RetrievePropertiesEx", e.into()))?;
+        if let Some(token) = token {
+            let body = soap::cancel_retrieve_properties_ex(pc, &token);
+            if let Err(e) = self
+                .client
+                .call("CancelRetrievePropertiesEx", session, body)
+                .await
+            {
+                debug!(vcenter = %self.vcenter, error = %e, "CancelRetrievePropertiesEx failed");
+            }
+        }
+        debug!(vcenter = %self.vcenter, keyed = !refused, "disk.EnableUUID read by keyed path");
+        Ok(!refused)
     }
 
     /// Marks a collector and views as replaced. They are destroyed once the next full
@@ -203,7 +288,7 @@ impl Follower {
     pub(super) async fn modify_list(
         &self,
         session: &Session,
-        collector: &OwnCollector,
+        list: &MoRef,
         add: &[MoId],
         remove: &[MoId],
         listed: &mut BTreeSet<MoId>,
@@ -214,22 +299,24 @@ impl Follower {
         let vm = |id: &MoId| MoRef::new("VirtualMachine", id);
         let add_refs: Vec<MoRef> = add.iter().map(vm).collect();
         let remove_refs: Vec<MoRef> = remove.iter().map(vm).collect();
-        let body = soap::modify_list_view(&collector.list, &add_refs, &remove_refs);
+        let body = soap::modify_list_view(list, &add_refs, &remove_refs);
         self.client.call("ModifyListView", session, body).await?;
         listed.extend(add.iter().cloned());
         for id in remove {
             listed.remove(id);
         }
-        debug!(vcenter = %self.vcenter, added = add.len(), removed = remove.len(), "VMs with snapshots listed");
+        debug!(vcenter = %self.vcenter, list = %list.value, added = add.len(), removed = remove.len(), "listed VMs changed");
         Ok(())
     }
 
-    /// Reads the files and devices of `vms` directly (every page of the answer) and applies
-    /// them to `inventory`, for VMs still in it.
-    pub(super) async fn fetch_snapshot_vm_properties(
+    /// Reads `specs` of `vms` directly (every page of the answer: the files and devices of VMs
+    /// with snapshots, or the extraConfig of Windows guests) and applies them to `inventory`,
+    /// for VMs still in it.
+    pub(super) async fn fetch_vm_properties(
         &self,
         session: &Session,
         vms: &[MoId],
+        specs: &[PropertySpec],
         inventory: &mut Inventory,
     ) -> Result<(), Error> {
         if vms.is_empty() {
@@ -241,7 +328,7 @@ impl Follower {
             .collect();
         let pc = &session.content.property_collector;
         let mut call = "RetrievePropertiesEx";
-        let mut body = soap::retrieve_properties_of(pc, &refs, &snapshot_vm_specs());
+        let mut body = soap::retrieve_properties_of(pc, &refs, specs);
         loop {
             let bytes = self.client.call(call, session, body).await?;
             let mut objects = Vec::new();
