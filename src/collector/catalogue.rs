@@ -338,6 +338,158 @@ pub const HOST_PERF_SAMPLE_TIMESTAMP: MetricSpec = gauge(
     "Time of the newest performance sample read for the host (Unix time). It stops moving when the host's counters are stale, while a quiet host's keeps up.",
 );
 
+// The backup checks (issue 8): last backup, snapshot task history, stagger, datastores,
+// consistency, blackout windows.
+const DATASTORE: &[&str] = &["vcenter", "datastore_id", "datastore_name"];
+const VM_OPERATION_RESULT: &[&str] = &["vcenter", "vm_id", "vm_name", "operation", "result"];
+
+pub const VM_LAST_BACKUP_TIMESTAMP: MetricSpec = gauge(
+    39,
+    "vsphere_vm_last_backup_timestamp_seconds",
+    &["vcenter", "vm_id", "vm_name", "source"],
+    "The newest last successful backup a backup product recorded in the virtual machine's custom attributes or notes, by source (last_backup_sources), in seconds since the Unix epoch.",
+);
+pub const VM_LAST_BACKUP_PARSE_ERROR: MetricSpec = gauge(
+    40,
+    "vsphere_vm_last_backup_parse_error",
+    &["vcenter", "vm_id", "vm_name", "source"],
+    "1 if a value or notes line of this source is present on the virtual machine and does not parse as a time, 0 if it parsed.",
+);
+pub const VM_SNAPSHOT_TASK_LAST_TIMESTAMP: MetricSpec = gauge(
+    41,
+    "vsphere_vm_snapshot_task_last_timestamp_seconds",
+    VM_OPERATION_RESULT,
+    "When the virtual machine's last snapshot task or event of this operation (create, remove, consolidate) and result (success, error) ended, from vCenter's event history.",
+);
+pub const VM_SNAPSHOT_TASK_LAST_USER: MetricSpec = gauge(
+    42,
+    "vsphere_vm_snapshot_task_last_user_info",
+    &[
+        "vcenter",
+        "vm_id",
+        "vm_name",
+        "operation",
+        "result",
+        "user_name",
+    ],
+    "The user who ran the virtual machine's last snapshot task of this operation and result (empty for events vCenter posts itself); always 1.",
+);
+pub const SNAPSHOT_TASK_EVENTS: MetricSpec = counter(
+    43,
+    "vsphere_snapshot_task_events_total",
+    &["vcenter", "operation", "result"],
+    "Snapshot and consolidation tasks and events of this vCenter seen by the exporter (the read-back window at start included), by operation and result.",
+);
+pub const VM_SNAPSHOT_INFO: MetricSpec = gauge(
+    44,
+    "vsphere_vm_snapshot_info",
+    &[
+        "vcenter",
+        "vm_id",
+        "vm_name",
+        "snapshot_id",
+        "created_by",
+        "description",
+    ],
+    "A snapshot, the user whose create task made it (empty when the event history no longer holds the task) and its description; always 1.",
+);
+pub const VM_DISK_CHANGED_WITH_SNAPSHOTS: MetricSpec = counter(
+    45,
+    "vsphere_vm_disk_changed_with_snapshots_total",
+    VM,
+    "Reconfigurations that changed a virtual disk's capacity while the virtual machine held a snapshot (VmReconfiguredEvent), seen by the exporter; for VMs with snapshots or a count.",
+);
+pub const VM_RECONFIGURED_WITH_SNAPSHOTS: MetricSpec = counter(
+    46,
+    "vsphere_vm_reconfigured_with_snapshots_total",
+    VM,
+    "Reconfigurations of any kind while the virtual machine held a snapshot (VmReconfiguredEvent), seen by the exporter; for VMs with snapshots or a count.",
+);
+pub const HOST_BACKUP_SNAPSHOTS: MetricSpec = gauge(
+    47,
+    "vsphere_host_backup_snapshots",
+    &["vcenter", "host_id", "host_name", "cluster_name"],
+    "Virtual machines on this host that hold a backup product's snapshot now (0 for none).",
+);
+pub const DATASTORE_BACKUP_SNAPSHOTS: MetricSpec = gauge(
+    48,
+    "vsphere_datastore_backup_snapshots",
+    DATASTORE,
+    "Virtual machines with files on this datastore that hold a backup product's snapshot now (0 for none).",
+);
+pub const DATASTORE_INFO: MetricSpec = gauge(
+    49,
+    "vsphere_datastore_info",
+    &[
+        "vcenter",
+        "datastore_id",
+        "datastore_name",
+        "datastore_type",
+        "extent_disks",
+    ],
+    "Datastore metadata: summary.type as datastore_type, and the LUNs behind a VMFS datastore (info.vmfs.extent diskName) joined by commas; always 1.",
+);
+pub const DATASTORE_CAPACITY: MetricSpec = gauge(
+    50,
+    "vsphere_datastore_capacity_bytes",
+    DATASTORE,
+    "Capacity of the datastore (summary.capacity).",
+);
+pub const DATASTORE_FREE: MetricSpec = gauge(
+    51,
+    "vsphere_datastore_free_bytes",
+    DATASTORE,
+    "Free space of the datastore (summary.freeSpace).",
+);
+pub const DATASTORE_UNCOMMITTED: MetricSpec = gauge(
+    52,
+    "vsphere_datastore_uncommitted_bytes",
+    DATASTORE,
+    "Space thin-provisioned disks on the datastore may still take (summary.uncommitted).",
+);
+pub const DATASTORE_ACCESSIBLE: MetricSpec = gauge(
+    53,
+    "vsphere_datastore_accessible",
+    DATASTORE,
+    "1 if the datastore is accessible (summary.accessible), else 0.",
+);
+pub const DATASTORE_SNAPSHOT_BYTES: MetricSpec = gauge(
+    54,
+    "vsphere_datastore_snapshot_bytes",
+    DATASTORE,
+    "Bytes of snapshot files (delta disks, .vmsn, .vmem) on the datastore, over every virtual machine with snapshots.",
+);
+pub const VM_BACKUP_CONSISTENCY: MetricSpec = gauge(
+    55,
+    "vsphere_vm_backup_consistency",
+    &["vcenter", "vm_id", "vm_name", "level"],
+    "The best consistency a backup of the virtual machine can get now (level application, filesystem or crash); always 1.",
+);
+pub const VM_BACKUP_CONSISTENCY_REQUIRED: MetricSpec = gauge(
+    56,
+    "vsphere_vm_backup_consistency_required",
+    &["vcenter", "vm_id", "vm_name", "level"],
+    "The consistency the custom attribute named by consistency_required_attribute asks for (level application, filesystem, crash, or invalid when it says something else); always 1.",
+);
+pub const VM_CBT_ENABLED: MetricSpec = gauge(
+    57,
+    "vsphere_vm_cbt_enabled",
+    VM,
+    "1 if changed block tracking is enabled (config.changeTrackingEnabled), else 0.",
+);
+pub const BLACKOUT_ACTIVE: MetricSpec = gauge(
+    58,
+    "vsphere_backup_blackout_active",
+    &["window"],
+    "1 while the configured blackout window is open (its cron start less than its duration ago), else 0. Exporter-level: no vcenter label.",
+);
+pub const BLACKOUT_NEXT_START: MetricSpec = gauge(
+    59,
+    "vsphere_backup_blackout_next_start_timestamp_seconds",
+    &["window"],
+    "When the configured blackout window next opens (Unix time). Exporter-level: no vcenter label.",
+);
+
 /// Every spec of a vCenter's metrics, in output order.
 pub const ALL: &[&MetricSpec] = &[
     &UP,
@@ -379,6 +531,27 @@ pub const ALL: &[&MetricSpec] = &[
     &HOST_ADAPTER_WRITE_BYTES,
     &HOST_CPU_USAGE,
     &HOST_PERF_SAMPLE_TIMESTAMP,
+    &VM_LAST_BACKUP_TIMESTAMP,
+    &VM_LAST_BACKUP_PARSE_ERROR,
+    &VM_SNAPSHOT_TASK_LAST_TIMESTAMP,
+    &VM_SNAPSHOT_TASK_LAST_USER,
+    &SNAPSHOT_TASK_EVENTS,
+    &VM_SNAPSHOT_INFO,
+    &VM_DISK_CHANGED_WITH_SNAPSHOTS,
+    &VM_RECONFIGURED_WITH_SNAPSHOTS,
+    &HOST_BACKUP_SNAPSHOTS,
+    &DATASTORE_BACKUP_SNAPSHOTS,
+    &DATASTORE_INFO,
+    &DATASTORE_CAPACITY,
+    &DATASTORE_FREE,
+    &DATASTORE_UNCOMMITTED,
+    &DATASTORE_ACCESSIBLE,
+    &DATASTORE_SNAPSHOT_BYTES,
+    &VM_BACKUP_CONSISTENCY,
+    &VM_BACKUP_CONSISTENCY_REQUIRED,
+    &VM_CBT_ENABLED,
+    &BLACKOUT_ACTIVE,
+    &BLACKOUT_NEXT_START,
 ];
 
 /// The exporter's own metric (not per vCenter), served by `/metrics` only.

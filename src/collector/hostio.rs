@@ -302,8 +302,8 @@ mod tests {
         assert!(series.clone().all(|s| s.labels["host_id"] == "host-1"));
         assert_eq!(
             series.count(),
-            6 + 3,
-            "hostio's 6 and the hosts collector's 3"
+            6 + 3 + 1,
+            "hostio's 6, the hosts collector's 3 and the stagger collector's backup snapshots"
         );
     }
 }

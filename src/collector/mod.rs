@@ -13,10 +13,15 @@
 //! take several hundred megabytes for what is 60 MB of text. The exporter's own metrics
 //! (build info, process) still go through the crate's registry.
 
+mod backup;
+pub mod blackout;
 pub mod catalogue;
+mod datastores;
+mod events;
 mod hostio;
 mod hosts;
 mod snapshots;
+mod stagger;
 pub mod text;
 mod tools;
 mod vm;
@@ -84,6 +89,11 @@ pub const COLLECTORS: &[&dyn Collector] = &[
     &tools::Tools,
     &hosts::Hosts,
     &hostio::HostIoCollector,
+    &backup::LastBackup,
+    &backup::Consistency,
+    &events::SnapshotTasks,
+    &stagger::Stagger,
+    &datastores::Datastores,
 ];
 
 /// True unless the command line turned the collector off.
@@ -99,9 +109,9 @@ pub fn source_wanted(config: &Config, source: &str) -> bool {
 }
 
 /// Collects samples as exposition text, one buffer per catalogue entry; `vcenter` is filled
-/// into every series.
+/// into every series (except in an [exporter-level](Sink::exporter_level) sink).
 pub struct Sink {
-    /// `vcenter="…"`, escaped once.
+    /// `vcenter="…"`, escaped once; empty for exporter-level series.
     vcenter_label: String,
     families: Vec<String>,
 }
@@ -112,6 +122,28 @@ impl Sink {
             vcenter_label: format!("vcenter=\"{}\"", text::escape_label(vcenter)),
             families: vec![String::new(); catalogue::ALL.len()],
         }
+    }
+
+    /// A sink for series of the exporter itself, which belong to no vCenter (the blackout
+    /// windows): their specs' labels do not start with `vcenter`.
+    pub fn exporter_level() -> Self {
+        Sink {
+            vcenter_label: String::new(),
+            families: vec![String::new(); catalogue::ALL.len()],
+        }
+    }
+
+    /// Adds one gauge sample with `extra` labels after the spec's (the owner labels that the
+    /// configuration adds to `vsphere_vm_info`).
+    pub fn gauge_with(
+        &mut self,
+        spec: &'static MetricSpec,
+        labels: &[&str],
+        extra: &[(&str, &str)],
+        value: f64,
+    ) {
+        debug_assert_eq!(spec.kind, Kind::Gauge, "{}", spec.name);
+        self.write(spec, labels, extra, value);
     }
 
     /// Adds one gauge sample. `labels` are the spec's label values after `vcenter`.
@@ -127,15 +159,34 @@ impl Sink {
     }
 
     fn sample(&mut self, spec: &'static MetricSpec, labels: &[&str], value: f64) {
-        debug_assert_eq!(spec.labels.len(), labels.len() + 1, "{}", spec.name);
+        self.write(spec, labels, &[], value);
+    }
+
+    fn write(
+        &mut self,
+        spec: &'static MetricSpec,
+        labels: &[&str],
+        extra: &[(&str, &str)],
+        value: f64,
+    ) {
+        // Exporter-level specs have no `vcenter` label to skip.
+        let skip = usize::from(spec.labels.first() == Some(&"vcenter"));
+        debug_assert_eq!(spec.labels.len(), labels.len() + skip, "{}", spec.name);
+        debug_assert_eq!(skip == 1, !self.vcenter_label.is_empty(), "{}", spec.name);
         let Some(out) = self.families.get_mut(spec.index) else {
             return;
         };
         out.push_str(spec.name);
         out.push('{');
         out.push_str(&self.vcenter_label);
-        for (name, value) in spec.labels.iter().skip(1).zip(labels) {
-            out.push(',');
+        let names = spec.labels.iter().skip(skip).copied();
+        let pairs = names
+            .zip(labels.iter().copied())
+            .chain(extra.iter().copied());
+        for (i, (name, value)) in pairs.enumerate() {
+            if i > 0 || skip == 1 {
+                out.push(',');
+            }
             out.push_str(name);
             out.push_str("=\"");
             text::push_escaped_label(out, value);

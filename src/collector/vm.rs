@@ -3,7 +3,11 @@
 //!
 //! The capacity exists only for VMs with snapshots: devices are most of the bytes vCenter
 //! sends, and the exporter reads them only where a snapshot's size needs the comparison.
+//!
+//! `owner_labels` add one label per named custom attribute to `vsphere_vm_info` (empty when a
+//! VM has no value, so the label set never changes); cardinality stays one series per VM.
 
+use super::backup::attribute_value;
 use super::catalogue::{VM_CONSOLIDATION_NEEDED, VM_DISK_CAPACITY, VM_INFO};
 use super::{CollectError, Collector, Context, Sink};
 
@@ -15,10 +19,18 @@ impl Collector for VmCollector {
     }
 
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
+        let owners = &ctx.config.backup.owner_labels;
         for vm in ctx.inventory.vms.values() {
             let place = ctx.inventory.placement(vm);
             let ids = [vm.id.as_str(), vm.name.as_str()];
-            out.gauge(
+            let extra: Vec<(&str, &str)> = owners
+                .iter()
+                .map(|o| {
+                    let value = attribute_value(ctx.inventory, vm, &o.attribute).unwrap_or("");
+                    (o.label.as_str(), value)
+                })
+                .collect();
+            out.gauge_with(
                 &VM_INFO,
                 &[
                     &vm.id,
@@ -30,6 +42,7 @@ impl Collector for VmCollector {
                     &vm.power_state,
                     if vm.template { "true" } else { "false" },
                 ],
+                &extra,
                 1.0,
             );
             if vm.has_snapshots() {

@@ -5,10 +5,11 @@
 //! listen address is bound. A scrape reads the sources' latest snapshots and never waits on
 //! vCenter once a target has tried its first sync.
 //!
-//! A page has four parts: the targets' status (fresh), their collectors' metrics cached on the
+//! A page has five parts: the targets' status (fresh), their collectors' metrics cached on the
 //! versions of what they read (rendered and gzipped once per version), the metrics that depend
-//! on the time of the scrape (fresh), and on `/metrics` the exporter's own metrics (fresh).
-//! Each part is one gzip member when compressed.
+//! on the time of the scrape (fresh), the exporter-level series of the configuration (the
+//! blackout windows, fresh, without a vcenter label), and on `/metrics` the exporter's own
+//! metrics (fresh). Each part is one gzip member when compressed.
 //!
 //! It does not own HTTP (see [`crate::server`]) nor what a metric means (see
 //! [`crate::collector`]).
@@ -25,8 +26,9 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use tracing::warn;
 
 use crate::collector::catalogue::BUILD_INFO_NAME;
-use crate::collector::{concat, render};
+use crate::collector::{blackout, concat, render};
 use crate::config::Config;
+use crate::source::unix_now;
 use crate::vsphere;
 pub use target::{Target, TargetRead};
 
@@ -240,8 +242,11 @@ impl Exporter {
             *cache = Some((key, part.clone()));
             part
         });
+        // Exporter-level series (the blackout windows): no vCenter, rendered on every scrape.
+        let exporter_families = blackout::families(&self.config, unix_now());
+        let exporter_part = Part::new(render(&[exporter_families.as_slice()]));
         Page {
-            parts: vec![status_part, cached_part, fresh_part],
+            parts: vec![status_part, cached_part, fresh_part, exporter_part],
         }
     }
 

@@ -11,6 +11,7 @@
 //! It does not know how a snapshot becomes metrics (see [`crate::collector`]) nor how vCenter is
 //! reached (see [`crate::vsphere`]).
 
+pub mod events;
 pub mod perf;
 
 use std::any::Any;
@@ -264,7 +265,7 @@ pub trait SourceKind: Sync {
 }
 
 /// Every source besides the inventory mirror, in the order targets start them.
-pub const SOURCES: &[&dyn SourceKind] = &[&perf::Perf];
+pub const SOURCES: &[&dyn SourceKind] = &[&perf::Perf, &events::EventsSource];
 
 /// The current Unix time in seconds.
 pub fn unix_now() -> f64 {

@@ -7,11 +7,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::serve;
-use crate::vcsim::Vcsim;
+use jiff::tz::TimeZone;
+use vsphere_backup_exporter::backup::blackout::Window;
+use vsphere_backup_exporter::config::{BackupConfig, EventsConfig, OwnerLabel};
 
-/// Durations, the update time and the host I/O samples (the simulator's values follow the
-/// clock) differ from run to run; the rest of the scenario, host I/O series included, is fixed.
+use crate::vcsim::Vcsim;
+use crate::{serve, serve_with};
+
+/// Durations, the update time, the host I/O samples (the simulator's values follow the
+/// clock) and the blackout series (the clock itself) differ from run to run; the rest of the
+/// scenario, host I/O series included, is fixed.
 fn normalize(text: &str) -> String {
     text.lines()
         .map(|line| {
@@ -19,11 +24,14 @@ fn normalize(text: &str) -> String {
                 "vsphere_collector_duration_seconds{",
                 "vsphere_source_last_update_timestamp_seconds{",
                 "vsphere_source_sync_duration_seconds{",
+                "vsphere_backup_blackout_active{",
+                "vsphere_backup_blackout_next_start_timestamp_seconds{",
             ];
             let fixed_host_series = [
                 "vsphere_host_info{",
                 "vsphere_host_connection_state{",
                 "vsphere_host_in_maintenance{",
+                "vsphere_host_backup_snapshots{",
             ];
             let host_io = line.starts_with("vsphere_host_")
                 && !fixed_host_series.iter().any(|f| line.starts_with(f));
@@ -52,14 +60,45 @@ fn mask_label(line: &str, name: &str) -> String {
     format!("{}<sim>{}", &line[..start], &line[end..])
 }
 
+/// The backup checks as the golden output shows them: owner labels, a required-consistency
+/// attribute, a blackout window, and a read-back window that reaches golden's fixed 2026 dates.
+pub fn golden_backup() -> BackupConfig {
+    let owner_labels = ["owner", "team"]
+        .iter()
+        .map(|a| OwnerLabel {
+            attribute: a.to_string(),
+            label: a.to_string(),
+        })
+        .collect();
+    let berlin = TimeZone::get("Europe/Berlin").unwrap();
+    let payroll = Window::new(
+        "payroll",
+        "0 1 * * 1",
+        Duration::from_secs(3 * 3600),
+        berlin,
+    );
+    let defaults = BackupConfig::default();
+    BackupConfig {
+        owner_labels,
+        consistency_required_attribute: Some("backup-consistency".into()),
+        blackout_windows: vec![payroll.unwrap()],
+        events: EventsConfig {
+            read_back: Duration::from_secs(20 * 365 * 86_400),
+            ..defaults.events.clone()
+        },
+        ..defaults
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_scenario_output_matches_the_committed_file() {
     let sim = Vcsim::start(&["-scenario", "golden"]);
-    let served = serve(vec![sim.vcenter("vc01")]).await;
-    // The host I/O counters come on their own cadence: wait for their first read.
+    let served = serve_with(vec![sim.vcenter("vc01")], golden_backup()).await;
+    // The host I/O counters and the event history come on their own cadence: wait for both.
     let page = served
         .scrape_until("/probe?target=vc01", Duration::from_secs(60), |p| {
             p.contains("vsphere_host_perf_sample_timestamp_seconds{")
+                && p.contains("vsphere_source_up{vcenter=\"vc01\",source=\"events\"} 1\n")
         })
         .await;
     let got = normalize(&page);

@@ -29,7 +29,7 @@ mod vcsim;
 use std::sync::Arc;
 
 use vsphere_backup_exporter::config::{
-    BackupPattern, Config, DEFAULT_BACKUP_SNAPSHOT_PATTERNS, VcenterConfig,
+    BackupConfig, BackupPattern, Config, DEFAULT_BACKUP_SNAPSHOT_PATTERNS, VcenterConfig,
 };
 use vsphere_backup_exporter::exporter::{Exporter, Target};
 use vsphere_backup_exporter::server::{self, ServerOptions};
@@ -45,6 +45,16 @@ pub struct Served {
 /// Serves an exporter for `vcenters` with the default backup patterns.
 pub async fn serve(vcenters: Vec<VcenterConfig>) -> Served {
     serve_config(config_for(vcenters)).await
+}
+
+/// Serves an exporter for `vcenters` with the default backup patterns and these backup checks'
+/// settings.
+pub async fn serve_with(vcenters: Vec<VcenterConfig>, backup: BackupConfig) -> Served {
+    serve_config(Config {
+        backup,
+        ..config_for(vcenters)
+    })
+    .await
 }
 
 /// The configuration `serve` uses: `vcenters` with the default backup patterns.
@@ -128,6 +138,17 @@ impl Served {
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    /// Scrapes `/probe?target=` until `vsphere_source_up{source}` is 1 (a source's first sync
+    /// comes after the mirror's), at most `seconds`; the page.
+    pub async fn scrape_when_synced(&self, target: &str, source: &str, seconds: u64) -> String {
+        let want = format!("vsphere_source_up{{vcenter=\"{target}\",source=\"{source}\"}} 1\n");
+        let limit = std::time::Duration::from_secs(seconds);
+        self.scrape_until(&format!("/probe?target={target}"), limit, |p| {
+            p.contains(&want)
+        })
+        .await
     }
 
     /// The first configured target.

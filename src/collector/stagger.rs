@@ -1,0 +1,60 @@
+//! Stagger: how many VMs hold a backup product's snapshot now, per host and per datastore, so
+//! an alert can catch two backups running on one host or one datastore (or, with
+//! `vsphere_datastore_info`, on one LUN). Every host and datastore has a series, 0 without any.
+//!
+//! A backup snapshot is one whose name a `backup_snapshot_patterns` entry matches; a VM counts
+//! once however many it holds. Its datastores are its `datastore` property.
+
+use std::collections::BTreeMap;
+
+use super::catalogue::{DATASTORE_BACKUP_SNAPSHOTS, HOST_BACKUP_SNAPSHOTS};
+use super::{CollectError, Collector, Context, Sink};
+use crate::vsphere::model::Vm;
+
+pub struct Stagger;
+
+impl Collector for Stagger {
+    fn name(&self) -> &'static str {
+        "stagger"
+    }
+
+    fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
+        let inv = ctx.inventory;
+        let mut per_host: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut per_datastore: BTreeMap<&str, u64> = BTreeMap::new();
+        for vm in inv.vms.values().filter(|vm| holds_backup_snapshot(ctx, vm)) {
+            if let Some(host) = &vm.host {
+                *per_host.entry(host).or_default() += 1;
+            }
+            for ds in &vm.backup.datastores {
+                *per_datastore.entry(ds).or_default() += 1;
+            }
+        }
+        for host in inv.hosts.values() {
+            let cluster = host
+                .parent
+                .as_ref()
+                .and_then(|p| inv.compute_resources.get(&p.value))
+                .filter(|c| c.is_cluster)
+                .map_or("", |c| c.name.as_str());
+            let n = per_host.get(host.id.as_str()).copied().unwrap_or(0);
+            out.gauge(
+                &HOST_BACKUP_SNAPSHOTS,
+                &[&host.id, &host.name, cluster],
+                n as f64,
+            );
+        }
+        for ds in inv.datastores.values() {
+            let n = per_datastore.get(ds.id.as_str()).copied().unwrap_or(0);
+            out.gauge(&DATASTORE_BACKUP_SNAPSHOTS, &[&ds.id, &ds.name], n as f64);
+        }
+        Ok(())
+    }
+}
+
+/// The VM holds a snapshot a backup pattern names.
+pub fn holds_backup_snapshot(ctx: &Context<'_>, vm: &Vm) -> bool {
+    vm.snapshots()
+        .iter()
+        .any(|s| !ctx.config.backup_product(&s.tree.name).is_empty())
+}

@@ -1,0 +1,492 @@
+//! The event follower, a source per vCenter: it reads vCenter's event history of snapshot and
+//! consolidation tasks, consolidation events and reconfigurations through an
+//! `EventHistoryCollector` of its own, and publishes what [`Ledger`] makes of it.
+//!
+//! At start (and after any failure) it reads back the configured window (`events.read_back`,
+//! 24 h by default) so the last-task metrics are right after a restart; events are applied
+//! once by key, so reading back again never counts twice. Then it follows the collector's
+//! `latestPage` with `WaitForUpdatesEx` on a PropertyCollector of its own (new events show at
+//! once) and reads the events after its position with `ReadNextEvents` on every wake-up (what a
+//! page too small for a burst would miss); where vCenter refuses the filter on `latestPage`,
+//! it reads on an interval instead (`events.poll_interval`, 10 s). Tasks whose event came
+//! before their end are followed by reading their `info` until they end. A lost session is
+//! logged in again and everything recreated.
+//!
+//! It needs the inventory (to tell whether a VM held a snapshot when it was reconfigured) and
+//! waits for the mirror's first sync before it reads back. It owns no metrics
+//! ([`crate::collector::events`] turns the ledger into them).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::{Feed, Publisher, RunningSource, SourceKind, SourceStatus, StartContext, Task};
+use crate::backup::history::{Creation, EVENT_TYPE_IDS, Event, Ledger};
+use crate::config::EventsConfig;
+use crate::vsphere::client::{ChannelReader, Session};
+use crate::vsphere::error::{CallError, Error, ParseError};
+use crate::vsphere::model::MoRef;
+use crate::vsphere::xml::{self, Node, UpdateSetHead};
+use crate::vsphere::{Client, Inventory, events, soap};
+
+/// The source's name: the `source` label.
+pub const EVENTS: &str = "events";
+
+/// Events the collector's `latestPage` holds, and a `ReadNextEvents` reads at most.
+const PAGE_SIZE: u32 = 200;
+/// The longest a `WaitForUpdatesEx` waits when no task is followed.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+/// How much longer than its wait an update call may take.
+const WAIT_GRACE: Duration = Duration::from_secs(8);
+/// How often keys and creations older than the window are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Retry delays after a failure.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// The kind of source listed in [`super::SOURCES`].
+pub struct EventsSource;
+
+impl SourceKind for EventsSource {
+    fn name(&self) -> &'static str {
+        EVENTS
+    }
+
+    fn start(&self, ctx: &StartContext<'_>) -> Option<Box<dyn RunningSource>> {
+        let settings = ctx.config.backup.events.clone();
+        if !settings.enabled {
+            return None;
+        }
+        let (publisher, feed) = super::channel();
+        let follower = Follower {
+            vcenter: ctx.vcenter.name.clone(),
+            client: ctx.client.clone(),
+            settings,
+            inventory: ctx.inventory.clone(),
+            publisher,
+            ledger: Ledger::default(),
+            began: super::unix_now(),
+        };
+        Some(Box::new(Task::new(
+            EVENTS,
+            feed,
+            tokio::spawn(follower.run()),
+        )))
+    }
+}
+
+/// Why following stopped.
+type Failure = Error;
+
+/// The collector and, when `latestPage` can be followed, the PropertyCollector doing it.
+struct Followed {
+    collector: MoRef,
+    pc: Option<MoRef>,
+}
+
+struct Follower {
+    vcenter: String,
+    client: Arc<Client>,
+    settings: EventsConfig,
+    inventory: Feed<Inventory>,
+    publisher: Publisher<Ledger>,
+    ledger: Ledger,
+    /// When the source started: the read-back window is counted from there.
+    began: f64,
+}
+
+impl Follower {
+    async fn run(mut self) {
+        let mut backoff = BACKOFF_FIRST;
+        let mut last_error: Option<String> = None;
+        loop {
+            let started = Instant::now();
+            let failure = self.follow().await;
+            if started.elapsed() > BACKOFF_MAX {
+                backoff = BACKOFF_FIRST;
+            }
+            let message = failure.to_string();
+            if last_error.as_deref() == Some(message.as_str()) {
+                debug!(vcenter = %self.vcenter, error = %message, "event follower failed again");
+            } else {
+                warn!(vcenter = %self.vcenter, error = %message, retry_seconds = backoff.as_secs_f64(), "event follower lost vCenter; reading the history back again");
+            }
+            let last = self.publisher.latest();
+            self.publisher.publish(
+                None,
+                SourceStatus {
+                    attempted: true,
+                    synced: false,
+                    error: Some(message.clone()),
+                    ..last.status.clone()
+                },
+            );
+            last_error = Some(message);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Reads back, then follows, until something fails.
+    async fn follow(&mut self) -> Failure {
+        self.wait_for_inventory().await;
+        let session = match self.client.session().await {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let failure = match self.create(&session).await {
+            Ok(followed) => {
+                let failure = self.follow_with(&session, &followed).await;
+                self.destroy(&session, &followed).await;
+                failure
+            }
+            Err(e) => e,
+        };
+        if failure.failure.is_not_authenticated() {
+            self.client.invalidate(&session).await;
+        }
+        failure
+    }
+
+    /// The history is read back only once the inventory is there: whether a VM held a
+    /// snapshot when it was reconfigured is decided from it.
+    async fn wait_for_inventory(&self) {
+        while self.inventory.latest().value.is_none() {
+            self.inventory.settled(Duration::from_secs(60)).await;
+            if self.inventory.latest().value.is_none() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    async fn create(&self, session: &Session) -> Result<Followed, Error> {
+        let manager = session.content.event_manager.clone().ok_or_else(|| {
+            self.error(
+                "CreateCollectorForEvents",
+                CallError::Malformed("the server has no EventManager".into()),
+            )
+        })?;
+        let begin = self.window_start();
+        let begin = jiff::Timestamp::from_second(begin as i64)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let body = events::create_collector_for_events(&manager, EVENT_TYPE_IDS, &begin);
+        let collector = self
+            .returnval_moref(session, "CreateCollectorForEvents", body)
+            .await?;
+        let mut followed = Followed {
+            collector,
+            pc: None,
+        };
+        let body = events::set_collector_page_size(&followed.collector, PAGE_SIZE);
+        if let Err(e) = self
+            .client
+            .call("SetCollectorPageSize", session, body)
+            .await
+        {
+            self.destroy(session, &followed).await;
+            return Err(e);
+        }
+        followed.pc = self
+            .follow_latest_page(session, &followed.collector)
+            .await?;
+        Ok(followed)
+    }
+
+    /// A PropertyCollector with a filter on the collector's `latestPage`; `None` when vCenter
+    /// refuses it (then the history is read on an interval).
+    async fn follow_latest_page(
+        &self,
+        session: &Session,
+        collector: &MoRef,
+    ) -> Result<Option<MoRef>, Error> {
+        let body = soap::create_property_collector(&session.content.property_collector);
+        let pc = self
+            .returnval_moref(session, "CreatePropertyCollector", body)
+            .await?;
+        let body =
+            events::create_object_filter(&pc, collector, "EventHistoryCollector", "latestPage");
+        match self.client.call("CreateFilter", session, body).await {
+            Ok(_) => Ok(Some(pc)),
+            Err(e)
+                if matches!(e.failure, CallError::Fault(_))
+                    && !e.failure.is_not_authenticated() =>
+            {
+                info!(vcenter = %self.vcenter, error = %e, "latestPage cannot be followed; reading events on an interval");
+                self.destroy_pc(session, &pc).await;
+                Ok(None)
+            }
+            Err(e) => {
+                self.destroy_pc(session, &pc).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn follow_with(&mut self, session: &Session, followed: &Followed) -> Failure {
+        let started = Instant::now();
+        let body = events::rewind_collector(&followed.collector);
+        if let Err(e) = self.client.call("RewindCollector", session, body).await {
+            return e;
+        }
+        if let Err(e) = self.read_next(session, &followed.collector).await {
+            return e;
+        }
+        if let Err(e) = self.poll_tasks(session).await {
+            return e;
+        }
+        let sync_seconds = started.elapsed().as_secs_f64();
+        self.publish(sync_seconds);
+        info!(vcenter = %self.vcenter, seconds = sync_seconds, pending_tasks = self.ledger.pending_tasks().len(), "event history read back");
+        let mut version = String::new();
+        let mut pruned = Instant::now();
+        loop {
+            let before = self.ledger.clone();
+            let step = match &followed.pc {
+                Some(pc) => self.wait_page(session, pc, &mut version).await,
+                None => {
+                    tokio::time::sleep(self.settings.poll_interval).await;
+                    Ok(())
+                }
+            };
+            if let Err(e) = step {
+                return e;
+            }
+            if let Err(e) = self.read_next(session, &followed.collector).await {
+                return e;
+            }
+            if let Err(e) = self.poll_tasks(session).await {
+                return e;
+            }
+            if pruned.elapsed() >= PRUNE_EVERY {
+                self.prune();
+                pruned = Instant::now();
+            }
+            if self.changed_since(&before) {
+                self.publish(sync_seconds);
+            } else {
+                self.publisher
+                    .set_status(|s| s.last_update_seconds = super::unix_now());
+            }
+        }
+    }
+
+    /// One WaitForUpdatesEx on `latestPage`: the page's events are applied.
+    async fn wait_page(
+        &mut self,
+        session: &Session,
+        pc: &MoRef,
+        version: &mut String,
+    ) -> Result<(), Error> {
+        let wait = if self.ledger.pending_tasks().is_empty() {
+            MAX_WAIT
+        } else {
+            self.settings.poll_interval.min(MAX_WAIT)
+        };
+        let seconds = u32::try_from(wait.as_secs().max(1)).unwrap_or(30);
+        let body = soap::wait_for_updates_ex(pc, version, seconds, 100);
+        let (head, page) = self
+            .client
+            .call_streaming(
+                "WaitForUpdatesEx",
+                session,
+                body,
+                Some(wait + WAIT_GRACE),
+                Vec::new(),
+                read_page,
+            )
+            .await?;
+        if let Some(head) = head {
+            *version = head.version;
+        }
+        self.apply(&page);
+        Ok(())
+    }
+
+    /// Reads the events after the collector's position until there are none.
+    async fn read_next(&mut self, session: &Session, collector: &MoRef) -> Result<(), Error> {
+        loop {
+            let body = events::read_next_events(collector, PAGE_SIZE);
+            let bytes = self.client.call("ReadNextEvents", session, body).await?;
+            let page =
+                events::read_events(&bytes).map_err(|e| self.error("ReadNextEvents", e.into()))?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            self.apply(&page);
+        }
+    }
+
+    /// Reads the `info` of every followed task; an ended task is recorded, one vCenter no
+    /// longer knows is forgotten.
+    async fn poll_tasks(&mut self, session: &Session) -> Result<(), Error> {
+        for task in self.ledger.pending_tasks() {
+            let body = events::retrieve_task_info(&session.content.property_collector, &task);
+            match self
+                .client
+                .call("RetrievePropertiesEx", session, body)
+                .await
+            {
+                Ok(bytes) => match events::read_task_info(&bytes) {
+                    Ok(Some(info)) => self.ledger.update_task(&info),
+                    Ok(None) => self.ledger.forget_task(&task),
+                    Err(e) => return Err(self.error("RetrievePropertiesEx", e.into())),
+                },
+                Err(e) if matches!(&e.failure, CallError::Fault(f) if f.kind == "ManagedObjectNotFound") =>
+                {
+                    self.ledger.forget_task(&task);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies events inside the window, each once.
+    fn apply(&mut self, page: &[Event]) {
+        let start = self.window_start();
+        let inventory = self.inventory.latest().value.clone();
+        let held = |vm: &str, at: f64| {
+            inventory
+                .as_deref()
+                .is_some_and(|inv| held_snapshot(inv, vm, at))
+        };
+        for event in page.iter().filter(|e| e.created_seconds >= start) {
+            self.ledger.apply(event, held);
+        }
+    }
+
+    /// The oldest event time counted: the read-back window before the source started.
+    fn window_start(&self) -> f64 {
+        self.began - self.settings.read_back.as_secs_f64()
+    }
+
+    fn changed_since(&self, before: &Ledger) -> bool {
+        before.counts != self.ledger.counts
+            || before.last != self.ledger.last
+            || before.creations != self.ledger.creations
+            || before.disk_changed_with_snapshots != self.ledger.disk_changed_with_snapshots
+            || before.reconfigured_with_snapshots != self.ledger.reconfigured_with_snapshots
+    }
+
+    fn prune(&mut self) {
+        let Some(inventory) = self.inventory.latest().value.clone() else {
+            return;
+        };
+        let horizon = super::unix_now() - self.settings.read_back.as_secs_f64() - 3600.0;
+        self.ledger.prune(
+            horizon,
+            |vm| inventory.vms.contains_key(vm),
+            |c| creation_still_needed(&inventory, c),
+        );
+    }
+
+    fn publish(&self, sync_seconds: f64) {
+        self.publisher.publish(
+            Some(Arc::new(self.ledger.clone())),
+            SourceStatus {
+                attempted: true,
+                synced: true,
+                last_update_seconds: super::unix_now(),
+                sync_seconds,
+                error: None,
+            },
+        );
+    }
+
+    /// Best effort: the collectors go with the session anyway.
+    async fn destroy(&self, session: &Session, followed: &Followed) {
+        if let Some(pc) = &followed.pc {
+            self.destroy_pc(session, pc).await;
+        }
+        let body = events::destroy_collector(&followed.collector);
+        if let Err(e) = self.client.call("DestroyCollector", session, body).await {
+            debug!(vcenter = %self.vcenter, error = %e, "DestroyCollector failed");
+        }
+    }
+
+    async fn destroy_pc(&self, session: &Session, pc: &MoRef) {
+        let body = soap::destroy_property_collector(pc);
+        if let Err(e) = self
+            .client
+            .call("DestroyPropertyCollector", session, body)
+            .await
+        {
+            debug!(vcenter = %self.vcenter, error = %e, "DestroyPropertyCollector failed");
+        }
+    }
+
+    async fn returnval_moref(
+        &self,
+        session: &Session,
+        call: &'static str,
+        body: String,
+    ) -> Result<MoRef, Error> {
+        let bytes = self.client.call(call, session, body).await?;
+        let rv = xml::read_returnval(&bytes).map_err(|e| self.error(call, e.into()))?;
+        rv.moref()
+            .ok_or_else(|| self.error(call, CallError::Malformed("no object in the answer".into())))
+    }
+
+    fn error(&self, call: &'static str, failure: CallError) -> Error {
+        Error {
+            vcenter: self.vcenter.clone(),
+            call,
+            failure,
+        }
+    }
+}
+
+/// The blocking-side parser of a WaitForUpdatesEx answer on `latestPage`: its events.
+fn read_page(
+    input: ChannelReader,
+    page: &mut Vec<Event>,
+) -> Result<Option<UpdateSetHead>, ParseError> {
+    let input = std::io::BufReader::with_capacity(64 * 1024, input);
+    xml::read_update_set(input, xml::keep_all, |_, update| {
+        for change in update.children_named("changeSet") {
+            if change.text_of("name").map(str::trim) == Some("latestPage")
+                && let Some(val) = change.child("val")
+            {
+                page.extend(events::page_events(val));
+            }
+        }
+        missing_not_authenticated(&update)
+    })
+}
+
+/// A `missingSet` saying the session is gone, as an error (vCenter reports it there too).
+fn missing_not_authenticated(update: &Node) -> Result<(), ParseError> {
+    for missing in update.children_named("missingSet") {
+        let fault = missing.child("fault").and_then(|f| f.child("fault"));
+        if fault.is_some_and(|f| xml::method_fault_kind(f) == "NotAuthenticated") {
+            return Err(ParseError::Fault(crate::vsphere::Fault {
+                kind: "NotAuthenticated".into(),
+                message: "latestPage: session no longer authenticated".into(),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the VM held a snapshot taken at or before `at` (a second of slack for clocks).
+fn held_snapshot(inventory: &Inventory, vm: &str, at: f64) -> bool {
+    inventory.vms.get(vm).is_some_and(|vm| {
+        vm.snapshots()
+            .iter()
+            .any(|s| s.tree.create_time_seconds <= at + 1.0)
+    })
+}
+
+/// A creation older than the window is kept while a snapshot of its VM may be the one it made.
+fn creation_still_needed(inventory: &Inventory, c: &Creation) -> bool {
+    inventory.vms.get(&c.vm).is_some_and(|vm| {
+        vm.snapshots().iter().any(|s| {
+            c.snapshot.as_deref() == Some(s.tree.snapshot.as_str())
+                || (s.tree.create_time_seconds >= c.started_seconds - 1800.0
+                    && c.complete_seconds
+                        .is_none_or(|end| s.tree.create_time_seconds <= end + 5.0))
+        })
+    })
+}
