@@ -8,9 +8,12 @@
 //! - `simulator`: the whole exporter, over HTTP, against govmomi's vCenter simulator
 //!   (`tests/vcsim`), metrics compared value by value with the facts the simulator wrote.
 //! - `golden`: the whole output of a fixed scenario against a committed file, and promtool.
+//! - `backup`: the backup checks against the `backup` scenario's facts, live events, a lost
+//!   session, the `disk.EnableUUID` fallback.
 //! - `report`: the snapshot report's CSV and JSON against the facts, its page in headless
 //!   Chromium (`browser`), and the `report` command.
 
+mod backup;
 mod bad_input;
 mod browser;
 mod fake_vcenter;

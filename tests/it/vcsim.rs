@@ -19,6 +19,26 @@ pub struct Facts {
     #[serde(default)]
     pub hosts: Vec<HostFacts>,
     pub perf: Option<PerfFacts>,
+    /// The backup checks' facts (golden, demo, backup scenarios).
+    #[serde(default)]
+    pub datastores: Vec<DatastoreFacts>,
+    #[serde(default)]
+    pub snapshot_task_events: Vec<TaskCountFacts>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatastoreFacts {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub fs_type: String,
+    pub extent_disks: Vec<String>,
+    pub capacity_bytes: i64,
+    pub free_bytes: i64,
+    pub uncommitted_bytes: i64,
+    pub accessible: bool,
+    pub backup_snapshots: u64,
+    pub snapshot_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +54,9 @@ pub struct HostFacts {
     pub datastores: Vec<HostDatastoreFacts>,
     pub nics: Vec<String>,
     pub storage_adapters: Vec<String>,
+    /// VMs on the host holding a backup product's snapshot.
+    #[serde(default)]
+    pub backup_snapshots: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +96,28 @@ pub struct ServedSeries {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct TaskCountFacts {
+    pub operation: String,
+    pub result: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LastBackupFacts {
+    pub source: String,
+    pub timestamp_seconds: f64,
+    pub parse_error: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SnapshotTaskFacts {
+    pub operation: String,
+    pub result: String,
+    pub last_timestamp_seconds: f64,
+    pub user_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct VmFacts {
     pub id: String,
     pub name: String,
@@ -90,6 +135,24 @@ pub struct VmFacts {
     pub snapshot_chain_depth: u64,
     pub snapshot_total_size_bytes: u64,
     pub snapshots: Vec<SnapshotFacts>,
+    #[serde(default)]
+    pub custom_values: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub cbt_enabled: bool,
+    #[serde(default)]
+    pub disk_enable_uuid: String,
+    #[serde(default)]
+    pub windows: bool,
+    #[serde(default)]
+    pub backup_consistency: String,
+    #[serde(default)]
+    pub last_backup: Vec<LastBackupFacts>,
+    #[serde(default)]
+    pub snapshot_tasks: Vec<SnapshotTaskFacts>,
+    #[serde(default)]
+    pub disk_changed_with_snapshots: u64,
+    #[serde(default)]
+    pub reconfigured_with_snapshots: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +166,9 @@ pub struct SnapshotFacts {
     pub size_bytes: u64,
     /// The datastore of the snapshot's `.vmsn` file.
     pub datastore_name: String,
+    /// The user of the create task matched to it.
+    #[serde(default)]
+    pub created_by: String,
 }
 
 /// A running simulator.

@@ -163,7 +163,7 @@ func backupPlans(pools []*pool, now time.Time) ([]*vmPlan, *extrasPlan) {
 	nbu.ops = []snapOp{take(fmt.Sprintf("NBU_SNAPSHOT %s %d", nbu.name, nbuAt.Unix()), nbuAt).withQuiesce().withSizes(20*kiB, 900*miB)}
 	nbuLast := ago(25*time.Hour + 2*time.Minute)
 	nbu.fields = map[string]string{"NB_LAST_BACKUP": nbuLast.UTC().Format(netbackupTimeLayout), "owner": "bob", "backup-consistency": "application"}
-	nbu.cbt = true
+	nbu.cbt, nbu.enableUUID = true, "TRUE" // Linux: the flag does not make it application-consistent
 	nbu.lastBackup = []lastBackupFact{ok("netbackup", nbuLast)}
 
 	// DC0_C0_RP0_VM3 on H1: Windows with disk.EnableUUID FALSE, consolidation trouble.

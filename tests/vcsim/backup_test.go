@@ -144,6 +144,7 @@ func TestBackupScenarioHasEverySituation(t *testing.T) {
 	for _, want := range []string{
 		"consistency=application", "consistency=filesystem", "consistency=crash", "power=poweredOff",
 		"windows=true/uuid=TRUE", "windows=true/uuid=", "windows=true/uuid=FALSE", "windows=false/uuid=",
+		"windows=false/uuid=TRUE",
 		"cbt=true", "cbt=false", "veeam/error=false", "veeam/error=true", "netbackup/error=false",
 		"netbackup/error=true", "rubrik/error=false", "generic/error=false", "disk grown under a snapshot", "creator matched",
 	} {
