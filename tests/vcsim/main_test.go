@@ -107,13 +107,20 @@ func TestGoldenScenarioIsIdenticalOnEveryBuild(t *testing.T) {
 	}
 }
 
-// withoutDatastoreIDs is a copy of f without datastore ids: the simulator makes a datastore's id
-// from the path of its directory, which changes from run to run.
+// withoutDatastoreIDs is a copy of f without datastore ids (its own and its hosts'): the
+// simulator makes a datastore's id from the path of its directory, which changes from run to run.
 func withoutDatastoreIDs(f *Facts) *Facts {
 	copied := *f
 	copied.Datastores = append([]DatastoreFacts(nil), f.Datastores...)
 	for i := range copied.Datastores {
 		copied.Datastores[i].ID = "<varies>"
+	}
+	copied.Hosts = append([]HostFacts(nil), f.Hosts...)
+	for i := range copied.Hosts {
+		copied.Hosts[i].Datastores = append([]HostDatastoreFacts(nil), f.Hosts[i].Datastores...)
+		for j := range copied.Hosts[i].Datastores {
+			copied.Hosts[i].Datastores[j].ID = "<varies>"
+		}
 	}
 	return &copied
 }
