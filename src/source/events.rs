@@ -33,8 +33,12 @@ use crate::vsphere::{Client, Inventory, events, soap};
 /// The source's name: the `source` label.
 pub const EVENTS: &str = "events";
 
-/// Events the collector's `latestPage` holds, and a `ReadNextEvents` reads at most.
-const PAGE_SIZE: u32 = 200;
+/// Events a `ReadNextEvents` reads at most, and the collector's page while the history is read
+/// back (the simulator reads back only what its page holds; vCenter reads the whole range).
+const READ_PAGE: u32 = 1000;
+/// The collector's `latestPage` while following: every new event sends the whole page, and it
+/// only has to bridge the moment between two waits (`ReadNextEvents` reads the rest).
+const FOLLOW_PAGE: u32 = 10;
 /// The longest a `WaitForUpdatesEx` waits when no task is followed.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// How much longer than its wait an update call may take.
@@ -179,7 +183,7 @@ impl Follower {
             collector,
             pc: None,
         };
-        let body = events::set_collector_page_size(&followed.collector, PAGE_SIZE);
+        let body = events::set_collector_page_size(&followed.collector, READ_PAGE);
         if let Err(e) = self
             .client
             .call("SetCollectorPageSize", session, body)
@@ -234,6 +238,14 @@ impl Follower {
             return e;
         }
         if let Err(e) = self.poll_tasks(session).await {
+            return e;
+        }
+        let body = events::set_collector_page_size(&followed.collector, FOLLOW_PAGE);
+        if let Err(e) = self
+            .client
+            .call("SetCollectorPageSize", session, body)
+            .await
+        {
             return e;
         }
         let sync_seconds = started.elapsed().as_secs_f64();
@@ -307,7 +319,7 @@ impl Follower {
     /// Reads the events after the collector's position until there are none.
     async fn read_next(&mut self, session: &Session, collector: &MoRef) -> Result<(), Error> {
         loop {
-            let body = events::read_next_events(collector, PAGE_SIZE);
+            let body = events::read_next_events(collector, READ_PAGE);
             let bytes = self.client.call("ReadNextEvents", session, body).await?;
             let page =
                 events::read_events(&bytes).map_err(|e| self.error("ReadNextEvents", e.into()))?;

@@ -314,8 +314,11 @@ func runTask(e eventPlan, vm *builtVM) (types.TaskInfo, error) {
 	return info, nil
 }
 
-// snapshotRef finds a VM's snapshot by name in its replayed layout.
+// snapshotRef finds a VM's snapshot by name in its replayed layout (kept for small scenarios).
 func snapshotRef(vm *builtVM, name string) (types.ManagedObjectReference, bool) {
+	if vm.layout == nil {
+		return types.ManagedObjectReference{}, false
+	}
 	for _, s := range vm.layout.snaps {
 		if s.op.name == name {
 			return s.ref, true

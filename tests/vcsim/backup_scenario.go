@@ -219,3 +219,62 @@ func backupPlans(pools []*pool, now time.Time) ([]*vmPlan, *extrasPlan) {
 	}
 	return plans, extras
 }
+
+// scaleExtras gives the scale scenario the backup checks' inputs at realistic rates, drawn from
+// a source of their own (the scenario's other draws stay as they were): NetBackup, Veeam and
+// Rubrik values with a few garbled, notes, owners, CBT, disk.EnableUUID on Windows guests, and
+// a history of up to 1,000 snapshot create tasks (the simulator keeps 1,000 events).
+func scaleExtras(plans []*vmPlan, seed int64, now time.Time) *extrasPlan {
+	x := &extrasPlan{vmFields: scenarioVMFields, globalFields: scenarioGlobalFields, window: 24 * time.Hour, now: now}
+	owners := []string{"alice", "bob", "carol", "dba", "web", "sap"}
+	for i, p := range plans {
+		r := rand.New(rand.NewSource(seed*7_000_003 + int64(i)))
+		last := now.Add(-time.Duration(1+r.Intn(48*60)) * time.Minute).Truncate(time.Second)
+		p.fields = map[string]string{}
+		switch n := r.Intn(100); {
+		case n < 35:
+			p.fields["NB_LAST_BACKUP"] = last.UTC().Format(netbackupTimeLayout) + ", VM_Daily, Full"
+			p.lastBackup = []lastBackupFact{ok("netbackup", last)}
+			if r.Intn(50) == 0 {
+				p.fields["NB_LAST_BACKUP"] = "pending"
+				p.lastBackup = []lastBackupFact{bad("netbackup")}
+			}
+		case n < 60:
+			p.annotation = veeamLine("Nightly", last)
+			p.fields["Last Backup"] = veeamLine("Nightly", last)
+			p.lastBackup = []lastBackupFact{ok("veeam", last)}
+		case n < 70:
+			p.fields["Rubrik_Latest_Backup"] = last.UTC().Format(rubrikTimeLayout)
+			p.lastBackup = []lastBackupFact{ok("rubrik", last)}
+		}
+		if r.Intn(100) < 20 {
+			note := fmt.Sprintf("Owner: %s; change CHG%06d", owners[r.Intn(len(owners))], r.Intn(1_000_000))
+			if p.annotation != "" {
+				p.annotation = note + "\n" + p.annotation
+			} else {
+				p.annotation = note
+			}
+		}
+		if r.Intn(100) < 30 {
+			p.fields["owner"] = owners[r.Intn(len(owners))]
+		}
+		p.cbt = r.Intn(100) < 60
+		if isWindows(p.guestID) {
+			switch n := r.Intn(100); {
+			case n < 50:
+				p.enableUUID = "TRUE"
+			case n < 60:
+				p.enableUUID = "FALSE"
+			}
+		}
+		if len(x.events) < 1000 {
+			for _, op := range p.ops {
+				if op.isTake() && defaultBackupPatterns.MatchString(op.name) {
+					x.events = append(x.events, eventPlan{vm: p.name, at: op.at.Add(-5 * time.Second), user: userVeeam,
+						task: "VirtualMachine.createSnapshot", final: true, took: 8 * time.Second, snapshot: op.name})
+				}
+			}
+		}
+	}
+	return x
+}

@@ -61,6 +61,11 @@ func buildScenario(opts options) (*simulation, error) {
 		}
 		facts.VMs = append(facts.VMs, vm)
 		if extras != nil {
+			// At scale only what the extras read: a plan's random source and a layout are
+			// kilobytes each.
+			if len(plans) > smallScenarioVMs {
+				b = &builtVM{ref: b.ref, plan: &vmPlan{name: plan.name, fields: plan.fields, reconfigure: plan.reconfigure}}
+			}
 			built[plan.name] = b
 		}
 		plans[i] = nil // a plan's random source is 5 KiB: 200 MiB at 40,000 VMs
@@ -100,6 +105,9 @@ func buildScenario(opts options) (*simulation, error) {
 	facts.Perf = perfFacts(opts.perf)
 	return &simulation{model: model, facts: facts, perf: perf}, nil
 }
+
+// smallScenarioVMs is the most VMs for which the extras keep every plan and layout.
+const smallScenarioVMs = 100
 
 // realize creates one VM from its plan and returns its facts.
 func realize(ctx context.Context, c *vim25.Client, plan *vmPlan, stamp time.Time) (VMFacts, *builtVM, error) {

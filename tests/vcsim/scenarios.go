@@ -63,7 +63,8 @@ func scenarioFor(opts options) (scenario, error) {
 			standaloneHosts: opts.standaloneHosts,
 		}
 		return scenario{shape: shape, stamp: now, plans: func(p []*pool) ([]*vmPlan, *extrasPlan) {
-			return scalePlans(p, opts.vms, opts.snapshotVMs, opts.seed, now), nil
+			plans := scalePlans(p, opts.vms, opts.snapshotVMs, opts.seed, now)
+			return plans, scaleExtras(plans, opts.seed, now)
 		}, hosts: func(p []*pool) map[string]hostState {
 			return spreadHostStates(p, opts.maintenanceHosts, opts.disconnectedHosts)
 		}}, nil

@@ -1,0 +1,291 @@
+//! What the backup checks add to the traffic with vCenter, measured against the simulator's
+//! `scale` scenario (which carries their inputs at realistic rates): the bytes of the VM
+//! properties they add to every VM, of `config.extraConfig` read for Windows guests only (the
+//! fallback where vCenter refuses the keyed path) and for every VM (what reading it whole would
+//! cost), of the datastore properties, and of the event follower: the history read per event
+//! and an idle round (a `latestPage` wait that ends empty and a `ReadNextEvents` with nothing).
+//!
+//! ```sh
+//! tests/vcsim/vcsim -scenario scale -vms 40000 -snapshot-vms 13334 -cert-out ca.pem -facts f.json
+//! cargo run --release --example backup_cost -- URL USER PASS CAFILE
+//! ```
+//!
+//! Prints one JSON object. The requests are the crate's own envelopes
+//! ([`vsphere_backup_exporter::vsphere::soap`], [`vsphere_backup_exporter::vsphere::events`]).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use vsphere_backup_exporter::backup::history::EVENT_TYPE_IDS;
+use vsphere_backup_exporter::config::{Secret, TlsConfig};
+use vsphere_backup_exporter::vsphere::client::{ClientOptions, Session};
+use vsphere_backup_exporter::vsphere::inventory::{VM_PATHS, keep};
+use vsphere_backup_exporter::vsphere::inventory_backup::{
+    BACKUP_DATASTORE_PATHS, BACKUP_VM_PATHS, EXTRA_CONFIG_PATH,
+};
+use vsphere_backup_exporter::vsphere::model::MoRef;
+use vsphere_backup_exporter::vsphere::soap::{self, PropertySpec};
+use vsphere_backup_exporter::vsphere::xml::{self, Node};
+use vsphere_backup_exporter::vsphere::{Client, events};
+
+/// Bytes and objects of one paged retrieval.
+#[derive(Default)]
+struct Retrieved {
+    bytes: usize,
+    objects: Vec<Node>,
+}
+
+async fn retrieve(
+    client: &Client,
+    session: &Session,
+    body: String,
+    keep_objects: bool,
+) -> Result<Retrieved> {
+    let pc = &session.content.property_collector;
+    let mut out = Retrieved::default();
+    let (mut call, mut body) = ("RetrievePropertiesEx", body);
+    loop {
+        let bytes = client.call(call, session, body).await?;
+        out.bytes += bytes.len();
+        let token = xml::read_retrieve_result(&bytes[..], keep, |o| {
+            if keep_objects {
+                out.objects.push(o);
+            }
+            Ok(())
+        })
+        .map_err(|e| anyhow!("{call}: {e}"))?;
+        let Some(token) = token else {
+            return Ok(out);
+        };
+        call = "ContinueRetrievePropertiesEx";
+        body = soap::continue_retrieve_properties_ex(pc, &token);
+    }
+}
+
+async fn view_of(client: &Client, session: &Session, kind: &str) -> Result<MoRef> {
+    let sc = &session.content;
+    let body = soap::create_container_view(&sc.view_manager, &sc.root_folder, &[kind]);
+    let bytes = client.call("CreateContainerView", session, body).await?;
+    xml::read_returnval(&bytes)?
+        .moref()
+        .ok_or_else(|| anyhow!("CreateContainerView: no view"))
+}
+
+async fn view_bytes(
+    client: &Client,
+    session: &Session,
+    view: &MoRef,
+    kind: &'static str,
+    paths: &[&'static str],
+) -> Result<Retrieved> {
+    let specs = [PropertySpec {
+        kind,
+        paths: paths.to_vec(),
+    }];
+    let body = soap::retrieve_properties_ex(
+        &session.content.property_collector,
+        view,
+        &specs,
+        Some(1000),
+    );
+    retrieve(client, session, body, paths == ["config.guestId"]).await
+}
+
+fn moref_text(bytes: &[u8], call: &str) -> Result<MoRef> {
+    xml::read_returnval(bytes)?
+        .moref()
+        .ok_or_else(|| anyhow!("{call}: no object"))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let [url, user, password, ca_file] = a.as_slice() else {
+        bail!("usage: backup_cost URL USER PASS CAFILE");
+    };
+    let client = Client::new(&ClientOptions {
+        name: "bench".into(),
+        url: url.parse().context("URL")?,
+        username: user.clone(),
+        password: Secret::new(password),
+        tls: TlsConfig {
+            ca_file: Some(ca_file.into()),
+            insecure_skip_verify: false,
+        },
+        connect_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(600),
+        login_retry_interval: Duration::from_secs(600),
+        max_response_size: 4 << 30,
+    })?;
+    let session = client.session().await?;
+    let vms = view_of(&client, &session, "VirtualMachine").await?;
+
+    let base = view_bytes(&client, &session, &vms, "VirtualMachine", VM_PATHS).await?;
+    let with_backup = [VM_PATHS, BACKUP_VM_PATHS].concat();
+    let added = view_bytes(&client, &session, &vms, "VirtualMachine", &with_backup).await?;
+    let with_extra = [VM_PATHS, &[EXTRA_CONFIG_PATH]].concat();
+    let all_extra = view_bytes(&client, &session, &vms, "VirtualMachine", &with_extra).await?;
+    let guests = view_bytes(
+        &client,
+        &session,
+        &vms,
+        "VirtualMachine",
+        &["config.guestId"],
+    )
+    .await?;
+    let windows: Vec<MoRef> = guests
+        .objects
+        .iter()
+        .filter(|o| {
+            o.children_named("propSet")
+                .any(|p| p.child("val").is_some_and(|v| v.text.starts_with("win")))
+        })
+        .filter_map(|o| o.child("obj").and_then(Node::moref))
+        .collect();
+    let mut windows_extra = 0usize;
+    let extra_specs = [PropertySpec {
+        kind: "VirtualMachine",
+        paths: vec![EXTRA_CONFIG_PATH],
+    }];
+    for chunk in windows.chunks(1000) {
+        let body =
+            soap::retrieve_properties_of(&session.content.property_collector, chunk, &extra_specs);
+        windows_extra += retrieve(&client, &session, body, false).await?.bytes;
+    }
+    let datastores = view_of(&client, &session, "Datastore").await?;
+    let ds = view_bytes(
+        &client,
+        &session,
+        &datastores,
+        "Datastore",
+        BACKUP_DATASTORE_PATHS,
+    )
+    .await?;
+
+    // The event follower: the history read back, then an idle round.
+    let manager = session
+        .content
+        .event_manager
+        .clone()
+        .ok_or_else(|| anyhow!("no EventManager"))?;
+    let body =
+        events::create_collector_for_events(&manager, EVENT_TYPE_IDS, "1970-01-01T00:00:00Z");
+    let collector = moref_text(
+        &client
+            .call("CreateCollectorForEvents", &session, body)
+            .await?,
+        "CreateCollectorForEvents",
+    )?;
+    client
+        .call(
+            "SetCollectorPageSize",
+            &session,
+            events::set_collector_page_size(&collector, 1000),
+        )
+        .await?;
+    client
+        .call(
+            "RewindCollector",
+            &session,
+            events::rewind_collector(&collector),
+        )
+        .await?;
+    let (mut history_bytes, mut history_events) = (0usize, 0usize);
+    loop {
+        let bytes = client
+            .call(
+                "ReadNextEvents",
+                &session,
+                events::read_next_events(&collector, 1000),
+            )
+            .await?;
+        let page = events::read_events(&bytes)?;
+        if page.is_empty() {
+            break;
+        }
+        history_bytes += bytes.len();
+        history_events += page.len();
+    }
+    client
+        .call(
+            "SetCollectorPageSize",
+            &session,
+            events::set_collector_page_size(&collector, 10),
+        )
+        .await?;
+    let idle_read = client
+        .call(
+            "ReadNextEvents",
+            &session,
+            events::read_next_events(&collector, 1000),
+        )
+        .await?
+        .len();
+    let body = soap::create_property_collector(&session.content.property_collector);
+    let pc = moref_text(
+        &client
+            .call("CreatePropertyCollector", &session, body)
+            .await?,
+        "CreatePropertyCollector",
+    )?;
+    let body = events::create_object_filter(&pc, &collector, "EventHistoryCollector", "latestPage");
+    client.call("CreateFilter", &session, body).await?;
+    let first = client
+        .call(
+            "WaitForUpdatesEx",
+            &session,
+            soap::wait_for_updates_ex(&pc, "", 1, 100),
+        )
+        .await?;
+    let text = String::from_utf8_lossy(&first);
+    let version = text
+        .split("<version>")
+        .nth(1)
+        .and_then(|v| v.split("</version>").next())
+        .unwrap_or("")
+        .to_string();
+    let idle_wait = client
+        .call(
+            "WaitForUpdatesEx",
+            &session,
+            soap::wait_for_updates_ex(&pc, &version, 1, 100),
+        )
+        .await?
+        .len();
+    client
+        .call(
+            "DestroyPropertyCollector",
+            &session,
+            soap::destroy_property_collector(&pc),
+        )
+        .await?;
+    client
+        .call(
+            "DestroyCollector",
+            &session,
+            events::destroy_collector(&collector),
+        )
+        .await?;
+    client.logout(Duration::from_secs(10)).await;
+
+    let vm_count = guests.objects.len();
+    println!(
+        "{}",
+        serde_json::json!({
+            "vms": vm_count,
+            "windows_vms": windows.len(),
+            "vm_base_bytes": base.bytes,
+            "vm_backup_paths_added_bytes": added.bytes.saturating_sub(base.bytes),
+            "extra_config_all_vms_added_bytes": all_extra.bytes.saturating_sub(base.bytes),
+            "extra_config_windows_only_bytes": windows_extra,
+            "datastore_backup_paths_bytes": ds.bytes,
+            "history_events_read": history_events,
+            "history_bytes": history_bytes,
+            "history_bytes_per_event": history_bytes.checked_div(history_events).unwrap_or(0),
+            "latest_page_first_bytes": first.len(),
+            "idle_wait_bytes": idle_wait,
+            "idle_read_next_bytes": idle_read,
+        })
+    );
+    Ok(())
+}
