@@ -59,7 +59,8 @@ impl SourceKind for EventsSource {
 
     fn start(&self, ctx: &StartContext<'_>) -> Option<Box<dyn RunningSource>> {
         let settings = ctx.config.backup.events.clone();
-        if !settings.enabled {
+        // Off in the configuration, or no enabled collector reads it.
+        if !settings.enabled || !crate::collector::source_wanted(&ctx.config, EVENTS) {
             return None;
         }
         let (publisher, feed) = super::channel();

@@ -1,6 +1,7 @@
 //! The oracle: one full retrieval of a vCenter's inventory with `RetrievePropertiesEx` over a
 //! ContainerView (following `ContinueRetrievePropertiesEx` tokens), then the files and devices
-//! of the VMs with snapshots over a ListView. Tests compare the mirror with it. It is built from
+//! of the VMs with snapshots over a ListView, the extraConfig of Windows guests over another
+//! and the custom field definitions. Tests compare the mirror with it. It is built from
 //! the client's public calls only and is not what the exporter runs: the exporter follows
 //! vCenter with the mirror (`WaitForUpdatesEx`), which is what the fake-vCenter tests drive.
 
@@ -8,6 +9,9 @@ use vsphere_backup_exporter::vsphere::client::{ChannelReader, Session};
 use vsphere_backup_exporter::vsphere::error::{CallError, Error, ParseError};
 use vsphere_backup_exporter::vsphere::inventory::{
     self, InventoryBuilder, VIEW_TYPES, property_specs, snapshot_vm_specs, vms_with_snapshots,
+};
+use vsphere_backup_exporter::vsphere::inventory_backup::{
+    custom_fields_spec, is_windows_vm, windows_vm_specs,
 };
 use vsphere_backup_exporter::vsphere::model::MoRef;
 use vsphere_backup_exporter::vsphere::{Client, Inventory, soap, xml};
@@ -43,6 +47,40 @@ async fn retrieve_with(client: &Client, session: &Session) -> Result<Inventory, 
         let result = retrieve_view(client, session, &list, &snapshot_vm_specs(), builder).await;
         destroy_view(client, session, &list).await;
         builder = result?;
+    }
+    // As the mirror where vCenter refuses the keyed path of disk.EnableUUID (the simulator
+    // does): the extraConfig of Windows guests, and the custom field definitions.
+    let windows: Vec<MoRef> = builder
+        .inventory()
+        .vms
+        .values()
+        .filter(|vm| is_windows_vm(vm))
+        .map(|vm| MoRef::new("VirtualMachine", &vm.id))
+        .collect();
+    if !windows.is_empty() {
+        let body = soap::create_list_view(&sc.view_manager, &windows);
+        let list = create_view(client, session, "CreateListView", body).await?;
+        let result = retrieve_view(client, session, &list, &windows_vm_specs(), builder).await;
+        destroy_view(client, session, &list).await;
+        builder = result?;
+    }
+    if let Some(cfm) = &sc.custom_fields_manager {
+        let body = soap::retrieve_properties_of(
+            &sc.property_collector,
+            std::slice::from_ref(cfm),
+            &[custom_fields_spec()],
+        );
+        let (_, built) = client
+            .call_streaming(
+                "RetrievePropertiesEx",
+                session,
+                body,
+                None,
+                builder,
+                read_objects,
+            )
+            .await?;
+        builder = built;
     }
     Ok(builder.finish())
 }
