@@ -72,6 +72,7 @@ impl SourceKind for EventsSource {
             publisher,
             ledger: Ledger::default(),
             began: super::unix_now(),
+            stale: Vec::new(),
         };
         Some(Box::new(Task::new(
             EVENTS,
@@ -99,6 +100,10 @@ struct Follower {
     ledger: Ledger,
     /// When the source started: the read-back window is counted from there.
     began: f64,
+    /// Collectors of failed runs, with their session: destroyed once a read-back in the same
+    /// session has succeeded (at once, a hung vCenter would cost a timeout each); those of
+    /// another session went with it.
+    stale: Vec<(Session, MoRef)>,
 }
 
 impl Follower {
@@ -112,8 +117,11 @@ impl Follower {
                 backoff = BACKOFF_FIRST;
             }
             let message = failure.to_string();
+            // One warning per incident: the vCenter's other sources may have logged it.
             if last_error.as_deref() == Some(message.as_str()) {
                 debug!(vcenter = %self.vcenter, error = %message, "event follower failed again");
+            } else if !self.client.claim_incident() {
+                debug!(vcenter = %self.vcenter, error = %message, "event follower failed; the vCenter's failure is logged already");
             } else {
                 warn!(vcenter = %self.vcenter, error = %message, retry_seconds = backoff.as_secs_f64(), "event follower lost vCenter; reading the history back again");
             }
@@ -143,7 +151,7 @@ impl Follower {
         let failure = match self.create(&session).await {
             Ok(followed) => {
                 let failure = self.follow_with(&session, &followed).await;
-                self.destroy(&session, &followed).await;
+                self.retire(&session, &followed);
                 failure
             }
             Err(e) => e,
@@ -165,7 +173,7 @@ impl Follower {
         }
     }
 
-    async fn create(&self, session: &Session) -> Result<Followed, Error> {
+    async fn create(&mut self, session: &Session) -> Result<Followed, Error> {
         let manager = session.content.event_manager.clone().ok_or_else(|| {
             self.error(
                 "CreateCollectorForEvents",
@@ -185,24 +193,30 @@ impl Follower {
             pc: None,
         };
         let body = events::set_collector_page_size(&followed.collector, READ_PAGE);
-        if let Err(e) = self
+        let latest = match self
             .client
             .call("SetCollectorPageSize", session, body)
             .await
         {
-            self.destroy(session, &followed).await;
-            return Err(e);
+            Ok(_) => self.follow_latest_page(session, &followed.collector).await,
+            Err(e) => Err(e),
+        };
+        match latest {
+            Ok(pc) => {
+                followed.pc = pc;
+                Ok(followed)
+            }
+            Err(e) => {
+                self.retire(session, &followed);
+                Err(e)
+            }
         }
-        followed.pc = self
-            .follow_latest_page(session, &followed.collector)
-            .await?;
-        Ok(followed)
     }
 
     /// A PropertyCollector with a filter on the collector's `latestPage`; `None` when vCenter
     /// refuses it (then the history is read on an interval).
     async fn follow_latest_page(
-        &self,
+        &mut self,
         session: &Session,
         collector: &MoRef,
     ) -> Result<Option<MoRef>, Error> {
@@ -219,11 +233,11 @@ impl Follower {
                     && !e.failure.is_not_authenticated() =>
             {
                 info!(vcenter = %self.vcenter, error = %e, "latestPage cannot be followed; reading events on an interval");
-                self.destroy_pc(session, &pc).await;
+                self.destroy_objects(session, &[pc]).await;
                 Ok(None)
             }
             Err(e) => {
-                self.destroy_pc(session, &pc).await;
+                self.stale.push((session.clone(), pc));
                 Err(e)
             }
         }
@@ -251,6 +265,8 @@ impl Follower {
         }
         let sync_seconds = started.elapsed().as_secs_f64();
         self.publish(sync_seconds);
+        // vCenter answers again: what failed runs of this session left on it goes now.
+        self.destroy_stale(session).await;
         info!(vcenter = %self.vcenter, seconds = sync_seconds, pending_tasks = self.ledger.pending_tasks().len(), "event history read back");
         let mut version = String::new();
         let mut pruned = Instant::now();
@@ -396,6 +412,7 @@ impl Follower {
     }
 
     fn publish(&self, sync_seconds: f64) {
+        self.client.incident_over();
         self.publisher.publish(
             Some(Arc::new(self.ledger.clone())),
             SourceStatus {
@@ -408,25 +425,44 @@ impl Follower {
         );
     }
 
-    /// Best effort: the collectors go with the session anyway.
-    async fn destroy(&self, session: &Session, followed: &Followed) {
-        if let Some(pc) = &followed.pc {
-            self.destroy_pc(session, pc).await;
-        }
-        let body = events::destroy_collector(&followed.collector);
-        if let Err(e) = self.client.call("DestroyCollector", session, body).await {
-            debug!(vcenter = %self.vcenter, error = %e, "DestroyCollector failed");
-        }
+    /// Marks a run's collectors for destruction (see `stale`).
+    fn retire(&mut self, session: &Session, followed: &Followed) {
+        let objects = followed.pc.iter().chain([&followed.collector]);
+        self.stale
+            .extend(objects.map(|o| (session.clone(), o.clone())));
     }
 
-    async fn destroy_pc(&self, session: &Session, pc: &MoRef) {
-        let body = soap::destroy_property_collector(pc);
-        if let Err(e) = self
-            .client
-            .call("DestroyPropertyCollector", session, body)
-            .await
-        {
-            debug!(vcenter = %self.vcenter, error = %e, "DestroyPropertyCollector failed");
+    /// Destroys what failed runs of this session left; what belongs to another session is
+    /// forgotten (it went with that session).
+    async fn destroy_stale(&mut self, session: &Session) {
+        let left: Vec<MoRef> = std::mem::take(&mut self.stale)
+            .into_iter()
+            .filter(|(s, _)| s.is_same(session))
+            .map(|(_, o)| o)
+            .collect();
+        self.destroy_objects(session, &left).await;
+    }
+
+    /// Destroys collectors; one vCenter still holds after a failed call is kept for later.
+    async fn destroy_objects(&mut self, session: &Session, objects: &[MoRef]) {
+        for object in objects {
+            let (call, body) = if object.kind == "PropertyCollector" {
+                (
+                    "DestroyPropertyCollector",
+                    soap::destroy_property_collector(object),
+                )
+            } else {
+                ("DestroyCollector", events::destroy_collector(object))
+            };
+            let Err(e) = self.client.call(call, session, body).await else {
+                continue;
+            };
+            debug!(vcenter = %self.vcenter, error = %e, object = %object.value, "{call} failed");
+            let gone = e.failure.is_not_authenticated()
+                || matches!(&e.failure, CallError::Fault(f) if f.kind == "ManagedObjectNotFound");
+            if !gone {
+                self.stale.push((session.clone(), object.clone()));
+            }
         }
     }
 

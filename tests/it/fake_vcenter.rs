@@ -331,13 +331,16 @@ async fn mirror_completes_truncated_update_answers_and_reuses_the_session_cookie
 
     let methods = fake.methods();
     assert_eq!(
-        methods[..10],
+        methods[..11],
         [
             "RetrieveServiceContent",
             "Login",
             "CreatePropertyCollector",
             "CreateContainerView",
             "CreateListView",
+            // Whether the keyed path of disk.EnableUUID is read (this fake answers without a
+            // refusal, so it is, and no ListView of Windows guests is made).
+            "RetrievePropertiesEx",
             "CreateFilter",
             "CreateFilter",
             "WaitForUpdatesEx",
@@ -348,23 +351,23 @@ async fn mirror_completes_truncated_update_answers_and_reuses_the_session_cookie
     let seen = fake.seen();
     // The truncated answer's version is asked for next, and the complete one after it.
     assert!(
-        seen[8].body.contains("<version>1</version>"),
+        seen[9].body.contains("<version>1</version>"),
+        "{}",
+        seen[9].body
+    );
+    assert!(
+        seen[8].body.contains("<maxObjectUpdates>"),
         "{}",
         seen[8].body
     );
-    assert!(
-        seen[7].body.contains("<maxObjectUpdates>"),
-        "{}",
-        seen[7].body
-    );
     // Only the VM with snapshots goes into the ListView for its files and devices.
     assert!(
-        seen[9]
+        seen[10]
             .body
             .contains(r#"<add type="VirtualMachine">vm-1044</add>"#)
-            && !seen[9].body.contains("vm-1071"),
+            && !seen[10].body.contains("vm-1071"),
         "{}",
-        seen[9].body
+        seen[10].body
     );
     assert!(seen[..2].iter().all(|s| s.cookie.is_none()));
     assert!(
@@ -659,8 +662,9 @@ async fn a_vm_whose_update_was_lost_is_found_by_the_consistency_check() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(resyncs(), [("consistency_check", 1)]);
-    // Checked after 20 quiet waits, then once more before acting.
-    assert_eq!(fake.count("RetrievePropertiesEx"), 2);
+    // Checked after 20 quiet waits, then once more before acting (and the keyed-path probe
+    // of disk.EnableUUID at the start).
+    assert_eq!(fake.count("RetrievePropertiesEx"), 3);
     published(&mirror, synced).await;
 }
 
