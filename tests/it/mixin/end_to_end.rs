@@ -36,42 +36,16 @@ use crate::vcsim::Vcsim;
 const AWAITING_METRICS: &[&str] = &[
     // Issue 8: backup checks.
     "VSphereSnapshotTaskFailed",
-    "VSphereDiskChangedWithSnapshots",
-    "VSphereBackupMissing",
-    "VSphereBackupLastBackupUnparsable",
     "VSphereConsistencyBelowRequired",
-    "VSphereConcurrentBackupsOnHost",
-    "VSphereConcurrentBackupsOnDatastore",
     "VSphereBackupDuringBlackout",
-    "VSphereDatastoreFillingWithSnapshots",
-    "VSphereDatastoreLowSpace",
-    // Issue 9's host I/O joined with issue 8's backups per host.
-    "VSphereHostDiskLatencyHighDuringBackup",
-    "VSphereHostNetworkDropsDuringBackup",
     // Dashboards.
     "vsphere-backup-risk: VMs below required consistency",
-    "vsphere-backup-risk: Hosts with concurrent backups",
-    "vsphere-backup-risk: VMs with missing backups",
     "vsphere-backup-risk: Failed snapshot tasks (1 h)",
     "vsphere-backup-risk: VMs below required consistency over time",
-    "vsphere-backup-risk: Hosts with concurrent backups over time",
-    "vsphere-backup-risk: VMs with missing backups over time",
     "vsphere-backup-risk: Failed snapshot tasks (1 h) over time",
-    "vsphere-backup-risk: Datastores with concurrent backups",
-    "vsphere-backup-risk: Longest without backup",
     "vsphere-backup-risk: Failed snapshot tasks (24 h)",
-    "vsphere-snapshots: Snapshot bytes per datastore",
-    "vsphere-snapshots: Backup snapshots per datastore",
-    "vsphere-snapshots: Datastore free space and snapshot bytes",
-    "vsphere-host-io: VMs in backup per host",
     "vsphere-host-io: Blackout windows",
-    "vsphere-host-io: Disk latency (max)",
-    "vsphere-host-io: Datastore read latency",
-    "vsphere-host-io: Datastore write latency",
-    "vsphere-host-io: NIC dropped packets",
-    "vsphere-host-io: HBA latency",
     "vsphere-host-io: annotation Blackout windows",
-    "vsphere-host-io: annotation Backups running",
 ];
 
 /// Alerts whose metrics exist but whose situation this test cannot create in seconds, with
@@ -85,6 +59,18 @@ const NOT_PROVOKED: &[(&str, &str)] = &[
         "VSphereInventoryStale",
         "needs 10 minutes without an update while the vCenter is up",
     ),
+    (
+        "VSphereDiskChangedWithSnapshots",
+        "the pitfalls scenario grows no disk under a snapshot yet (the backup scenario does, and its integration test checks the counter)",
+    ),
+    (
+        "VSphereDatastoreFillingWithSnapshots",
+        "predict_linear needs free space shrinking over a window longer than this test",
+    ),
+    (
+        "VSphereDatastoreLowSpace",
+        "the pitfalls scenario fills no datastore yet",
+    ),
 ];
 
 /// An alert that must fire: its name, severity and the labels that name its object. VM and host
@@ -93,6 +79,8 @@ struct Expected {
     alert: &'static str,
     severity: &'static str,
     object: &'static [(&'static str, &'static str)],
+    /// False for alerts whose expression aggregates the scrape's `job` away.
+    keeps_job: bool,
 }
 
 const fn fires(
@@ -104,6 +92,21 @@ const fn fires(
         alert,
         severity,
         object,
+        keeps_job: true,
+    }
+}
+
+/// An alert whose expression aggregates `job` and `instance` away.
+const fn fires_aggregated(
+    alert: &'static str,
+    severity: &'static str,
+    object: &'static [(&'static str, &'static str)],
+) -> Expected {
+    Expected {
+        alert,
+        severity,
+        object,
+        keeps_job: false,
     }
 }
 
@@ -204,6 +207,49 @@ const EXPECTED: &[Expected] = &[
         "warning",
         &[("host_name", "DC0_C0_H0"), ("datastore_name", "LocalDS_0")],
     ),
+    // DC0_C0_H0 holds two backup snapshots on LocalDS_0 at once, is slow and drops packets.
+    fires(
+        "VSphereConcurrentBackupsOnHost",
+        "warning",
+        &[("host_name", "DC0_C0_H0")],
+    ),
+    fires(
+        "VSphereConcurrentBackupsOnDatastore",
+        "warning",
+        &[("datastore_name", "LocalDS_0")],
+    ),
+    fires(
+        "VSphereHostDiskLatencyHighDuringBackup",
+        "warning",
+        &[("host_name", "DC0_C0_H0")],
+    ),
+    fires(
+        "VSphereHostNetworkDropsDuringBackup",
+        "warning",
+        &[("host_name", "DC0_C0_H0"), ("nic", "vmnic0")],
+    ),
+    // The demo's backup inputs: last backups older than 26 h, and a Veeam notes line and a
+    // generic attribute that do not parse.
+    fires_aggregated(
+        "VSphereBackupMissing",
+        "warning",
+        &[("vm_name", "DC0_C0_RP0_VM1")],
+    ),
+    fires_aggregated(
+        "VSphereBackupMissing",
+        "warning",
+        &[("vm_name", "DC0_C0_RP0_VM2")],
+    ),
+    fires(
+        "VSphereBackupLastBackupUnparsable",
+        "warning",
+        &[("vm_name", "DC0_C0_RP0_VM3"), ("source", "generic")],
+    ),
+    fires(
+        "VSphereBackupLastBackupUnparsable",
+        "warning",
+        &[("vm_name", "DC0_C0_RP0_VM3"), ("source", "veeam")],
+    ),
     // The vCenter entry with a wrong password.
     fires(
         "VSphereCollectionFailing",
@@ -258,7 +304,7 @@ fn wanted_labels(e: &Expected, ids: &BTreeMap<String, String>) -> BTreeMap<Strin
             want.insert("vcenter".into(), "vc01".into());
         }
     }
-    if want.contains_key("vm_id") {
+    if want.contains_key("vm_id") && e.keeps_job {
         want.insert("job".into(), "vsphere_backup".into());
     }
     want
