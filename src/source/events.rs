@@ -136,8 +136,19 @@ impl Follower {
                 },
             );
             last_error = Some(message);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            // The mirror shares the session: once it is in sync again after losing vCenter,
+            // vCenter answers, and waiting out the rest of the backoff would only delay the
+            // events (and the cleanup of what the failed runs left on vCenter).
+            tokio::time::sleep(BACKOFF_FIRST).await;
+            tokio::select! {
+                () = tokio::time::sleep(backoff.saturating_sub(BACKOFF_FIRST)) => {
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+                () = self.inventory.back_in_sync() => {
+                    debug!(vcenter = %self.vcenter, "the mirror is in sync again; the event follower retries");
+                    backoff = BACKOFF_FIRST;
+                }
+            }
         }
     }
 
@@ -287,6 +298,11 @@ impl Follower {
             }
             if let Err(e) = self.poll_tasks(session).await {
                 return e;
+            }
+            // A destroy that failed is tried again while vCenter answers, not only after the
+            // next failure's read-back (which may never come).
+            if !self.stale.is_empty() {
+                self.destroy_stale(session).await;
             }
             if pruned.elapsed() >= PRUNE_EVERY {
                 self.prune();

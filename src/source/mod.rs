@@ -160,6 +160,19 @@ impl<T> Feed<T> {
         }
     }
 
+    /// Waits until the source is back in sync after having been out of sync: when it is in
+    /// sync now, for it to lose sync first. Another source of the same vCenter waiting out a
+    /// backoff learns this way that vCenter answers again.
+    pub async fn back_in_sync(&self) {
+        let mut rx = self.rx.clone();
+        if rx.wait_for(|p| p.value.is_none()).await.is_err()
+            || rx.wait_for(|p| p.value.is_some()).await.is_err()
+        {
+            // The source is gone for good: nothing will come.
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Waits until the source has tried to sync once (in sync or failed), at most `timeout`;
     /// returns the latest snapshot either way.
     pub async fn settled(&self, timeout: Duration) -> Arc<Published<T>> {

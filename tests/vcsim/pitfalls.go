@@ -9,9 +9,10 @@ import (
 	"time"
 )
 
-// pitfallPlans are smallPlans(demo) plus the pitfall VMs, all in the cluster.
-func pitfallPlans(pools []*pool, now time.Time) []*vmPlan {
-	plans, _ := smallPlans(pools, now, true) // the demo's backup extras are not part of the pitfalls
+// pitfallPlans are smallPlans(demo), with the demo's backup extras (last backups, events), plus
+// the pitfall VMs, all in the cluster.
+func pitfallPlans(pools []*pool, now time.Time) ([]*vmPlan, *extrasPlan) {
+	plans, extras := smallPlans(pools, now, true)
 	cluster, _ := poolsOf(pools)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	seed := int64(2000)
@@ -53,7 +54,7 @@ func pitfallPlans(pools []*pool, now time.Time) []*vmPlan {
 	// Tools installed and current but not running on a powered-on VM.
 	stopped := vm("pitfall-tools-stopped", tools(toolsCurrent, toolsNotRunning), 40*giB, 8*giB)
 
-	return append(plans, backup, large, medium, deep, stopped)
+	return append(plans, backup, large, medium, deep, stopped), extras
 }
 
 // slowHost runs the demo's Veeam VM and pitfall-backup-8h: two backups at once.

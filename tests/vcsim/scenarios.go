@@ -48,7 +48,7 @@ func scenarioFor(opts options) (scenario, error) {
 		}, nil
 	case "pitfalls":
 		now := opts.referenceNow()
-		return scenario{shape: small, stamp: now, plans: func(p []*pool) ([]*vmPlan, *extrasPlan) { return pitfallPlans(p, now), nil }, perfValues: pitfallPerf}, nil
+		return scenario{shape: small, stamp: now, plans: func(p []*pool) ([]*vmPlan, *extrasPlan) { return pitfallPlans(p, now) }, perfValues: pitfallPerf}, nil
 	case "backup":
 		now := opts.referenceNow()
 		shape := small

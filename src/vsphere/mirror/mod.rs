@@ -375,6 +375,9 @@ impl Follower {
                 Ok(answer) => answer,
                 Err(e) => return e.into(),
             };
+            // A destroy that failed is tried again while vCenter answers, not only after the
+            // next full retrieval (which may never come).
+            self.destroy_stale(session).await;
             let Some(head) = head else {
                 // No change within the wait: the mirror is confirmed current, and now and then
                 // checked against vCenter.

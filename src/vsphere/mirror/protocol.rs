@@ -221,8 +221,9 @@ impl Follower {
         }
     }
 
-    /// Destroys what was retired in this session (called once a full retrieval succeeded);
-    /// what belongs to another session is forgotten.
+    /// Destroys what was retired in this session (called once vCenter answered: after a full
+    /// retrieval, and after each update wait while something is left); what belongs to
+    /// another session is forgotten.
     pub(super) async fn destroy_stale(&self, session: &Session) {
         let left: Vec<MoRef> = match self.stale.lock() {
             Ok(mut stale) => stale

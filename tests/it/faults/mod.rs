@@ -201,7 +201,8 @@ async fn one_session_after_faults_and_1000_scrapes_and_a_bounded_shutdown() {
     // collector); of the views, the mirror's three in use (the inventory, the VMs with
     // snapshots, the Windows guests whose disk.EnableUUID the simulator does not read by
     // keyed path).
-    // The follower cleans up after its next read-back, which its backoff may still delay.
+    // A destroy that failed under a fault is tried again once vCenter answers; the follower
+    // retries as soon as the mirror is in sync again.
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let stats = loop {
         let stats = env.stats().await;
