@@ -181,6 +181,14 @@ pub fn read<'a>(
     out
 }
 
+/// The newest time any source read on a VM, when one did.
+pub fn newest(readings: &[Reading<'_>]) -> Option<f64> {
+    readings
+        .iter()
+        .filter_map(|r| r.timestamp)
+        .max_by(f64::total_cmp)
+}
+
 /// A built-in source, as the configuration would write it.
 #[derive(Debug, Clone, Copy)]
 pub struct DefaultSource {

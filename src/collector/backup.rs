@@ -10,7 +10,6 @@ use super::catalogue::{
 use super::{CollectError, Collector, Context, Sink};
 use crate::backup::consistency::{self, Level};
 use crate::backup::last_backup;
-use crate::vsphere::Inventory;
 use crate::vsphere::model::Vm;
 
 /// `vsphere_vm_last_backup_timestamp_seconds` and `_parse_error`.
@@ -27,7 +26,7 @@ impl Collector for LastBackup {
             return Ok(());
         }
         for vm in ctx.inventory.vms.values() {
-            let attributes = attribute_values(ctx.inventory, vm);
+            let attributes = ctx.inventory.attribute_values(vm);
             let readings = last_backup::read(
                 &settings.last_backup_sources,
                 &settings.last_backup_timezone,
@@ -76,7 +75,7 @@ impl Collector for Consistency {
             let Some(attribute) = required else {
                 continue;
             };
-            let value = attribute_value(ctx.inventory, vm, attribute);
+            let value = ctx.inventory.attribute_value(vm, attribute);
             if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
                 let level = Level::parse(value).map_or("invalid", Level::as_str);
                 out.gauge(
@@ -102,26 +101,6 @@ pub fn achievable(vm: &Vm) -> Level {
         windows: consistency::is_windows(vm.backup.guest_family.as_deref(), &vm.guest_id),
         disk_enable_uuid: vm.backup.disk_enable_uuid,
     })
-}
-
-/// A VM's custom attribute values by field name (values of undefined fields are left out).
-pub fn attribute_values<'a>(inventory: &'a Inventory, vm: &'a Vm) -> Vec<(&'a str, &'a str)> {
-    vm.backup
-        .custom_values
-        .iter()
-        .filter_map(|(key, value)| {
-            let field = inventory.custom_fields.get(key)?;
-            Some((field.name.as_str(), value.as_str()))
-        })
-        .collect()
-}
-
-/// The value of one custom attribute of a VM, by the attribute's name.
-pub fn attribute_value<'a>(inventory: &'a Inventory, vm: &'a Vm, name: &str) -> Option<&'a str> {
-    attribute_values(inventory, vm)
-        .into_iter()
-        .find(|(field, _)| *field == name)
-        .map(|(_, v)| v)
 }
 
 #[cfg(test)]

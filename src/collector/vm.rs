@@ -7,7 +7,6 @@
 //! `owner_labels` add one label per named custom attribute to `vsphere_vm_info` (empty when a
 //! VM has no value, so the label set never changes); cardinality stays one series per VM.
 
-use super::backup::attribute_value;
 use super::catalogue::{VM_CONSOLIDATION_NEEDED, VM_DISK_CAPACITY, VM_INFO};
 use super::{CollectError, Collector, Context, Sink};
 
@@ -26,7 +25,10 @@ impl Collector for VmCollector {
             let extra: Vec<(&str, &str)> = owners
                 .iter()
                 .map(|o| {
-                    let value = attribute_value(ctx.inventory, vm, &o.attribute).unwrap_or("");
+                    let value = ctx
+                        .inventory
+                        .attribute_value(vm, &o.attribute)
+                        .unwrap_or("");
                     (o.label.as_str(), value)
                 })
                 .collect();

@@ -119,6 +119,28 @@ impl Target {
         self.mirror().map_or(0, |m| m.feed().latest().version)
     }
 
+    /// The value the source `name` published last, when it runs and is in sync.
+    pub fn source_value<T: Send + Sync + 'static>(&self, name: &str) -> Option<Arc<T>> {
+        self.sources()
+            .into_iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.value)
+            .and_then(|v| v.downcast::<T>().ok())
+    }
+
+    /// Waits until the source `name` has tried to sync once, at most `timeout`; at once when
+    /// it does not run.
+    pub async fn source_settled(&self, name: &str, timeout: Duration) {
+        let Some(source) = self
+            .running
+            .get()
+            .and_then(|r| r.others.iter().find(|s| s.name() == name))
+        else {
+            return;
+        };
+        let _ = tokio::time::timeout(timeout, source.settled()).await;
+    }
+
     /// Every source's latest snapshot, the mirror's first; empty before start.
     fn sources(&self) -> Vec<Erased> {
         let Some(running) = self.running.get() else {

@@ -1,5 +1,6 @@
 //! The report's rows as JSON: an array of objects keyed by the field names, `null` for what is
-//! unknown (`created_by`, `disk_share`, `last_backup`).
+//! unknown (`created_by` without the event follower's create task, `disk_share` without disk
+//! capacity, `last_backup` without a readable backup attribute or notes line).
 
 use super::{RenderError, Row};
 

@@ -21,8 +21,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::backup::history::Ledger;
+use crate::backup::last_backup;
 use crate::config::{Config, ReportConfig};
 use crate::exporter::Exporter;
+use crate::source::events::EVENTS;
 use crate::source::unix_now;
 use crate::vsphere::Inventory;
 use crate::vsphere::model::{FlatSnapshot, Vm};
@@ -63,46 +66,16 @@ pub struct Row {
     pub last_backup: Option<String>,
 }
 
-/// What sources other than the inventory mirror know about VMs and snapshots.
-///
-/// WIRE (issue 8, backup checks): the event follower answers `created_by` (the create task's
-/// user, matched by VM and creation time) and the custom-attribute reading answers
-/// `last_backup` (Unix seconds). Until they exist nothing fills this, and both fields stay
-/// empty (`null` in JSON, an empty CSV field).
-#[derive(Default, Clone, Copy)]
-pub struct Sourced<'a> {
-    pub created_by: Option<&'a CreatedBy>,
-    pub last_backup: Option<&'a LastBackup>,
-}
-
-/// Who created a snapshot of a VM.
-pub type CreatedBy = dyn Fn(&Vm, &FlatSnapshot<'_>) -> Option<String>;
-/// When a VM was last backed up (Unix seconds).
-pub type LastBackup = dyn Fn(&Vm) -> Option<f64>;
-
-impl Sourced<'_> {
-    fn created_by(&self, vm: &Vm, snap: &FlatSnapshot<'_>) -> Option<String> {
-        self.created_by.and_then(|f| f(vm, snap))
-    }
-
-    fn last_backup(&self, vm: &Vm) -> Option<String> {
-        self.last_backup.and_then(|f| f(vm)).map(rfc3339)
-    }
-}
-
 /// Every snapshot of one vCenter's inventory as of `now` (Unix seconds), VMs by name, each
-/// VM's tree depth first with parents before children.
-pub fn rows(vcenter: &str, inventory: &Inventory, config: &Config, now: f64) -> Vec<Row> {
-    rows_with(vcenter, inventory, config, now, &Sourced::default())
-}
-
-/// [`rows`] with the facts of other sources.
-pub fn rows_with(
+/// VM's tree depth first with parents before children. `events` (the event follower's
+/// ledger, when it runs) says who created each snapshot; the last backup is read from the
+/// VM's custom attributes and notes with the configured `last_backup_sources`.
+pub fn rows(
     vcenter: &str,
     inventory: &Inventory,
+    events: Option<&Ledger>,
     config: &Config,
     now: f64,
-    sourced: &Sourced<'_>,
 ) -> Vec<Row> {
     let mut vms: Vec<&Vm> = inventory
         .vms
@@ -115,6 +88,7 @@ pub fn rows_with(
     for vm in vms {
         let placement = inventory.placement(vm);
         let capacity = vm.disk_capacity_bytes();
+        let last_backup = last_backup_of(inventory, vm, config).map(rfc3339);
         for snap in vm.snapshots() {
             let tree = snap.tree;
             let size_bytes = vm.snapshot_size_bytes(&snap);
@@ -132,17 +106,31 @@ pub fn rows_with(
                 backup_product: config.backup_product(&tree.name).to_owned(),
                 created: rfc3339(tree.create_time_seconds),
                 age_seconds: (now - tree.create_time_seconds).floor() as i64,
-                created_by: sourced.created_by(vm, &snap),
+                created_by: events
+                    .and_then(|l| l.created_by(&vm.id, &tree.snapshot, tree.create_time_seconds))
+                    .map(str::to_owned),
                 size_bytes,
                 disk_share: (capacity > 0).then(|| size_bytes as f64 / capacity as f64),
                 quiesced: tree.quiesced,
                 depth: snap.depth,
                 consolidation_needed: vm.consolidation_needed,
-                last_backup: sourced.last_backup(vm),
+                last_backup: last_backup.clone(),
             });
         }
     }
     out
+}
+
+/// The newest last backup any configured source reads on the VM (Unix seconds).
+fn last_backup_of(inventory: &Inventory, vm: &Vm, config: &Config) -> Option<f64> {
+    let settings = &config.backup;
+    let readings = last_backup::read(
+        &settings.last_backup_sources,
+        &settings.last_backup_timezone,
+        &inventory.attribute_values(vm),
+        &vm.backup.annotation,
+    );
+    last_backup::newest(&readings)
 }
 
 /// The datastore named in the path of the snapshot's data file (`[LocalDS_0] vm/vm-Snapshot1.vmsn`),
@@ -225,9 +213,16 @@ pub struct Report {
 /// The inputs of a report: each vCenter's status and its inventory when in sync, the
 /// configuration and the time.
 pub struct Inputs {
-    parts: Vec<(VcenterStatus, Option<Arc<Inventory>>)>,
+    parts: Vec<Gathered>,
     config: Arc<Config>,
     now: f64,
+}
+
+/// One vCenter's status with the snapshots of its sources a report reads.
+struct Gathered {
+    status: VcenterStatus,
+    inventory: Option<Arc<Inventory>>,
+    events: Option<Arc<Ledger>>,
 }
 
 impl Inputs {
@@ -236,45 +231,32 @@ impl Inputs {
         let parts: Vec<Part<'_>> = self
             .parts
             .iter()
-            .map(|(status, inventory)| Part {
-                status: status.clone(),
-                inventory: inventory.as_deref(),
+            .map(|g| Part {
+                status: g.status.clone(),
+                inventory: g.inventory.as_deref(),
+                events: g.events.as_deref(),
             })
             .collect();
         Report::build(&parts, &self.config, self.now)
     }
 }
 
-/// One vCenter's part of a report: its status and, when in sync, its inventory.
+/// One vCenter's part of a report: its status and, when in sync, its inventory and (when the
+/// event follower runs and has read the history) its event ledger.
 pub struct Part<'a> {
     pub status: VcenterStatus,
     pub inventory: Option<&'a Inventory>,
+    pub events: Option<&'a Ledger>,
 }
 
 impl Report {
     /// The report of the given vCenters' inventories as of `now`.
     pub fn build(parts: &[Part<'_>], config: &Config, now: f64) -> Report {
-        Self::build_with(parts, config, now, &Sourced::default())
-    }
-
-    /// [`Report::build`] with the facts of other sources.
-    pub fn build_with(
-        parts: &[Part<'_>],
-        config: &Config,
-        now: f64,
-        sourced: &Sourced<'_>,
-    ) -> Report {
-        let mut rows = Vec::new();
+        let mut all = Vec::new();
         let mut vm_risks = VmRisks::default();
         for part in parts {
             if let Some(inventory) = part.inventory {
-                rows.extend(rows_with(
-                    &part.status.name,
-                    inventory,
-                    config,
-                    now,
-                    sourced,
-                ));
+                all.extend(rows(&part.status.name, inventory, part.events, config, now));
                 vm_risks.add(inventory);
             }
         }
@@ -286,7 +268,7 @@ impl Report {
                     "Leftover backup snapshots (a backup product's, older than {})",
                     human_duration(settings.leftover_backup_age)
                 ),
-                rows.iter().filter(|r| is_leftover_backup(r, &settings)),
+                all.iter().filter(|r| is_leftover_backup(r, &settings)),
             ),
             snapshot_risk(
                 "old_snapshots",
@@ -294,7 +276,7 @@ impl Report {
                     "Snapshots older than {}",
                     human_duration(settings.old_snapshot_age)
                 ),
-                rows.iter().filter(|r| is_old(r, &settings)),
+                all.iter().filter(|r| is_old(r, &settings)),
             ),
             vm_risk(
                 "consolidation_needed",
@@ -312,13 +294,14 @@ impl Report {
             settings,
             vcenters: parts.iter().map(|p| p.status.clone()).collect(),
             risks,
-            rows,
+            rows: all,
         }
     }
 
     /// What a report of the exporter's targets (`only`: one of them) needs, taken from their
-    /// inventory mirrors' latest snapshots; a mirror still on its first sync is waited for up
-    /// to `wait`. `None` when `only` names no configured vCenter. Cheap: the rows are built by
+    /// inventory mirrors' and event followers' latest snapshots; a mirror still on its first
+    /// sync, then an event follower still reading the history back, is waited for up to
+    /// `wait` in all. `None` when `only` names no configured vCenter. Cheap: the rows are built by
     /// [`Inputs::build`], which is CPU work for a blocking thread.
     pub async fn inputs(exporter: &Exporter, only: Option<&str>, wait: Duration) -> Option<Inputs> {
         let targets: Vec<_> = exporter
@@ -329,6 +312,7 @@ impl Report {
         if targets.is_empty() {
             return None;
         }
+        let started = std::time::Instant::now();
         let mut parts = Vec::with_capacity(targets.len());
         for target in targets {
             let Some(mirror) = target.mirror() else {
@@ -338,7 +322,11 @@ impl Report {
                     last_update_seconds: 0.0,
                     error: Some("not started".to_owned()),
                 };
-                parts.push((status, None));
+                parts.push(Gathered {
+                    status,
+                    inventory: None,
+                    events: None,
+                });
                 continue;
             };
             let published = mirror.feed().settled(wait).await;
@@ -359,7 +347,18 @@ impl Report {
                 last_update_seconds: status.last_update_seconds,
                 error,
             };
-            parts.push((status, inventory));
+            // Who made each snapshot: the event follower reads the history back once the
+            // inventory is in; a one-shot report waits for it within the same bound.
+            if inventory.is_some() {
+                let left = wait.saturating_sub(started.elapsed());
+                target.source_settled(EVENTS, left).await;
+            }
+            let events = target.source_value::<Ledger>(EVENTS);
+            parts.push(Gathered {
+                status,
+                inventory,
+                events,
+            });
         }
         Some(Inputs {
             parts,

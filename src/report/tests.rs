@@ -156,6 +156,7 @@ fn report() -> Report {
             error: None,
         },
         inventory: Some(&inv),
+        events: None,
     };
     let down = Part {
         status: VcenterStatus {
@@ -165,13 +166,14 @@ fn report() -> Report {
             error: Some("connection refused".into()),
         },
         inventory: None,
+        events: None,
     };
     Report::build(&[part, down], &config(), NOW)
 }
 
 #[test]
 fn rows_carry_placement_tree_facts_and_the_datastore_of_the_data_file() {
-    let rows = rows("vc01", &inventory(), &config(), NOW);
+    let rows = rows("vc01", &inventory(), None, &config(), NOW);
     let ids: Vec<&str> = rows.iter().map(|r| r.snapshot_id.as_str()).collect();
     assert_eq!(ids, ["snapshot-1", "snapshot-2", "snapshot-3"]);
     let first = &rows[0];
@@ -210,17 +212,47 @@ fn rows_carry_placement_tree_facts_and_the_datastore_of_the_data_file() {
 }
 
 #[test]
-fn sourced_facts_fill_created_by_and_last_backup() {
-    let created_by = |_: &Vm, s: &FlatSnapshot<'_>| Some(format!("user of {}", s.tree.snapshot));
-    let last_backup = |vm: &Vm| (vm.id == "vm-1").then_some(NOW - 3600.5);
-    let sourced = Sourced {
-        created_by: Some(&created_by),
-        last_backup: Some(&last_backup),
-    };
-    let rows = rows_with("vc01", &inventory(), &config(), NOW, &sourced);
-    assert_eq!(rows[1].created_by.as_deref(), Some("user of snapshot-2"));
+fn created_by_comes_from_the_event_ledger_and_last_backup_from_attributes_and_notes() {
+    let mut inv = inventory();
+    inv.custom_fields.insert(
+        101,
+        crate::vsphere::model::CustomField {
+            name: "Rubrik_Latest_Backup".into(),
+            managed_object_type: "VirtualMachine".into(),
+        },
+    );
+    let db = Arc::make_mut(inv.vms.get_mut("vm-1").unwrap());
+    db.backup.custom_values = vec![(101, "2026-11-23T08:59:59.500Z".into())];
+    // An older Veeam line in the notes: the newest time of any source is the last backup.
+    db.backup.annotation =
+        "Veeam Backup: Job name: [DB], Time: [11/22/2026 11:15:02 PM], Result: Success".into();
+    let mut ledger = Ledger::default();
+    ledger.creations.push(crate::backup::history::Creation {
+        vm: "vm-1".into(),
+        started_seconds: NOW - 50.0 * HOUR - 20.0,
+        complete_seconds: Some(NOW - 50.0 * HOUR + 2.0),
+        snapshot: None,
+        user: "VSPHERE.LOCAL\\svc-backup".into(),
+    });
+    let with_events = rows("vc01", &inv, Some(&ledger), &config(), NOW);
+    // snapshot-2 was taken 50 h ago, inside that creation; the others match no creation.
     assert_eq!(
-        rows[1].last_backup.as_deref(),
+        with_events
+            .iter()
+            .map(|r| r.created_by.as_deref())
+            .collect::<Vec<_>>(),
+        [None, Some("VSPHERE.LOCAL\\svc-backup"), None]
+    );
+    assert!(
+        with_events
+            .iter()
+            .all(|r| r.last_backup.as_deref() == Some("2026-11-23T08:59:59.5Z"))
+    );
+    // Without the ledger (no event follower) nobody is named; the last backup stays.
+    let without = rows("vc01", &inv, None, &config(), NOW);
+    assert!(without.iter().all(|r| r.created_by.is_none()));
+    assert_eq!(
+        without[0].last_backup.as_deref(),
         Some("2026-11-23T08:59:59.5Z")
     );
 }
@@ -260,6 +292,7 @@ fn risks_follow_the_configured_ages() {
             error: None,
         },
         inventory: Some(&inv),
+        events: None,
     };
     let report = Report::build(&[part], &config, NOW);
     let count = |key: &str| report.risks.iter().find(|r| r.key == key).unwrap().count;
@@ -420,6 +453,7 @@ fn text_aligns_columns_flags_risks_and_keeps_names_on_one_line() {
             error: None,
         },
         inventory: Some(&inv),
+        events: None,
     };
     let text = String::from_utf8(
         Report::build(&[part], &config(), NOW)

@@ -340,6 +340,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn back_in_sync_waits_for_a_loss_then_a_recovery() {
+        let (publisher, feed) = channel::<u32>();
+        publisher.publish(Some(Arc::new(1)), SourceStatus::default());
+        let waiting = tokio::spawn({
+            let feed = feed.clone();
+            async move { feed.back_in_sync().await }
+        });
+        // In sync, and a new value in sync: no recovery yet.
+        publisher.publish(Some(Arc::new(2)), SourceStatus::default());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        publisher.publish(None, SourceStatus::default());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        publisher.publish(Some(Arc::new(3)), SourceStatus::default());
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("back in sync after a loss")
+            .unwrap();
+        // Out of sync when called: the next value in sync ends the wait.
+        publisher.publish(None, SourceStatus::default());
+        let waiting = tokio::spawn(async move { feed.back_in_sync().await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        publisher.publish(Some(Arc::new(4)), SourceStatus::default());
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("back in sync")
+            .unwrap();
+    }
+
+    #[tokio::test]
     async fn an_erased_value_downcasts_to_its_type() {
         let (publisher, feed) = channel::<String>();
         let task = Task::new("names", feed, tokio::spawn(async {}));

@@ -238,6 +238,26 @@ pub struct Placement<'a> {
 }
 
 impl Inventory {
+    /// A VM's custom attribute values by field name (values of undefined fields are left out).
+    pub fn attribute_values<'a>(&'a self, vm: &'a Vm) -> Vec<(&'a str, &'a str)> {
+        vm.backup
+            .custom_values
+            .iter()
+            .filter_map(|(key, value)| {
+                let field = self.custom_fields.get(key)?;
+                Some((field.name.as_str(), value.as_str()))
+            })
+            .collect()
+    }
+
+    /// The value of one custom attribute of a VM, by the attribute's name.
+    pub fn attribute_value<'a>(&'a self, vm: &'a Vm, name: &str) -> Option<&'a str> {
+        self.attribute_values(vm)
+            .into_iter()
+            .find(|(field, _)| *field == name)
+            .map(|(_, v)| v)
+    }
+
     /// Where a VM runs: host, cluster (empty for a standalone host) and datacenter names.
     pub fn placement(&self, vm: &Vm) -> Placement<'_> {
         match vm.host.as_ref().and_then(|id| self.hosts.get(id)) {

@@ -47,7 +47,7 @@ fn vm(id: &str) -> [(&'static str, &str); 1] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_scenario_series_equal_the_facts_value_by_value() {
-    let (sim, _served, out) = start().await;
+    let (sim, served, out) = start().await;
     let facts = &sim.facts;
     assert_eq!(facts.vms.len(), 6);
     for f in &facts.vms {
@@ -55,6 +55,18 @@ async fn backup_scenario_series_equal_the_facts_value_by_value() {
     }
     check_counts(&out, facts);
     check_hosts_and_datastores(&out, facts);
+    // The report's rows carry the same creators and last backups, field by field.
+    let before = crate::report::unix_now();
+    let (status, json) = served.get("/report.json").await;
+    let after = crate::report::unix_now();
+    assert_eq!(status, 200, "{json}");
+    let rows = crate::report::json_rows(&json);
+    crate::report::assert_rows(&rows, facts, before, after);
+    assert!(
+        rows.iter().any(|r| !r["created_by"].is_empty())
+            && rows.iter().any(|r| !r["last_backup"].is_empty()),
+        "the scenario names creators and last backups: {rows:?}"
+    );
 }
 
 fn check_vm(out: &[Sample], f: &VmFacts) {

@@ -49,7 +49,22 @@ fn rfc3339(seconds: f64) -> String {
         .to_string()
 }
 
-fn unix_now() -> f64 {
+/// The newest last backup any source read on the VM, as the report writes it (milliseconds).
+fn last_backup(vm: &VmFacts) -> String {
+    vm.last_backup
+        .iter()
+        .map(|r| r.timestamp_seconds)
+        .filter(|t| *t > 0.0)
+        .max_by(f64::total_cmp)
+        .map(|t| {
+            jiff::Timestamp::from_millisecond((t * 1000.0).round() as i64)
+                .unwrap()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -74,13 +89,12 @@ fn assert_row(row: &BTreeMap<String, String>, facts: &Facts, before: f64, after:
         ("description", snap.description.clone()),
         ("backup_product", expected_product(&snap.name).to_owned()),
         ("created", rfc3339(snap.create_time_seconds)),
-        // WIRE (issue 8): from the event follower and the custom attributes once they exist.
-        ("created_by", String::new()),
+        ("created_by", snap.created_by.clone()),
         ("size_bytes", snap.size_bytes.to_string()),
         ("quiesced", snap.quiesced.to_string()),
         ("depth", depth.to_string()),
         ("consolidation_needed", vm.consolidation_needed.to_string()),
-        ("last_backup", String::new()),
+        ("last_backup", last_backup(vm)),
     ];
     for (field, value) in want {
         assert_eq!(row[field], value, "{id}: {field}");
@@ -118,7 +132,7 @@ fn csv_rows(text: &str) -> Vec<BTreeMap<String, String>> {
         .collect()
 }
 
-fn json_rows(text: &str) -> Vec<BTreeMap<String, String>> {
+pub fn json_rows(text: &str) -> Vec<BTreeMap<String, String>> {
     let value: Value = serde_json::from_str(text).unwrap();
     value
         .as_array()
@@ -164,7 +178,7 @@ const FIELDS: [&str; 20] = [
     "last_backup",
 ];
 
-fn assert_rows(rows: &[BTreeMap<String, String>], facts: &Facts, before: f64, after: f64) {
+pub fn assert_rows(rows: &[BTreeMap<String, String>], facts: &Facts, before: f64, after: f64) {
     assert_eq!(rows.len(), expected(facts).len(), "one row per snapshot");
     for row in rows {
         assert_eq!(row.keys().collect::<Vec<_>>().len(), FIELDS.len());
