@@ -398,7 +398,13 @@ impl Env {
         *self.snapshot_name.lock().unwrap() = marker.clone();
         if out.recovered.is_some() {
             let body = self.scrape_checked(&mut out).await;
-            out.data_mismatch = compare(&parse(&body), &self.truth().await);
+            let samples = parse(&body);
+            out.data_mismatch = compare(&samples, &self.truth().await);
+            out.error_kinds = find(&samples, "vsphere_call_errors_total", &[])
+                .iter()
+                .filter(|s| s.value > 0.0)
+                .map(|s| s.labels.get("kind").cloned().unwrap_or_default())
+                .collect();
         }
         for page in ["/", "/probe?target=vc01", "/probe?target=nope", "/-/ready"] {
             let (_, body) = self.exporter.get(page).await;
@@ -534,6 +540,8 @@ pub struct Outcome {
     pub alive: bool,
     /// The exporter's own log lines from the fault on (the first 60), shown on failure.
     pub log: Vec<String>,
+    /// The `kind`s of `vsphere_call_errors_total` after recovery.
+    pub error_kinds: BTreeSet<String>,
 }
 
 impl Outcome {
@@ -553,6 +561,7 @@ impl Outcome {
             huge_sent: 0,
             alive: false,
             log: Vec::new(),
+            error_kinds: BTreeSet::new(),
         }
     }
 
@@ -579,9 +588,16 @@ impl Outcome {
         let _ = std::fs::write(dir.join(format!("{file}.md")), row);
     }
 
-    /// Every property the suite demands of a fault, all failures reported at once.
-    pub fn assert_holds(&self, down_within: Duration, recover_within: Duration) {
+    /// Every property the suite demands of a fault, all failures reported at once; `kind` is
+    /// the `vsphere_call_errors_total` kind the fault must be counted as ("" for none).
+    pub fn assert_holds(&self, down_within: Duration, recover_within: Duration, kind: &str) {
         let mut failures = Vec::new();
+        if !kind.is_empty() && !self.error_kinds.contains(kind) {
+            failures.push(format!(
+                "vsphere_call_errors_total kinds {:?}, want {kind:?} among them",
+                self.error_kinds
+            ));
+        }
         if down_within > Duration::ZERO {
             match self.down {
                 Some(d) if d <= down_within => {}

@@ -21,11 +21,18 @@ use proxy::Fault;
 /// which must not log again.
 const HOLD: Duration = Duration::from_secs(4);
 
-async fn check(name: &str, injected: Injected, down_within: Duration, recover_within: Duration) {
+/// Runs one fault; `kind` is how `vsphere_call_errors_total` must count it.
+async fn check(
+    name: &str,
+    injected: Injected,
+    down_within: Duration,
+    recover_within: Duration,
+    kind: &str,
+) {
     let env = Env::start().await;
     let outcome: Outcome = env.run(name, injected, HOLD).await;
     outcome.write_row();
-    outcome.assert_holds(down_within, recover_within);
+    outcome.assert_holds(down_within, recover_within, kind);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,6 +42,7 @@ async fn fault_connection_drop() {
         Injected::Proxy(Fault::Drop),
         Duration::from_secs(5),
         Duration::from_secs(10),
+        "transport",
     )
     .await;
 }
@@ -46,6 +54,7 @@ async fn fault_hang() {
         Injected::Proxy(Fault::Hang),
         harness::hang_bound(),
         Duration::from_secs(10),
+        "timeout",
     )
     .await;
 }
@@ -57,6 +66,7 @@ async fn fault_http_500_html() {
         Injected::Proxy(Fault::Html(500)),
         Duration::from_secs(5),
         Duration::from_secs(10),
+        "http",
     )
     .await;
 }
@@ -68,6 +78,7 @@ async fn fault_http_503_html() {
         Injected::Proxy(Fault::Html(503)),
         Duration::from_secs(5),
         Duration::from_secs(10),
+        "http",
     )
     .await;
 }
@@ -79,6 +90,7 @@ async fn fault_truncated_body() {
         Injected::Proxy(Fault::Truncate),
         Duration::from_secs(5),
         Duration::from_secs(10),
+        "transport",
     )
     .await;
 }
@@ -90,6 +102,7 @@ async fn fault_garbage_and_invalid_utf8() {
         Injected::Proxy(Fault::Garbage),
         Duration::from_secs(5),
         Duration::from_secs(10),
+        "malformed",
     )
     .await;
 }
@@ -101,6 +114,7 @@ async fn fault_huge_body_http_200() {
         Injected::Proxy(Fault::Huge(200)),
         Duration::from_secs(10),
         Duration::from_secs(10),
+        "too_large",
     )
     .await;
 }
@@ -112,6 +126,7 @@ async fn fault_huge_body_http_500() {
         Injected::Proxy(Fault::Huge(500)),
         Duration::from_secs(10),
         Duration::from_secs(10),
+        "http",
     )
     .await;
 }
@@ -123,6 +138,7 @@ async fn fault_redirect_to_another_port() {
         Injected::Redirect,
         Duration::from_secs(5),
         Duration::from_secs(10),
+        "http",
     )
     .await;
 }
@@ -134,6 +150,7 @@ async fn fault_session_expiry() {
         Injected::SessionExpiry,
         Duration::ZERO,
         Duration::from_secs(5),
+        "fault",
     )
     .await;
 }
@@ -145,6 +162,7 @@ async fn fault_vcenter_restart_on_the_same_port() {
         Injected::Restart,
         Duration::from_secs(5),
         Duration::from_secs(5),
+        "transport",
     )
     .await;
 }
