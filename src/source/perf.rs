@@ -62,6 +62,8 @@ fn poll_options(config: &PerfConfig) -> PollOptions {
         window: config.window,
         concurrency: config.concurrency,
         max_query_metrics: config.max_query_metrics,
+        // Half the interval: a cycle with hosts to discover still publishes in its interval.
+        discovery_budget: config.interval / 2,
     }
 }
 
@@ -170,6 +172,8 @@ fn log_report(vcenter: &str, report: &CycleReport) {
         requests = report.query_requests,
         min_requests = report.min_query_requests,
         discovery = report.discovery_requests,
+        discovery_pending = report.discovery_pending,
+        discovery_bytes = report.discovery_bytes,
         bytes = report.response_bytes,
         seconds = report.seconds,
         "perf: cycle done"

@@ -625,18 +625,20 @@ pub async fn fetch_catalogue(client: &Client, session: &Session) -> Result<Catal
     parse_catalogue(&bytes).map_err(|e| parse_error(client, call, e))
 }
 
-/// A host's available real-time metric ids whose counter `keep` accepts.
+/// A host's available real-time metric ids whose counter `keep` accepts, and the size of the
+/// answer in bytes (a host has about a thousand metric ids: the answer is 100 KB or so).
 pub async fn available_metrics(
     client: &Client,
     session: &Session,
     host: &MoRef,
     keep: impl Fn(i32) -> bool,
-) -> Result<Vec<MetricId>, Error> {
+) -> Result<(Vec<MetricId>, usize), Error> {
     let (perf, _) = managers(client, session)?;
     let call = "QueryAvailablePerfMetric";
     let body = query_available_perf_metric(&perf, host, REALTIME_INTERVAL_SECONDS);
     let bytes = client.call(call, session, body).await?;
-    parse_available_metrics(&bytes, keep).map_err(|e| parse_error(client, call, e))
+    let ids = parse_available_metrics(&bytes, keep).map_err(|e| parse_error(client, call, e))?;
+    Ok((ids, bytes.len()))
 }
 
 #[cfg(test)]

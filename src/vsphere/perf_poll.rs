@@ -35,6 +35,11 @@ pub struct PollOptions {
     pub concurrency: usize,
     /// A cap on metrics per request below the vCenter's own (`None`: the vCenter's).
     pub max_query_metrics: Option<usize>,
+    /// How long a cycle may spend discovering new hosts' instances before it queries the hosts
+    /// it knows; the rest are discovered in the next cycles. Discovery costs a 100 KB answer per
+    /// host (minutes for thousands of hosts on a real vCenter), so it must not hold back the
+    /// counters of the hosts already known.
+    pub discovery_budget: Duration,
 }
 
 impl Default for PollOptions {
@@ -43,6 +48,7 @@ impl Default for PollOptions {
             window: Duration::from_secs(60),
             concurrency: 4,
             max_query_metrics: None,
+            discovery_budget: Duration::from_secs(10),
         }
     }
 }
@@ -83,6 +89,10 @@ pub struct CycleReport {
     /// The fewest requests the metric limit allows for `metrics`.
     pub min_query_requests: usize,
     pub discovery_requests: usize,
+    /// Hosts whose discovery waits for a later cycle (the budget ran out).
+    pub discovery_pending: usize,
+    pub discovery_bytes: usize,
+    /// Bytes of the QueryPerf answers.
     pub response_bytes: usize,
     pub metrics_per_request: usize,
     pub seconds: f64,
@@ -185,7 +195,8 @@ impl Poller {
         Ok(())
     }
 
-    /// QueryAvailablePerfMetric for every listed host not yet known in this session.
+    /// QueryAvailablePerfMetric for the listed hosts not yet known in this session, as many as
+    /// the discovery budget allows.
     async fn discover(
         &mut self,
         client: &Arc<Client>,
@@ -208,22 +219,33 @@ impl Poller {
         }
         let ids = Arc::new(self.resolved.ids());
         let limit = Arc::new(Semaphore::new(options.concurrency.max(1)));
+        let deadline = Instant::now() + options.discovery_budget;
+        // The first requests go out whatever the budget, so every cycle makes progress.
+        let always = options.concurrency.max(1);
         let mut tasks = JoinSet::new();
-        for host in wanted {
+        for (i, host) in wanted.into_iter().enumerate() {
             let (client, session, ids, limit) =
                 (client.clone(), session.clone(), ids.clone(), limit.clone());
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
+                if i >= always && Instant::now() >= deadline {
+                    return (host, None); // the next cycle asks
+                }
                 let found =
                     perf::available_metrics(&client, &session, &host, |c| ids.contains(&c)).await;
-                (host, found)
+                (host, Some(found))
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            report.discovery_requests += 1;
             let Ok((host, found)) = joined else { continue };
+            let Some(found) = found else {
+                report.discovery_pending += 1;
+                continue;
+            };
+            report.discovery_requests += 1;
             match found {
-                Ok(available) => {
+                Ok((available, bytes)) => {
+                    report.discovery_bytes += bytes;
                     let state = self.hosts.entry(host.value).or_default();
                     state.metric_ids = Some(perf::host_metric_ids(&self.resolved, &available));
                 }

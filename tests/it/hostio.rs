@@ -558,3 +558,39 @@ async fn no_collector_hostio_asks_no_counters_but_hosts_are_still_reported() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_over_its_budget_is_finished_by_the_next_cycles() {
+    let sim = hosts_vcsim();
+    let client = Arc::new(Client::new(&(&sim.vcenter("vc01")).into()).unwrap());
+    let hosts: Vec<MoRef> = connected(&sim.facts.hosts)
+        .iter()
+        .map(|h| MoRef::new("HostSystem", &h.id))
+        .collect();
+    let options = PollOptions {
+        concurrency: 1,
+        discovery_budget: std::time::Duration::ZERO,
+        ..PollOptions::default()
+    };
+    let mut poller = Poller::default();
+    let mut known = Vec::new();
+    for cycle in 1..=hosts.len() {
+        let (io, report) = poller.cycle(&client, &hosts, &options).await.unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(report.discovery_requests, 1, "cycle {cycle}: one a cycle");
+        assert_eq!(report.discovery_pending, hosts.len() - cycle);
+        assert_eq!(
+            io.hosts.len(),
+            cycle,
+            "the known hosts are queried meanwhile"
+        );
+        assert!(io.hosts.values().all(|h| h.newest_sample.is_some()));
+        known = io.hosts.keys().cloned().collect();
+    }
+    let (_, report) = poller.cycle(&client, &hosts, &options).await.unwrap();
+    assert_eq!(
+        (report.discovery_requests, report.discovery_pending),
+        (0, 0)
+    );
+    assert_eq!(known.len(), hosts.len());
+}
