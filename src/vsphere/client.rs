@@ -529,18 +529,29 @@ impl Client {
         } else {
             self.max_response_size.min(MAX_FAULT_BYTES)
         };
-        let mut body = Vec::new();
+        // The chunks are kept as they come and joined once at the end: a growing buffer would
+        // hold up to half its size again while it doubles, for every call under way.
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut total = 0usize;
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            let total = body.len().saturating_add(chunk.len());
+            total = total.saturating_add(chunk.len());
             if u64::try_from(total).unwrap_or(u64::MAX) > limit {
                 if !status.is_success() {
                     return Err(CallError::Status(status.as_u16()));
                 }
                 return Err(CallError::TooLarge(self.max_response_size));
             }
-            body.extend_from_slice(&chunk);
+            chunks.push(chunk);
         }
-        let bytes = Bytes::from(body);
+        let bytes = if chunks.len() == 1 {
+            chunks.pop().unwrap_or_default()
+        } else {
+            let mut body = Vec::with_capacity(total);
+            for chunk in chunks.drain(..) {
+                body.extend_from_slice(&chunk);
+            }
+            Bytes::from(body)
+        };
         if status.is_success() {
             return Ok(bytes);
         }
