@@ -30,8 +30,8 @@ test: deps $(VCSIM) check-alerts
 	cd tests/vcsim && GOPATH=/usr/share/gocode GO111MODULE=off go vet . && GOPATH=/usr/share/gocode GO111MODULE=off go test .
 	$(CARGO) test --lib --tests
 	@scripts/fuzz.sh 20 --if-available
-	@if command -v cargo-deb >/dev/null; then scripts/test-deb.sh; else \
-		echo "test-deb skipped: cargo-deb is not installed (make test-deb installs it: ~10 min of compiling, once)"; fi
+	@scripts/test-deb.sh
+	@scripts/test-rpm.sh
 
 ## check-alerts: promtool check/test rules, amtool check-config, dashboards = their generator
 check-alerts: deps

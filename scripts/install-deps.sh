@@ -2,11 +2,13 @@
 # Installs what `make demo` and `make test` need on a bare Debian machine: Go and govmomi (for
 # the vCenter simulator under tests/vcsim), Prometheus (promtool, and the server the alert tests
 # run), Alertmanager (amtool), python3 (the dashboards' generator), and Chromium with
-# chromedriver (the snapshot report's browser test). Idempotent: installed
-# packages are left alone, so a second run costs a second.
+# chromedriver (the snapshot report's browser test), systemd (systemd-analyze checks the
+# package's unit), rpm, and the packagers cargo-deb and cargo-generate-rpm (compiled once by
+# cargo: ~10 minutes on 2 cores, the first time only). Idempotent: what is installed is left
+# alone, so a second run costs a second.
 set -euo pipefail
 
-packages=(golang-go golang-github-vmware-govmomi-dev prometheus prometheus-alertmanager python3 chromium chromium-driver)
+packages=(golang-go golang-github-vmware-govmomi-dev prometheus prometheus-alertmanager python3 chromium chromium-driver systemd rpm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,3 +39,11 @@ fi
 
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt >/dev/null 2>&1 || true
+
+# The package tests of `make test` build the .deb and the .rpm.
+for tool in cargo-deb cargo-generate-rpm; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "installing $tool with cargo (once; about 5 minutes)" >&2
+    cargo install "$tool" --locked --quiet
+  fi
+done
