@@ -10,7 +10,7 @@ import (
 )
 
 // pitfallPlans are smallPlans(demo), with the demo's backup extras (last backups, events), plus
-// the pitfall VMs, all in the cluster.
+// the pitfall VMs, all in the cluster, a failed snapshot removal and a datastore nearly full.
 func pitfallPlans(pools []*pool, now time.Time) ([]*vmPlan, *extrasPlan) {
 	plans, extras := smallPlans(pools, now, true)
 	cluster, _ := poolsOf(pools)
@@ -41,9 +41,11 @@ func pitfallPlans(pools []*pool, now time.Time) ([]*vmPlan, *extrasPlan) {
 	large := vm("pitfall-snapshot-30pct", healthy, 20*giB, 12*giB)
 	large.ops = []snapOp{take("before-reindex", ago(2*time.Hour)).withSizes(32*kiB, 6*giB)}
 
-	// One recent snapshot holding 12.5 % of the disk (over the warning only).
+	// One recent snapshot holding 12.5 % of the disk (over the warning only), and the disk grown
+	// under it an hour ago (to 44 GiB: the snapshot still holds 11.4 %).
 	medium := vm("pitfall-snapshot-12pct", healthy, 40*giB, 16*giB)
 	medium.ops = []snapOp{take("before-upgrade", ago(3*time.Hour)).withSizes(32*kiB, 5*giB)}
+	medium.reconfigure = []reconfigPlan{{at: ago(time.Hour), user: userAdmin, growDisk: 0, growTo: 44 * giB}}
 
 	// A chain of five recent snapshots (deeper than 3).
 	deep := vm("pitfall-chain-5", healthy, 40*giB, 8*giB)
@@ -51,10 +53,26 @@ func pitfallPlans(pools []*pool, now time.Time) ([]*vmPlan, *extrasPlan) {
 		deep.ops = append(deep.ops, take(name, ago(time.Duration(5-i)*time.Hour)).withSizes(20*kiB, 16*miB))
 	}
 
-	// Tools installed and current but not running on a powered-on VM.
+	// Tools installed and current but not running on a powered-on VM: only crash-consistent
+	// backups, where its owners require application-consistent ones.
 	stopped := vm("pitfall-tools-stopped", tools(toolsCurrent, toolsNotRunning), 40*giB, 8*giB)
+	stopped.fields = map[string]string{"backup-consistency": "application"}
 
-	return append(plans, backup, large, medium, deep, stopped), extras
+	// A NetBackup snapshot taken an hour ago: a backup running (the end-to-end test's exporter
+	// has a blackout window that is always open).
+	running := vm("pitfall-backup-in-blackout", healthy, 40*giB, 8*giB)
+	running.ops = []snapOp{take("NBU_SNAPSHOT pitfall 1", ago(time.Hour)).withQuiesce().withSizes(24*kiB, 64*miB)}
+
+	// The removal of pitfall-backup-8h's snapshot failed 20 minutes ago.
+	extras.events = append(extras.events, eventPlan{vm: backup.name, at: ago(20 * time.Minute), user: userAdmin,
+		task: "vm.Snapshot.remove", final: true, fail: true, took: time.Minute})
+
+	// The demo's datastore, which holds the snapshot files, is 95 % full.
+	ds := extras.datastores[datastoreName]
+	ds.free = ds.capacity / 20
+	extras.datastores[datastoreName] = ds
+
+	return append(plans, backup, large, medium, deep, stopped, running), extras
 }
 
 // slowHost runs the demo's Veeam VM and pitfall-backup-8h: two backups at once.

@@ -18,35 +18,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
-use vsphere_backup_exporter::config::Secret;
+use jiff::tz::TimeZone;
+use vsphere_backup_exporter::backup::blackout::Window;
+use vsphere_backup_exporter::config::{BackupConfig, Secret};
 
 use super::alerts::{assert_digest_lists, render};
 use super::prometheus::{Prometheus, rules_with_short_for};
 use super::{RULES, dashboards, metric_names, queries, repo, rules, substitute_variables};
-use crate::serve;
+use crate::serve_with;
 use crate::support::{parse, value};
 use crate::vcsim::Vcsim;
 
 /// Alerts and dashboard queries (`<dashboard uid>: <panel title>`, `…: variable <name>`,
-/// `…: annotation <name>`) that cannot be proven yet because a metric they read does not exist:
-/// the backup checks (issue 8; the host I/O entries left read its `vsphere_host_backup_snapshots`
-/// or `vsphere_backup_blackout_active`).
+/// `…: annotation <name>`) that cannot be proven yet because a metric they read does not exist
+/// (none today: every metric the rules and dashboards read exists).
 /// When every metric of an entry exists, the test fails and asks to remove the entry: then give
 /// the `pitfalls` scenario the situation and add the alert to [`EXPECTED`].
-const AWAITING_METRICS: &[&str] = &[
-    // Issue 8: backup checks.
-    "VSphereSnapshotTaskFailed",
-    "VSphereConsistencyBelowRequired",
-    "VSphereBackupDuringBlackout",
-    // Dashboards.
-    "vsphere-backup-risk: VMs below required consistency",
-    "vsphere-backup-risk: Failed snapshot tasks (1 h)",
-    "vsphere-backup-risk: VMs below required consistency over time",
-    "vsphere-backup-risk: Failed snapshot tasks (1 h) over time",
-    "vsphere-backup-risk: Failed snapshot tasks (24 h)",
-    "vsphere-host-io: Blackout windows",
-    "vsphere-host-io: annotation Blackout windows",
-];
+const AWAITING_METRICS: &[&str] = &[];
 
 /// Alerts whose metrics exist but whose situation this test cannot create in seconds, with
 /// why: each must evaluate without error and stay quiet here.
@@ -60,16 +48,8 @@ const NOT_PROVOKED: &[(&str, &str)] = &[
         "needs 10 minutes without an update while the vCenter is up",
     ),
     (
-        "VSphereDiskChangedWithSnapshots",
-        "the pitfalls scenario grows no disk under a snapshot yet (the backup scenario does, and its integration test checks the counter)",
-    ),
-    (
         "VSphereDatastoreFillingWithSnapshots",
         "predict_linear needs free space shrinking over a window longer than this test",
-    ),
-    (
-        "VSphereDatastoreLowSpace",
-        "the pitfalls scenario fills no datastore yet",
     ),
 ];
 
@@ -250,6 +230,56 @@ const EXPECTED: &[Expected] = &[
         "warning",
         &[("vm_name", "DC0_C0_RP0_VM3"), ("source", "veeam")],
     ),
+    // The removal of the Rubrik snapshot failed 20 minutes ago.
+    fires(
+        "VSphereSnapshotTaskFailed",
+        "warning",
+        &[
+            ("vm_name", "pitfall-backup-8h"),
+            ("operation", "remove"),
+            ("result", "error"),
+        ],
+    ),
+    // Its disk grown an hour ago, under its 3-hour-old snapshot.
+    fires(
+        "VSphereDiskChangedWithSnapshots",
+        "critical",
+        &[("vm_name", "pitfall-snapshot-12pct")],
+    ),
+    // Tools stopped: crash-consistent only, where its attribute requires application.
+    fires(
+        "VSphereConsistencyBelowRequired",
+        "warning",
+        &[
+            ("vm_name", "pitfall-tools-stopped"),
+            ("level", "crash"),
+            ("required_level", "application"),
+        ],
+    ),
+    // The demo's Windows VM without disk.EnableUUID: file-system-consistent only, where its
+    // attribute requires application.
+    fires(
+        "VSphereConsistencyBelowRequired",
+        "warning",
+        &[
+            ("vm_name", "DC0_C0_RP0_VM1"),
+            ("level", "filesystem"),
+            ("required_level", "application"),
+        ],
+    ),
+    // A NetBackup snapshot of an hour ago while the always-open window runs; the closed one
+    // stays quiet.
+    fires_aggregated(
+        "VSphereBackupDuringBlackout",
+        "warning",
+        &[("window", "patching")],
+    ),
+    // LocalDS_0 holds the snapshot files and is 95 % full.
+    fires(
+        "VSphereDatastoreLowSpace",
+        "critical",
+        &[("datastore_name", "LocalDS_0")],
+    ),
     // The vCenter entry with a wrong password.
     fires(
         "VSphereCollectionFailing",
@@ -392,6 +422,23 @@ async fn bookkeeping(
     }
 }
 
+/// The exporter's backup settings here: the consistency each VM's owners require from the
+/// `backup-consistency` attribute, a blackout window that is always open (an hourly start,
+/// two hours long) and one that is closed (New Year's Day only).
+fn backup_config() -> BackupConfig {
+    let window = |name: &str, cron: &str, hours: u64| {
+        Window::new(name, cron, Duration::from_secs(hours * 3600), TimeZone::UTC).unwrap()
+    };
+    BackupConfig {
+        consistency_required_attribute: Some("backup-consistency".into()),
+        blackout_windows: vec![
+            window("patching", "0 * * * *", 2),
+            window("new-year", "0 0 1 1 *", 1),
+        ],
+        ..BackupConfig::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_real_prometheus_each_pitfall_fires_its_alert_for_its_object_and_every_panel_query_returns_data()
  {
@@ -410,7 +457,7 @@ async fn in_a_real_prometheus_each_pitfall_fires_its_alert_for_its_object_and_ev
         .collect();
     let mut down = sim.vcenter("vc-down");
     down.password = Secret::new("not-the-password");
-    let served = serve(vec![sim.vcenter("vc01"), down]).await;
+    let served = serve_with(vec![sim.vcenter("vc01"), down], backup_config()).await;
     wait_until_synced(&served, "vc01").await;
     // A target that accepts connections and never answers: its scrapes time out, up == 0.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
