@@ -59,6 +59,23 @@ async fn fault_hang() {
     .await;
 }
 
+/// At the default timeouts a hung vCenter shows as `vsphere_up 0` within 45 s (the update wait
+/// of 30 s plus its 8 s grace). Once it answers again the exporter is back within one request
+/// timeout (60 s: the retry that was sent while it hung has to time out) plus a backoff step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_hang_at_default_settings() {
+    let env = Env::start_with_default_timeouts().await;
+    let outcome = env
+        .run(
+            "hang (no answer), default timeouts",
+            Injected::Proxy(Fault::Hang),
+            HOLD,
+        )
+        .await;
+    outcome.write_row();
+    outcome.assert_holds(Duration::from_secs(45), Duration::from_secs(75), "timeout");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_http_500_html() {
     check(
