@@ -302,7 +302,7 @@ async fn one_session_after_faults_and_1000_scrapes_and_a_bounded_shutdown() {
     harness::write_note(
         "shutdown",
         &format!(
-            "- Through drop, HTTP 500, garbage and truncated-body faults in one session: {created} PropertyCollectors created, {destroyed} destroyed (the one in use is the difference); {views} views created, {views_destroyed} destroyed (the test oracle's reads included).\n- After those, a session expiry, a restart and 1,000 scrapes: 1 session at the simulator. SIGHUP kept the process; SIGTERM ended it in {:.2} s, logged out (0 sessions).\n",
+            "- Through drop, HTTP 500, garbage and truncated-body faults in one session: {created} PropertyCollectors created, {destroyed} destroyed (the two in use, the mirror's and the event follower's, are the difference); {views} views created, {views_destroyed} destroyed (the three in use are the difference; the test oracle's reads included).\n- After those, a session expiry, a restart and 1,000 scrapes: 1 session at the simulator. SIGHUP kept the process; SIGTERM ended it in {:.2} s, logged out (0 sessions).\n",
             took.unwrap_or_default().as_secs_f64()
         ),
     );
