@@ -47,3 +47,10 @@ for tool in cargo-deb cargo-generate-rpm; do
     cargo install "$tool" --locked --quiet
   fi
 done
+
+# `make msrv` (part of `make test`) builds with Cargo.toml's rust-version.
+msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' "$(dirname "$0")/../Cargo.toml")
+if [ -n "$msrv" ] && ! RUSTUP_AUTO_INSTALL=0 rustup run "$msrv" rustc --version >/dev/null 2>&1; then
+  echo "installing Rust $msrv (Cargo.toml's rust-version) with rustup" >&2
+  rustup toolchain install "$msrv" --profile minimal >/dev/null
+fi
