@@ -4,7 +4,7 @@
 # against it, and prints the URL to scrape once the exporter listens. Ctrl-C stops both and
 # leaves no process behind.
 set -euo pipefail
-port=${1:-10169}
+port=${1:-10169}   # 0: any free port (the banner names it)
 dir=target/demo
 mkdir -p "$dir"
 rm -f "$dir/vcsim.out" "$dir/exporter.log"
@@ -20,8 +20,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Its stdin is /dev/null, so it must not take the end of stdin for a stop.
 tests/vcsim/vcsim -scenario demo -listen 127.0.0.1:0 -cert-out "$dir/vcsim.pem" \
-  -facts "$dir/facts.json" > "$dir/vcsim.out" 2> "$dir/vcsim.log" < /dev/null &
+  -facts "$dir/facts.json" -exit-on-stdin-eof=false > "$dir/vcsim.out" 2> "$dir/vcsim.log" < /dev/null &
 sim=$!
 
 for _ in $(seq 1 600); do
@@ -55,6 +56,8 @@ for _ in $(seq 1 100); do
   fi
   sleep 0.1
 done
+# The port the exporter listens on (port 0 asks for any free one).
+port=$(sed -n 's/.*msg=Listening address=[^ ]*:\([0-9]*\) .*/\1/p' "$dir/exporter.log" | head -n 1)
 
 cat <<BANNER
 

@@ -16,6 +16,7 @@
 mod backup;
 mod bad_input;
 mod browser;
+mod demo;
 mod fake_vcenter;
 mod faults;
 mod golden;
