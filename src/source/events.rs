@@ -462,21 +462,8 @@ impl Follower {
     /// Destroys collectors; one vCenter still holds after a failed call is kept for later.
     async fn destroy_objects(&mut self, session: &Session, objects: &[MoRef]) {
         for object in objects {
-            let (call, body) = if object.kind == "PropertyCollector" {
-                (
-                    "DestroyPropertyCollector",
-                    soap::destroy_property_collector(object),
-                )
-            } else {
-                ("DestroyCollector", events::destroy_collector(object))
-            };
-            let Err(e) = self.client.call(call, session, body).await else {
-                continue;
-            };
-            debug!(vcenter = %self.vcenter, error = %e, object = %object.value, "{call} failed");
-            let gone = e.failure.is_not_authenticated()
-                || matches!(&e.failure, CallError::Fault(f) if f.kind == "ManagedObjectNotFound");
-            if !gone {
+            if let Err(e) = self.client.destroy(session, object).await {
+                debug!(vcenter = %self.vcenter, error = %e, object = %object.value, "destroying failed");
                 self.stale.push((session.clone(), object.clone()));
             }
         }

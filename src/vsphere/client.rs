@@ -302,6 +302,32 @@ impl Client {
         }
     }
 
+    /// Destroys a PropertyCollector, a view or an event collector of the session. `Ok` once
+    /// vCenter no longer holds it (destroyed, or already gone with its session); `Err` when it
+    /// may still hold it (the call failed otherwise): the caller keeps it for another try.
+    pub async fn destroy(&self, session: &Session, object: &MoRef) -> Result<(), Error> {
+        let (call, body) = match object.kind.as_str() {
+            "PropertyCollector" => (
+                "DestroyPropertyCollector",
+                soap::destroy_property_collector(object),
+            ),
+            kind if kind.ends_with("HistoryCollector") => {
+                ("DestroyCollector", super::events::destroy_collector(object))
+            }
+            _ => ("DestroyView", soap::destroy_view(object)),
+        };
+        match self.call(call, session, body).await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.failure.is_not_authenticated()
+                    || matches!(&e.failure, CallError::Fault(f) if f.kind == "ManagedObjectNotFound") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// One SOAP call in a session, its answer read whole (small answers).
     pub async fn call(
         &self,

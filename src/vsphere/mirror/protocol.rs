@@ -201,21 +201,11 @@ impl Follower {
     /// again after the next full retrieval in the same session.
     async fn destroy_objects(&self, session: &Session, objects: &[MoRef]) {
         for object in objects {
-            let (call, body) = if object.kind == "PropertyCollector" {
-                (
-                    "DestroyPropertyCollector",
-                    soap::destroy_property_collector(object),
-                )
-            } else {
-                ("DestroyView", soap::destroy_view(object))
-            };
-            let Err(e) = self.client.call(call, session, body).await else {
+            let Err(e) = self.client.destroy(session, object).await else {
                 continue;
             };
-            debug!(vcenter = %self.vcenter, error = %e, object = %object.value, "{call} failed");
-            let gone = e.failure.is_not_authenticated()
-                || matches!(&e.failure, CallError::Fault(f) if f.kind == "ManagedObjectNotFound");
-            if !gone && let Ok(mut stale) = self.stale.lock() {
+            debug!(vcenter = %self.vcenter, error = %e, object = %object.value, "destroying failed");
+            if let Ok(mut stale) = self.stale.lock() {
                 stale.push((session.clone(), object.clone()));
             }
         }

@@ -57,6 +57,10 @@ struct Shared {
     http: reqwest::Client,
     /// Bytes of huge answers actually sent (the exporter stops reading at its cap).
     huge_sent: Arc<AtomicU64>,
+    /// Answers passed on whole, by the method they answer (`CreatePropertyCollector` …): a
+    /// collector whose creation answer a fault swallowed is unknown to the exporter, which
+    /// cannot destroy it (its session does, at logout).
+    delivered: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 pub struct Proxy {
@@ -79,6 +83,7 @@ impl Proxy {
                 .build()
                 .unwrap(),
             huge_sent: Arc::new(AtomicU64::new(0)),
+            delivered: Mutex::default(),
         });
         let accepting = shared.clone();
         tokio::spawn(async move {
@@ -114,6 +119,17 @@ impl Proxy {
     pub fn set_once(&self, fault: Fault) {
         *self.shared.once.lock().unwrap() = true;
         *self.shared.fault.lock().unwrap() = fault;
+    }
+
+    /// How many answers to `method` were passed on whole so far.
+    pub fn delivered(&self, method: &str) -> u64 {
+        self.shared
+            .delivered
+            .lock()
+            .unwrap()
+            .get(method)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Bytes of 1 GB answers sent so far.
@@ -173,7 +189,19 @@ async fn handle(
     if let Some(answer) = injected(&shared, fault_of(&shared, true), Some(&bytes)).await {
         return answer;
     }
+    if let Some(method) = answered_method(&bytes) {
+        *shared.delivered.lock().unwrap().entry(method).or_default() += 1;
+    }
     Ok(response.body(full(bytes)).unwrap())
+}
+
+/// The method a SOAP answer answers: `CreatePropertyCollector` for a
+/// `<CreatePropertyCollectorResponse …>` body.
+fn answered_method(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let end = text.find("Response")?;
+    let start = text[..end].rfind(['<', ':'])? + 1;
+    Some(text[start..end].to_owned())
 }
 
 /// What the fault makes of a request (`answer` None) or of the simulator's answer; None to
