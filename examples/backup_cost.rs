@@ -19,10 +19,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use vsphere_backup_exporter::backup::history::EVENT_TYPE_IDS;
 use vsphere_backup_exporter::config::{Secret, TlsConfig};
 use vsphere_backup_exporter::vsphere::client::{ClientOptions, Session};
-use vsphere_backup_exporter::vsphere::inventory::{VM_PATHS, keep};
-use vsphere_backup_exporter::vsphere::inventory_backup::{
-    BACKUP_DATASTORE_PATHS, BACKUP_VM_PATHS, EXTRA_CONFIG_PATH,
-};
+use vsphere_backup_exporter::vsphere::inventory::{OTHER_PROPERTIES, Scope, VM_PROPERTIES};
+use vsphere_backup_exporter::vsphere::inventory_backup::EXTRA_CONFIG_PATH;
 use vsphere_backup_exporter::vsphere::model::MoRef;
 use vsphere_backup_exporter::vsphere::soap::{self, PropertySpec};
 use vsphere_backup_exporter::vsphere::xml::{self, Node};
@@ -47,9 +45,11 @@ async fn retrieve(
     loop {
         let bytes = client.call(call, session, body).await?;
         out.bytes += bytes.len();
-        let token = xml::read_retrieve_result(&bytes[..], keep, |o| {
+        let token = xml::read_retrieve_result(&bytes[..], &client.limits(), |cur| {
             if keep_objects {
-                out.objects.push(o);
+                out.objects.push(cur.node()?);
+            } else {
+                cur.skip()?;
             }
             Ok(())
         })
@@ -116,14 +116,28 @@ async fn main() -> Result<()> {
         request_timeout: Duration::from_secs(600),
         login_retry_interval: Duration::from_secs(600),
         max_response_size: 4 << 30,
+        max_value_size: vsphere_backup_exporter::vsphere::xml::DEFAULT_MAX_TEXT_BYTES as u64,
     })?;
     let session = client.session().await?;
     let vms = view_of(&client, &session, "VirtualMachine").await?;
 
-    let base = view_bytes(&client, &session, &vms, "VirtualMachine", VM_PATHS).await?;
-    let with_backup = [VM_PATHS, BACKUP_VM_PATHS].concat();
+    // The inventory's VM paths for every VM, without and with the backup checks' (the keyed
+    // disk.EnableUUID aside: the simulator refuses it).
+    let every_vm = VM_PROPERTIES.iter().filter(|p| p.scope == Scope::EveryVm);
+    let vm_paths: Vec<&str> = every_vm
+        .clone()
+        .filter(|p| !p.property.is_backup_check())
+        .map(|p| p.path)
+        .collect();
+    let with_backup: Vec<&str> = every_vm.map(|p| p.path).collect();
+    let backup_datastore_paths: Vec<&str> = OTHER_PROPERTIES
+        .iter()
+        .filter(|p| p.kind == "Datastore" && p.property.is_backup_check())
+        .map(|p| p.path)
+        .collect();
+    let base = view_bytes(&client, &session, &vms, "VirtualMachine", &vm_paths).await?;
     let added = view_bytes(&client, &session, &vms, "VirtualMachine", &with_backup).await?;
-    let with_extra = [VM_PATHS, &[EXTRA_CONFIG_PATH]].concat();
+    let with_extra = [&vm_paths[..], &[EXTRA_CONFIG_PATH]].concat();
     let all_extra = view_bytes(&client, &session, &vms, "VirtualMachine", &with_extra).await?;
     let guests = view_bytes(
         &client,
@@ -158,7 +172,7 @@ async fn main() -> Result<()> {
         &session,
         &datastores,
         "Datastore",
-        BACKUP_DATASTORE_PATHS,
+        &backup_datastore_paths,
     )
     .await?;
 

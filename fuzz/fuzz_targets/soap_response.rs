@@ -9,19 +9,15 @@ use vsphere_backup_exporter::vsphere::xml;
 
 fuzz_target!(|data: &[u8]| {
     let _ = xml::read_returnval(data);
+    let limits = xml::Limits::default();
     let mut builder = InventoryBuilder::default();
-    let _ = xml::read_retrieve_result(data, inventory::keep, |object| {
-        builder.add_object(&object);
+    let _ = inventory::read_objects(data, &limits, |object| {
+        builder.add_object(object);
         Ok(())
     });
     let mut inventory = builder.finish();
-    let _ = xml::read_update_set(data, inventory::keep, |_, update| {
-        if let Some(obj) = update.child("obj").and_then(xml::Node::moref) {
-            for change in update.children_named("changeSet") {
-                let name = change.text_of("name").unwrap_or_default();
-                let _ = inventory.set_property(&obj, name, change.child("val"));
-            }
-        }
+    let _ = inventory::read_updates(data, &limits, |_, update| {
+        let _ = inventory.apply_changes(&update.obj, update.changes);
         Ok(())
     });
     for vm in inventory.vms.values() {

@@ -495,8 +495,9 @@ fn read_page(
     input: ChannelReader,
     page: &mut Vec<Event>,
 ) -> Result<Option<UpdateSetHead>, ParseError> {
-    let input = std::io::BufReader::with_capacity(64 * 1024, input);
-    xml::read_update_set(input, xml::keep_all, |_, update| {
+    let limits = input.limits();
+    xml::read_update_set(input, &limits, |_, cur| {
+        let update = cur.node()?;
         for change in update.children_named("changeSet") {
             if change.text_of("name").map(str::trim) == Some("latestPage")
                 && let Some(val) = change.child("val")

@@ -8,9 +8,8 @@
 //! Every call has the configured timeout; connecting has its own.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::{BufRead, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
@@ -20,7 +19,7 @@ use tracing::{debug, error, info};
 use super::error::{CallError, Error, ParseError};
 use super::model::MoRef;
 use super::soap;
-use super::xml::{self, Node};
+use super::xml::{self, DEFAULT_MAX_TEXT_BYTES, Limits, Node};
 use crate::config::{Secret, TlsConfig, VcenterConfig};
 
 /// The API version asked for before vCenter has told its own (every vCenter since 6.5 has it).
@@ -88,6 +87,8 @@ pub struct ClientOptions {
     pub login_retry_interval: Duration,
     /// The largest body read whole.
     pub max_response_size: u64,
+    /// The largest single value (text node, tag) of an answer read as it streams in.
+    pub max_value_size: u64,
 }
 
 impl From<&VcenterConfig> for ClientOptions {
@@ -102,6 +103,8 @@ impl From<&VcenterConfig> for ClientOptions {
             request_timeout: c.request_timeout,
             login_retry_interval: c.login_retry_interval,
             max_response_size: c.max_response_size,
+            // 64 MiB, or less when whole answers are limited to less.
+            max_value_size: c.max_response_size.min(DEFAULT_MAX_TEXT_BYTES as u64),
         }
     }
 }
@@ -148,6 +151,8 @@ pub struct Client {
     request_timeout: Duration,
     login_retry_interval: Duration,
     max_response_size: u64,
+    /// What one streamed answer may make the parser hold.
+    limits: Limits,
     session: Mutex<SessionSlot>,
     login_counts: LoginCounts,
     /// True from the failure a source has reported until a source is in sync again: every
@@ -201,6 +206,9 @@ impl Client {
             request_timeout: config.request_timeout,
             login_retry_interval: config.login_retry_interval,
             max_response_size: config.max_response_size,
+            limits: Limits {
+                max_text_bytes: usize::try_from(config.max_value_size).unwrap_or(usize::MAX),
+            },
             session: Mutex::new(SessionSlot::default()),
             login_counts: LoginCounts::default(),
             call_errors: std::sync::Mutex::new(BTreeMap::new()),
@@ -241,6 +249,11 @@ impl Client {
     /// an answer nobody reads, such as DestroyPropertyCollector's, proves little.)
     pub fn incident_over(&self) {
         self.incident.store(false, Ordering::Relaxed);
+    }
+
+    /// The limits answers are read with.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// The request timeout every call has unless it says otherwise.
@@ -371,8 +384,7 @@ impl Client {
         // A bounded channel: the network side waits (asynchronously) while the parser is
         // behind, so an answer is never held whole.
         let (tx, rx) = mpsc::channel::<Bytes>(16);
-        let over_limit = Arc::new(AtomicBool::new(false));
-        let reader = ChannelReader::new(rx, self.max_response_size, over_limit.clone());
+        let reader = ChannelReader::new(rx, self.limits);
         let parser = tokio::task::spawn_blocking(move || {
             let mut state = state;
             let head = read(reader, &mut state);
@@ -399,9 +411,6 @@ impl Client {
         let parsed = parser
             .await
             .map_err(|e| self.error(call, CallError::Malformed(format!("parser task: {e}"))))?;
-        if over_limit.load(Ordering::Relaxed) {
-            return Err(self.error(call, CallError::TooLarge(self.max_response_size)));
-        }
         transfer.map_err(|source| self.error(call, source))?;
         parsed.map_err(|e| self.error(call, e.into()))
     }
@@ -590,55 +599,55 @@ impl Client {
 }
 
 /// The blocking side of a streamed answer: reads the chunks the network side sends. It runs
-/// on a blocking thread, where waiting for the next chunk is allowed.
+/// on a blocking thread, where waiting for the next chunk is allowed. The parser reads the
+/// chunks where they are ([`BufRead`]), and limits any one text node to the client's limit
+/// (see [`xml::Limits`]): the XML reader would otherwise buffer an endless one whole.
 pub struct ChannelReader {
     rx: mpsc::Receiver<Bytes>,
     current: Bytes,
-    /// The longest run of bytes without a `<` (one text node, or one tag) allowed: the XML
-    /// reader buffers a run whole before handing it on, so an endless text node would grow it
-    /// without bound. `max_response_size` serves as the limit.
-    max_run: u64,
-    run: u64,
-    over_limit: Arc<AtomicBool>,
+    limits: Limits,
 }
 
 impl ChannelReader {
-    fn new(rx: mpsc::Receiver<Bytes>, max_run: u64, over_limit: Arc<AtomicBool>) -> Self {
+    fn new(rx: mpsc::Receiver<Bytes>, limits: Limits) -> Self {
         ChannelReader {
             rx,
             current: Bytes::new(),
-            max_run,
-            run: 0,
-            over_limit,
+            limits,
         }
+    }
+
+    /// The limits the answer is to be read with (the client's).
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         while !self.current.has_remaining() {
             match self.rx.blocking_recv() {
                 Some(chunk) => self.current = chunk,
                 // The sender is gone: the answer is complete (or broken, which the network
                 // side reports).
-                None => return Ok(0),
+                None => break,
             }
         }
-        let n = buf.len().min(self.current.remaining());
-        self.current.copy_to_slice(&mut buf[..n]);
-        let read = &buf[..n];
-        self.run = match read.iter().rposition(|b| *b == b'<') {
-            Some(at) => (n - at - 1) as u64,
-            None => self.run.saturating_add(n as u64),
-        };
-        if self.run > self.max_run {
-            self.over_limit.store(true, Ordering::Relaxed);
-            return Err(std::io::Error::other(format!(
-                "a text node or tag longer than {} bytes",
-                self.max_run
-            )));
-        }
-        Ok(n)
+        Ok(self.current.chunk())
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.current.advance(n.min(self.current.remaining()));
     }
 }
 

@@ -32,6 +32,10 @@ pub enum ParseError {
     Fault(Fault),
     #[error("malformed response: {0}")]
     Malformed(String),
+    /// One text node (or tag) of the answer is longer than the limit, in bytes: reading stops
+    /// there rather than hold it.
+    #[error("a single value of the answer is larger than the limit of {0} bytes")]
+    TooLarge(u64),
 }
 
 /// What one SOAP call can fail with.
@@ -54,6 +58,9 @@ pub enum CallError {
     /// The answer was larger than `max_response_size`.
     #[error("answer larger than the limit of {0} bytes (max_response_size)")]
     TooLarge(u64),
+    /// One value of a streamed answer was larger than the limit of a single text node.
+    #[error("a single value of the answer is larger than the limit of {0} bytes")]
+    ValueTooLarge(u64),
     /// A login is not tried: vCenter refused the credentials recently.
     #[error("not logging in again for {}s after vCenter refused the credentials (InvalidLogin); fix the password or username", .0.as_secs())]
     LoginSuspended(std::time::Duration),
@@ -67,6 +74,7 @@ impl From<ParseError> for CallError {
         match e {
             ParseError::Fault(f) => CallError::Fault(f),
             ParseError::Malformed(m) => CallError::Malformed(m),
+            ParseError::TooLarge(limit) => CallError::ValueTooLarge(limit),
         }
     }
 }
@@ -83,7 +91,7 @@ impl CallError {
             CallError::Connect(_) => "connect",
             CallError::Timeout(_) => "timeout",
             CallError::Transport(_) => "transport",
-            CallError::TooLarge(_) => "too_large",
+            CallError::TooLarge(_) | CallError::ValueTooLarge(_) => "too_large",
         }
     }
 

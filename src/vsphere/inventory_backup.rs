@@ -1,7 +1,9 @@
-//! The properties the backup checks read, apart from the rest of the inventory's decoding:
-//! custom attribute definitions (`CustomFieldsManager.field`) and values (`customValue`), the
-//! notes, changed block tracking, the guest family, `disk.EnableUUID`, the datastores a VM's
-//! files are on, and each datastore's space, type, accessibility and VMFS extents.
+//! The decoding of the backup checks' structured values: custom attribute definitions
+//! (`CustomFieldsManager.field`) and values (`customValue`), `disk.EnableUUID`, and a
+//! datastore's VMFS extents. Their paths, and those of the checks' plain values (the notes,
+//! changed block tracking, the guest family, the datastores a VM's files are on, a datastore's
+//! space, type and accessibility), are rows of the tables in [`super::inventory`], which make
+//! both the requests and the parse.
 //!
 //! `disk.EnableUUID` is one key of `config.extraConfig`, whose whole value is large (at 40,000
 //! VMs hundreds of megabytes). Where vCenter accepts the keyed path
@@ -10,19 +12,12 @@
 //! for (see [`crate::backup::consistency`]).
 
 use std::collections::BTreeMap;
+use std::io::BufRead;
 
-use super::model::{CustomField, Datastore, Vm, VmBackup};
-use super::soap::PropertySpec;
-use super::xml::Node;
-
-/// The VirtualMachine properties of the backup checks, read for every VM.
-pub const BACKUP_VM_PATHS: &[&str] = &[
-    "customValue",
-    "config.annotation",
-    "config.changeTrackingEnabled",
-    "guest.guestFamily",
-    "datastore",
-];
+use super::error::ParseError;
+use super::inventory::{Bad, parse_num};
+use super::model::{CustomField, Vm};
+use super::xml::Cursor;
 
 /// The one key of `config.extraConfig` the checks need, as a keyed property path.
 pub const ENABLE_UUID_PATH: &str = r#"config.extraConfig["disk.EnableUUID"]"#;
@@ -33,203 +28,144 @@ pub const EXTRA_CONFIG_PATH: &str = "config.extraConfig";
 /// The extraConfig key itself (ESXi reads keys case-insensitively).
 const ENABLE_UUID_KEY: &str = "disk.EnableUUID";
 
-/// The Datastore properties the backup checks read (besides `name`).
-pub const BACKUP_DATASTORE_PATHS: &[&str] = &[
-    "summary.capacity",
-    "summary.freeSpace",
-    "summary.uncommitted",
-    "summary.type",
-    "summary.accessible",
-    "info",
-];
-
-/// The CustomFieldsManager's property read.
-pub fn custom_fields_spec() -> PropertySpec {
-    PropertySpec {
-        kind: "CustomFieldsManager",
-        paths: vec!["field"],
-    }
-}
-
-/// The property set of the Windows guests where `config.extraConfig` is read whole.
-pub fn windows_vm_specs() -> Vec<PropertySpec> {
-    vec![PropertySpec {
-        kind: "VirtualMachine",
-        paths: vec![EXTRA_CONFIG_PATH],
-    }]
-}
-
 /// True for a Windows guest, the VMs whose `config.extraConfig` the fallback reads.
 pub fn is_windows_vm(vm: &Vm) -> bool {
     crate::backup::consistency::is_windows(vm.backup.guest_family.as_deref(), &vm.guest_id)
 }
 
-/// Sets a backup property of a VM; `None` when `path` is not one, `Some(None)` when the value
-/// did not parse.
-pub fn set_vm_backup_property(b: &mut VmBackup, path: &str, val: &Node) -> Option<Option<()>> {
-    let parsed = match path {
-        "customValue" => custom_values(val).map(|v| b.custom_values = v),
-        "config.annotation" => {
-            b.annotation = val.text.clone();
-            Some(())
-        }
-        "config.changeTrackingEnabled" => parse_bool(&val.text).map(|v| b.cbt_enabled = v),
-        "guest.guestFamily" => {
-            b.guest_family = Some(val.text.trim().to_owned()).filter(|f| !f.is_empty());
-            Some(())
-        }
-        "datastore" => {
-            b.datastores = val
-                .children
-                .iter()
-                .filter_map(Node::moref)
-                .map(|r| r.value)
-                .collect();
-            Some(())
-        }
-        ENABLE_UUID_PATH => {
-            b.disk_enable_uuid = option_value(val);
-            Some(())
-        }
-        EXTRA_CONFIG_PATH => {
-            b.disk_enable_uuid = val
-                .children
-                .iter()
-                .find(|o| {
-                    o.text_of("key")
-                        .is_some_and(|k| k.trim().eq_ignore_ascii_case(ENABLE_UUID_KEY))
-                })
-                .and_then(option_value);
-            Some(())
-        }
-        _ => return None,
-    };
-    Some(parsed)
-}
-
-/// Puts a backup property of a VM back to unset; false when `path` is not one.
-pub fn clear_vm_backup_property(b: &mut VmBackup, path: &str) -> bool {
-    match path {
-        "customValue" => b.custom_values.clear(),
-        "config.annotation" => b.annotation.clear(),
-        "config.changeTrackingEnabled" => b.cbt_enabled = false,
-        "guest.guestFamily" => b.guest_family = None,
-        "datastore" => b.datastores.clear(),
-        ENABLE_UUID_PATH | EXTRA_CONFIG_PATH => b.disk_enable_uuid = None,
-        _ => return false,
-    }
-    true
-}
-
-/// Sets one Datastore property of the backup checks (`None`: unset); `None` back when the
-/// value did not parse. `name` is the inventory's (entity names are escaped).
-pub fn set_datastore_property(ds: &mut Datastore, path: &str, val: Option<&Node>) -> Option<()> {
-    // Some(None): unset; None: not a number.
-    let number = |v: Option<&Node>| match v {
-        None => Some(None),
-        Some(n) => n.text.trim().parse::<i64>().ok().map(Some),
-    };
-    match path {
-        "summary.capacity" => ds.capacity_bytes = number(val)?,
-        "summary.freeSpace" => ds.free_bytes = number(val)?,
-        "summary.uncommitted" => ds.uncommitted_bytes = number(val)?,
-        "summary.type" => ds.fs_type = val.map(|v| v.text.trim().to_owned()).unwrap_or_default(),
-        "summary.accessible" => {
-            ds.accessible = match val {
-                None => None,
-                Some(v) => Some(parse_bool(&v.text)?),
+/// `ArrayOfCustomFieldValue` (string values; other kinds have no text and are kept empty).
+/// A value without a numeric key makes the whole property malformed.
+pub fn read_custom_values<R: BufRead>(
+    cur: &mut Cursor<R>,
+) -> Result<Result<Vec<(i32, String)>, String>, ParseError> {
+    cur.enter();
+    let mut bad = Bad::default();
+    let mut values = Vec::new();
+    while cur.next_child()? {
+        cur.enter();
+        let mut key = Err("a custom value without its key".to_string());
+        let mut value = String::new();
+        while cur.next_child()? {
+            match cur.name() {
+                b"key" => key = parse_num("custom value key", cur.text()?),
+                b"value" => value = cur.text()?.to_string(),
+                _ => {}
             }
         }
-        "info" => {
-            ds.extent_disks = val
-                .and_then(|v| v.child("vmfs"))
-                .map(|vmfs| {
-                    vmfs.children_named("extent")
-                        .filter_map(|e| e.text_of("diskName"))
-                        .map(|d| d.trim().to_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
+        if let Some(key) = bad.keep(key) {
+            values.push((key, value));
         }
-        _ => {}
     }
-    Some(())
+    Ok(bad.or(values))
 }
 
-/// `CustomFieldsManager.field`: the definitions by key.
-pub fn custom_fields(val: Option<&Node>) -> Option<BTreeMap<i32, CustomField>> {
-    let Some(val) = val else {
-        return Some(BTreeMap::new());
-    };
-    val.children
-        .iter()
-        .map(|def| {
-            let key = def.text_of("key")?.trim().parse().ok()?;
-            Some((
-                key,
-                CustomField {
-                    name: def.text_of("name").unwrap_or_default().to_owned(),
-                    managed_object_type: def
-                        .text_of("managedObjectType")
-                        .unwrap_or_default()
-                        .trim()
-                        .to_owned(),
-                },
-            ))
-        })
-        .collect()
-}
-
-/// `ArrayOfCustomFieldValue` (string values; other kinds have no text and are kept empty).
-fn custom_values(val: &Node) -> Option<Vec<(i32, String)>> {
-    val.children
-        .iter()
-        .map(|v| {
-            let key = v.text_of("key")?.trim().parse().ok()?;
-            Some((key, v.text_of("value").unwrap_or_default().to_owned()))
-        })
-        .collect()
-}
-
-/// An `OptionValue`'s value as a boolean the way ESXi reads it.
-fn option_value(option: &Node) -> Option<bool> {
-    option
-        .text_of("value")
-        .map(crate::backup::consistency::option_true)
-}
-
-fn parse_bool(text: &str) -> Option<bool> {
-    match text.trim() {
-        "true" | "1" => Some(true),
-        "false" | "0" => Some(false),
-        _ => None,
+/// `CustomFieldsManager.field`: the definitions by key. A definition without a numeric key
+/// makes the whole property malformed.
+pub fn read_custom_fields<R: BufRead>(
+    cur: &mut Cursor<R>,
+) -> Result<Result<BTreeMap<i32, CustomField>, String>, ParseError> {
+    cur.enter();
+    let mut bad = Bad::default();
+    let mut fields = BTreeMap::new();
+    while cur.next_child()? {
+        cur.enter();
+        let mut key = Err("a custom field without its key".to_string());
+        let mut field = CustomField::default();
+        while cur.next_child()? {
+            match cur.name() {
+                b"key" => key = parse_num("custom field key", cur.text()?),
+                b"name" => field.name = cur.text()?.to_string(),
+                b"managedObjectType" => field.managed_object_type = cur.text()?.trim().to_string(),
+                _ => {}
+            }
+        }
+        if let Some(key) = bad.keep(key) {
+            fields.insert(key, field);
+        }
     }
+    Ok(bad.or(fields))
+}
+
+/// The `OptionValue` of the keyed path: its value as a boolean the way ESXi reads it, `None`
+/// without a value.
+pub fn read_enable_uuid<R: BufRead>(cur: &mut Cursor<R>) -> Result<Option<bool>, ParseError> {
+    cur.enter();
+    let mut value = None;
+    while cur.next_child()? {
+        if cur.is("value") {
+            value = Some(crate::backup::consistency::option_true(cur.text()?));
+        }
+    }
+    Ok(value)
+}
+
+/// `disk.EnableUUID` out of a whole `ArrayOfOptionValue` (the first option of that key, read
+/// case-insensitively); every other option is skipped.
+pub fn read_extra_config_enable_uuid<R: BufRead>(
+    cur: &mut Cursor<R>,
+) -> Result<Option<bool>, ParseError> {
+    cur.enter();
+    let mut found: Option<Option<bool>> = None;
+    while cur.next_child()? {
+        if found.is_some() {
+            continue; // skipped by the next next_child
+        }
+        cur.enter();
+        let mut is_key = false;
+        let mut value = None;
+        while cur.next_child()? {
+            match cur.name() {
+                b"key" => is_key = cur.text()?.trim().eq_ignore_ascii_case(ENABLE_UUID_KEY),
+                b"value" => value = Some(crate::backup::consistency::option_true(cur.text()?)),
+                _ => {}
+            }
+        }
+        if is_key {
+            found = Some(value);
+        }
+    }
+    Ok(found.flatten())
+}
+
+/// The disk names of the extents of a datastore's `info.vmfs` (none for NFS, vSAN …).
+pub fn read_datastore_extents<R: BufRead>(cur: &mut Cursor<R>) -> Result<Vec<String>, ParseError> {
+    cur.enter();
+    let mut disks = Vec::new();
+    while cur.next_child()? {
+        if !cur.is("vmfs") {
+            continue;
+        }
+        cur.enter();
+        while cur.next_child()? {
+            if !cur.is("extent") {
+                continue;
+            }
+            cur.enter();
+            while cur.next_child()? {
+                if cur.is("diskName") {
+                    disks.push(cur.text()?.trim().to_string());
+                }
+            }
+        }
+    }
+    Ok(disks)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::vsphere::inventory::{Change, ChangeOp, InventoryBuilder, Property, read_objects};
     use crate::vsphere::model::{Inventory, MoRef};
-    use crate::vsphere::xml::read_retrieve_result;
+    use crate::vsphere::xml::Limits;
 
     fn apply(xml: &str) -> (Inventory, usize) {
-        let mut inventory = Inventory::default();
-        let mut malformed = 0;
-        read_retrieve_result(xml.as_bytes(), crate::vsphere::inventory::keep, |o| {
-            let obj = o.child("obj").and_then(Node::moref).unwrap();
-            for prop in o.children_named("propSet") {
-                let path = prop.text_of("name").unwrap().trim().to_owned();
-                if inventory
-                    .set_property(&obj, &path, prop.child("val"))
-                    .is_none()
-                {
-                    malformed += 1;
-                }
-            }
+        let mut b = InventoryBuilder::default();
+        read_objects(xml.as_bytes(), &Limits::default(), |o| {
+            b.add_object(o);
             Ok(())
         })
         .unwrap();
-        (inventory, malformed)
+        let malformed = b.malformed;
+        (b.finish(), malformed)
     }
 
     fn envelope(objects: &str) -> String {
@@ -279,6 +215,52 @@ Veeam Backup: Job name: [x], Time: [11/24/2026 11:15:02 PM]</val></propSet>
     }
 
     #[test]
+    fn a_custom_value_without_a_numeric_key_leaves_the_values_as_they_were() {
+        let xml = envelope(
+            r#"<objects><obj type="VirtualMachine">vm-1</obj><propSet><name>customValue</name><val xsi:type="ArrayOfCustomFieldValue"><CustomFieldValue><key>1</key><value>a</value></CustomFieldValue><CustomFieldValue><key>x</key><value>b</value></CustomFieldValue></val></propSet><propSet><name>config.changeTrackingEnabled</name><val xsi:type="xsd:boolean">true</val></propSet></objects>
+<objects><obj type="CustomFieldsManager">CustomFieldsManager</obj><propSet><name>field</name><val xsi:type="ArrayOfCustomFieldDef"><CustomFieldDef><name>no key</name></CustomFieldDef></val></propSet></objects>"#,
+        );
+        let (inventory, malformed) = apply(&xml);
+        assert_eq!(
+            malformed, 2,
+            "the value with key x and the definition without a key"
+        );
+        let b = &inventory.vms["vm-1"].backup;
+        assert!(b.custom_values.is_empty());
+        assert!(b.cbt_enabled, "the VM's other properties are still read");
+        assert!(inventory.custom_fields.is_empty());
+    }
+
+    #[test]
+    fn only_the_first_enable_uuid_option_of_extra_config_counts_and_an_unset_one_is_none() {
+        let extra = |options: &str| {
+            envelope(&format!(
+                r#"<objects><obj type="VirtualMachine">vm-1</obj><propSet><name>config.extraConfig</name><val xsi:type="ArrayOfOptionValue">{options}</val></propSet></objects>"#
+            ))
+        };
+        let option = |key: &str, value: &str| {
+            format!(
+                r#"<OptionValue><key>{key}</key><value xsi:type="xsd:string">{value}</value></OptionValue>"#
+            )
+        };
+        let uuid = |xml: &str| apply(xml).0.vms["vm-1"].backup.disk_enable_uuid;
+        let first = [
+            option("DISK.ENABLEUUID", "1"),
+            option("disk.EnableUUID", "FALSE"),
+        ];
+        assert_eq!(uuid(&extra(&first.concat())), Some(true));
+        assert_eq!(uuid(&extra(&option("disk.EnableUUID", "no"))), Some(false));
+        assert_eq!(uuid(&extra(&option("disk.enableUUIDx", "TRUE"))), None);
+        assert_eq!(
+            uuid(&extra(
+                "<OptionValue><key>disk.EnableUUID</key></OptionValue>"
+            )),
+            None
+        );
+        assert_eq!(uuid(&extra("")), None);
+    }
+
+    #[test]
     fn datastore_summary_and_vmfs_extents_are_read() {
         let xml = envelope(
             r#"<objects><obj type="Datastore">datastore-11</obj>
@@ -307,7 +289,12 @@ Veeam Backup: Job name: [x], Time: [11/24/2026 11:15:02 PM]</val></propSet>
         assert!(nfs.extent_disks.is_empty());
         let mut inventory = inventory;
         let obj = MoRef::new("Datastore", "datastore-11");
-        inventory.set_property(&obj, "info", None).unwrap();
+        let unset = Change {
+            property: Ok(Property::DatastoreInfo),
+            op: ChangeOp::Assign,
+            value: None,
+        };
+        inventory.apply_changes(&obj, vec![unset]).unwrap();
         assert!(inventory.datastores["datastore-11"].extent_disks.is_empty());
     }
 }

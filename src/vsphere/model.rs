@@ -301,9 +301,10 @@ impl Inventory {
 }
 
 impl Vm {
-    /// Sum of the VM's virtual disk capacities.
+    /// Sum of the VM's virtual disk capacities. Sizes come from vCenter: the sum saturates
+    /// rather than overflow.
     pub fn disk_capacity_bytes(&self) -> u64 {
-        self.disk_capacities_bytes.iter().sum()
+        saturating_sum(self.disk_capacities_bytes.iter().copied())
     }
 
     /// True when the VM has at least one snapshot.
@@ -374,8 +375,14 @@ impl Vm {
             keys.extend(chain_files(&layout.disk).difference(&in_snapshots));
         }
         let sizes: HashMap<i32, u64> = layout.file.iter().map(|f| (f.key, f.size)).collect();
-        keys.iter().filter_map(|k| sizes.get(k)).sum()
+        saturating_sum(keys.iter().filter_map(|k| sizes.get(k).copied()))
     }
+}
+
+/// A sum of sizes from vCenter, which saturates at `u64::MAX` instead of overflowing (a
+/// panic in a debug build, a wrong small number in a release one).
+pub fn saturating_sum(sizes: impl IntoIterator<Item = u64>) -> u64 {
+    sizes.into_iter().fold(0, u64::saturating_add)
 }
 
 /// All file keys of a set of disk chains.
@@ -457,6 +464,21 @@ mod tests {
         let sizes: Vec<u64> = snaps.iter().map(|s| vm.snapshot_size_bytes(s)).collect();
         // s1: root, only its vmsn. s2: vmsn + delta1 + the running delta2.
         assert_eq!(sizes, vec![7000, 8000 + 10 + 20 + 100 + 200]);
+    }
+
+    #[test]
+    fn sums_of_sizes_from_vcenter_saturate_instead_of_overflowing() {
+        let mut vm = chain_vm();
+        vm.disk_capacities_bytes = vec![u64::MAX, 2, u64::MAX - 1];
+        assert_eq!(vm.disk_capacity_bytes(), u64::MAX);
+        if let Some(layout) = vm.layout_ex.as_mut() {
+            for f in &mut layout.file {
+                f.size = u64::MAX / 2;
+            }
+        }
+        let snaps = vm.snapshots();
+        assert_eq!(vm.snapshot_size_bytes(&snaps[1]), u64::MAX);
+        assert_eq!(saturating_sum([1, 2, 3]), 6);
     }
 
     #[test]

@@ -343,7 +343,8 @@ pub struct Catalogue {
 /// Reads the answer of [`retrieve_catalogue`].
 pub fn parse_catalogue(input: &[u8]) -> Result<Catalogue, ParseError> {
     let mut out = Catalogue::default();
-    xml::read_retrieve_result(input, keep_counter_parts, |objects| {
+    xml::read_retrieve_result(input, &xml::Limits::default(), |cur| {
+        let objects = cur.node_with(keep_counter_parts)?;
         for prop in objects.children_named("propSet") {
             let Some(val) = prop.child("val") else {
                 continue;

@@ -1,35 +1,64 @@
-//! Reading SOAP responses: a namespace-aware pass over quick-xml events that turns small
-//! subtrees into [`Node`]s and recognises SOAP faults.
+//! Reading SOAP responses: a namespace-aware [`Cursor`] over quick-xml events, the SOAP
+//! envelope and its faults, and the limit on any single value of an answer.
+//!
+//! Large answers are read straight from events into whatever the caller builds, element by
+//! element: [`read_update_set`] and [`read_retrieve_result`] stop at each ObjectUpdate or
+//! ObjectContent and hand the cursor to the caller, which decodes it (see
+//! [`super::inventory`]); nothing of the document is kept as a tree. Small answers (Login,
+//! RetrieveServiceContent, faults) are read into a generic [`Node`] tree.
 //!
 //! vCenter and the simulator bind the same namespaces to different prefixes (`xsi:type`
 //! against `XMLSchema-instance:type`), so names are matched by namespace and local name, never
-//! by prefix. A RetrievePropertiesEx answer is read object by object ([`read_retrieve_result`]):
-//! only one `objects` subtree is held at a time, never the whole document as a tree.
+//! by prefix.
 //!
-//! This module knows SOAP and XML, not what the properties mean (see [`super::inventory`]).
+//! This module knows SOAP and XML, not what the properties mean.
 
-use std::io::BufRead;
+use std::borrow::Cow;
+use std::io::{self, BufRead};
 
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::{Namespace, ResolveResult};
+use quick_xml::name::{Namespace, QName, ResolveResult};
 use quick_xml::{NsReader, XmlVersion};
 
 use super::error::{Fault, ParseError};
 use super::model::MoRef;
 
 const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-/// Marks the local names of elements in SOAP's own namespace (`soap:Body`).
+/// Marks the local names of elements in SOAP's own namespace in a [`Node`] (`soap:Body`).
 const SOAP_PREFIX: &str = "soap:";
 const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
-/// Nesting deeper than this is refused: no vSphere answer comes near it, and it bounds the
-/// stack and memory a hostile or broken peer can make us spend.
+/// Nesting deeper than this is refused: no vSphere answer comes near it (a chain of 32
+/// snapshots, vSphere's limit, is about 41 deep from the Envelope), and it bounds the stack
+/// and memory a hostile or broken peer can make us spend.
 const MAX_DEPTH: usize = 64;
 
-/// One XML element with its text and children; what a property value is read from.
+/// The default of [`Limits::max_text_bytes`]: 64 MiB, far above any real value (the largest
+/// are descriptions and file names of a few kB). Whole bodies have their own limit in the
+/// client (`max_response_size`); a streamed answer is never held whole.
+pub const DEFAULT_MAX_TEXT_BYTES: usize = 64 << 20;
+
+/// What one answer from vCenter may make the parser hold. Over the limit, reading fails with
+/// [`ParseError::TooLarge`] before more than the limit is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest single text node (or tag, or element skipped unread) in an answer, in bytes.
+    pub max_text_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_text_bytes: DEFAULT_MAX_TEXT_BYTES,
+        }
+    }
+}
+
+/// One XML element with its text and children; what a small answer is read into.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Node {
-    /// The local name (`rootSnapshotList`).
+    /// The local name (`rootSnapshotList`); `soap:` and the local name for the elements of
+    /// the SOAP envelope's namespace (`soap:Fault`).
     pub name: String,
     /// The local part of `xsi:type` (`VirtualDisk` for `xsi:type="vim25:VirtualDisk"`).
     pub xsi_type: Option<String>,
@@ -63,9 +92,466 @@ impl Node {
     }
 }
 
-/// Decides, while a subtree is read, whether a child element is worth keeping: given the
-/// elements open above it (outermost first, each with the children read so far) and the
-/// child's start. A skipped child costs no allocation for its content.
+/// The input of a [`Cursor`]: counts the bytes of the event being read, so that one text node
+/// (or tag) over the limit fails the read instead of growing the buffer it is read into.
+/// quick-xml has no such limit of its own; it appends an event's bytes to the buffer until
+/// the event ends.
+struct Capped<R> {
+    inner: R,
+    /// Bytes taken since the current event began.
+    event_bytes: usize,
+    limit: usize,
+}
+
+/// The error [`Capped`] fails a read with; told apart from I/O errors by its type.
+#[derive(Debug)]
+struct OverLimit;
+
+impl std::fmt::Display for OverLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("text node over the limit")
+    }
+}
+
+impl std::error::Error for OverLimit {}
+
+impl<R: BufRead> io::Read for Capped<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Capped<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.event_bytes > self.limit {
+            return Err(io::Error::other(OverLimit));
+        }
+        // Never more than one byte past the limit, whatever the inner reader holds.
+        let room = (self.limit - self.event_bytes).saturating_add(1);
+        let available = self.inner.fill_buf()?;
+        Ok(&available[..available.len().min(room)])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.event_bytes = self.event_bytes.saturating_add(n);
+        self.inner.consume(n);
+    }
+}
+
+/// The element start the cursor is at: its local name, whether it is empty (`<val/>`),
+/// and its `xsi:type` and unqualified `type` attributes, kept in reused buffers.
+struct Start {
+    name: [u8; NAME_MAX],
+    /// The length of the name; longer names are kept as none, since no name the exporter
+    /// looks for is that long.
+    len: usize,
+    empty: bool,
+    /// In the SOAP envelope's namespace (only resolved for Envelope, Header, Body, Fault).
+    soap: bool,
+    /// The attributes as written, read only when asked for: most elements carry none the
+    /// exporter needs, and parsing them was a fifth of the parse.
+    attrs_raw: String,
+    attrs_read: bool,
+    xsi_type: String,
+    has_xsi_type: bool,
+    mo_type: String,
+    has_mo_type: bool,
+    /// The qualified name (`vim25:val`), which skipping an element needs.
+    qname: String,
+}
+
+const NAME_MAX: usize = 48;
+
+impl Start {
+    fn new() -> Self {
+        Start {
+            name: [0; NAME_MAX],
+            len: 0,
+            empty: true,
+            soap: false,
+            attrs_raw: String::new(),
+            attrs_read: true,
+            xsi_type: String::new(),
+            has_xsi_type: false,
+            mo_type: String::new(),
+            has_mo_type: false,
+            qname: String::new(),
+        }
+    }
+
+    fn name(&self) -> &[u8] {
+        &self.name[..self.len]
+    }
+
+    /// A node for this start, without its content yet.
+    fn node(&self) -> Node {
+        let local = String::from_utf8_lossy(self.name());
+        let name = if self.soap {
+            format!("{SOAP_PREFIX}{local}")
+        } else {
+            local.into_owned()
+        };
+        Node {
+            name,
+            xsi_type: self.has_xsi_type.then(|| self.xsi_type.clone()),
+            mo_type: self.has_mo_type.then(|| self.mo_type.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+/// A pull reader over a SOAP answer, element by element.
+///
+/// [`Cursor::next_child`] moves to the next child element of the element being read, whose
+/// name and attributes the cursor then tells ([`Cursor::name`], [`Cursor::xsi_type`]); the
+/// caller consumes that child with one of [`Cursor::enter`]
+/// (then reads its children with `next_child` until `None`), [`Cursor::text`],
+/// [`Cursor::moref`], [`Cursor::node`] or [`Cursor::skip`]. A child not consumed is skipped by
+/// the next `next_child`.
+pub struct Cursor<R> {
+    reader: NsReader<Capped<R>>,
+    buf: Vec<u8>,
+    /// The text of the last [`Cursor::text`].
+    text: String,
+    /// Elements open.
+    depth: usize,
+    max_text: usize,
+    /// The child returned by `next_child` and not consumed yet: whether it is empty.
+    pending: Option<bool>,
+    /// An empty element was entered: the next `next_child` is its end.
+    entered_empty: bool,
+    /// The last start read.
+    start: Start,
+}
+
+impl<R: BufRead> Cursor<R> {
+    pub fn new(input: R, limits: &Limits) -> Self {
+        let capped = Capped {
+            inner: input,
+            event_bytes: 0,
+            limit: limits.max_text_bytes,
+        };
+        let mut reader = NsReader::from_reader(capped);
+        reader.config_mut().trim_text(false);
+        Cursor {
+            reader,
+            buf: Vec::with_capacity(4096),
+            text: String::new(),
+            depth: 0,
+            max_text: limits.max_text_bytes,
+            pending: None,
+            entered_empty: false,
+            start: Start::new(),
+        }
+    }
+
+    /// Moves to the next child element of the element being read; false at that element's
+    /// end tag (or at the end of the document, outside every element).
+    pub fn next_child(&mut self) -> Result<bool, ParseError> {
+        if self.entered_empty {
+            self.entered_empty = false;
+            return Ok(false);
+        }
+        if let Some(false) = self.pending.take() {
+            self.skip_open()?;
+        }
+        loop {
+            let event = next_event(&mut self.reader, &mut self.buf)?;
+            let (start, empty) = match event {
+                Event::Start(start) => (start, false),
+                Event::Empty(start) => (start, true),
+                Event::End(_) => {
+                    self.depth = self.depth.saturating_sub(1);
+                    return Ok(false);
+                }
+                Event::Eof if self.depth == 0 => return Ok(false),
+                Event::Eof => return Err(ended_inside()),
+                // Text between elements, comments, the declaration: nothing to read.
+                _ => continue,
+            };
+            read_start(&self.reader, &start, empty, &mut self.start)?;
+            if !empty {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(ParseError::Malformed("elements nested too deeply".into()));
+                }
+            }
+            self.pending = Some(empty);
+            return Ok(true);
+        }
+    }
+
+    /// Starts reading the children of the child just returned by [`Self::next_child`].
+    pub fn enter(&mut self) {
+        if let Some(true) = self.pending.take() {
+            self.entered_empty = true;
+        }
+    }
+
+    /// Skips the child just returned by [`Self::next_child`], content and all.
+    pub fn skip(&mut self) -> Result<(), ParseError> {
+        match self.pending.take() {
+            Some(false) => self.skip_open(),
+            _ => Ok(()),
+        }
+    }
+
+    /// The local name of the child just moved to (`rootSnapshotList` for
+    /// `<vim25:rootSnapshotList>`); empty for names longer than any the exporter reads.
+    pub fn name(&self) -> &[u8] {
+        self.start.name()
+    }
+
+    /// True when the local name of the child just moved to is `name`.
+    pub fn is(&self, name: &str) -> bool {
+        self.name() == name.as_bytes()
+    }
+
+    /// True when the child just moved to is an empty element (`<val/>`).
+    pub fn is_empty(&self) -> bool {
+        self.start.empty
+    }
+
+    /// True when the child just moved to is `local` in the SOAP envelope's namespace
+    /// (Envelope, Header, Body or Fault).
+    fn is_soap(&self, local: &str) -> bool {
+        self.start.soap && self.is(local)
+    }
+
+    /// The name of the child just moved to, for messages.
+    pub fn display_name(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.name())
+    }
+
+    /// The `xsi:type` (its local part: `VirtualDisk`) of the child just moved to.
+    pub fn xsi_type(&mut self) -> Result<Option<&str>, ParseError> {
+        read_attributes(&self.reader, &mut self.start)?;
+        Ok(self
+            .start
+            .has_xsi_type
+            .then_some(self.start.xsi_type.as_str()))
+    }
+
+    /// The unqualified `type` attribute of the child just moved to, which a
+    /// ManagedObjectReference carries.
+    pub fn mo_type(&mut self) -> Result<Option<&str>, ParseError> {
+        read_attributes(&self.reader, &mut self.start)?;
+        Ok(self
+            .start
+            .has_mo_type
+            .then_some(self.start.mo_type.as_str()))
+    }
+
+    /// Reads the child just returned as text (entity references resolved) to its end tag;
+    /// elements inside it are skipped. Valid until the cursor moves on.
+    pub fn text(&mut self) -> Result<&str, ParseError> {
+        self.text.clear();
+        if self.pending.take() != Some(false) {
+            return Ok("");
+        }
+        loop {
+            let event = next_event(&mut self.reader, &mut self.buf)?;
+            let nested = match event {
+                Event::Text(text) => {
+                    self.text.push_str(&text.xml10_content());
+                    false
+                }
+                Event::CData(data) => {
+                    self.text.push_str(&data.into_inner());
+                    false
+                }
+                Event::GeneralRef(reference) => {
+                    push_reference(&mut self.text, &reference.xml10_content())?;
+                    false
+                }
+                Event::End(_) => {
+                    self.depth = self.depth.saturating_sub(1);
+                    return Ok(&self.text);
+                }
+                Event::Start(start) => {
+                    self.start.qname.clear();
+                    self.start.qname.push_str(start.name().as_ref());
+                    true
+                }
+                Event::Eof => return Err(ended_inside()),
+                Event::Empty(_)
+                | Event::Comment(_)
+                | Event::Decl(_)
+                | Event::PI(_)
+                | Event::DocType(_) => false,
+            };
+            if nested {
+                self.depth += 1;
+                self.skip_open()?;
+            }
+            // Many short events (`&amp;&amp;…`) pass the per-event limit one by one.
+            if self.text.len() > self.max_text {
+                return Err(too_large(self.max_text));
+            }
+        }
+    }
+
+    /// Reads the child just returned as a ManagedObjectReference; `None` without a `type`.
+    pub fn moref(&mut self) -> Result<Option<MoRef>, ParseError> {
+        read_attributes(&self.reader, &mut self.start)?;
+        if !self.start.has_mo_type {
+            self.skip()?;
+            return Ok(None);
+        }
+        let kind = self.start.mo_type.clone();
+        let value = self.text()?.trim().to_string();
+        Ok(Some(MoRef { kind, value }))
+    }
+
+    /// Reads the child just returned, with its subtree, into a [`Node`].
+    pub fn node(&mut self) -> Result<Node, ParseError> {
+        self.node_with(keep_all)
+    }
+
+    /// Reads the child just returned into a [`Node`], without the elements `keep` refuses
+    /// (skipped unread, at any depth).
+    pub fn node_with(&mut self, keep: Keep) -> Result<Node, ParseError> {
+        read_attributes(&self.reader, &mut self.start)?;
+        let root = self.start.node();
+        if self.pending.take() != Some(false) {
+            return Ok(root);
+        }
+        // The open elements, outermost first: an explicit stack instead of recursion, so deep
+        // documents cost heap, not stack.
+        let mut open = vec![root];
+        loop {
+            let event = next_event(&mut self.reader, &mut self.buf)?;
+            let mut skip = false;
+            match event {
+                Event::Start(start) => {
+                    self.depth += 1;
+                    if self.depth > MAX_DEPTH {
+                        return Err(ParseError::Malformed("elements nested too deeply".into()));
+                    }
+                    read_start(&self.reader, &start, false, &mut self.start)?;
+                    read_attributes(&self.reader, &mut self.start)?;
+                    let child = self.start.node();
+                    if keep(&open, &child) {
+                        open.push(child);
+                    } else {
+                        skip = true;
+                    }
+                }
+                Event::Empty(start) => {
+                    read_start(&self.reader, &start, true, &mut self.start)?;
+                    read_attributes(&self.reader, &mut self.start)?;
+                    let child = self.start.node();
+                    if keep(&open, &child)
+                        && let Some(parent) = open.last_mut()
+                    {
+                        parent.children.push(child);
+                    }
+                }
+                Event::End(_) => {
+                    self.depth = self.depth.saturating_sub(1);
+                    let Some(done) = open.pop() else {
+                        return Err(ParseError::Malformed("unbalanced end tag".into()));
+                    };
+                    let Some(parent) = open.last_mut() else {
+                        return Ok(done);
+                    };
+                    parent.children.push(done);
+                }
+                Event::Text(text) => push_text(&mut open, &text.xml10_content()),
+                Event::CData(data) => push_text(&mut open, &data.into_inner()),
+                Event::GeneralRef(reference) => {
+                    let mut resolved = String::new();
+                    push_reference(&mut resolved, &reference.xml10_content())?;
+                    push_text(&mut open, &resolved);
+                }
+                Event::Eof => return Err(ended_inside()),
+                Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            }
+            if skip {
+                self.skip_open()?;
+            }
+            if open.last().is_some_and(|n| n.text.len() > self.max_text) {
+                return Err(too_large(self.max_text));
+            }
+        }
+    }
+
+    /// Moves to the element inside `soapenv:Body` (e.g. `RetrievePropertiesExResponse`), its
+    /// content not yet read. A `Fault` there becomes [`ParseError::Fault`].
+    pub fn enter_body(&mut self) -> Result<(), ParseError> {
+        if !self.next_child()? {
+            return Err(ended_before_body());
+        }
+        if !self.is_soap("Envelope") {
+            return Err(ParseError::Malformed(format!(
+                "expected a SOAP Envelope, found <{}>",
+                self.display_name()
+            )));
+        }
+        self.enter();
+        loop {
+            if !self.next_child()? {
+                return Err(ended_before_body());
+            }
+            if self.is_soap("Header") {
+                continue;
+            }
+            if !self.is_soap("Body") || self.is_empty() {
+                return Err(ParseError::Malformed("SOAP Envelope without a Body".into()));
+            }
+            self.enter();
+            break;
+        }
+        if !self.next_child()? {
+            return Err(ended_before_body());
+        }
+        if self.is_soap("Fault") {
+            let fault = self.node()?;
+            return Err(ParseError::Fault(fault_from(&fault)));
+        }
+        Ok(())
+    }
+
+    /// Reads what is left of the document to its end: an answer cut short after the last
+    /// value is still a broken answer.
+    pub fn finish(&mut self) -> Result<(), ParseError> {
+        while self.depth > 0 || self.pending == Some(false) {
+            self.next_child()?;
+        }
+        Ok(())
+    }
+
+    /// Skips to the end of the element whose start was just read, its qualified name in
+    /// `self.start.qname`. quick-xml does it without namespace scopes or events for us, which
+    /// matters for the device lists: half the bytes of the answer about VMs with snapshots.
+    /// The whole element counts as one text node against the limit.
+    fn skip_open(&mut self) -> Result<(), ParseError> {
+        self.buf.clear();
+        let input = self.reader.get_mut();
+        input.event_bytes = 0;
+        let limit = input.limit;
+        self.reader
+            .read_to_end_into(QName(&self.start.qname), &mut self.buf)
+            .map_err(|e| xml_error(e, limit))?;
+        self.depth = self.depth.saturating_sub(1);
+        Ok(())
+    }
+}
+
+/// Appends text to the innermost open element.
+fn push_text(open: &mut [Node], text: &str) {
+    if let Some(top) = open.last_mut() {
+        top.text.push_str(text);
+    }
+}
+
+/// Decides, while a subtree is read into a [`Node`], whether a child element is worth keeping:
+/// given the elements open above it (outermost first, each with the children read so far) and
+/// the child's start. A child refused is skipped unread.
 pub type Keep = fn(&[Node], &Node) -> bool;
 
 /// Keeps everything.
@@ -73,263 +559,114 @@ pub fn keep_all(_: &[Node], _: &Node) -> bool {
     true
 }
 
-/// A pull reader over a SOAP response.
-pub struct SoapReader<R> {
-    reader: NsReader<R>,
-    buf: Vec<u8>,
-    keep: Keep,
+/// The next event, the per-event byte count started afresh.
+fn next_event<'b, R: BufRead>(
+    reader: &mut NsReader<Capped<R>>,
+    buf: &'b mut Vec<u8>,
+) -> Result<Event<'b>, ParseError> {
+    buf.clear();
+    reader.get_mut().event_bytes = 0;
+    let limit = reader.get_mut().limit;
+    reader.read_event_into(buf).map_err(|e| xml_error(e, limit))
 }
 
-/// What the reader found next at the current level.
-enum Step {
-    Start(Node, bool),
-    End,
-    Eof,
+fn xml_error(e: quick_xml::Error, limit: usize) -> ParseError {
+    if let quick_xml::Error::Io(io) = &e
+        && io.get_ref().is_some_and(|inner| inner.is::<OverLimit>())
+    {
+        return too_large(limit);
+    }
+    ParseError::Malformed(e.to_string())
 }
 
-impl<R: BufRead> SoapReader<R> {
-    pub fn new(input: R) -> Self {
-        let mut reader = NsReader::from_reader(input);
-        reader.config_mut().trim_text(false);
-        SoapReader {
-            reader,
-            buf: Vec::with_capacity(4096),
-            keep: keep_all,
-        }
-    }
-
-    /// Skips the children `keep` refuses, at any depth of the subtrees read.
-    pub fn with_keep(mut self, keep: Keep) -> Self {
-        self.keep = keep;
-        self
-    }
-
-    /// Moves to the first element inside `soapenv:Body`. A `Fault` there becomes
-    /// [`ParseError::Fault`]; otherwise the element (e.g. `RetrievePropertiesExResponse`) is
-    /// returned with whether it is empty (`<LogoutResponse/>`), its content not yet read.
-    pub fn enter_body(&mut self) -> Result<(Node, bool), ParseError> {
-        let envelope = self.expect_start()?;
-        if envelope.0.name != "soap:Envelope" {
-            return Err(ParseError::Malformed(format!(
-                "expected a SOAP Envelope, found <{}>",
-                envelope.0.name
-            )));
-        }
-        loop {
-            let (node, empty) = self.expect_start()?;
-            if node.name == "soap:Header" {
-                if !empty {
-                    self.skip_rest()?;
-                }
-                continue;
-            }
-            if node.name != "soap:Body" || empty {
-                return Err(ParseError::Malformed("SOAP Envelope without a Body".into()));
-            }
-            break;
-        }
-        let (first, empty) = self.expect_start()?;
-        if first.name == "soap:Fault" {
-            let fault = if empty {
-                first
-            } else {
-                self.read_subtree(first, 1)?
-            };
-            return Err(ParseError::Fault(fault_from(&fault)));
-        }
-        Ok((first, empty))
-    }
-
-    /// Reads the whole response element, for small answers (Login, RetrieveServiceContent).
-    pub fn read_body(mut self) -> Result<Node, ParseError> {
-        let (response, empty) = self.enter_body()?;
-        self.finish(response, empty)
-    }
-
-    /// The next child element of the element being read, with its subtree, or `None` at the
-    /// parent's end tag.
-    pub fn next_child(&mut self) -> Result<Option<Node>, ParseError> {
-        match self.step()? {
-            Step::Start(node, true) => Ok(Some(node)),
-            Step::Start(node, false) => self.read_subtree(node, 1).map(Some),
-            Step::End => Ok(None),
-            Step::Eof => Err(ParseError::Malformed(
-                "document ended inside an element".into(),
-            )),
-        }
-    }
-
-    /// The next child element's start, without its content, or `None` at the parent's end.
-    pub fn next_child_start(&mut self) -> Result<Option<(Node, bool)>, ParseError> {
-        match self.step()? {
-            Step::Start(node, empty) => Ok(Some((node, empty))),
-            Step::End => Ok(None),
-            Step::Eof => Err(ParseError::Malformed(
-                "document ended inside an element".into(),
-            )),
-        }
-    }
-
-    /// Reads the content of an element whose start was returned by [`Self::next_child_start`].
-    pub fn finish(&mut self, start: Node, empty: bool) -> Result<Node, ParseError> {
-        if empty {
-            return Ok(start);
-        }
-        self.read_subtree(start, 1)
-    }
-
-    fn expect_start(&mut self) -> Result<(Node, bool), ParseError> {
-        match self.step()? {
-            Step::Start(node, empty) => Ok((node, empty)),
-            Step::End | Step::Eof => Err(ParseError::Malformed(
-                "response ended before the SOAP Body".into(),
-            )),
-        }
-    }
-
-    /// Skips everything up to the end of the element whose start was just read.
-    fn skip_rest(&mut self) -> Result<(), ParseError> {
-        let mut depth = 1usize;
-        while depth > 0 {
-            match self.step()? {
-                Step::Start(_, false) => depth += 1,
-                Step::Start(_, true) => {}
-                Step::End => depth -= 1,
-                Step::Eof => {
-                    return Err(ParseError::Malformed(
-                        "document ended inside an element".into(),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads children and text until the end tag of `node`, whose start was just read.
-    fn read_subtree(&mut self, node: Node, depth: usize) -> Result<Node, ParseError> {
-        // An explicit stack instead of recursion: deep documents cost heap, not stack.
-        let mut stack = vec![node];
-        let mut depth = depth;
-        loop {
-            self.buf.clear();
-            let event = self.reader.read_event_into(&mut self.buf);
-            let event = event.map_err(|e| ParseError::Malformed(e.to_string()))?;
-            match event {
-                Event::Start(start) => {
-                    depth += 1;
-                    if depth > MAX_DEPTH {
-                        return Err(ParseError::Malformed("elements nested too deeply".into()));
-                    }
-                    let child = start_node(&self.reader, &start)?;
-                    if (self.keep)(&stack, &child) {
-                        stack.push(child);
-                    } else {
-                        depth -= 1;
-                        self.skip_rest()?;
-                    }
-                }
-                Event::Empty(start) => {
-                    let child = start_node(&self.reader, &start)?;
-                    if (self.keep)(&stack, &child) {
-                        push_child(&mut stack, child);
-                    }
-                }
-                Event::End(_) => {
-                    depth -= 1;
-                    let Some(done) = stack.pop() else {
-                        return Err(ParseError::Malformed("unbalanced end tag".into()));
-                    };
-                    if stack.is_empty() {
-                        return Ok(done);
-                    }
-                    push_child(&mut stack, done);
-                }
-                Event::Text(text) => append_text(&mut stack, &text.xml10_content()),
-                Event::CData(data) => {
-                    let data = data.into_inner();
-                    append_text(&mut stack, &data);
-                }
-                Event::GeneralRef(reference) => {
-                    let resolved = resolve_reference(&reference.xml10_content())?;
-                    append_text(&mut stack, &resolved);
-                }
-                Event::Eof => {
-                    return Err(ParseError::Malformed(
-                        "document ended inside an element".into(),
-                    ));
-                }
-                Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
-            }
-        }
-    }
-
-    fn step(&mut self) -> Result<Step, ParseError> {
-        loop {
-            self.buf.clear();
-            let event = self.reader.read_event_into(&mut self.buf);
-            let event = event.map_err(|e| ParseError::Malformed(e.to_string()))?;
-            match event {
-                Event::Start(start) => {
-                    return Ok(Step::Start(start_node(&self.reader, &start)?, false));
-                }
-                Event::Empty(start) => {
-                    return Ok(Step::Start(start_node(&self.reader, &start)?, true));
-                }
-                Event::End(_) => return Ok(Step::End),
-                Event::Eof => return Ok(Step::Eof),
-                // Whitespace and anything else between elements carries nothing.
-                _ => {}
-            }
-        }
-    }
+fn too_large(limit: usize) -> ParseError {
+    ParseError::TooLarge(u64::try_from(limit).unwrap_or(u64::MAX))
 }
 
-fn push_child(stack: &mut [Node], child: Node) {
-    if let Some(parent) = stack.last_mut() {
-        parent.children.push(child);
-    }
+fn ended_inside() -> ParseError {
+    ParseError::Malformed("document ended inside an element".into())
 }
 
-fn append_text(stack: &mut [Node], text: &str) {
-    if let Some(top) = stack.last_mut() {
-        top.text.push_str(text);
-    }
+fn ended_before_body() -> ParseError {
+    ParseError::Malformed("response ended before the SOAP Body".into())
 }
 
-/// Resolves `&amp;`, `&#233;` … (quick-xml reports references apart from the text).
-fn resolve_reference(name: &str) -> Result<String, ParseError> {
-    let escaped = format!("&{name};");
-    quick_xml::escape::unescape(&escaped)
-        .map(|s| s.into_owned())
-        .map_err(|e| ParseError::Malformed(format!("bad entity reference &{name};: {e}")))
+/// Appends what `&amp;`, `&#233;` … stand for (quick-xml reports references apart from the
+/// text).
+fn push_reference(out: &mut String, name: &str) -> Result<(), ParseError> {
+    let resolved = match name {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        _ => {
+            let escaped = format!("&{name};");
+            let resolved = quick_xml::escape::unescape(&escaped).map_err(|e| {
+                ParseError::Malformed(format!("bad entity reference &{name};: {e}"))
+            })?;
+            out.push_str(&resolved);
+            return Ok(());
+        }
+    };
+    out.push_str(resolved);
+    Ok(())
 }
 
-/// The node for a start tag: local name, `xsi:type` and the unqualified `type` attribute.
-fn start_node<R>(reader: &NsReader<R>, start: &BytesStart<'_>) -> Result<Node, ParseError> {
+/// Reads a start into `out`: its local name, and its `xsi:type` and unqualified `type`
+/// attributes.
+fn read_start<R>(
+    reader: &NsReader<R>,
+    start: &BytesStart<'_>,
+    empty: bool,
+    out: &mut Start,
+) -> Result<(), ParseError> {
     let local = start.local_name();
-    let local = local.as_ref();
-    let mut name = String::with_capacity(local.len() + SOAP_PREFIX.len());
+    let local = local.as_ref().as_bytes();
+    out.empty = empty;
+    out.soap = false;
+    out.len = 0;
+    if !empty {
+        out.qname.clear();
+        out.qname.push_str(start.name().as_ref());
+    }
+    if local.len() <= NAME_MAX {
+        out.name[..local.len()].copy_from_slice(local);
+        out.len = local.len();
+    }
     // SOAP's own elements are told apart by namespace: a `Fault` in the envelope's namespace is
     // a SOAP fault, one in vSphere's would be data. Only these few names need resolving, which
     // spares the lookup for the millions of other elements of a large answer.
-    if matches!(local, "Envelope" | "Header" | "Body" | "Fault") {
+    if matches!(local, b"Envelope" | b"Header" | b"Body" | b"Fault") {
         let (element_ns, _) = reader.resolver().resolve_element(start.name());
-        if matches!(element_ns, ResolveResult::Bound(Namespace(ns)) if ns == SOAP_ENV) {
-            name.push_str(SOAP_PREFIX);
-        }
+        out.soap = matches!(element_ns, ResolveResult::Bound(Namespace(ns)) if ns == SOAP_ENV);
     }
-    name.push_str(local);
-    let mut node = Node {
-        name,
-        ..Default::default()
-    };
-    if start.attributes_raw().trim().is_empty() {
-        return Ok(node);
+    out.attrs_raw.clear();
+    let raw = start.attributes_raw();
+    if !raw.trim().is_empty() {
+        out.attrs_raw.push_str(raw);
     }
+    out.attrs_read = false;
+    Ok(())
+}
+
+/// Reads the `xsi:type` and unqualified `type` attributes of `start`, once. The namespaces in
+/// scope are still the start's: the reader has not moved on.
+fn read_attributes<R>(reader: &NsReader<R>, out: &mut Start) -> Result<(), ParseError> {
+    if out.attrs_read {
+        return Ok(());
+    }
+    out.attrs_read = true;
+    out.has_xsi_type = false;
+    out.has_mo_type = false;
+    if out.attrs_raw.is_empty() {
+        return Ok(());
+    }
+    let start = BytesStart::from_content(out.attrs_raw.as_str(), 0);
     for attr in start.attributes() {
         let attr = attr.map_err(|e| ParseError::Malformed(e.to_string()))?;
-        let (ns, local) = reader.resolver().resolve_attribute(attr.key);
-        if local.as_ref() != "type" {
+        let (ns, attr_local) = reader.resolver().resolve_attribute(attr.key);
+        if attr_local.as_ref() != "type" {
             continue;
         }
         let value = attr
@@ -338,13 +675,25 @@ fn start_node<R>(reader: &NsReader<R>, start: &BytesStart<'_>) -> Result<Node, P
         match ns {
             ResolveResult::Bound(Namespace(uri)) if uri == XSI => {
                 let local_type = value.rsplit(':').next().unwrap_or_default();
-                node.xsi_type = Some(local_type.to_string());
+                out.xsi_type.clear();
+                out.xsi_type.push_str(local_type);
+                out.has_xsi_type = true;
             }
-            ResolveResult::Unbound => node.mo_type = Some(value.into_owned()),
+            ResolveResult::Unbound => {
+                out.mo_type.clear();
+                out.mo_type.push_str(&value);
+                out.has_mo_type = true;
+            }
             _ => {}
         }
     }
-    Ok(node)
+    Ok(())
+}
+
+/// The fault type of a `LocalizedMethodFault.fault` (inside a `missingSet`, or an event's):
+/// its `xsi:type`, else its element name.
+pub fn method_fault_kind(fault: &Node) -> String {
+    fault.xsi_type.clone().unwrap_or_else(|| fault.name.clone())
 }
 
 /// A SOAP `Fault` element read into its vSphere fault type and message.
@@ -371,45 +720,83 @@ fn fault_from(fault: &Node) -> Fault {
     }
 }
 
-/// A vSphere fault inside a value (`missingSet/fault/fault`), by its `xsi:type`.
-pub fn method_fault_kind(fault: &Node) -> String {
-    fault.xsi_type.clone().unwrap_or_else(|| fault.name.clone())
+/// A pull reader over a small SOAP answer that reads elements into [`Node`]s (for answers whose
+/// parts are read as trees, such as the PerformanceManager's).
+pub struct SoapReader<R> {
+    cur: Cursor<R>,
+}
+
+impl<R: BufRead> SoapReader<R> {
+    pub fn new(input: R) -> Self {
+        SoapReader {
+            cur: Cursor::new(input, &Limits::default()),
+        }
+    }
+
+    /// Moves into the element inside `soapenv:Body` and returns its start (without content),
+    /// with whether it is empty; [`Self::next_child`] then reads its children. A `Fault` there
+    /// becomes [`ParseError::Fault`].
+    pub fn enter_body(&mut self) -> Result<(Node, bool), ParseError> {
+        self.cur.enter_body()?;
+        read_attributes(&self.cur.reader, &mut self.cur.start)?;
+        let start = self.cur.start.node();
+        let empty = self.cur.is_empty();
+        self.cur.enter();
+        Ok((start, empty))
+    }
+
+    /// Reads the whole element inside `soapenv:Body`, for small answers.
+    pub fn read_body(mut self) -> Result<Node, ParseError> {
+        self.cur.enter_body()?;
+        let body = self.cur.node()?;
+        self.cur.finish()?;
+        Ok(body)
+    }
+
+    /// The next child element of the element being read, with its subtree, or `None` at the
+    /// parent's end tag.
+    pub fn next_child(&mut self) -> Result<Option<Node>, ParseError> {
+        if !self.cur.next_child()? {
+            return Ok(None);
+        }
+        self.cur.node().map(Some)
+    }
 }
 
 /// Reads a `RetrieveResult` (the answer of RetrievePropertiesEx and of
-/// ContinueRetrievePropertiesEx) object by object, handing each `objects` element to
-/// `on_object`, and returns the paging token when there is one. An empty answer (no
-/// `returnval`: nothing matched) is an empty result.
+/// ContinueRetrievePropertiesEx), stopping at each `objects` element (an ObjectContent) to
+/// hand the cursor, positioned at it, to `on_object`, which reads it whole or not at all.
+/// Returns the paging token when there is one. An empty answer (no `returnval`: nothing
+/// matched) is an empty result.
 pub fn read_retrieve_result<R: BufRead>(
     input: R,
-    keep: Keep,
-    mut on_object: impl FnMut(Node) -> Result<(), ParseError>,
+    limits: &Limits,
+    mut on_object: impl FnMut(&mut Cursor<R>) -> Result<(), ParseError>,
 ) -> Result<Option<String>, ParseError> {
-    let mut reader = SoapReader::new(input).with_keep(keep);
-    let (response, empty) = reader.enter_body()?;
-    if !response.name.ends_with("Response") {
+    let mut cur = Cursor::new(input, limits);
+    cur.enter_body()?;
+    if !cur.name().ends_with(b"Response") {
         return Err(ParseError::Malformed(format!(
             "unexpected <{}> in the SOAP Body",
-            response.name
+            cur.display_name()
         )));
     }
+    cur.enter();
     let mut token = None;
-    if empty {
-        return Ok(None);
-    }
-    while let Some((returnval, empty)) = reader.next_child_start()? {
-        if returnval.name != "returnval" || empty {
-            reader.finish(returnval, empty)?;
+    while cur.next_child()? {
+        if !cur.is("returnval") {
             continue;
         }
-        while let Some(child) = reader.next_child()? {
-            match child.name.as_str() {
-                "objects" => on_object(child)?,
-                "token" => token = Some(child.text.trim().to_string()),
+        cur.enter();
+        while cur.next_child()? {
+            match cur.name() {
+                b"objects" => on_object(&mut cur)?,
+                b"token" => token = Some(cur.text()?.trim().to_string()),
                 _ => {}
             }
         }
     }
+    cur.finish()?;
     Ok(token.filter(|t| !t.is_empty()))
 }
 
@@ -421,68 +808,69 @@ pub struct UpdateSetHead {
     pub truncated: bool,
 }
 
-/// Reads an `UpdateSet` (the answer of WaitForUpdatesEx) update by update, handing each
-/// `objectSet` element (an ObjectUpdate) with the id of its filter to `on_update`. `None` when
-/// the wait ended without changes (no `returnval`).
+/// Reads an `UpdateSet` (the answer of WaitForUpdatesEx), stopping at each `objectSet`
+/// element (an ObjectUpdate) to hand the cursor, positioned at it, with the id of its filter
+/// to `on_update`, which reads it whole or not at all. `None` when the wait ended without
+/// changes (no `returnval`).
 pub fn read_update_set<R: BufRead>(
     input: R,
-    keep: Keep,
-    mut on_update: impl FnMut(&str, Node) -> Result<(), ParseError>,
+    limits: &Limits,
+    mut on_update: impl FnMut(&str, &mut Cursor<R>) -> Result<(), ParseError>,
 ) -> Result<Option<UpdateSetHead>, ParseError> {
-    let mut reader = SoapReader::new(input).with_keep(keep);
-    let (response, empty) = reader.enter_body()?;
-    if response.name != "WaitForUpdatesExResponse" {
+    let mut cur = Cursor::new(input, limits);
+    cur.enter_body()?;
+    if !cur.is("WaitForUpdatesExResponse") {
         return Err(ParseError::Malformed(format!(
             "unexpected <{}> in the SOAP Body",
-            response.name
+            cur.display_name()
         )));
     }
-    if empty {
-        return Ok(None);
-    }
+    cur.enter();
     let mut head = None;
-    while let Some((returnval, empty)) = reader.next_child_start()? {
-        if returnval.name != "returnval" || empty {
-            reader.finish(returnval, empty)?;
+    while cur.next_child()? {
+        if !cur.is("returnval") {
             continue;
         }
+        cur.enter();
         let mut version = None;
         let mut truncated = false;
-        while let Some((child, empty)) = reader.next_child_start()? {
-            match child.name.as_str() {
-                "filterSet" if !empty => {
-                    let mut filter = String::new();
-                    while let Some(part) = reader.next_child()? {
-                        match part.name.as_str() {
-                            "filter" => filter = part.text.trim().to_string(),
-                            "objectSet" => on_update(&filter, part)?,
+        let mut filter = String::new();
+        while cur.next_child()? {
+            match cur.name() {
+                b"version" => version = Some(cur.text()?.trim().to_string()),
+                b"truncated" => truncated = cur.text()?.trim() == "true",
+                b"filterSet" => {
+                    cur.enter();
+                    filter.clear();
+                    while cur.next_child()? {
+                        match cur.name() {
+                            b"filter" => {
+                                let id = cur.text()?.trim();
+                                filter.clear();
+                                filter.push_str(id);
+                            }
+                            b"objectSet" => on_update(&filter, &mut cur)?,
                             _ => {}
                         }
                     }
                 }
-                _ => {
-                    let node = reader.finish(child, empty)?;
-                    match node.name.as_str() {
-                        "version" => version = Some(node.text.trim().to_string()),
-                        "truncated" => truncated = node.text.trim() == "true",
-                        _ => {}
-                    }
-                }
+                _ => {}
             }
         }
         let version =
             version.ok_or_else(|| ParseError::Malformed("UpdateSet without a version".into()))?;
         head = Some(UpdateSetHead { version, truncated });
     }
+    cur.finish()?;
     Ok(head)
 }
 
 /// Reads a small answer whole and returns its `returnval` (or the response element itself
 /// when the method returns nothing).
 pub fn read_returnval(input: &[u8]) -> Result<Node, ParseError> {
-    let response = SoapReader::new(input).read_body()?;
-    match response.child("returnval") {
-        Some(rv) => Ok(rv.clone()),
+    let mut response = SoapReader::new(input).read_body()?;
+    match response.children.iter().position(|c| c.name == "returnval") {
+        Some(i) => Ok(response.children.swap_remove(i)),
         None => Ok(response),
     }
 }
@@ -513,6 +901,14 @@ mod tests {
             panic!("expected a fault");
         };
         assert_eq!(fault.kind, "InvalidLogin");
+    }
+
+    #[test]
+    fn a_fault_outside_the_soap_namespace_is_data_not_a_fault() {
+        let xml = br#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body><Fault xmlns="urn:vim25"><x>1</x></Fault></e:Body></e:Envelope>"#;
+        let node = read_returnval(xml).unwrap();
+        assert_eq!(node.name, "Fault");
+        assert_eq!(node.text_of("x"), Some("1"));
     }
 
     #[test]
@@ -549,6 +945,8 @@ mod tests {
             b"<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body><R><returnval>",
             b"<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body><R></X></soapenv:Body></soapenv:Envelope>",
             b"<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body><R><returnval>&bogus;</returnval></R></soapenv:Body></soapenv:Envelope>",
+            b"<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body/></soapenv:Envelope>",
+            b"<soapenv:Envelope xmlns:soapenv=\"urn:not-soap\"><soapenv:Body><R/></soapenv:Body></soapenv:Envelope>",
         ] {
             assert!(
                 matches!(read_returnval(bad), Err(ParseError::Malformed(_))),
@@ -568,18 +966,33 @@ mod tests {
         xml.push_str("</returnval></R></s:Body></s:Envelope>");
         let err = read_returnval(xml.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("nested too deeply"), "{err}");
+        // Content skipped unread is not held as a tree, so its depth costs no stack; its size
+        // counts against the limit of one value.
+        let wait = xml
+            .replace("<R>", "<WaitForUpdatesExResponse>")
+            .replace("</R>", "</WaitForUpdatesExResponse>")
+            .replace("<returnval>", "<returnval><version>1</version>");
+        let head = read_update_set(wait.as_bytes(), &Limits::default(), |_, _| Ok(()));
+        assert_eq!(head.unwrap().map(|h| h.version), Some("1".to_string()));
+        let small = Limits {
+            max_text_bytes: 1000,
+        };
+        let err = read_update_set(wait.as_bytes(), &small, |_, _| Ok(())).unwrap_err();
+        assert_eq!(err, ParseError::TooLarge(1000));
     }
 
-    #[test]
-    fn update_set_is_read_update_by_update_with_its_filter() {
-        let xml = br#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><WaitForUpdatesExResponse xmlns="urn:vim25"><returnval><version>7</version>
+    const UPDATE_SET: &[u8] = br#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><WaitForUpdatesExResponse xmlns="urn:vim25"><returnval><version>7</version>
 <filterSet><filter type="PropertyFilter">session[1]f1</filter>
 <objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">a</val></changeSet></objectSet>
 <objectSet><kind>leave</kind><obj type="VirtualMachine">vm-2</obj></objectSet></filterSet>
 <filterSet><filter type="PropertyFilter">session[1]f2</filter><objectSet><kind>enter</kind><obj type="VirtualMachine">vm-3</obj></objectSet></filterSet>
 <truncated>true</truncated></returnval></WaitForUpdatesExResponse></soapenv:Body></soapenv:Envelope>"#;
+
+    #[test]
+    fn update_set_is_read_update_by_update_with_its_filter() {
         let mut seen = Vec::new();
-        let head = read_update_set(&xml[..], keep_all, |filter, update| {
+        let head = read_update_set(UPDATE_SET, &Limits::default(), |filter, cur| {
+            let update = cur.node()?;
             seen.push((
                 filter.to_string(),
                 update.text_of("kind").unwrap_or_default().to_string(),
@@ -610,11 +1023,114 @@ mod tests {
     }
 
     #[test]
+    fn an_update_left_unread_is_skipped_whole() {
+        let mut filters = Vec::new();
+        let head = read_update_set(UPDATE_SET, &Limits::default(), |filter, _| {
+            filters.push(filter.to_string());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(filters, ["session[1]f1", "session[1]f1", "session[1]f2"]);
+        assert!(head.is_some_and(|h| h.truncated && h.version == "7"));
+    }
+
+    #[test]
     fn an_empty_wait_answer_has_no_update_set() {
         let xml = br#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><WaitForUpdatesExResponse xmlns="urn:vim25"></WaitForUpdatesExResponse></soapenv:Body></soapenv:Envelope>"#;
-        assert_eq!(
-            read_update_set(&xml[..], keep_all, |_, _| Ok(())).unwrap(),
-            None
+        let head = read_update_set(&xml[..], &Limits::default(), |_, _| Ok(())).unwrap();
+        assert_eq!(head, None);
+    }
+
+    fn wait_answer_with_text(text: &str) -> Vec<u8> {
+        format!(
+            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><WaitForUpdatesExResponse xmlns="urn:vim25"><returnval><version>{text}</version></returnval></WaitForUpdatesExResponse></soapenv:Body></soapenv:Envelope>"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_text_node_over_the_limit_fails_the_read_without_holding_it() {
+        let limits = Limits {
+            max_text_bytes: 1024,
+        };
+        let xml = wait_answer_with_text(&"x".repeat(1 << 20));
+        let mut cur = Cursor::new(&xml[..], &limits);
+        cur.enter_body().unwrap();
+        cur.enter();
+        assert!(cur.next_child().unwrap());
+        cur.enter();
+        assert!(cur.next_child().unwrap() && cur.is("version"));
+        let err = cur.text().unwrap_err();
+        assert!(matches!(err, ParseError::TooLarge(_)), "{err:?}");
+        assert!(err.to_string().contains("1024 bytes"), "{err}");
+        // What was read of it stays within the limit.
+        assert!(cur.buf.len() <= 1025, "{}", cur.buf.len());
+        assert!(cur.text.len() <= 1025, "{}", cur.text.len());
+
+        // At the limit it is read.
+        let xml = wait_answer_with_text(&"x".repeat(1024));
+        let head = read_update_set(&xml[..], &limits, |_, _| Ok(())).unwrap();
+        assert_eq!(head.map(|h| h.version.len()), Some(1024));
+    }
+
+    #[test]
+    fn many_short_references_cannot_add_up_past_the_limit() {
+        let limits = Limits {
+            max_text_bytes: 1024,
+        };
+        let xml = wait_answer_with_text(&"&amp;".repeat(10_000));
+        let err = read_update_set(&xml[..], &limits, |_, _| Ok(())).unwrap_err();
+        assert!(matches!(err, ParseError::TooLarge(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_tag_over_the_limit_fails_too() {
+        let limits = Limits {
+            max_text_bytes: 1024,
+        };
+        let long = format!("<version a=\"{}\">1</version>", "y".repeat(1 << 16));
+        let xml = String::from_utf8(wait_answer_with_text("1"))
+            .unwrap()
+            .replace("<version>1</version>", &long);
+        let err = read_update_set(xml.as_bytes(), &limits, |_, _| Ok(())).unwrap_err();
+        assert!(matches!(err, ParseError::TooLarge(_)), "{err:?}");
+    }
+
+    #[test]
+    fn text_skips_elements_inside_it_and_resolves_references() {
+        let xml = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><R><v>a<b><c>x</c></b>&lt;<![CDATA[<z>]]>&#65;</v><w>next</w></R></s:Body></s:Envelope>"#;
+        let mut cur = Cursor::new(&xml[..], &Limits::default());
+        cur.enter_body().unwrap();
+        cur.enter();
+        assert!(cur.next_child().unwrap() && cur.is("v"));
+        assert_eq!(cur.text().unwrap(), "a<<z>A");
+        assert!(cur.next_child().unwrap() && cur.is("w"));
+        assert_eq!(cur.text().unwrap(), "next");
+        assert!(!cur.next_child().unwrap());
+    }
+
+    #[test]
+    fn empty_elements_read_as_empty_text_and_no_children() {
+        let xml = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><R><a/><b type="Folder"/><c>1</c></R></s:Body></s:Envelope>"#;
+        let mut cur = Cursor::new(&xml[..], &Limits::default());
+        cur.enter_body().unwrap();
+        cur.enter();
+        assert!(cur.next_child().unwrap() && cur.is("a") && cur.is_empty());
+        cur.enter();
+        assert!(
+            !cur.next_child().unwrap(),
+            "an empty element has no children"
         );
+        assert!(cur.next_child().unwrap() && cur.is("b"));
+        assert_eq!(
+            cur.moref().unwrap(),
+            Some(MoRef {
+                kind: "Folder".into(),
+                value: String::new()
+            })
+        );
+        assert!(cur.next_child().unwrap() && cur.is("c"));
+        assert_eq!(cur.text().unwrap(), "1");
+        assert!(!cur.next_child().unwrap());
     }
 }

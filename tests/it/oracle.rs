@@ -8,11 +8,10 @@
 use vsphere_backup_exporter::vsphere::client::{ChannelReader, Session};
 use vsphere_backup_exporter::vsphere::error::{CallError, Error, ParseError};
 use vsphere_backup_exporter::vsphere::inventory::{
-    self, InventoryBuilder, VIEW_TYPES, property_specs, snapshot_vm_specs, vms_with_snapshots,
+    self, InventoryBuilder, VIEW_TYPES, custom_fields_spec, property_specs, snapshot_vm_specs,
+    vms_with_snapshots, windows_vm_specs,
 };
-use vsphere_backup_exporter::vsphere::inventory_backup::{
-    custom_fields_spec, is_windows_vm, windows_vm_specs,
-};
+use vsphere_backup_exporter::vsphere::inventory_backup::is_windows_vm;
 use vsphere_backup_exporter::vsphere::model::MoRef;
 use vsphere_backup_exporter::vsphere::{Client, Inventory, soap, xml};
 
@@ -143,9 +142,9 @@ fn read_objects(
     input: ChannelReader,
     builder: &mut InventoryBuilder,
 ) -> Result<Option<String>, ParseError> {
-    let input = std::io::BufReader::with_capacity(64 * 1024, input);
-    xml::read_retrieve_result(input, inventory::keep, |object| {
-        builder.add_object(&object);
+    let limits = input.limits();
+    inventory::read_objects(input, &limits, |object| {
+        builder.add_object(object);
         Ok(())
     })
 }

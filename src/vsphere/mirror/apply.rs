@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use crate::vsphere::client::ChannelReader;
 use crate::vsphere::error::ParseError;
-use crate::vsphere::inventory::{self, clear_snapshot_vm_properties};
-use crate::vsphere::inventory_backup::{EXTRA_CONFIG_PATH, is_windows_vm};
+use crate::vsphere::inventory::{
+    self, ObjectUpdate, Property, UpdateKind, clear_snapshot_vm_properties,
+};
+use crate::vsphere::inventory_backup::is_windows_vm;
 use crate::vsphere::model::{Inventory, MoId};
-use crate::vsphere::xml::{self, Node, UpdateSetHead, method_fault_kind};
+use crate::vsphere::xml::UpdateSetHead;
 
 /// Which of our filters an update came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,18 +50,18 @@ impl FilterIds {
 /// Updates parsed off one answer, applied once the answer is complete.
 #[derive(Default)]
 pub(super) struct Parsed {
-    pub(super) updates: Vec<(String, Node)>,
+    pub(super) updates: Vec<(String, ObjectUpdate)>,
 }
 
 /// Where the updates of one WaitForUpdatesEx answer go as they are parsed.
 pub(super) trait UpdateSink: Send + 'static {
-    fn update(&mut self, filter: &str, update: Node) -> Result<(), ParseError>;
+    fn update(&mut self, filter: &str, update: ObjectUpdate) -> Result<(), ParseError>;
 }
 
 /// Steady state: updates are kept until the answer is complete, then applied under the
 /// state's lock in one go (answers are small: a few changes, at most MAX_OBJECT_UPDATES).
 impl UpdateSink for Parsed {
-    fn update(&mut self, filter: &str, update: Node) -> Result<(), ParseError> {
+    fn update(&mut self, filter: &str, update: ObjectUpdate) -> Result<(), ParseError> {
         self.updates.push((filter.to_string(), update));
         Ok(())
     }
@@ -77,7 +79,7 @@ pub(super) struct Fresh {
 }
 
 impl UpdateSink for Fresh {
-    fn update(&mut self, filter: &str, update: Node) -> Result<(), ParseError> {
+    fn update(&mut self, filter: &str, update: ObjectUpdate) -> Result<(), ParseError> {
         // The session is gone: a fault, so the supervisor logs in again at once.
         if let Some(path) = session_lost_in(&update) {
             return Err(ParseError::Fault(crate::vsphere::Fault {
@@ -86,14 +88,12 @@ impl UpdateSink for Fresh {
             }));
         }
         let filter = self.filters.kind(filter).map_err(ParseError::Malformed)?;
-        if let Some(obj) = update.child("obj").and_then(Node::moref) {
-            match filter {
-                Filter::SnapshotVms => self.pending.remove(&obj.value),
-                Filter::WindowsVms => self.pending_windows.remove(&obj.value),
-                Filter::Inventory => false,
-            };
-        }
-        apply_update(&mut self.inventory, filter, &update).map_err(ParseError::Malformed)
+        match filter {
+            Filter::SnapshotVms => self.pending.remove(&update.obj.value),
+            Filter::WindowsVms => self.pending_windows.remove(&update.obj.value),
+            Filter::Inventory => false,
+        };
+        apply_update(&mut self.inventory, filter, update).map_err(ParseError::Malformed)
     }
 }
 
@@ -102,18 +102,13 @@ pub(super) fn read_into<T: UpdateSink>(
     input: ChannelReader,
     sink: &mut T,
 ) -> Result<Option<UpdateSetHead>, ParseError> {
-    let input = std::io::BufReader::with_capacity(64 * 1024, input);
-    xml::read_update_set(input, inventory::keep, |filter, update| {
-        sink.update(filter, update)
-    })
+    let limits = input.limits();
+    inventory::read_updates(input, &limits, |filter, update| sink.update(filter, update))
 }
 
 /// True when an update is about a VM in the ListView.
-pub(super) fn listed_vm(update: &Node, listed: &BTreeSet<MoId>) -> bool {
-    update
-        .child("obj")
-        .and_then(Node::moref)
-        .is_some_and(|o| listed.contains(&o.value))
+pub(super) fn listed_vm(update: &ObjectUpdate, listed: &BTreeSet<MoId>) -> bool {
+    listed.contains(&update.obj.value)
 }
 
 /// VMs to add to the ListView (they have snapshots now) and to remove (they have none, or are
@@ -145,15 +140,9 @@ pub(super) fn list_delta(
 
 /// The property whose value came back as `NotAuthenticated` inside an update (a 200 answer
 /// of a session vCenter has dropped meanwhile), as `type:id path`.
-pub(super) fn session_lost_in(update: &Node) -> Option<String> {
-    let obj = update.child("obj").and_then(Node::moref)?;
-    update.children_named("missingSet").find_map(|missing| {
-        let fault = missing.child("fault").and_then(|f| f.child("fault"))?;
-        (method_fault_kind(fault) == "NotAuthenticated").then(|| {
-            let path = missing.text_of("path").unwrap_or_default().trim();
-            format!("{}:{} {path}", obj.kind, obj.value)
-        })
-    })
+pub(super) fn session_lost_in(update: &ObjectUpdate) -> Option<String> {
+    let path = update.session_lost.as_deref()?;
+    Some(format!("{}:{} {path}", update.obj.kind, update.obj.value))
 }
 
 /// Windows guests to add to their ListView and VMs to remove from it (no longer Windows, or
@@ -173,7 +162,7 @@ pub(super) fn windows_delta(
         match inventory.vms.get_mut(id) {
             Some(vm) if is_windows_vm(vm) => {}
             Some(vm) => {
-                inventory::clear_vm_property(Arc::make_mut(vm), EXTRA_CONFIG_PATH);
+                inventory::clear_vm_property(Arc::make_mut(vm), Property::ExtraConfig);
                 remove.push(id.clone());
             }
             None => remove.push(id.clone()),
@@ -187,21 +176,13 @@ pub(super) fn windows_delta(
 pub(super) fn apply_update(
     inventory: &mut Inventory,
     filter: Filter,
-    update: &Node,
+    update: ObjectUpdate,
 ) -> Result<(), String> {
-    let obj = update
-        .child("obj")
-        .and_then(Node::moref)
-        .ok_or("an update without its object")?;
-    for missing in update.children_named("missingSet") {
-        let fault = missing.child("fault").and_then(|f| f.child("fault"));
-        let kind = fault.map(method_fault_kind).unwrap_or_default();
-        if kind == "NotAuthenticated" {
-            return Err(format!("{}: session no longer authenticated", obj.value));
-        }
+    let obj = update.obj;
+    if update.session_lost.is_some() {
+        return Err(format!("{}: session no longer authenticated", obj.value));
     }
-    let kind = update.text_of("kind").unwrap_or_default().trim();
-    if kind == "leave" {
+    if update.kind == UpdateKind::Leave {
         match filter {
             Filter::Inventory => inventory.remove_object(&obj),
             Filter::SnapshotVms => {
@@ -211,7 +192,7 @@ pub(super) fn apply_update(
             }
             Filter::WindowsVms => {
                 if let Some(vm) = inventory.vms.get_mut(&obj.value) {
-                    inventory::clear_vm_property(Arc::make_mut(vm), EXTRA_CONFIG_PATH);
+                    inventory::clear_vm_property(Arc::make_mut(vm), Property::ExtraConfig);
                 }
             }
         }
@@ -221,34 +202,17 @@ pub(super) fn apply_update(
         // The VM left the inventory before its files (or extraConfig) arrived.
         return Ok(());
     }
-    for change in update.children_named("changeSet") {
-        let name = change.text_of("name").unwrap_or_default().trim();
-        let op = change.text_of("op").unwrap_or_default().trim();
-        let val = match op {
-            "assign" => change.child("val"),
-            "remove" | "indirectRemove" => None,
-            other => {
-                return Err(format!(
-                    "{}: cannot apply a {other:?} change of {name}",
-                    obj.value
-                ));
-            }
-        };
-        if inventory.set_property(&obj, name, val).is_none() {
-            return Err(format!("{}: malformed value of {name}", obj.value));
-        }
-    }
-    Ok(())
+    inventory.apply_changes(&obj, update.changes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vsphere::xml::read_update_set;
+    use crate::vsphere::xml::Limits;
 
-    fn updates(xml: &str) -> Vec<(String, Node)> {
+    fn updates(xml: &str) -> Vec<(String, ObjectUpdate)> {
         let mut out = Vec::new();
-        read_update_set(xml.as_bytes(), crate::vsphere::inventory::keep, |f, u| {
+        inventory::read_updates(xml.as_bytes(), &Limits::default(), |f, u| {
             out.push((f.to_string(), u));
             Ok(())
         })
@@ -264,7 +228,7 @@ mod tests {
 
     fn apply_all(inv: &mut Inventory, filter: Filter, xml: &str) -> Result<(), String> {
         for (_, u) in updates(xml) {
-            apply_update(inv, filter, &u)?;
+            apply_update(inv, filter, u)?;
         }
         Ok(())
     }

@@ -32,8 +32,7 @@ use self::apply::{
 use self::protocol::OwnCollector;
 use super::client::{Client, Session};
 use super::error::{CallError, Error};
-use super::inventory::snapshot_vm_specs;
-use super::inventory_backup::windows_vm_specs;
+use super::inventory::{snapshot_vm_specs, windows_vm_specs};
 use super::model::{Inventory, MoId};
 use crate::source::{
     self, Erased, Feed, Publisher, RunningSource, Settling, SourceStatus, Task, unix_now,
@@ -400,21 +399,22 @@ impl Follower {
             version = head.version;
             // Copies the map of VMs (pointers) when a scrape still holds the last version.
             let working = Arc::make_mut(&mut inventory);
-            for (filter, update) in &parsed.updates {
-                let filter = match collector.filters.kind(filter) {
+            let updates = parsed.updates.len();
+            for (filter, update) in parsed.updates {
+                let filter = match collector.filters.kind(&filter) {
                     Ok(f) => f,
                     Err(why) => return Stop::Resync(why),
                 };
                 let unlisted = match filter {
                     Filter::Inventory => false,
-                    Filter::SnapshotVms => !listed_vm(update, &listed.snapshot_vms),
-                    Filter::WindowsVms => !listed_vm(update, &listed.windows_vms),
+                    Filter::SnapshotVms => !listed_vm(&update, &listed.snapshot_vms),
+                    Filter::WindowsVms => !listed_vm(&update, &listed.windows_vms),
                 };
                 if unlisted {
                     // A VM no longer in the list: what the list read of it no longer matters.
                     continue;
                 }
-                if let Some(path) = session_lost_in(update) {
+                if let Some(path) = session_lost_in(&update) {
                     // Not a resync of this session: log in again at once.
                     return Stop::Call(Error {
                         vcenter: self.vcenter.clone(),
@@ -426,7 +426,7 @@ impl Follower {
                     return Stop::Resync(why);
                 }
             }
-            debug!(vcenter = %self.vcenter, updates = parsed.updates.len(), truncated = head.truncated, "mirror updated");
+            debug!(vcenter = %self.vcenter, updates, truncated = head.truncated, "mirror updated");
             if head.truncated {
                 // More of the same version follows; publish it whole.
                 continue;

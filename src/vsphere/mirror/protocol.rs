@@ -12,8 +12,10 @@ use super::Follower;
 use super::apply::{FilterIds, UpdateSink, read_into};
 use crate::vsphere::client::Session;
 use crate::vsphere::error::{CallError, Error};
-use crate::vsphere::inventory::{self, VIEW_TYPES, property_specs_with, snapshot_vm_specs};
-use crate::vsphere::inventory_backup::{ENABLE_UUID_PATH, windows_vm_specs};
+use crate::vsphere::inventory::{
+    self, ObjectUpdate, VIEW_TYPES, property_specs_with, snapshot_vm_specs, windows_vm_specs,
+};
+use crate::vsphere::inventory_backup::ENABLE_UUID_PATH;
 use crate::vsphere::model::{Inventory, MoId, MoRef};
 use crate::vsphere::soap;
 use crate::vsphere::soap::PropertySpec;
@@ -159,7 +161,10 @@ impl Follower {
             Err(e) => return Err(e),
         };
         let mut refused = false;
-        let token = xml::read_retrieve_result(&bytes[..], inventory::keep, |o| {
+        // A small answer (PROBE_VMS objects of one path): read as node trees.
+        let limits = self.client.limits();
+        let token = xml::read_retrieve_result(&bytes[..], &limits, |cur| {
+            let o = cur.node()?;
             refused |= o.children_named("missingSet").any(|m| {
                 m.child("fault")
                     .and_then(|f| f.child("fault"))
@@ -322,15 +327,12 @@ impl Follower {
         let mut body = soap::retrieve_properties_of(pc, &refs, specs);
         loop {
             let bytes = self.client.call(call, session, body).await?;
-            let mut objects = Vec::new();
-            let token = xml::read_retrieve_result(&bytes[..], inventory::keep, |o| {
-                objects.push(o);
+            let limits = self.client.limits();
+            let token = inventory::read_objects(&bytes[..], &limits, |object| {
+                apply_object(inventory, object);
                 Ok(())
             })
             .map_err(|e| self.error(call, e.into()))?;
-            for object in &objects {
-                apply_object(inventory, object);
-            }
             let Some(token) = token else {
                 return Ok(());
             };
@@ -357,7 +359,9 @@ impl Follower {
         let body = soap::retrieve_properties_of(pc, std::slice::from_ref(view), &[spec]);
         let bytes = self.client.call(call, session, body).await?;
         let mut vms = BTreeSet::new();
-        let token = xml::read_retrieve_result(&bytes[..], xml::keep_all, |object| {
+        let limits = self.client.limits();
+        let token = xml::read_retrieve_result(&bytes[..], &limits, |cur| {
+            let object = cur.node()?;
             for prop in object.children_named("propSet") {
                 let refs = prop
                     .child("val")
@@ -386,17 +390,11 @@ impl Follower {
 }
 
 /// The properties of one retrieved object, for a VM the inventory holds.
-fn apply_object(inventory: &mut Inventory, object: &Node) {
-    let Some(obj) = object.child("obj").and_then(Node::moref) else {
-        return;
-    };
-    if !inventory.vms.contains_key(&obj.value) {
+fn apply_object(inventory: &mut Inventory, object: ObjectUpdate) {
+    if !inventory.vms.contains_key(&object.obj.value) {
         return;
     }
-    for prop in object.children_named("propSet") {
-        let path = prop.text_of("name").unwrap_or_default().trim();
-        let _ = inventory.set_property(&obj, path, prop.child("val"));
-    }
+    let _ = inventory.apply_changes(&object.obj, object.changes);
 }
 
 /// The wait asked of vCenter and the timeout of the call: `MAX_WAIT_SECONDS` plus
