@@ -1,41 +1,63 @@
-//! The baseline of `make bench`: the exporter's cold sequence of SOAP requests, sent with bare
-//! reqwest, every answer read to its last byte and thrown away.
+//! The baselines of `make bench`: SOAP requests sent with bare reqwest, every answer read to
+//! its last byte and thrown away.
 //!
-//! It sends byte for byte what the mirror sends on a cold start (the envelopes come from the
-//! crate's own builders in [`vsphere_backup_exporter::vsphere::soap`], with the property specs of
-//! [`vsphere_backup_exporter::vsphere::inventory`]) with the same headers, and pulls out of the
-//! answers only what the next request needs (session cookie, API version, managed object ids,
-//! the update version, `truncated`) by plain string search. The VMs with snapshots, which the
-//! exporter learns by parsing the snapshot trees, come from the simulator's facts file instead.
-//! So its time is what the simulator and the wire cost; the exporter's time over it is what its
-//! parsing and mirror cost.
+//! - `cold` (the default): the exporter's cold sequence. It sends byte for byte what the mirror
+//!   sends on a cold start (the envelopes come from the crate's own builders in
+//!   [`vsphere_backup_exporter::vsphere::soap`], with the property specs of
+//!   [`vsphere_backup_exporter::vsphere::inventory`]) with the same headers, and pulls out of
+//!   the answers only what the next request needs (session cookie, API version, managed object
+//!   ids, the update version, `truncated`) by plain string search. The VMs with snapshots,
+//!   which the exporter learns by parsing the snapshot trees, come from the simulator's facts
+//!   file instead. So its time is what the simulator and the wire cost; the exporter's time
+//!   over it is what its parsing and mirror cost.
+//! - `floor`: one RetrievePropertiesEx of every VM property path the exporter reads (both
+//!   scopes of `inventory::VM_PROPERTIES`) for all VMs of a ContainerView, and its
+//!   continuations: the least any client can ask of vCenter for the same data, whatever its
+//!   protocol.
 //!
-//! It does not parse XML, build an inventory, or retry anything: any unexpected answer is an error.
+//! It does not parse XML, build an inventory, or retry anything: any unexpected answer is an
+//! error.
 //!
 //! ```sh
-//! cargo run --release --example wire_only -- URL USER PASS CAFILE FACTSFILE
+//! cargo run --release --example wire_only -- URL USER PASS CAFILE FACTSFILE [cold|floor]
 //! ```
 //!
-//! Prints one JSON line on stdout: `window_seconds` covers the same span as the exporter's
-//! `vsphere_scrape_collector_duration_seconds{collector="inventory"}` (first WaitForUpdatesEx to
-//! the last answer), `total_seconds` everything from RetrieveServiceContent on, and the requests
-//! and response bytes of that span. The collector and session are cleaned up afterwards, outside
-//! the timed span.
+//! Prints one JSON line on stdout. `cold`: `window_seconds` covers the same span as the
+//! exporter's `vsphere_source_sync_duration_seconds{source="inventory"}` (first
+//! WaitForUpdatesEx to the last answer), `total_seconds` everything from RetrieveServiceContent
+//! on. `floor`: `window_seconds` is the retrieval alone (login and view are not timed). Both
+//! give `done_unix`, the Unix time of the last byte, to compare with a process start, and the
+//! requests and response bytes. What is created is cleaned up afterwards, outside the timed
+//! span.
+//!
+//! `WIRE_ONLY_DUMP=DIR` also writes every WaitForUpdatesEx answer to `DIR/wait-N.xml`, the
+//! recorded answers `examples/parse_bench.rs` reads.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use regex::bytes::Regex;
 use vsphere_backup_exporter::vsphere::client::session_cookie;
-use vsphere_backup_exporter::vsphere::inventory::{VIEW_TYPES, property_specs, snapshot_vm_specs};
+use vsphere_backup_exporter::vsphere::inventory::{
+    VIEW_TYPES, VM_PROPERTIES, property_specs, snapshot_vm_specs,
+};
 use vsphere_backup_exporter::vsphere::model::MoRef;
-use vsphere_backup_exporter::vsphere::soap;
+use vsphere_backup_exporter::vsphere::soap::{self, PropertySpec};
 
-/// The same constants as the mirror's (src/vsphere/mirror.rs).
+/// The same constants as the mirror's (src/vsphere/mirror/protocol.rs).
 const MAX_WAIT_SECONDS: u32 = 30;
 const MAX_OBJECT_UPDATES: u32 = 1000;
 /// What the client asks before vCenter has told its API version (src/vsphere/client.rs).
 const BOOTSTRAP_API_VERSION: &str = "6.5";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Cold,
+    /// The cold sequence with the ListView's filter on a second PropertyCollector, whose
+    /// first WaitForUpdatesEx (version "") answers with the files at once.
+    TwoCollectors,
+    Floor,
+}
 
 struct Args {
     url: reqwest::Url,
@@ -43,12 +65,25 @@ struct Args {
     password: String,
     ca_file: String,
     facts_file: String,
+    mode: Mode,
 }
 
 fn args() -> Result<Args> {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    let [url, user, password, ca_file, facts_file] = a.as_slice() else {
-        bail!("usage: wire_only URL USER PASS CAFILE FACTSFILE");
+    let (url, user, password, ca_file, facts_file, mode) = match a.as_slice() {
+        [url, user, password, ca_file, facts_file] => {
+            (url, user, password, ca_file, facts_file, Mode::Cold)
+        }
+        [url, user, password, ca_file, facts_file, mode] => {
+            let mode = match mode.as_str() {
+                "cold" => Mode::Cold,
+                "two-collectors" => Mode::TwoCollectors,
+                "floor" => Mode::Floor,
+                other => bail!("unknown mode {other:?}: cold, two-collectors or floor"),
+            };
+            (url, user, password, ca_file, facts_file, mode)
+        }
+        _ => bail!("usage: wire_only URL USER PASS CAFILE FACTSFILE [cold|floor]"),
     };
     Ok(Args {
         url: url.parse().context("URL")?,
@@ -56,6 +91,7 @@ fn args() -> Result<Args> {
         password: password.clone(),
         ca_file: ca_file.clone(),
         facts_file: facts_file.clone(),
+        mode,
     })
 }
 
@@ -113,7 +149,17 @@ fn moref(body: &str, tag: &str) -> Result<MoRef> {
 }
 
 fn head(body: &str) -> &str {
-    &body[..body.len().min(400)]
+    let mut end = body.len().min(400);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    &body[..end]
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Requests sent and response bytes read.
@@ -121,6 +167,10 @@ fn head(body: &str) -> &str {
 struct Count {
     requests: u64,
     bytes: u64,
+    /// Of the streamed calls: seconds until the first byte of the answer (the simulator builds
+    /// an answer whole before it sends it), and from it to the last.
+    waiting_seconds: f64,
+    transfer_seconds: f64,
 }
 
 struct Wire {
@@ -129,6 +179,16 @@ struct Wire {
     api_version: String,
     cookie: Option<String>,
     count: Count,
+    dump: Option<std::path::PathBuf>,
+    dumped: u32,
+}
+
+/// What a streamed answer showed of itself: its first 4 kB and its last 64 bytes, and the
+/// matches of a pattern across it.
+struct Streamed {
+    head: String,
+    tail: String,
+    matches: u64,
 }
 
 /// What the streamed answer of one WaitForUpdatesEx told.
@@ -138,6 +198,14 @@ struct WaitAnswer {
     truncated: bool,
     /// `<kind>enter</kind>` elements, counted only when asked.
     enters: u64,
+}
+
+/// The session: the managed objects the sequences start from.
+struct Session {
+    session_manager: MoRef,
+    property_collector: MoRef,
+    view_manager: MoRef,
+    root_folder: MoRef,
 }
 
 impl Wire {
@@ -170,49 +238,238 @@ impl Wire {
         Ok((text, cookie))
     }
 
-    /// One WaitForUpdatesEx, its answer streamed through and dropped chunk by chunk.
-    async fn wait(&mut self, body: String, enters: Option<&Regex>) -> Result<WaitAnswer> {
+    /// A call whose answer is streamed through and dropped chunk by chunk; `count` counts the
+    /// matches of a pattern across chunk boundaries, with a carry-over shorter than it.
+    async fn stream(
+        &mut self,
+        call: &str,
+        body: String,
+        count: Option<&Regex>,
+    ) -> Result<Streamed> {
         const CARRY: usize = 64;
+        let sent = Instant::now();
+        let mut first_byte = None;
         let mut response = self
             .request(body)
             .timeout(Duration::from_secs(600))
             .send()
             .await
-            .context("WaitForUpdatesEx")?;
+            .context(call.to_string())?;
         self.count.requests += 1;
         if !response.status().is_success() {
             let status = response.status();
             let text = response.text().await.unwrap_or_default();
-            bail!("WaitForUpdatesEx: HTTP {status}: {}", head(&text));
+            bail!("{call}: HTTP {status}: {}", head(&text));
         }
-        // The version is the first element of the UpdateSet and `truncated` its last, so only
-        // the head and the tail of the answer are looked at; enters are counted across chunk
-        // boundaries with a carry-over shorter than the pattern.
+        let mut dump = match &self.dump {
+            Some(dir) if call == "WaitForUpdatesEx" => {
+                self.dumped += 1;
+                let path = dir.join(format!("wait-{}.xml", self.dumped));
+                Some(std::fs::File::create(&path).with_context(|| path.display().to_string())?)
+            }
+            _ => None,
+        };
         let mut head_buf: Vec<u8> = Vec::new();
         let mut window: Vec<u8> = Vec::new();
-        let mut count = 0u64;
-        while let Some(chunk) = response.chunk().await.context("WaitForUpdatesEx body")? {
+        let mut matches = 0u64;
+        while let Some(chunk) = response.chunk().await.context(call.to_string())? {
+            first_byte.get_or_insert_with(Instant::now);
             self.count.bytes += chunk.len() as u64;
+            if let Some(file) = dump.as_mut() {
+                std::io::Write::write_all(file, &chunk)?;
+            }
             if head_buf.len() < 4096 {
                 head_buf.extend_from_slice(&chunk[..chunk.len().min(4096)]);
             }
             let keep = window.len().saturating_sub(CARRY);
             window.drain(..keep);
             window.extend_from_slice(&chunk);
-            if let Some(re) = enters {
+            if let Some(re) = count {
                 let start = window.len() - chunk.len();
                 // Matches that end inside the carry were counted with the previous chunk.
-                count += re.find_iter(&window).filter(|m| m.end() > start).count() as u64;
+                matches += re.find_iter(&window).filter(|m| m.end() > start).count() as u64;
             }
         }
-        let head_text = String::from_utf8_lossy(&head_buf);
-        let tail_text = String::from_utf8_lossy(&window[window.len().saturating_sub(CARRY)..]);
-        Ok(WaitAnswer {
-            version: element(&head_text, "version").map(str::to_string),
-            truncated: tail_text.contains("<truncated>true</truncated>"),
-            enters: count,
+        let first_byte = first_byte.unwrap_or_else(Instant::now);
+        self.count.waiting_seconds += (first_byte - sent).as_secs_f64();
+        self.count.transfer_seconds += first_byte.elapsed().as_secs_f64();
+        Ok(Streamed {
+            head: String::from_utf8_lossy(&head_buf).into_owned(),
+            tail: String::from_utf8_lossy(&window[window.len().saturating_sub(CARRY)..])
+                .into_owned(),
+            matches,
         })
     }
+
+    /// One WaitForUpdatesEx. The version is the first element of the UpdateSet and
+    /// `truncated` its last, so only the head and the tail of the answer are looked at.
+    async fn wait(&mut self, body: String, enters: Option<&Regex>) -> Result<WaitAnswer> {
+        let answer = self.stream("WaitForUpdatesEx", body, enters).await?;
+        Ok(WaitAnswer {
+            version: element(&answer.head, "version").map(str::to_string),
+            truncated: answer.tail.contains("<truncated>true</truncated>"),
+            enters: answer.matches,
+        })
+    }
+
+    async fn login(&mut self, user: &str, password: &str) -> Result<Session> {
+        let (sc, early_cookie) = self
+            .call("RetrieveServiceContent", soap::retrieve_service_content())
+            .await?;
+        let session = Session {
+            session_manager: moref(&sc, "sessionManager")?,
+            property_collector: moref(&sc, "propertyCollector")?,
+            view_manager: moref(&sc, "viewManager")?,
+            root_folder: moref(&sc, "rootFolder")?,
+        };
+        self.api_version = element(&sc, "apiVersion")
+            .unwrap_or(BOOTSTRAP_API_VERSION)
+            .trim()
+            .to_string();
+        self.cookie = early_cookie.clone();
+        let body = soap::login(&session.session_manager, user, password);
+        let (_, cookie) = self.call("Login", body).await?;
+        self.cookie = Some(
+            cookie
+                .or(early_cookie)
+                .ok_or_else(|| anyhow!("no session cookie"))?,
+        );
+        Ok(session)
+    }
+}
+
+/// The exporter's cold sequence, after the login: its JSON fields and when it ended.
+async fn cold(
+    wire: &mut Wire,
+    session: &Session,
+    listed: &[MoRef],
+    two_collectors: bool,
+) -> Result<(String, Instant)> {
+    let body = soap::create_property_collector(&session.property_collector);
+    let (rv, _) = wire.call("CreatePropertyCollector", body.clone()).await?;
+    let pc = moref(&rv, "returnval")?;
+    let list_pc = if two_collectors {
+        let (rv, _) = wire.call("CreatePropertyCollector", body).await?;
+        moref(&rv, "returnval")?
+    } else {
+        pc.clone()
+    };
+    let body = soap::create_container_view(&session.view_manager, &session.root_folder, VIEW_TYPES);
+    let (rv, _) = wire.call("CreateContainerView", body).await?;
+    let view = moref(&rv, "returnval")?;
+    let body = soap::create_list_view(&session.view_manager, &[]);
+    let (rv, _) = wire.call("CreateListView", body).await?;
+    let list = moref(&rv, "returnval")?;
+    let body = soap::create_filter(&pc, &view, &property_specs());
+    wire.call("CreateFilter", body).await?;
+    let body = soap::create_filter(&list_pc, &list, &snapshot_vm_specs());
+    wire.call("CreateFilter", body).await?;
+    let setup = (wire.count.requests, wire.count.bytes);
+
+    let window = Instant::now();
+    let mut version = String::new();
+    let mut waits = 0u32;
+    loop {
+        let body = soap::wait_for_updates_ex(&pc, &version, MAX_WAIT_SECONDS, MAX_OBJECT_UPDATES);
+        let answer = wire.wait(body, None).await?;
+        waits += 1;
+        version = answer
+            .version
+            .ok_or_else(|| anyhow!("the first WaitForUpdatesEx answered empty"))?;
+        if !answer.truncated {
+            break;
+        }
+    }
+    let inventory_seconds = window.elapsed().as_secs_f64();
+    let inventory_bytes = wire.count.bytes - setup.1;
+    if !listed.is_empty() {
+        let body = soap::modify_list_view(&list, listed, &[]);
+        wire.call("ModifyListView", body).await?;
+        let enter = Regex::new("<kind>enter</kind>")?;
+        let mut entered = 0u64;
+        if two_collectors {
+            version.clear();
+        }
+        while entered < listed.len() as u64 {
+            let body =
+                soap::wait_for_updates_ex(&list_pc, &version, MAX_WAIT_SECONDS, MAX_OBJECT_UPDATES);
+            let answer = wire.wait(body, Some(&enter)).await?;
+            waits += 1;
+            let Some(v) = answer.version else {
+                bail!(
+                    "{} of {} VMs with snapshots never reported their files",
+                    listed.len() as u64 - entered,
+                    listed.len()
+                );
+            };
+            version = v;
+            entered += answer.enters;
+        }
+    }
+    let ended = Instant::now();
+    let window_seconds = (ended - window).as_secs_f64();
+    let done_unix = unix_now();
+    let done = (wire.count.requests, wire.count.bytes);
+    // Not timed: leave nothing behind on the server.
+    for collector in [&pc, &list_pc] {
+        let body = soap::destroy_property_collector(collector);
+        let _ = wire.call("DestroyPropertyCollector", body).await;
+        if !two_collectors {
+            break;
+        }
+    }
+    let fields = format!(
+        "\"window_seconds\":{window_seconds:.6},\"done_unix\":{done_unix:.6},\
+         \"window_requests\":{},\"window_response_bytes\":{},\"wait_calls\":{waits},\
+         \"snapshot_vms\":{},\"inventory_wait_seconds\":{inventory_seconds:.6},\
+         \"inventory_wait_bytes\":{inventory_bytes}",
+        done.0 - setup.0,
+        done.1 - setup.1,
+        listed.len(),
+    );
+    Ok((fields, ended))
+}
+
+/// One RetrievePropertiesEx of every VM property the exporter reads, for all VMs, and its
+/// continuations, after the login and the view: its JSON fields and when it ended.
+async fn floor(wire: &mut Wire, session: &Session) -> Result<(String, Instant)> {
+    let vms = ["VirtualMachine"];
+    let body = soap::create_container_view(&session.view_manager, &session.root_folder, &vms);
+    let (rv, _) = wire.call("CreateContainerView", body).await?;
+    let view = moref(&rv, "returnval")?;
+    let spec = [PropertySpec {
+        kind: "VirtualMachine",
+        paths: VM_PROPERTIES.iter().map(|p| p.path).collect(),
+    }];
+    let pc = &session.property_collector;
+    let setup = (wire.count.requests, wire.count.bytes);
+    let window = Instant::now();
+    let mut call = "RetrievePropertiesEx";
+    let mut body = soap::retrieve_properties_ex(pc, &view, &spec, None);
+    let objects = Regex::new("<objects>")?;
+    let mut count = 0;
+    loop {
+        let answer = wire.stream(call, body, Some(&objects)).await?;
+        count += answer.matches;
+        // The token is the first element of a RetrieveResult.
+        let Some(token) = element(&answer.head, "token") else {
+            break;
+        };
+        call = "ContinueRetrievePropertiesEx";
+        body = soap::continue_retrieve_properties_ex(pc, token);
+    }
+    let ended = Instant::now();
+    let window_seconds = (ended - window).as_secs_f64();
+    let done_unix = unix_now();
+    let done = (wire.count.requests, wire.count.bytes);
+    let _ = wire.call("DestroyView", soap::destroy_view(&view)).await;
+    let fields = format!(
+        "\"window_seconds\":{window_seconds:.6},\"done_unix\":{done_unix:.6},\
+         \"window_requests\":{},\"window_response_bytes\":{},\"objects\":{count}",
+        done.0 - setup.0,
+        done.1 - setup.1,
+    );
+    Ok((fields, ended))
 }
 
 #[tokio::main]
@@ -236,116 +493,28 @@ async fn main() -> Result<()> {
         api_version: BOOTSTRAP_API_VERSION.to_string(),
         cookie: None,
         count: Count::default(),
+        dump: std::env::var_os("WIRE_ONLY_DUMP").map(Into::into),
+        dumped: 0,
     };
 
     let started = Instant::now();
-    let (sc, early_cookie) = wire
-        .call("RetrieveServiceContent", soap::retrieve_service_content())
-        .await?;
-    let session_manager = moref(&sc, "sessionManager")?;
-    let property_collector = moref(&sc, "propertyCollector")?;
-    let view_manager = moref(&sc, "viewManager")?;
-    let root_folder = moref(&sc, "rootFolder")?;
-    wire.api_version = element(&sc, "apiVersion")
-        .unwrap_or(BOOTSTRAP_API_VERSION)
-        .trim()
-        .to_string();
-    wire.cookie = early_cookie.clone();
-    let body = soap::login(&session_manager, &args.user, &args.password);
-    let (_, cookie) = wire.call("Login", body).await?;
-    wire.cookie = Some(
-        cookie
-            .or(early_cookie)
-            .ok_or_else(|| anyhow!("no session cookie"))?,
-    );
-
-    let (rv, _) = wire
-        .call(
-            "CreatePropertyCollector",
-            soap::create_property_collector(&property_collector),
-        )
-        .await?;
-    let pc = moref(&rv, "returnval")?;
-    let body = soap::create_container_view(&view_manager, &root_folder, VIEW_TYPES);
-    let (rv, _) = wire.call("CreateContainerView", body).await?;
-    let view = moref(&rv, "returnval")?;
-    let (rv, _) = wire
-        .call("CreateListView", soap::create_list_view(&view_manager, &[]))
-        .await?;
-    let list = moref(&rv, "returnval")?;
-    wire.call(
-        "CreateFilter",
-        soap::create_filter(&pc, &view, &property_specs()),
-    )
-    .await?;
-    wire.call(
-        "CreateFilter",
-        soap::create_filter(&pc, &list, &snapshot_vm_specs()),
-    )
-    .await?;
-    let setup = (wire.count.requests, wire.count.bytes);
-
-    let window = Instant::now();
-    let mut version = String::new();
-    let mut waits = 0u32;
-    loop {
-        let body = soap::wait_for_updates_ex(&pc, &version, MAX_WAIT_SECONDS, MAX_OBJECT_UPDATES);
-        let answer = wire.wait(body, None).await?;
-        waits += 1;
-        version = answer
-            .version
-            .ok_or_else(|| anyhow!("the first WaitForUpdatesEx answered empty"))?;
-        if !answer.truncated {
-            break;
-        }
-    }
-    let inventory_seconds = window.elapsed().as_secs_f64();
-    let inventory_bytes = wire.count.bytes - setup.1;
-    if !listed.is_empty() {
-        let body = soap::modify_list_view(&list, &listed, &[]);
-        wire.call("ModifyListView", body).await?;
-        let enter = Regex::new("<kind>enter</kind>")?;
-        let mut entered = 0u64;
-        while entered < listed.len() as u64 {
-            let body =
-                soap::wait_for_updates_ex(&pc, &version, MAX_WAIT_SECONDS, MAX_OBJECT_UPDATES);
-            let answer = wire.wait(body, Some(&enter)).await?;
-            waits += 1;
-            let Some(v) = answer.version else {
-                bail!(
-                    "{} of {} VMs with snapshots never reported their files",
-                    listed.len() as u64 - entered,
-                    listed.len()
-                );
-            };
-            version = v;
-            entered += answer.enters;
-        }
-    }
-    let window_seconds = window.elapsed().as_secs_f64();
-    let total_seconds = started.elapsed().as_secs_f64();
-    let done = (wire.count.requests, wire.count.bytes);
-
-    // Not timed: leave nothing behind on the server.
+    let session = wire.login(&args.user, &args.password).await?;
+    let (fields, ended) = match args.mode {
+        Mode::Cold => cold(&mut wire, &session, &listed, false).await?,
+        Mode::TwoCollectors => cold(&mut wire, &session, &listed, true).await?,
+        Mode::Floor => floor(&mut wire, &session).await?,
+    };
+    let total_seconds = (ended - started).as_secs_f64();
     let _ = wire
-        .call(
-            "DestroyPropertyCollector",
-            soap::destroy_property_collector(&pc),
-        )
+        .call("Logout", soap::logout(&session.session_manager))
         .await;
-    let _ = wire.call("Logout", soap::logout(&session_manager)).await;
-
     println!(
-        "{{\"window_seconds\":{window_seconds:.6},\"total_seconds\":{total_seconds:.6},\
-         \"requests\":{},\"response_bytes\":{},\"window_requests\":{},\
-         \"window_response_bytes\":{},\"wait_calls\":{waits},\"snapshot_vms\":{},\
-         \"inventory_wait_seconds\":{inventory_seconds:.6},\
-         \"inventory_wait_bytes\":{inventory_bytes}}}",
-        done.0,
-        done.1,
-        done.0 - setup.0,
-        done.1 - setup.1,
-        listed.len()
+        "{{{fields},\"total_seconds\":{total_seconds:.6},\"requests\":{},\"response_bytes\":{},\
+         \"waiting_seconds\":{:.6},\"transfer_seconds\":{:.6}}}",
+        wire.count.requests,
+        wire.count.bytes,
+        wire.count.waiting_seconds,
+        wire.count.transfer_seconds
     );
     Ok(())
 }
