@@ -14,12 +14,16 @@
 //!   scopes of `inventory::VM_PROPERTIES`) for all VMs of a ContainerView, and its
 //!   continuations: the least any client can ask of vCenter for the same data, whatever its
 //!   protocol.
+//! - alternatives to the cold sequence, to measure what the protocol costs: `two-collectors`
+//!   (the ListView's filter on a second PropertyCollector, whose first WaitForUpdatesEx,
+//!   version "", answers with the files at once) and `unpaged` (no `maxObjectUpdates`, so one
+//!   answer per phase).
 //!
 //! It does not parse XML, build an inventory, or retry anything: any unexpected answer is an
 //! error.
 //!
 //! ```sh
-//! cargo run --release --example wire_only -- URL USER PASS CAFILE FACTSFILE [cold|floor]
+//! cargo run --release --example wire_only -- URL USER PASS CAFILE FACTSFILE [MODE]
 //! ```
 //!
 //! Prints one JSON line on stdout. `cold`: `window_seconds` covers the same span as the
@@ -56,6 +60,8 @@ enum Mode {
     /// The cold sequence with the ListView's filter on a second PropertyCollector, whose
     /// first WaitForUpdatesEx (version "") answers with the files at once.
     TwoCollectors,
+    /// The cold sequence without `maxObjectUpdates`: one answer per phase, however large.
+    Unpaged,
     Floor,
 }
 
@@ -78,8 +84,9 @@ fn args() -> Result<Args> {
             let mode = match mode.as_str() {
                 "cold" => Mode::Cold,
                 "two-collectors" => Mode::TwoCollectors,
+                "unpaged" => Mode::Unpaged,
                 "floor" => Mode::Floor,
-                other => bail!("unknown mode {other:?}: cold, two-collectors or floor"),
+                other => bail!("unknown mode {other:?}: cold, two-collectors, unpaged or floor"),
             };
             (url, user, password, ca_file, facts_file, mode)
         }
@@ -183,7 +190,7 @@ struct Wire {
     dumped: u32,
 }
 
-/// What a streamed answer showed of itself: its first 4 kB and its last 64 bytes, and the
+/// What a streamed answer showed of itself: its first 4 kB and its last 512 bytes, and the
 /// matches of a pattern across it.
 struct Streamed {
     head: String,
@@ -247,6 +254,7 @@ impl Wire {
         count: Option<&Regex>,
     ) -> Result<Streamed> {
         const CARRY: usize = 64;
+        const TAIL: usize = 512;
         let sent = Instant::now();
         let mut first_byte = None;
         let mut response = self
@@ -271,6 +279,7 @@ impl Wire {
         };
         let mut head_buf: Vec<u8> = Vec::new();
         let mut window: Vec<u8> = Vec::new();
+        let mut tail: Vec<u8> = Vec::new();
         let mut matches = 0u64;
         while let Some(chunk) = response.chunk().await.context(call.to_string())? {
             first_byte.get_or_insert_with(Instant::now);
@@ -284,6 +293,9 @@ impl Wire {
             let keep = window.len().saturating_sub(CARRY);
             window.drain(..keep);
             window.extend_from_slice(&chunk);
+            tail.extend_from_slice(&chunk[chunk.len().saturating_sub(TAIL)..]);
+            let cut = tail.len().saturating_sub(TAIL);
+            tail.drain(..cut);
             if let Some(re) = count {
                 let start = window.len() - chunk.len();
                 // Matches that end inside the carry were counted with the previous chunk.
@@ -295,8 +307,7 @@ impl Wire {
         self.count.transfer_seconds += first_byte.elapsed().as_secs_f64();
         Ok(Streamed {
             head: String::from_utf8_lossy(&head_buf).into_owned(),
-            tail: String::from_utf8_lossy(&window[window.len().saturating_sub(CARRY)..])
-                .into_owned(),
+            tail: String::from_utf8_lossy(&tail).into_owned(),
             matches,
         })
     }
@@ -344,6 +355,7 @@ async fn cold(
     session: &Session,
     listed: &[MoRef],
     two_collectors: bool,
+    max_objects: u32,
 ) -> Result<(String, Instant)> {
     let body = soap::create_property_collector(&session.property_collector);
     let (rv, _) = wire.call("CreatePropertyCollector", body.clone()).await?;
@@ -370,7 +382,7 @@ async fn cold(
     let mut version = String::new();
     let mut waits = 0u32;
     loop {
-        let body = soap::wait_for_updates_ex(&pc, &version, MAX_WAIT_SECONDS, MAX_OBJECT_UPDATES);
+        let body = soap::wait_for_updates_ex(&pc, &version, MAX_WAIT_SECONDS, max_objects);
         let answer = wire.wait(body, None).await?;
         waits += 1;
         version = answer
@@ -391,8 +403,7 @@ async fn cold(
             version.clear();
         }
         while entered < listed.len() as u64 {
-            let body =
-                soap::wait_for_updates_ex(&list_pc, &version, MAX_WAIT_SECONDS, MAX_OBJECT_UPDATES);
+            let body = soap::wait_for_updates_ex(&list_pc, &version, MAX_WAIT_SECONDS, max_objects);
             let answer = wire.wait(body, Some(&enter)).await?;
             waits += 1;
             let Some(v) = answer.version else {
@@ -500,8 +511,9 @@ async fn main() -> Result<()> {
     let started = Instant::now();
     let session = wire.login(&args.user, &args.password).await?;
     let (fields, ended) = match args.mode {
-        Mode::Cold => cold(&mut wire, &session, &listed, false).await?,
-        Mode::TwoCollectors => cold(&mut wire, &session, &listed, true).await?,
+        Mode::Cold => cold(&mut wire, &session, &listed, false, MAX_OBJECT_UPDATES).await?,
+        Mode::TwoCollectors => cold(&mut wire, &session, &listed, true, MAX_OBJECT_UPDATES).await?,
+        Mode::Unpaged => cold(&mut wire, &session, &listed, false, 0).await?,
         Mode::Floor => floor(&mut wire, &session).await?,
     };
     let total_seconds = (ended - started).as_secs_f64();

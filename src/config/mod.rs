@@ -97,8 +97,9 @@ pub struct VcenterConfig {
     /// again (default 10 minutes): vCenter and Active Directory lock an account after a few
     /// failures, for everyone who uses it.
     pub login_retry_interval: Duration,
-    /// The largest answer body read whole, and the largest single value in a streamed answer
-    /// (default 256 MiB); a larger one fails that call instead of growing the exporter.
+    /// The largest answer body read whole (default 256 MiB); a larger one fails that call
+    /// instead of growing the exporter. A single value of a streamed answer is limited to
+    /// 64 MiB, or to this when lower (`ClientOptions::max_value_size`).
     pub max_response_size: u64,
     /// The host I/O counters (`perf_*` keys).
     pub perf: PerfConfig,
