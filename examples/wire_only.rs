@@ -6,14 +6,17 @@
 //!   [`vsphere_backup_exporter::vsphere::soap`], with the property specs of
 //!   [`vsphere_backup_exporter::vsphere::inventory`]) with the same headers, and pulls out of
 //!   the answers only what the next request needs (session cookie, API version, managed object
-//!   ids, the update version, `truncated`) by plain string search. The VMs with snapshots,
-//!   which the exporter learns by parsing the snapshot trees, come from the simulator's facts
-//!   file instead. So its time is what the simulator and the wire cost; the exporter's time
+//!   ids, the update version, `truncated`) by plain string search. The VMs with snapshots and
+//!   the Windows guests, which the exporter learns by parsing the inventory, come from the
+//!   simulator's facts file instead; the probe of the keyed `disk.EnableUUID` path is sent
+//!   as the mirror sends it, and its answer is taken as a refusal (the simulator's) when it
+//!   names InvalidProperty. So its time is what the simulator and the wire cost; the exporter's time
 //!   over it is what its parsing and mirror cost.
-//! - `floor`: one RetrievePropertiesEx of every VM property path the exporter reads (both
-//!   scopes of `inventory::VM_PROPERTIES`) for all VMs of a ContainerView, and its
-//!   continuations: the least any client can ask of vCenter for the same data, whatever its
-//!   protocol.
+//! - `floor`: one RetrievePropertiesEx of the VM property paths the exporter reads of every VM
+//!   and of the VMs with snapshots (those scopes of `inventory::VM_PROPERTIES`) for all VMs of
+//!   a ContainerView, and its continuations: the least any client can ask of vCenter for the
+//!   same data, whatever its protocol. The keyed `disk.EnableUUID` (refused by the simulator)
+//!   and `config.extraConfig` (read for Windows guests only) are left out.
 //! - alternatives to the cold sequence, to measure what the protocol costs: `two-collectors`
 //!   (the ListView's filter on a second PropertyCollector, whose first WaitForUpdatesEx,
 //!   version "", answers with the files at once) and `unpaged` (no `maxObjectUpdates`, so one
@@ -43,14 +46,16 @@ use anyhow::{Context, Result, anyhow, bail};
 use regex::bytes::Regex;
 use vsphere_backup_exporter::vsphere::client::session_cookie;
 use vsphere_backup_exporter::vsphere::inventory::{
-    VIEW_TYPES, VM_PROPERTIES, property_specs, snapshot_vm_specs,
+    Scope, VIEW_TYPES, VM_PROPERTIES, property_specs_with, snapshot_vm_specs, windows_vm_specs,
 };
+use vsphere_backup_exporter::vsphere::inventory_backup::ENABLE_UUID_PATH;
 use vsphere_backup_exporter::vsphere::model::MoRef;
 use vsphere_backup_exporter::vsphere::soap::{self, PropertySpec};
 
 /// The same constants as the mirror's (src/vsphere/mirror/protocol.rs).
 const MAX_WAIT_SECONDS: u32 = 30;
 const MAX_OBJECT_UPDATES: u32 = 1000;
+const PROBE_VMS: u32 = 20;
 /// What the client asks before vCenter has told its API version (src/vsphere/client.rs).
 const BOOTSTRAP_API_VERSION: &str = "6.5";
 
@@ -102,24 +107,34 @@ fn args() -> Result<Args> {
     })
 }
 
-/// The ids of the VMs with snapshots, in the order the exporter lists them (its inventory is a
-/// BTreeMap keyed by id, so string order).
-fn snapshot_vms(facts_file: &str) -> Result<Vec<MoRef>> {
+/// The VMs the exporter lists: those with snapshots and the Windows guests, in the order the
+/// exporter lists them (its inventory is a BTreeMap keyed by id, so string order).
+struct Listed {
+    snapshot_vms: Vec<MoRef>,
+    windows_vms: Vec<MoRef>,
+}
+
+fn listed_vms(facts_file: &str) -> Result<Listed> {
     let text = std::fs::read_to_string(facts_file).with_context(|| facts_file.to_string())?;
     let facts: serde_json::Value = serde_json::from_str(&text).context("facts JSON")?;
     let vms = facts["vms"]
         .as_array()
         .ok_or_else(|| anyhow!("facts without vms"))?;
-    let mut ids: Vec<String> = vms
-        .iter()
-        .filter(|vm| vm["snapshot_count"].as_u64().unwrap_or(0) > 0)
-        .filter_map(|vm| vm["id"].as_str().map(str::to_string))
-        .collect();
-    ids.sort();
-    Ok(ids
-        .iter()
-        .map(|id| MoRef::new("VirtualMachine", id))
-        .collect())
+    let ids = |keep: &dyn Fn(&serde_json::Value) -> bool| {
+        let mut ids: Vec<String> = vms
+            .iter()
+            .filter(|vm| keep(vm))
+            .filter_map(|vm| vm["id"].as_str().map(str::to_string))
+            .collect();
+        ids.sort();
+        ids.iter()
+            .map(|id| MoRef::new("VirtualMachine", id))
+            .collect()
+    };
+    Ok(Listed {
+        snapshot_vms: ids(&|vm| vm["snapshot_count"].as_u64().unwrap_or(0) > 0),
+        windows_vms: ids(&|vm| vm["windows"].as_bool().unwrap_or(false)),
+    })
 }
 
 /// The text of the first `<tag …>text</tag>` in `body`.
@@ -210,6 +225,7 @@ struct WaitAnswer {
 /// The session: the managed objects the sequences start from.
 struct Session {
     session_manager: MoRef,
+    custom_fields_manager: Option<MoRef>,
     property_collector: MoRef,
     view_manager: MoRef,
     root_folder: MoRef,
@@ -243,6 +259,21 @@ impl Wire {
             bail!("{call}: HTTP {status}: {}", head(&text));
         }
         Ok((text, cookie))
+    }
+
+    /// A call whose answer is read whole, a SOAP fault (HTTP 500) included: the probe, which
+    /// vCenter may refuse with a fault.
+    async fn call_any(&mut self, call: &str, body: String) -> Result<String> {
+        let response = self.request(body).send().await.context(call.to_string())?;
+        self.count.requests += 1;
+        let status = response.status();
+        let bytes = response.bytes().await.context(call.to_string())?;
+        self.count.bytes += bytes.len() as u64;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if !status.is_success() && status.as_u16() != 500 {
+            bail!("{call}: HTTP {status}: {}", head(&text));
+        }
+        Ok(text)
     }
 
     /// A call whose answer is streamed through and dropped chunk by chunk; `count` counts the
@@ -329,6 +360,7 @@ impl Wire {
             .await?;
         let session = Session {
             session_manager: moref(&sc, "sessionManager")?,
+            custom_fields_manager: moref(&sc, "customFieldsManager").ok(),
             property_collector: moref(&sc, "propertyCollector")?,
             view_manager: moref(&sc, "viewManager")?,
             root_folder: moref(&sc, "rootFolder")?,
@@ -353,7 +385,7 @@ impl Wire {
 async fn cold(
     wire: &mut Wire,
     session: &Session,
-    listed: &[MoRef],
+    listed: &Listed,
     two_collectors: bool,
     max_objects: u32,
 ) -> Result<(String, Instant)> {
@@ -372,10 +404,34 @@ async fn cold(
     let body = soap::create_list_view(&session.view_manager, &[]);
     let (rv, _) = wire.call("CreateListView", body).await?;
     let list = moref(&rv, "returnval")?;
-    let body = soap::create_filter(&pc, &view, &property_specs());
+    // The probe of the keyed disk.EnableUUID path, as the mirror sends it.
+    let probe = [PropertySpec {
+        kind: "VirtualMachine",
+        paths: vec![ENABLE_UUID_PATH],
+    }];
+    let body =
+        soap::retrieve_properties_ex(&session.property_collector, &view, &probe, Some(PROBE_VMS));
+    let answer = wire.call_any("RetrievePropertiesEx", body).await?;
+    let keyed = !answer.contains("InvalidProperty");
+    if let Some(token) = element(&answer, "token") {
+        let body = soap::cancel_retrieve_properties_ex(&session.property_collector, token);
+        wire.call("CancelRetrievePropertiesEx", body).await?;
+    }
+    let extra: Vec<MoRef> = session.custom_fields_manager.iter().cloned().collect();
+    let body = soap::create_filter_with_objects(&pc, &view, &property_specs_with(keyed), &extra);
     wire.call("CreateFilter", body).await?;
     let body = soap::create_filter(&list_pc, &list, &snapshot_vm_specs());
     wire.call("CreateFilter", body).await?;
+    let windows_list = if keyed {
+        None
+    } else {
+        let body = soap::create_list_view(&session.view_manager, &[]);
+        let (rv, _) = wire.call("CreateListView", body).await?;
+        let windows = moref(&rv, "returnval")?;
+        let body = soap::create_filter(&list_pc, &windows, &windows_vm_specs());
+        wire.call("CreateFilter", body).await?;
+        Some(windows)
+    };
     let setup = (wire.count.requests, wire.count.bytes);
 
     let window = Instant::now();
@@ -394,23 +450,33 @@ async fn cold(
     }
     let inventory_seconds = window.elapsed().as_secs_f64();
     let inventory_bytes = wire.count.bytes - setup.1;
-    if !listed.is_empty() {
-        let body = soap::modify_list_view(&list, listed, &[]);
+    let mut expected = 0u64;
+    if !listed.snapshot_vms.is_empty() {
+        let body = soap::modify_list_view(&list, &listed.snapshot_vms, &[]);
         wire.call("ModifyListView", body).await?;
+        expected += listed.snapshot_vms.len() as u64;
+    }
+    if let Some(windows) = &windows_list
+        && !listed.windows_vms.is_empty()
+    {
+        let body = soap::modify_list_view(windows, &listed.windows_vms, &[]);
+        wire.call("ModifyListView", body).await?;
+        expected += listed.windows_vms.len() as u64;
+    }
+    if expected > 0 {
         let enter = Regex::new("<kind>enter</kind>")?;
         let mut entered = 0u64;
         if two_collectors {
             version.clear();
         }
-        while entered < listed.len() as u64 {
+        while entered < expected {
             let body = soap::wait_for_updates_ex(&list_pc, &version, MAX_WAIT_SECONDS, max_objects);
             let answer = wire.wait(body, Some(&enter)).await?;
             waits += 1;
             let Some(v) = answer.version else {
                 bail!(
-                    "{} of {} VMs with snapshots never reported their files",
-                    listed.len() as u64 - entered,
-                    listed.len()
+                    "{} of {expected} listed VMs never reported their properties",
+                    expected - entered,
                 );
             };
             version = v;
@@ -432,11 +498,13 @@ async fn cold(
     let fields = format!(
         "\"window_seconds\":{window_seconds:.6},\"done_unix\":{done_unix:.6},\
          \"window_requests\":{},\"window_response_bytes\":{},\"wait_calls\":{waits},\
-         \"snapshot_vms\":{},\"inventory_wait_seconds\":{inventory_seconds:.6},\
+         \"snapshot_vms\":{},\"windows_vms\":{},\"keyed_enable_uuid\":{keyed},\
+         \"inventory_wait_seconds\":{inventory_seconds:.6},\
          \"inventory_wait_bytes\":{inventory_bytes}",
         done.0 - setup.0,
         done.1 - setup.1,
-        listed.len(),
+        listed.snapshot_vms.len(),
+        if keyed { 0 } else { listed.windows_vms.len() },
     );
     Ok((fields, ended))
 }
@@ -450,7 +518,11 @@ async fn floor(wire: &mut Wire, session: &Session) -> Result<(String, Instant)> 
     let view = moref(&rv, "returnval")?;
     let spec = [PropertySpec {
         kind: "VirtualMachine",
-        paths: VM_PROPERTIES.iter().map(|p| p.path).collect(),
+        paths: VM_PROPERTIES
+            .iter()
+            .filter(|p| matches!(p.scope, Scope::EveryVm | Scope::VmsWithSnapshots))
+            .map(|p| p.path)
+            .collect(),
     }];
     let pc = &session.property_collector;
     let setup = (wire.count.requests, wire.count.bytes);
@@ -486,7 +558,7 @@ async fn floor(wire: &mut Wire, session: &Session) -> Result<(String, Instant)> 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = args()?;
-    let listed = snapshot_vms(&args.facts_file)?;
+    let listed = listed_vms(&args.facts_file)?;
     let pem = std::fs::read(&args.ca_file).with_context(|| args.ca_file.clone())?;
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
