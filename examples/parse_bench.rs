@@ -7,7 +7,7 @@
 //! ```
 //!
 //! For each file it prints MB/s of: quick-xml's `Reader` and `NsReader` reading every event
-//! and doing nothing with it, and `inventory::read_updates` applying every update to an
+//! and doing nothing with it, and `properties::read_updates` applying every update to an
 //! inventory (what the mirror does on a cold start), best of 3 runs
 //! (`PARSE_BENCH_RUNS`), or only some (`PARSE_BENCH_ONLY=read_updates`). Not part of
 //! `make bench`.
@@ -18,8 +18,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use quick_xml::events::Event;
 use quick_xml::{NsReader, Reader};
-use vsphere_backup_exporter::vsphere::inventory;
 use vsphere_backup_exporter::vsphere::model::Inventory;
+use vsphere_backup_exporter::vsphere::properties;
 use vsphere_backup_exporter::vsphere::xml::Limits;
 
 /// The mirror's read buffer (src/vsphere/mirror.rs).
@@ -65,7 +65,7 @@ fn ns_tokens(bytes: &[u8]) -> Result<usize> {
 fn decode(bytes: &[u8]) -> Result<usize> {
     let mut inv = Inventory::default();
     let mut n = 0;
-    inventory::read_updates(
+    properties::read_updates(
         BufReader::with_capacity(BUFFER, bytes),
         &Limits::default(),
         |_, update| {

@@ -4,7 +4,7 @@
 //! - `cold` (the default): the exporter's cold sequence. It sends byte for byte what the mirror
 //!   sends on a cold start (the envelopes come from the crate's own builders in
 //!   [`vsphere_backup_exporter::vsphere::soap`], with the property specs of
-//!   [`vsphere_backup_exporter::vsphere::inventory`]) with the same headers, and pulls out of
+//!   [`vsphere_backup_exporter::vsphere::properties`]) with the same headers, and pulls out of
 //!   the answers only what the next request needs (session cookie, API version, managed object
 //!   ids, the update version, `truncated`) by plain string search. The VMs with snapshots and
 //!   the Windows guests, which the exporter learns by parsing the inventory, come from the
@@ -13,7 +13,7 @@
 //!   names InvalidProperty. So its time is what the simulator and the wire cost; the exporter's time
 //!   over it is what its parsing and mirror cost.
 //! - `floor`: one RetrievePropertiesEx of the VM property paths the exporter reads of every VM
-//!   and of the VMs with snapshots (those scopes of `inventory::VM_PROPERTIES`) for all VMs of
+//!   and of the VMs with snapshots (those scopes of `properties::VM_PROPERTIES`) for all VMs of
 //!   a ContainerView, and its continuations: the least any client can ask of vCenter for the
 //!   same data, whatever its protocol. The keyed `disk.EnableUUID` (refused by the simulator)
 //!   and `config.extraConfig` (read for Windows guests only) are left out.
@@ -45,11 +45,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use regex::bytes::Regex;
 use vsphere_backup_exporter::vsphere::client::session_cookie;
-use vsphere_backup_exporter::vsphere::inventory::{
+use vsphere_backup_exporter::vsphere::model::MoRef;
+use vsphere_backup_exporter::vsphere::properties::backup::ENABLE_UUID_PATH;
+use vsphere_backup_exporter::vsphere::properties::{
     Scope, VIEW_TYPES, VM_PROPERTIES, property_specs_with, snapshot_vm_specs, windows_vm_specs,
 };
-use vsphere_backup_exporter::vsphere::inventory_backup::ENABLE_UUID_PATH;
-use vsphere_backup_exporter::vsphere::model::MoRef;
 use vsphere_backup_exporter::vsphere::soap::{self, PropertySpec};
 
 /// The same constants as the mirror's (src/vsphere/mirror/protocol.rs).

@@ -4,19 +4,19 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vsphere_backup_exporter::vsphere::inventory::{self, InventoryBuilder};
+use vsphere_backup_exporter::vsphere::properties::{self, InventoryBuilder};
 use vsphere_backup_exporter::vsphere::xml;
 
 fuzz_target!(|data: &[u8]| {
     let _ = xml::read_returnval(data);
     let limits = xml::Limits::default();
     let mut builder = InventoryBuilder::default();
-    let _ = inventory::read_objects(data, &limits, |object| {
+    let _ = properties::read_objects(data, &limits, |object| {
         builder.add_object(object);
         Ok(())
     });
     let mut inventory = builder.finish();
-    let _ = inventory::read_updates(data, &limits, |_, update| {
+    let _ = properties::read_updates(data, &limits, |_, update| {
         let _ = inventory.apply_changes(&update.obj, update.changes);
         Ok(())
     });

@@ -9,8 +9,8 @@ use std::fmt::Write;
 use quick_xml::escape::escape;
 
 use super::error::ParseError;
-use super::inventory::parse_datetime;
 use super::model::MoRef;
+use super::properties::parse_datetime;
 use super::soap::{VIM25, envelope};
 use super::xml::{Node, SoapReader};
 use crate::backup::history::{Event, EventKind, TaskInfo, TaskState};

@@ -3,11 +3,10 @@
 //!
 //! - [`soap`]: request envelopes (pure functions).
 //! - [`xml`]: reading answers and faults, namespace-aware and object by object.
-//! - [`inventory`]: which properties are asked for and how they become the [`model`].
+//! - [`properties`]: which properties are asked for (one table of property paths) and how
+//!   their values become the [`model`]; [`properties::backup`] decodes the backup checks' own.
 //! - [`perf`]: the PerformanceManager's host counters: envelopes, parsers, batching.
 //! - [`perf_poll`]: one vCenter's host counters cycle by cycle (state between cycles, batches).
-//! - [`inventory`]: which properties are asked for and how they become the [`model`];
-//!   [`inventory_backup`] the backup checks' properties among them.
 //! - [`events`]: the event history follower, a source of its own (`EventHistoryCollector`).
 //! - [`client`]: transport, the one session per vCenter that every source shares, re-login,
 //!   the pause after a refused login; with [`mirror`], the only modules that do I/O.
@@ -16,13 +15,12 @@
 pub mod client;
 pub mod error;
 pub mod events;
-pub mod inventory;
-pub mod inventory_backup;
 pub mod mirror;
 pub mod model;
 pub mod names;
 pub mod perf;
 pub mod perf_poll;
+pub mod properties;
 pub mod soap;
 pub mod xml;
 

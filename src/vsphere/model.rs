@@ -2,7 +2,7 @@
 //! words (`rootSnapshotList`, `layoutEx`, `toolsVersionStatus2`), with the few derived facts
 //! (snapshot sizes, chain depth, the host → cluster → datacenter walk) computed here once.
 //!
-//! This module owns no I/O and no Prometheus: [`super::inventory`] fills it from the
+//! This module owns no I/O and no Prometheus: [`super::properties`] fills it from the
 //! PropertyCollector, and collectors only read it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -75,7 +75,7 @@ pub struct Vm {
     pub backup: VmBackup,
 }
 
-/// The VM properties of the backup checks (see [`super::inventory_backup`]).
+/// The VM properties of the backup checks (see [`super::properties::backup`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VmBackup {
     /// `customValue`: (field key, value), in vCenter's order.

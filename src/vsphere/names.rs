@@ -6,7 +6,7 @@
 //! when it does not already start one of these three. The exporter decodes names once, where
 //! they are read from an answer, so labels carry what an administrator typed and sees.
 //!
-//! It owns only that decoding, not where names are read (see [`super::inventory`]).
+//! It owns only that decoding, not where names are read (see [`super::properties`]).
 
 use std::borrow::Cow;
 

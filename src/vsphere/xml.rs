@@ -4,7 +4,7 @@
 //! Large answers are read straight from events into whatever the caller builds, element by
 //! element: [`read_update_set`] and [`read_retrieve_result`] stop at each ObjectUpdate or
 //! ObjectContent and hand the cursor to the caller, which decodes it (see
-//! [`super::inventory`]); nothing of the document is kept as a tree. Small answers (Login,
+//! [`super::properties`]); nothing of the document is kept as a tree. Small answers (Login,
 //! RetrieveServiceContent, faults) are read into a generic [`Node`] tree.
 //!
 //! vCenter and the simulator bind the same namespaces to different prefixes (`xsi:type`

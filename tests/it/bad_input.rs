@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 
 use vsphere_backup_exporter::config::Config;
-use vsphere_backup_exporter::vsphere::inventory::{self, InventoryBuilder};
+use vsphere_backup_exporter::vsphere::properties::{self, InventoryBuilder};
 use vsphere_backup_exporter::vsphere::xml;
 
 /// Every reader of vCenter answers on the same bytes, and the inventory they fill (the same
@@ -16,12 +16,12 @@ fn read_everything(data: &[u8]) {
     let _ = xml::read_returnval(data);
     let limits = xml::Limits::default();
     let mut builder = InventoryBuilder::default();
-    let _ = inventory::read_objects(data, &limits, |object| {
+    let _ = properties::read_objects(data, &limits, |object| {
         builder.add_object(object);
         Ok(())
     });
     let mut inventory = builder.finish();
-    let _ = inventory::read_updates(data, &limits, |_, update| {
+    let _ = properties::read_updates(data, &limits, |_, update| {
         let _ = inventory.apply_changes(&update.obj, update.changes);
         Ok(())
     });

@@ -7,12 +7,12 @@
 
 use vsphere_backup_exporter::vsphere::client::{ChannelReader, Session};
 use vsphere_backup_exporter::vsphere::error::{CallError, Error, ParseError};
-use vsphere_backup_exporter::vsphere::inventory::{
+use vsphere_backup_exporter::vsphere::model::MoRef;
+use vsphere_backup_exporter::vsphere::properties::backup::is_windows_vm;
+use vsphere_backup_exporter::vsphere::properties::{
     self, InventoryBuilder, VIEW_TYPES, custom_fields_spec, property_specs, snapshot_vm_specs,
     vms_with_snapshots, windows_vm_specs,
 };
-use vsphere_backup_exporter::vsphere::inventory_backup::is_windows_vm;
-use vsphere_backup_exporter::vsphere::model::MoRef;
 use vsphere_backup_exporter::vsphere::{Client, Inventory, soap, xml};
 
 /// The whole inventory, logging in first when needed and once more when vCenter no longer
@@ -143,7 +143,7 @@ fn read_objects(
     builder: &mut InventoryBuilder,
 ) -> Result<Option<String>, ParseError> {
     let limits = input.limits();
-    inventory::read_objects(input, &limits, |object| {
+    properties::read_objects(input, &limits, |object| {
         builder.add_object(object);
         Ok(())
     })

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use crate::vsphere::client::ChannelReader;
 use crate::vsphere::error::ParseError;
-use crate::vsphere::inventory::{
+use crate::vsphere::model::{Inventory, MoId};
+use crate::vsphere::properties::backup::is_windows_vm;
+use crate::vsphere::properties::{
     self, ObjectUpdate, Property, UpdateKind, clear_snapshot_vm_properties,
 };
-use crate::vsphere::inventory_backup::is_windows_vm;
-use crate::vsphere::model::{Inventory, MoId};
 use crate::vsphere::xml::UpdateSetHead;
 
 /// Which of our filters an update came through.
@@ -21,7 +21,7 @@ pub(super) enum Filter {
     Inventory,
     SnapshotVms,
     /// `config.extraConfig` of Windows guests, where vCenter refuses the keyed path of
-    /// `disk.EnableUUID` (see [`crate::vsphere::inventory_backup`]).
+    /// `disk.EnableUUID` (see [`crate::vsphere::properties::backup`]).
     WindowsVms,
 }
 
@@ -103,7 +103,7 @@ pub(super) fn read_into<T: UpdateSink>(
     sink: &mut T,
 ) -> Result<Option<UpdateSetHead>, ParseError> {
     let limits = input.limits();
-    inventory::read_updates(input, &limits, |filter, update| sink.update(filter, update))
+    properties::read_updates(input, &limits, |filter, update| sink.update(filter, update))
 }
 
 /// True when an update is about a VM in the ListView.
@@ -162,7 +162,7 @@ pub(super) fn windows_delta(
         match inventory.vms.get_mut(id) {
             Some(vm) if is_windows_vm(vm) => {}
             Some(vm) => {
-                inventory::clear_vm_property(Arc::make_mut(vm), Property::ExtraConfig);
+                properties::clear_vm_property(Arc::make_mut(vm), Property::ExtraConfig);
                 remove.push(id.clone());
             }
             None => remove.push(id.clone()),
@@ -192,7 +192,7 @@ pub(super) fn apply_update(
             }
             Filter::WindowsVms => {
                 if let Some(vm) = inventory.vms.get_mut(&obj.value) {
-                    inventory::clear_vm_property(Arc::make_mut(vm), Property::ExtraConfig);
+                    properties::clear_vm_property(Arc::make_mut(vm), Property::ExtraConfig);
                 }
             }
         }
@@ -212,7 +212,7 @@ mod tests {
 
     fn updates(xml: &str) -> Vec<(String, ObjectUpdate)> {
         let mut out = Vec::new();
-        inventory::read_updates(xml.as_bytes(), &Limits::default(), |f, u| {
+        properties::read_updates(xml.as_bytes(), &Limits::default(), |f, u| {
             out.push((f.to_string(), u));
             Ok(())
         })

@@ -32,8 +32,8 @@ use self::apply::{
 use self::protocol::OwnCollector;
 use super::client::{Client, Session};
 use super::error::{CallError, Error};
-use super::inventory::{snapshot_vm_specs, windows_vm_specs};
 use super::model::{Inventory, MoId};
+use super::properties::{snapshot_vm_specs, windows_vm_specs};
 use crate::source::{
     self, Erased, Feed, Publisher, RunningSource, Settling, SourceStatus, Task, unix_now,
 };

@@ -12,11 +12,11 @@ use super::Follower;
 use super::apply::{FilterIds, UpdateSink, read_into};
 use crate::vsphere::client::Session;
 use crate::vsphere::error::{CallError, Error};
-use crate::vsphere::inventory::{
+use crate::vsphere::model::{Inventory, MoId, MoRef};
+use crate::vsphere::properties::backup::ENABLE_UUID_PATH;
+use crate::vsphere::properties::{
     self, ObjectUpdate, VIEW_TYPES, property_specs_with, snapshot_vm_specs, windows_vm_specs,
 };
-use crate::vsphere::inventory_backup::ENABLE_UUID_PATH;
-use crate::vsphere::model::{Inventory, MoId, MoRef};
 use crate::vsphere::soap;
 use crate::vsphere::soap::PropertySpec;
 use crate::vsphere::xml::{self, Node, UpdateSetHead};
@@ -328,7 +328,7 @@ impl Follower {
         loop {
             let bytes = self.client.call(call, session, body).await?;
             let limits = self.client.limits();
-            let token = inventory::read_objects(&bytes[..], &limits, |object| {
+            let token = properties::read_objects(&bytes[..], &limits, |object| {
                 apply_object(inventory, object);
                 Ok(())
             })

@@ -2,7 +2,7 @@
 //! (`CustomFieldsManager.field`) and values (`customValue`), `disk.EnableUUID`, and a
 //! datastore's VMFS extents. Their paths, and those of the checks' plain values (the notes,
 //! changed block tracking, the guest family, the datastores a VM's files are on, a datastore's
-//! space, type and accessibility), are rows of the tables in [`super::inventory`], which make
+//! space, type and accessibility), are rows of the tables in [`super`], which make
 //! both the requests and the parse.
 //!
 //! `disk.EnableUUID` is one key of `config.extraConfig`, whose whole value is large (at 40,000
@@ -14,10 +14,10 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use super::error::ParseError;
-use super::inventory::{Bad, parse_num};
-use super::model::{CustomField, Vm};
-use super::xml::Cursor;
+use super::{Bad, parse_num};
+use crate::vsphere::error::ParseError;
+use crate::vsphere::model::{CustomField, Vm};
+use crate::vsphere::xml::Cursor;
 
 /// The one key of `config.extraConfig` the checks need, as a keyed property path.
 pub const ENABLE_UUID_PATH: &str = r#"config.extraConfig["disk.EnableUUID"]"#;
@@ -153,8 +153,8 @@ pub fn read_datastore_extents<R: BufRead>(cur: &mut Cursor<R>) -> Result<Vec<Str
 
 #[cfg(test)]
 mod tests {
-    use crate::vsphere::inventory::{Change, ChangeOp, InventoryBuilder, Property, read_objects};
     use crate::vsphere::model::{Inventory, MoRef};
+    use crate::vsphere::properties::{Change, ChangeOp, InventoryBuilder, Property, read_objects};
     use crate::vsphere::xml::Limits;
 
     fn apply(xml: &str) -> (Inventory, usize) {

@@ -1,11 +1,12 @@
-//! What the exporter asks the PropertyCollector for, and how the answers become the typed
-//! [`Inventory`].
+//! The property paths the exporter asks the PropertyCollector for, and how their values become
+//! the typed [`Inventory`] (the model itself is [`super::model`]). No I/O: the mirror
+//! ([`super::mirror`]) sends the requests made here and hands the answers to this parse.
 //!
 //! One table, [`VM_PROPERTIES`], lists the VirtualMachine properties read, and one,
 //! [`OTHER_PROPERTIES`], those of the other object types: the requests
 //! ([`property_specs_with`], [`snapshot_vm_specs`], [`windows_vm_specs`]) and the parse
 //! ([`property_of`]) are both made from them. Values are decoded straight from the XML events
-//! into the model ([`read_value`]; the backup checks' values in [`super::inventory_backup`]);
+//! into the model ([`read_value`]; the backup checks' values in [`backup`]);
 //! an ObjectUpdate or ObjectContent becomes an [`ObjectUpdate`] ([`read_object`]) that
 //! [`Inventory::apply_changes`] applies.
 //!
@@ -13,15 +14,17 @@
 //! as malformed for that one property; the XML around it is still read to its end, so one odd
 //! VM never costs the rest of the answer.
 
+pub mod backup;
+
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::sync::Arc;
 
-use super::error::ParseError;
-use super::inventory_backup::{
+use self::backup::{
     ENABLE_UUID_PATH, EXTRA_CONFIG_PATH, read_custom_fields, read_custom_values,
     read_datastore_extents, read_enable_uuid, read_extra_config_enable_uuid,
 };
+use super::error::ParseError;
 use super::model::{
     ComputeResource, CustomField, Datacenter, Datastore, DiskLayout, Folder, Host, Inventory,
     LayoutEx, LayoutFile, MoId, MoRef, SnapshotInfo, SnapshotLayout, SnapshotTree, Vm,
@@ -84,7 +87,7 @@ pub enum Property {
     /// counters are reported under.
     Url,
     /// `customValue`: a VM's custom attribute values (the backup checks', as the next ones;
-    /// see [`super::inventory_backup`]).
+    /// see [`backup`]).
     CustomValue,
     /// `config.annotation`: the notes.
     Annotation,
