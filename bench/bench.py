@@ -19,7 +19,11 @@ with snapshot trees) and measures, in this order:
    VMs, see CHURN) until the mirror has every change (at least a minute), with the full
    retrievals seen in it;
 5. (both sizes) growth: the 40k/5k ratios of cold time and RSS;
-6. (at 5,000 VMs) the Python vmware-exporter 0.18.4, cold and warm scrape time and peak RSS.
+6. (at 5,000 VMs) the Python vmware-exporter 0.18.4, cold and warm scrape time and peak RSS;
+7. (at 40,000 VMs) what the backup checks add (examples/backup_cost.rs): the bytes of their VM
+   and datastore properties, of config.extraConfig for Windows guests and for all VMs, and of
+   the event follower (the history read back, an idle round, a new event), with the CPU and
+   time the simulator spent on each, in a table of its own.
 
 It prints one table and writes target/bench/results.{json,md}. It never fails on a figure: a
 missed target is marked in the table, not an exit status. It exits non-zero only when something
@@ -29,7 +33,9 @@ Stdlib only. Environment: BENCH_SIZES (default "5000,40000"), BENCH_COLD_RUNS (3
 BENCH_COLD_ONLY (1: the cold start only), BENCH_ALTERNATIVES (1: other cold sequences too),
 BENCH_SCRAPES (200), BENCH_STEADY_SECONDS (60), BENCH_PEER_SIZE (5000),
 BENCH_PEER_WARM_SCRAPES (5), BENCH_CHURN ("5000=0.01,40000=0.001"), BENCH_CHURN_MAX_SECONDS
-(600), BENCH_REQUEST_TIMEOUT (10m, the exporter's request_timeout), BENCH_LOG_LEVEL (info).
+(600), BENCH_REQUEST_TIMEOUT (10m, the exporter's request_timeout), BENCH_LOG_LEVEL (info),
+BENCH_BACKUP_COST_SIZE (40000: the size the backup checks' cost is measured at; 0: never),
+BENCH_BACKUP_COST_ONLY (1: that measurement only).
 The exporter inherits the environment (MIMALLOC_* options, for instance).
 
 Before each measurement the simulator is left to finish what it still works on (Simulator.settle),
@@ -59,6 +65,7 @@ VCSIM = ROOT / "tests" / "vcsim" / "vcsim"
 EXPORTER = Path(os.environ.get("BENCH_EXPORTER",
                                ROOT / "target" / "release" / "vsphere_backup_exporter"))
 WIRE_ONLY = ROOT / "target" / "release" / "examples" / "wire_only"
+BACKUP_COST = ROOT / "target" / "release" / "examples" / "backup_cost"
 PEER = WORK / "venv" / "bin" / "vmware_exporter"
 
 SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "5000,40000").split(",") if s.strip()]
@@ -68,6 +75,8 @@ ALTERNATIVES = (["two-collectors", "unpaged"] if os.environ.get("BENCH_ALTERNATI
                 else [])
 # Only the cold start (items 1 and 3 of it): a quick look, not the whole table.
 COLD_ONLY = os.environ.get("BENCH_COLD_ONLY") == "1"
+BACKUP_COST_SIZE = int(os.environ.get("BENCH_BACKUP_COST_SIZE", "40000"))
+BACKUP_COST_ONLY = os.environ.get("BENCH_BACKUP_COST_ONLY") == "1"
 SCRAPES = int(os.environ.get("BENCH_SCRAPES", "200"))
 STEADY_SECONDS = float(os.environ.get("BENCH_STEADY_SECONDS", "60"))
 PEER_SIZE = int(os.environ.get("BENCH_PEER_SIZE", "5000"))
@@ -341,6 +350,31 @@ def wire_only(sim, mode="cold"):
     return result
 
 
+def backup_cost(sim):
+    """examples/backup_cost.rs against the simulator: one JSON object of bytes and counts, with
+    the simulator's CPU and the wall time of the whole measurement."""
+    sim.settle()
+    log("  backup checks' cost (examples/backup_cost.rs)")
+    sim_cpu = cpu_seconds(sim.proc.pid)
+    before = sim.stats()
+    started = time.monotonic()
+    out = subprocess.run(
+        [str(BACKUP_COST), sim.url, USER, PASSWORD, str(sim.ca)],
+        capture_output=True, text=True, timeout=3600,
+    )
+    if out.returncode != 0:
+        raise Failure(f"backup_cost failed: {out.stderr.strip()[-2000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["seconds"] = time.monotonic() - started
+    result["simulator_cpu_seconds"] = cpu_seconds(sim.proc.pid) - sim_cpu
+    result["stats"] = delta(before, sim.stats())
+    log(f"  backup checks: +{result['vm_backup_paths_added_bytes'] / 1e6:.1f} MB of VM "
+        f"properties, {result['windows_vms']} Windows guests' extraConfig "
+        f"{result['extra_config_windows_only_bytes'] / 1e6:.1f} MB, history "
+        f"{result['history_bytes'] / 1e6:.2f} MB ({result['seconds']:.0f} s)")
+    return result
+
+
 class Exporter:
     """The exporter against one simulator, started cold and followed by a first scrape."""
 
@@ -592,7 +626,12 @@ def run_size(vms):
         "simulator_rss_bytes": proc_status(sim.proc.pid).get("VmRSS"),
     }
     exporter = None
+    measure_backup_cost = vms == BACKUP_COST_SIZE and BACKUP_COST.exists()
     try:
+        if BACKUP_COST_ONLY:
+            if measure_backup_cost:
+                result["backup_cost"] = backup_cost(sim)
+            return result
         wires, floors, colds = [], [], []
         alternatives = {mode: [] for mode in ALTERNATIVES}
         for i in range(COLD_RUNS):
@@ -656,6 +695,10 @@ def run_size(vms):
                           "gzip_bytes": exporter.page_gzip_bytes}
         if COLD_ONLY:
             result["exporter_peak_rss_bytes"] = proc_status(exporter.proc.pid).get("VmHWM")
+            exporter.stop()
+            exporter = None
+            if measure_backup_cost:
+                result["backup_cost"] = backup_cost(sim)
             return result
         log(f"  {SCRAPES} warm scrapes")
         result["warm"] = scrape_latency(exporter, SCRAPES)
@@ -684,6 +727,8 @@ def run_size(vms):
             result["peer"] = peer(sim, int(sim.hostport.rsplit(":", 1)[1]))
             result["peer"]["ours_cold_seconds"] = statistics.median(
                 e.cold_scrape_seconds for e in colds)
+        if measure_backup_cost:
+            result["backup_cost"] = backup_cost(sim)
         result["simulator_peak_rss_bytes"] = proc_status(sim.proc.pid).get("VmHWM")
     finally:
         if exporter:
@@ -877,6 +922,37 @@ def table(results, info):
     return header, rows
 
 
+def backup_table(results):
+    """Rows of (what, bytes) of the backup checks' cost, from the size it was measured at."""
+    r = next((r["backup_cost"] for r in results if "backup_cost" in r), None)
+    if r is None:
+        return None
+    vms = r["vms"]
+    per_vm = r["vm_backup_paths_added_bytes"] / vms if vms else 0
+    rows = [
+        ["the VM properties of the inventory before the checks (full retrieval)",
+         f"{r['vm_base_bytes']:,}"],
+        ["added by customValue, config.annotation, config.changeTrackingEnabled, "
+         "guest.guestFamily, datastore",
+         f"+{r['vm_backup_paths_added_bytes']:,} "
+         f"(+{r['vm_backup_paths_added_bytes'] / r['vm_base_bytes']:.0%}; {per_vm:,.0f} B a VM)"],
+        [f"config.extraConfig of the {r['windows_vms']:,} Windows guests (the fallback; a "
+         "ListView of their own)", f"{r['extra_config_windows_only_bytes']:,}"],
+        ["config.extraConfig of all VMs, which the exporter does not read",
+         f"+{r['extra_config_all_vms_added_bytes']:,}"],
+        ["datastore summary.* and info", f"{r['datastore_backup_paths_bytes']:,}"],
+        ["event history read back, per event",
+         f"{r['history_bytes_per_event']:,} ({r['history_events_read']:,} events: "
+         f"{r['history_bytes']:,})"],
+        ["event follower idle: an empty WaitForUpdatesEx / a ReadNextEvents after the history",
+         f"{r['idle_wait_bytes']:,} + {r['idle_read_next_bytes']:,}"],
+        ["event follower: the first latestPage (10 events)", f"{r['latest_page_first_bytes']:,}"],
+        ["the whole measurement: simulator CPU s / wall s",
+         f"{r['simulator_cpu_seconds']:.0f} / {r['seconds']:.0f}"],
+    ]
+    return [f"backup checks at {vms:,} VMs", "bytes"], rows
+
+
 def render(header, rows):
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     lines = []
@@ -888,27 +964,50 @@ def render(header, rows):
 
 
 def markdown(header, rows, info):
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        out.append("| " + " | ".join(str(c).replace("|", "/") for c in r) + " |")
+    out = md_table(header, rows)
     m = (f"Machine: {info['cpus']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB RAM, "
          f"Linux {info['kernel']}; {info['rustc']}; {info['go']}; Python {info['python']}; "
          f"exporter at {info['revision']}; {info['date']}.")
     return m + "\n\n" + "\n".join(out) + "\n"
 
 
+def md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        out.append("| " + " | ".join(str(c).replace("|", "/") for c in r) + " |")
+    return out
+
+
+def report(results, info):
+    """The tables (the main one unless only the backup checks' cost was measured), as text
+    for the terminal and as markdown for results.md."""
+    texts, mds = [], []
+    if not BACKUP_COST_ONLY and any("cold" in r for r in results):
+        header, rows = table(results, info)
+        texts.append(render(header, rows))
+        mds.append(markdown(header, rows, info))
+    backup = backup_table(results)
+    if backup:
+        texts.append(render(*backup))
+        mds.append("\n".join(md_table(*backup)) + "\n")
+    return "\n\n".join(texts), "\n".join(mds)
+
+
 def main():
     if sys.argv[1:] == ["--table"]:
         # The table of the last run again, from its results (after a change to the table).
         saved = json.loads((WORK / "results.json").read_text())
-        header, rows = table(saved["results"], saved["machine"])
-        (WORK / "results.md").write_text(markdown(header, rows, saved["machine"]))
-        print(render(header, rows))
+        text, md = report(saved["results"], saved["machine"])
+        (WORK / "results.md").write_text(md)
+        print(text)
         return
     for path, how in ((VCSIM, "make tests/vcsim/vcsim"), (EXPORTER, "cargo build --release"),
                       (WIRE_ONLY, "cargo build --release --example wire_only")):
         if not path.exists():
             sys.exit(f"{path} is missing: {how} (make bench does it)")
+    if not BACKUP_COST.exists():
+        log(f"{BACKUP_COST} is missing: the backup checks' cost is skipped "
+            "(cargo build --release --example backup_cost; make bench does it)")
     if not PEER.exists():
         log(f"{PEER} is missing: the vmware-exporter comparison is skipped (make bench installs it)")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -920,10 +1019,10 @@ def main():
         results.append(run_size(vms))
         (WORK / "results.json").write_text(json.dumps(
             {"machine": info, "results": results}, indent=2, default=str))
-    header, rows = table(results, info)
-    (WORK / "results.md").write_text(markdown(header, rows, info))
+    text, md = report(results, info)
+    (WORK / "results.md").write_text(md)
     print()
-    print(render(header, rows))
+    print(text)
     print()
     print(f"{info['cpus']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB; "
           f"{(time.monotonic() - started) / 60:.1f} min. Details: {WORK}/results.json, "
