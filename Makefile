@@ -38,7 +38,7 @@ test: deps $(VCSIM) check-alerts
 check-alerts: deps
 	@scripts/check-alerts.sh
 
-## bench: performance at 5,000 and 40,000 VMs, as ratios to baselines of the same run (~10 min; not part of test)
+## bench: performance at 5,000 and 40,000 VMs, as ratios to baselines of the same run, the backup checks' cost, host I/O (~15 min; not part of test)
 bench: deps $(VCSIM)
 	@bench/run.sh
 	@python3 bench/hostio.py

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: builds what the benchmark runs (the exporter and the wire-only client in release
 # mode; the simulator is built by make), installs the Python vmware-exporter it compares with
-# into target/bench/venv, then runs bench/bench.py, which prints the table. ~9 min on 2 CPUs.
+# into target/bench/venv, then runs bench/bench.py, which prints the tables. ~12 min on 2 CPUs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
