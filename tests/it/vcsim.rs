@@ -290,7 +290,9 @@ impl Vcsim {
     }
 
     /// The simulator's base URL and an HTTPS client trusting its certificate.
-    fn http(&self) -> (String, reqwest::Client) {
+    /// The simulator's base URL (without `/sdk`) and an HTTP client that trusts it, for
+    /// [`Vcsim::control_with`] from a task of its own.
+    pub fn http(&self) -> (String, reqwest::Client) {
         let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
         if self.url.starts_with("https:") {
             let pem = std::fs::read(&self.cert).unwrap();
@@ -338,6 +340,15 @@ impl Vcsim {
     /// the change goes through the simulator's own update path, so WaitForUpdatesEx reports it.
     pub async fn control(&self, command: serde_json::Value) -> serde_json::Value {
         let (base, client) = self.http();
+        Self::control_with(&base, &client, command).await
+    }
+
+    /// [`Vcsim::control`] with the base URL and client of [`Vcsim::http`].
+    pub async fn control_with(
+        base: &str,
+        client: &reqwest::Client,
+        command: serde_json::Value,
+    ) -> serde_json::Value {
         let response = client
             .post(format!("{base}/_control"))
             .body(command.to_string())

@@ -71,6 +71,8 @@ type controlRequest struct {
 	EventTypeID string  `json:"event_type_id"`
 	Fail        bool    `json:"fail"`
 	User        string  `json:"user"`
+	Datastore   string  `json:"datastore"`
+	FreeBytes   *int64  `json:"free_bytes"`
 }
 
 // controlResult is the JSON answer besides "ok": true.
@@ -94,6 +96,7 @@ var controlOps = map[string]controlOp{
 	"drop_sessions":        {nil, nil, (*controller).dropSessionsOp},
 	"churn":                {[]string{"fraction"}, []string{"seed"}, (*controller).churnOp},
 	"post_event":           {[]string{"vm"}, []string{"task", "event_type_id", "fail", "user"}, (*controller).postEventOp},
+	"set_datastore_free":   {[]string{"datastore", "free_bytes"}, nil, (*controller).setDatastoreFreeOp},
 }
 
 // controlError is a failure with the HTTP status it is answered with.

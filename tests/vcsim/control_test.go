@@ -1334,3 +1334,22 @@ func TestLegacyLayoutOfListsDescriptorsNewestFirst(t *testing.T) {
 		t.Errorf("legacy layout:\n%s%v %v", b.String(), legacy.ConfigFile, legacy.Disk)
 	}
 }
+
+func TestOpSetDatastoreFreeSetsSummaryAndInfo(t *testing.T) {
+	inControlProcess(t)
+	ds := datastoreByName(datastoreName)
+	if ds == nil {
+		t.Fatalf("no datastore %s", datastoreName)
+	}
+	free := ds.Summary.Capacity / 3
+	control(t, map[string]interface{}{"op": "set_datastore_free", "datastore": datastoreName, "free_bytes": free})
+	if got, info := ds.Summary.FreeSpace, ds.Info.GetDatastoreInfo().FreeSpace; got != free || info != free {
+		t.Errorf("summary.freeSpace %d, info.freeSpace %d, want %d", got, info, free)
+	}
+	if status, _ := controlCall(t, fmt.Sprintf(`{"op":"set_datastore_free","datastore":%q,"free_bytes":-1}`, datastoreName)); status != http.StatusBadRequest {
+		t.Errorf("negative free space: %d, want 400", status)
+	}
+	if status, _ := controlCall(t, `{"op":"set_datastore_free","datastore":"nope","free_bytes":1}`); status != http.StatusNotFound {
+		t.Errorf("unknown datastore: %d, want 404", status)
+	}
+}

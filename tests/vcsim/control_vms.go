@@ -319,6 +319,25 @@ func (c *controller) addVMOp(req controlRequest) (controlResult, error) {
 	return controlResult{"vm": ref.Value, "host": pl.host.ref.Value}, nil
 }
 
+// setDatastoreFreeOp sets a datastore's free space (summary.freeSpace and info.freeSpace), as
+// files written by others would: {"op":"set_datastore_free","datastore":"LocalDS_0","free_bytes":N}.
+func (c *controller) setDatastoreFreeOp(req controlRequest) (controlResult, error) {
+	ds := datastoreByName(req.Datastore)
+	if ds == nil {
+		return nil, notFound("datastore %q: not in the inventory", req.Datastore)
+	}
+	free := *req.FreeBytes
+	if free < 0 || free > ds.Summary.Capacity {
+		return nil, badRequest("free_bytes %d: not within 0 and the capacity %d", free, ds.Summary.Capacity)
+	}
+	simulator.Map.WithLock(ds, func() {
+		ds.Summary.FreeSpace = free
+		ds.Info.GetDatastoreInfo().FreeSpace = free
+	})
+	publishDatastoreSpace([]types.ManagedObjectReference{ds.Self})
+	return controlResult{"datastore": ds.Self.Value, "free_bytes": free}, nil
+}
+
 // publishDatastoreSpace reports the free space of datastores: the simulator takes a new VM's
 // disks from it (and gives a destroyed VM's back) without telling WaitForUpdatesEx.
 func publishDatastoreSpace(datastores []types.ManagedObjectReference) {
