@@ -1342,11 +1342,11 @@ func TestOpSetDatastoreFreeSetsSummaryAndInfo(t *testing.T) {
 		t.Fatalf("no datastore %s", datastoreName)
 	}
 	free := ds.Summary.Capacity / 3
-	control(t, map[string]interface{}{"op": "set_datastore_free", "datastore": datastoreName, "free_bytes": free})
+	control(t, map[string]interface{}{"op": "set_datastore_free", "datastore": ds.Self.Value, "free_bytes": free})
 	if got, info := ds.Summary.FreeSpace, ds.Info.GetDatastoreInfo().FreeSpace; got != free || info != free {
 		t.Errorf("summary.freeSpace %d, info.freeSpace %d, want %d", got, info, free)
 	}
-	if status, _ := controlCall(t, fmt.Sprintf(`{"op":"set_datastore_free","datastore":%q,"free_bytes":-1}`, datastoreName)); status != http.StatusBadRequest {
+	if status, _ := controlCall(t, fmt.Sprintf(`{"op":"set_datastore_free","datastore":%q,"free_bytes":-1}`, ds.Self.Value)); status != http.StatusBadRequest {
 		t.Errorf("negative free space: %d, want 400", status)
 	}
 	if status, _ := controlCall(t, `{"op":"set_datastore_free","datastore":"nope","free_bytes":1}`); status != http.StatusNotFound {

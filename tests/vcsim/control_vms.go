@@ -321,10 +321,24 @@ func (c *controller) addVMOp(req controlRequest) (controlResult, error) {
 
 // setDatastoreFreeOp sets a datastore's free space (summary.freeSpace and info.freeSpace), as
 // files written by others would: {"op":"set_datastore_free","datastore":"LocalDS_0","free_bytes":N}.
+// The datastore is named by its id, or by its name where only one has it.
 func (c *controller) setDatastoreFreeOp(req controlRequest) (controlResult, error) {
-	ds := datastoreByName(req.Datastore)
-	if ds == nil {
-		return nil, notFound("datastore %q: not in the inventory", req.Datastore)
+	ds, ok := simulator.Map.Get(types.ManagedObjectReference{Type: "Datastore", Value: req.Datastore}).(*simulator.Datastore)
+	if !ok {
+		var named []*simulator.Datastore
+		for _, e := range simulator.Map.All("Datastore") {
+			if d := e.(*simulator.Datastore); d.Name == req.Datastore {
+				named = append(named, d)
+			}
+		}
+		switch len(named) {
+		case 0:
+			return nil, notFound("datastore %q: not in the inventory", req.Datastore)
+		case 1:
+			ds = named[0]
+		default:
+			return nil, badRequest("datastore %q: %d datastores have that name; give its id", req.Datastore, len(named))
+		}
 	}
 	free := *req.FreeBytes
 	if free < 0 || free > ds.Summary.Capacity {
