@@ -8,8 +8,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -50,24 +48,11 @@ func runBackupTests(m *testing.M) int {
 	return m.Run()
 }
 
-var passedBackup = regexp.MustCompile(`(?m)^\s*--- PASS: (TestBackupScenario\S+)`)
-
 func TestBackupScenarioRunsInAProcessOfItsOwn(t *testing.T) {
 	if backupSrv != nil {
 		t.Skip("already in the backup process")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBackupScenario", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), backupProcessEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("backup tests: %v\n%s", err, out)
-	}
-	passed := passedBackup.FindAllStringSubmatch(string(out), -1)
-	if len(passed) < 6 {
-		t.Fatalf("%d backup tests passed, want at least 6:\n%s", len(passed), out)
-	}
+	runInAProcessOfTheirOwn(t, "TestBackupScenario", backupProcessEnv, 2*time.Minute, 6)
 }
 
 func inBackupProcess(t *testing.T) (*vim25.Client, context.Context) {

@@ -18,9 +18,7 @@ import (
 	"math/rand"
 	"net/http"
 	"os"
-	"os/exec"
 	"reflect"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -62,29 +60,11 @@ func runControlTests(m *testing.M) int {
 	return m.Run()
 }
 
-var passedOp = regexp.MustCompile(`(?m)^\s*--- PASS: (TestOp\S+)`)
-
 func TestControlOpsRunInAProcessOfTheirOwn(t *testing.T) {
 	if controlSrv != nil {
 		t.Skip("already in the control process")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestOp", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), controlProcessEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("control tests: %v\n%s", err, out)
-	}
-	passed := passedOp.FindAllStringSubmatch(string(out), -1)
-	if len(passed) == 0 {
-		t.Fatalf("no control test ran:\n%s", out)
-	}
-	names := make([]string, len(passed))
-	for i, p := range passed {
-		names[i] = p[1]
-	}
-	t.Logf("passed in the control process: %s", strings.Join(names, ", "))
+	runInAProcessOfTheirOwn(t, "TestOp", controlProcessEnv, 5*time.Minute, 1)
 }
 
 func inControlProcess(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -41,6 +42,30 @@ var (
 
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
+}
+
+// runInAProcessOfTheirOwn runs the tests whose names start with prefix in a child test process
+// with env set (TestMain builds their scenario there instead of the golden ones), and fails t
+// unless it exits cleanly with at least min of them passed.
+func runInAProcessOfTheirOwn(t *testing.T, prefix, env string, timeout time.Duration, min int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+prefix, "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s* tests: %v\n%s", prefix, err, out)
+	}
+	passed := regexp.MustCompile(`(?m)^\s*--- PASS: (`+prefix+`\S+)`).FindAllStringSubmatch(string(out), -1)
+	if len(passed) < min {
+		t.Fatalf("%d %s* tests passed, want at least %d:\n%s", len(passed), prefix, min, out)
+	}
+	names := make([]string, len(passed))
+	for i, p := range passed {
+		names[i] = p[1]
+	}
+	t.Logf("passed in their own process: %s", strings.Join(names, ", "))
 }
 
 func runTests(m *testing.M) int {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -53,23 +52,11 @@ func runHostsTests(m *testing.M) int {
 	return m.Run()
 }
 
-var passedHosts = regexp.MustCompile(`(?m)^\s*--- PASS: (TestHosts\S+)`)
-
 func TestHostsScenarioRunsInAProcessOfItsOwn(t *testing.T) {
 	if hostsSrv != nil {
 		t.Skip("already in the hosts process")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHosts", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), hostsProcessEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("hosts tests: %v\n%s", err, out)
-	}
-	if n := len(passedHosts.FindAllString(string(out), -1)); n < 4 {
-		t.Fatalf("%d hosts tests passed, want at least 4:\n%s", n, out)
-	}
+	runInAProcessOfTheirOwn(t, "TestHosts", hostsProcessEnv, 3*time.Minute, 4)
 }
 
 func inHostsProcess(t *testing.T) {
