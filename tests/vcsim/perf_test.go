@@ -59,11 +59,18 @@ func TestHostsScenarioRunsInAProcessOfItsOwn(t *testing.T) {
 	runInAProcessOfTheirOwn(t, "TestHosts", hostsProcessEnv, 3*time.Minute, 4)
 }
 
-func inHostsProcess(t *testing.T) {
+// inHostsProcess skips the test outside the hosts process; inside, it returns a client logged
+// in to the hosts scenario (logged out when the test ends) and a 30 s context.
+func inHostsProcess(t *testing.T) (*vim25.Client, context.Context) {
 	t.Helper()
 	if hostsSrv == nil {
 		t.Skip("runs in the hosts process (TestHostsScenarioRunsInAProcessOfItsOwn)")
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	c, sm := loginTo(ctx, t, hostsSrv)
+	t.Cleanup(func() { _ = sm.Logout(ctx) })
+	return c, ctx
 }
 
 // counterIDs reads perfCounter over the network: group.name.rollup → key.
@@ -331,11 +338,7 @@ func isInvalidArgument(err error, property string) bool {
 // Counter ids are shifted by 1000 and net.droppedRx.summation is gone, in perfCounter as in the
 // facts and in the host's available metrics.
 func TestHostsCounterIDsAreShiftedAndOneCounterIsDropped(t *testing.T) {
-	inHostsProcess(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, sm := loginTo(ctx, t, hostsSrv)
-	defer func() { _ = sm.Logout(ctx) }()
+	c, ctx := inHostsProcess(t)
 	ids := counterIDs(ctx, t, c)
 	if ids["disk.read.average"] != 1130 || ids["cpu.usage.average"] != 1002 {
 		t.Errorf("disk.read.average %d cpu.usage.average %d, want 1130 and 1002", ids["disk.read.average"], ids["cpu.usage.average"])
@@ -357,11 +360,7 @@ func TestHostsCounterIDsAreShiftedAndOneCounterIsDropped(t *testing.T) {
 // The hosts are in the states the facts give, and summary.url of each datastore ends in the
 // instance id the facts give.
 func TestHostsStatesAndDatastoreURLsAreServed(t *testing.T) {
-	inHostsProcess(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, sm := loginTo(ctx, t, hostsSrv)
-	defer func() { _ = sm.Logout(ctx) }()
+	c, ctx := inHostsProcess(t)
 	pc := property.DefaultCollector(c)
 	states := map[string]int{}
 	for _, f := range hostsSim.facts.Hosts {
@@ -401,11 +400,7 @@ func TestHostsStatesAndDatastoreURLsAreServed(t *testing.T) {
 
 // With maxQueryMetrics set to 10: QueryOptions tells it, 10 metrics pass, 11 are refused.
 func TestHostsMaxQueryMetricsSettingIsServedAndEnforced(t *testing.T) {
-	inHostsProcess(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, sm := loginTo(ctx, t, hostsSrv)
-	defer func() { _ = sm.Logout(ctx) }()
+	c, ctx := inHostsProcess(t)
 	res, err := methods.QueryOptions(ctx, c, &types.QueryOptions{This: *c.ServiceContent.Setting, Name: maxQueryMetricsKey})
 	if err != nil || len(res.Returnval) != 1 || fmt.Sprint(res.Returnval[0].GetOptionValue().Value) != "10" {
 		t.Fatalf("QueryOptions: %v %+v", err, res)
@@ -428,11 +423,7 @@ func TestHostsMaxQueryMetricsSettingIsServedAndEnforced(t *testing.T) {
 // A host that is not connected has no available metrics and gets no samples, and the asking is
 // counted; a host in maintenance still answers.
 func TestHostsUnconnectedHostsAnswerNothingAndAreCounted(t *testing.T) {
-	inHostsProcess(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, sm := loginTo(ctx, t, hostsSrv)
-	defer func() { _ = sm.Logout(ctx) }()
+	c, ctx := inHostsProcess(t)
 	ids := counterIDs(ctx, t, c)
 	before := perfStatsOf(t, hostsSrv)
 	for _, name := range []string{"DC0_C0_H2", "DC0_C0_H3", "DC0_C0_H4"} {
