@@ -18,6 +18,8 @@
 //! - [`reload`]: reading the configuration again and swapping it in, without a restart.
 //! - [`cli`]: flags, logging, and the program's run loop.
 
+#![forbid(unsafe_code)]
+
 pub mod backup;
 pub mod cli;
 pub mod collector;

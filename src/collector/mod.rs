@@ -197,9 +197,17 @@ impl Sink {
         out.push('\n');
     }
 
-    /// The sample lines of each catalogue entry, in catalogue order.
+    /// The sample lines of each catalogue entry, in catalogue order. Each buffer gives back
+    /// what its doubling left unused (up to half of it) before it is cached: a shrink in place,
+    /// not a copy.
     pub fn into_families(self) -> Vec<Bytes> {
-        self.families.into_iter().map(Bytes::from).collect()
+        self.families
+            .into_iter()
+            .map(|mut family| {
+                family.shrink_to_fit();
+                Bytes::from(family)
+            })
+            .collect()
     }
 }
 

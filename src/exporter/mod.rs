@@ -18,7 +18,7 @@ mod target;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,8 +28,8 @@ use tracing::warn;
 use crate::collector::catalogue::BUILD_INFO_NAME;
 use crate::collector::{blackout, concat, render};
 use crate::config::Config;
-use crate::source::unix_now;
-use crate::vsphere;
+use crate::source::{Feed, unix_now};
+use crate::vsphere::{self, Inventory};
 pub use target::{Target, TargetRead};
 
 /// How long a scrape without a deadline waits for a target on its first sync.
@@ -76,22 +76,29 @@ pub struct Page {
 }
 
 impl Page {
-    /// The whole page as text (joined on demand: only scrapers without gzip need it).
-    pub fn text(&self) -> Bytes {
-        let segments: Vec<Bytes> = self
-            .parts
+    /// The page's text, segment by segment (what a scraper without gzip is sent).
+    pub fn segments(&self) -> Vec<Bytes> {
+        self.parts
             .iter()
             .flat_map(|p| p.segments.iter().cloned())
-            .collect();
-        concat(&segments)
+            .collect()
+    }
+
+    /// The whole page as one text (a copy: for tools and tests).
+    pub fn text(&self) -> Bytes {
+        concat(&self.segments())
     }
 
     /// The page gzipped: one gzip member per part (RFC 1952 allows a sequence of members,
     /// and HTTP clients, Prometheus' among them, read them as one stream). Blocking: call it
     /// off the async workers.
+    pub fn gzip_members(&self) -> Vec<Bytes> {
+        self.parts.iter().map(|p| p.gzipped()).collect()
+    }
+
+    /// The gzip members joined (a copy: for tools and tests).
     pub fn gzip(&self) -> Bytes {
-        let members: Vec<Bytes> = self.parts.iter().map(|p| p.gzipped()).collect();
-        concat(&members)
+        concat(&self.gzip_members())
     }
 
     /// The text as a string, for tests and tools.
@@ -111,15 +118,49 @@ type PageKey = (usize, u64, Vec<u64>);
 /// target kept across a reload renders again with the new one.
 static CONFIG_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// The last cached part of `/metrics`, and of `/probe` for each target.
+struct PageCaches {
+    metrics: Mutex<PageCache>,
+    probes: Vec<Mutex<PageCache>>,
+}
+
+impl PageCaches {
+    /// Forgets every cached part that holds target `index`'s output.
+    fn forget(&self, index: usize) {
+        for cache in std::iter::once(&self.metrics).chain(&self.probes) {
+            let mut cache = lock(cache);
+            if cache
+                .as_ref()
+                .is_some_and(|(key, _)| key.iter().any(|(i, _, _)| *i == index))
+            {
+                *cache = None;
+            }
+        }
+    }
+
+    /// The bytes of text and gzip the cached parts hold.
+    fn bytes(&self) -> usize {
+        std::iter::once(&self.metrics)
+            .chain(&self.probes)
+            .map(|cache| {
+                lock(cache).as_ref().map_or(0, |(_, part)| {
+                    part.segments.iter().map(Bytes::len).sum::<usize>()
+                        + part.gzip.get().map_or(0, Bytes::len)
+                })
+            })
+            .sum()
+    }
+}
+
 /// All configured targets plus the exporter's own metrics.
 pub struct Exporter {
     config: Arc<Config>,
     config_id: u64,
     targets: Vec<Arc<Target>>,
     own: Registry,
-    /// The last cached part of `/metrics`, and of `/probe` for each target.
-    metrics_cache: Mutex<PageCache>,
-    probe_caches: Vec<Mutex<PageCache>>,
+    caches: Arc<PageCaches>,
+    /// Set once [`Exporter::start`] has started the tasks that free renders on a lost sync.
+    started: OnceLock<()>,
 }
 
 impl Exporter {
@@ -142,23 +183,47 @@ impl Exporter {
                 None => Target::build(vc).map(Arc::new),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let probe_caches = targets.iter().map(|_| Mutex::new(None)).collect();
+        let caches = Arc::new(PageCaches {
+            metrics: Mutex::new(None),
+            probes: targets.iter().map(|_| Mutex::new(None)).collect(),
+        });
         Ok(Exporter {
             config,
             config_id: CONFIG_IDS.fetch_add(1, Ordering::Relaxed),
             targets,
             own: own_registry(),
-            metrics_cache: Mutex::new(None),
-            probe_caches,
+            caches,
+            started: OnceLock::new(),
         })
     }
 
-    /// Starts every target's sources (they connect in the background). Call it inside the
-    /// tokio runtime, once listening; a second call does nothing.
+    /// Starts every target's sources (they connect in the background), and for each a task
+    /// that frees its rendered output as soon as its inventory is out of sync. Call it inside
+    /// the tokio runtime, once listening; a second call does nothing.
     pub fn start(&self) {
+        self.started.get_or_init(|| {
+            for (index, target) in self.targets.iter().enumerate() {
+                target.start(&self.config);
+                if let Some(mirror) = target.mirror() {
+                    tokio::spawn(forget_renders_out_of_sync(
+                        index,
+                        mirror.feed().clone(),
+                        Arc::downgrade(target),
+                        Arc::downgrade(&self.caches),
+                    ));
+                }
+            }
+        });
+    }
+
+    /// The bytes of rendered output held for the targets' pages (text and gzip), for tests of
+    /// what a lost sync frees.
+    pub async fn cached_bytes(&self) -> usize {
+        let mut bytes = self.caches.bytes();
         for target in &self.targets {
-            target.start(&self.config);
+            bytes += target.cached_bytes().await;
         }
+        bytes
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -184,7 +249,7 @@ impl Exporter {
     /// for a target on its first sync.
     pub async fn metrics(&self, timeout: Option<Duration>) -> Page {
         let all: Vec<usize> = (0..self.targets.len()).collect();
-        let mut page = self.vcenter_page(&all, &self.metrics_cache, timeout).await;
+        let mut page = self.vcenter_page(&all, &self.caches.metrics, timeout).await;
         page.parts
             .push(Part::new(vec![Bytes::from(self.own_text())]));
         page
@@ -194,7 +259,7 @@ impl Exporter {
     /// nothing is contacted).
     pub async fn probe(&self, target: &str, timeout: Option<Duration>) -> Option<Page> {
         let index = self.targets.iter().position(|t| t.name() == target)?;
-        let cache = self.probe_caches.get(index)?;
+        let cache = self.caches.probes.get(index)?;
         Some(self.vcenter_page(&[index], cache, timeout).await)
     }
 
@@ -286,6 +351,26 @@ impl Exporter {
             logouts.spawn(async move { target.shutdown(LOGOUT_TIMEOUT).await });
         }
         while logouts.join_next().await.is_some() {}
+    }
+}
+
+/// Frees target `index`'s rendered output (its collectors' and the pages') whenever its
+/// inventory goes out of sync, not at the next scrape: a full retrieval follows, which
+/// should not find the old renders still held (at 40,000 VMs, some 80 MB). Ends when the
+/// exporter, the target or its mirror is gone (a reload that keeps the target starts
+/// another for the new exporter's pages).
+async fn forget_renders_out_of_sync(
+    index: usize,
+    feed: Feed<Inventory>,
+    target: Weak<Target>,
+    caches: Weak<PageCaches>,
+) {
+    while feed.in_sync().await && feed.out_of_sync().await {
+        let (Some(target), Some(caches)) = (target.upgrade(), caches.upgrade()) else {
+            return;
+        };
+        caches.forget(index);
+        target.forget_renders().await;
     }
 }
 

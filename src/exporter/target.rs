@@ -238,6 +238,24 @@ impl Target {
         out
     }
 
+    /// Drops the collectors' cached output (the inventory it came from is gone); the next read
+    /// in sync renders anew.
+    pub async fn forget_renders(&self) {
+        self.cache.lock().await.iter_mut().for_each(|c| *c = None);
+    }
+
+    /// The bytes of cached collector output held, for tests of what a lost sync frees.
+    pub async fn cached_bytes(&self) -> usize {
+        self.cache
+            .lock()
+            .await
+            .iter()
+            .flatten()
+            .flat_map(|c| c.families.iter())
+            .map(Bytes::len)
+            .sum()
+    }
+
     /// `vsphere_up`, the sources' state, the collectors' runs and the client's counters.
     fn status(&self, sources: &[Erased], runs: &[Run]) -> Vec<Bytes> {
         let mut sink = Sink::new(self.name());

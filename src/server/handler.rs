@@ -9,8 +9,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::body::Chunks;
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{
     ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
     VARY, X_CONTENT_TYPE_OPTIONS,
@@ -90,7 +90,7 @@ impl State<'_> {
 pub(super) async fn handle<B>(
     shared: Arc<Shared>,
     request: Request<B>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Chunks>, Infallible> {
     let started = Instant::now();
     // The body is never read; keeping only the head makes the future Send whatever `B` is.
     let (request, _body) = request.into_parts();
@@ -110,7 +110,7 @@ pub(super) async fn handle<B>(
     Ok(response)
 }
 
-async fn respond(state: &State<'_>, request: &Parts) -> Response<Full<Bytes>> {
+async fn respond(state: &State<'_>, request: &Parts) -> Response<Chunks> {
     let Some(route) = state.route(request.uri.path()) else {
         return text(StatusCode::NOT_FOUND, "Not found\n");
     };
@@ -144,7 +144,7 @@ async fn respond(state: &State<'_>, request: &Parts) -> Response<Full<Bytes>> {
 
 /// `POST /-/reload`: 200 once the new configuration is in force, 500 with the reason when it
 /// was refused (the old one stays).
-async fn reload(state: &State<'_>) -> Response<Full<Bytes>> {
+async fn reload(state: &State<'_>) -> Response<Chunks> {
     let Some(reload) = state.reload else {
         return text(StatusCode::NOT_FOUND, "Not found\n");
     };
@@ -171,7 +171,7 @@ fn target_param(query: &str) -> Result<Option<String>, &'static str> {
 
 /// `/report`, `/report.csv`, `/report.json`: every snapshot of every vCenter (`?target=`: of one),
 /// read from the mirrors; 400 when the target is no configured vCenter.
-async fn report(state: &State<'_>, request: &Parts, format: Format) -> Response<Full<Bytes>> {
+async fn report(state: &State<'_>, request: &Parts, format: Format) -> Response<Chunks> {
     let target = match target_param(request.uri.query().unwrap_or("")) {
         Ok(target) => target,
         Err(message) => return text(StatusCode::BAD_REQUEST, message),
@@ -248,7 +248,7 @@ fn gzipped(body: &[u8]) -> Vec<u8> {
 }
 
 /// 400 for a target that names no configured vCenter (nothing is contacted).
-fn unknown_target(target: &str) -> Response<Full<Bytes>> {
+fn unknown_target(target: &str) -> Response<Chunks> {
     tracing::debug!(target = %target, "request for an unknown target");
     let shown: String = target.chars().take(100).collect();
     let message = format!("Unknown target {shown:?}: not a configured vCenter name\n");
@@ -257,7 +257,7 @@ fn unknown_target(target: &str) -> Response<Full<Bytes>> {
 
 /// `/probe?target=NAME`: one vCenter's metrics, or 400 when the target is missing or unknown
 /// (the exporter contacts nothing then).
-async fn probe(state: &State<'_>, request: &Parts) -> Response<Full<Bytes>> {
+async fn probe(state: &State<'_>, request: &Parts) -> Response<Chunks> {
     let target = match target_param(request.uri.query().unwrap_or("")) {
         Ok(Some(target)) => target,
         Ok(None) => {
@@ -276,25 +276,26 @@ async fn probe(state: &State<'_>, request: &Parts) -> Response<Full<Bytes>> {
 }
 
 /// An exposition-format response, gzipped (off the async workers) when the client allows it.
-/// The page keeps its gzip form, so unchanged metrics are compressed once, not per scrape.
-async fn exposition(page: Page, gzip_allowed: bool) -> Response<Full<Bytes>> {
+/// The page keeps its gzip form, so unchanged metrics are compressed once, not per scrape;
+/// either form is sent part by part as held, never joined into another copy.
+async fn exposition(page: Page, gzip_allowed: bool) -> Response<Chunks> {
     let body = if gzip_allowed {
         let compressing = page.clone();
-        match tokio::task::spawn_blocking(move || compressing.gzip()).await {
-            Ok(compressed) => Ok(compressed),
+        match tokio::task::spawn_blocking(move || compressing.gzip_members()).await {
+            Ok(members) => Ok(members),
             Err(error) => {
                 tracing::warn!(%error, "gzip task failed; sending the metrics uncompressed");
-                Err(page.text())
+                Err(page.segments())
             }
         }
     } else {
-        Err(page.text())
+        Err(page.segments())
     };
     let gzipped = body.is_ok();
     let mut response = with_type(
         StatusCode::OK,
         EXPOSITION_CONTENT_TYPE,
-        body.unwrap_or_else(|plain| plain),
+        Chunks::new(body.unwrap_or_else(|plain| plain)),
     );
     let headers = response.headers_mut();
     headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -304,12 +305,16 @@ async fn exposition(page: Page, gzip_allowed: bool) -> Response<Full<Bytes>> {
     response
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Chunks> {
     with_type(status, TEXT_CONTENT_TYPE, body.into())
 }
 
-fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body));
+fn with_type(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Chunks>,
+) -> Response<Chunks> {
+    let mut response = Response::new(body.into());
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -8,6 +8,7 @@
 //! does not install signal handlers (see [`crate::cli`]): tests drive it on `127.0.0.1:0`.
 
 mod auth;
+mod body;
 mod handler;
 mod negotiate;
 mod reload;

@@ -8,8 +8,8 @@
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 
+use super::body::Chunks;
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 
@@ -120,7 +120,7 @@ pub(super) async fn guarded<B>(
     state: Arc<handler::Shared>,
     web: Arc<Web>,
     request: Request<B>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Chunks>, Infallible> {
     let web = web.current();
     let public = PUBLIC_PATHS.contains(&request.uri().path());
     let mut response = match &web.auth {
@@ -141,8 +141,8 @@ pub(super) async fn guarded<B>(
     Ok(response)
 }
 
-fn unauthorized() -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(b"Unauthorized\n")));
+fn unauthorized() -> Response<Chunks> {
+    let mut response = Response::new(Chunks::from(Bytes::from_static(b"Unauthorized\n")));
     *response.status_mut() = StatusCode::UNAUTHORIZED;
     let headers = response.headers_mut();
     headers.insert(

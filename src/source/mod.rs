@@ -173,6 +173,20 @@ impl<T> Feed<T> {
         }
     }
 
+    /// Waits until the source is in sync (at once when it is); false when the source is gone
+    /// for good.
+    pub async fn in_sync(&self) -> bool {
+        let mut rx = self.rx.clone();
+        rx.wait_for(|p| p.value.is_some()).await.is_ok()
+    }
+
+    /// Waits until the source is out of sync (at once when it is); false when the source is
+    /// gone for good.
+    pub async fn out_of_sync(&self) -> bool {
+        let mut rx = self.rx.clone();
+        rx.wait_for(|p| p.value.is_none()).await.is_ok()
+    }
+
     /// Waits until the source has tried to sync once (in sync or failed), at most `timeout`;
     /// returns the latest snapshot either way.
     pub async fn settled(&self, timeout: Duration) -> Arc<Published<T>> {

@@ -159,4 +159,8 @@ impl Served {
     pub fn target(&self) -> &Arc<Target> {
         &self.exporter.targets()[0]
     }
+
+    pub fn exporter(&self) -> &Arc<Exporter> {
+        &self.exporter
+    }
 }
