@@ -29,7 +29,7 @@ test: deps $(VCSIM) check-alerts
 	$(CARGO) clippy --all-targets -- -D warnings
 	cd tests/vcsim && GOPATH=/usr/share/gocode GO111MODULE=off go vet . && GOPATH=/usr/share/gocode GO111MODULE=off go test .
 	$(CARGO) test --lib --tests
-	@scripts/fuzz.sh 20 --if-available
+	@scripts/fuzz.sh 20 --smoke
 	@scripts/test-deb.sh
 	@scripts/test-rpm.sh
 	@$(MAKE) --no-print-directory msrv

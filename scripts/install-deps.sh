@@ -56,3 +56,16 @@ if [ -n "$msrv" ] && ! RUSTUP_AUTO_INSTALL=0 rustup run "$msrv" rustc --version 
   rustup toolchain install "$msrv" --profile minimal >/dev/null 2>&1 ||
     echo "rustup could not install Rust $msrv here; make msrv will say so" >&2
 fi
+
+# The short cargo-fuzz run of `make test` needs the nightly toolchain and cargo-fuzz.
+if ! RUSTUP_AUTO_INSTALL=0 rustup run nightly rustc --version >/dev/null 2>&1; then
+  echo "installing the nightly Rust toolchain with rustup (for cargo fuzz)" >&2
+  # Where rustup reaches no server, `make test` says the fuzz run did not happen.
+  rustup toolchain install nightly --profile minimal >/dev/null 2>&1 ||
+    echo "rustup could not install nightly here; make test will say the fuzz run did not happen" >&2
+fi
+if RUSTUP_AUTO_INSTALL=0 rustup run nightly rustc --version >/dev/null 2>&1 &&
+  ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz with cargo (once; about 2 minutes)" >&2
+  cargo install cargo-fuzz --locked --quiet
+fi
