@@ -146,6 +146,12 @@ async fn metrics_answers_200_with_the_exposition_content_type() {
     );
     assert_eq!(reply.header("content-encoding"), None);
     assert_eq!(reply.header("vary"), Some("Accept-Encoding"));
+    // Sent part by part, yet with its length (not chunked).
+    assert_eq!(reply.header("transfer-encoding"), None);
+    assert_eq!(
+        reply.header("content-length"),
+        Some(reply.body.len().to_string().as_str())
+    );
     server.stop().await;
 }
 
@@ -162,6 +168,10 @@ async fn metrics_are_gzipped_when_the_client_accepts_gzip() {
     .await;
     assert_eq!(gzipped.status, 200);
     assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(
+        gzipped.header("content-length"),
+        Some(gzipped.body.len().to_string().as_str())
+    );
     assert_eq!(
         gzipped.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
