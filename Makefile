@@ -77,15 +77,15 @@ rpm:
 test-rpm:
 	@scripts/test-rpm.sh
 
-## msrv: build every target with Cargo.toml's rust-version (part of make test; make deps installs that toolchain where rustup can fetch it, else this says it could not check)
+## msrv: type-check every target with Cargo.toml's rust-version (part of make test; make deps installs that toolchain where rustup can fetch it, else this says it could not check)
 msrv:
 	@msrv=$$(sed -n 's/^rust-version = "\(.*\)"$$/\1/p' Cargo.toml); \
 	if ! RUSTUP_AUTO_INSTALL=0 rustup run "$$msrv" rustc --version >/dev/null 2>&1; then \
 		echo "msrv: NOT CHECKED: rustup has no Rust $$msrv on this machine and could not install it (make deps tries)"; \
 		exit 0; \
 	fi; \
-	echo "msrv: building with Rust $$msrv (target/msrv)"; \
-	CARGO_TARGET_DIR=target/msrv RUSTUP_AUTO_INSTALL=0 $(CARGO) +"$$msrv" build --all-targets --quiet
+	echo "msrv: checking every target with Rust $$msrv (target/msrv)"; \
+	CARGO_TARGET_DIR=target/msrv RUSTUP_AUTO_INSTALL=0 $(CARGO) +"$$msrv" check --all-targets --quiet
 
 lint:
 	$(CARGO) fmt --all -- --check
