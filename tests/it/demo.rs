@@ -3,6 +3,7 @@
 //! inventory, and Ctrl-C (SIGINT) stops both.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,14 +38,24 @@ async fn make_demo_serves_the_demo_inventory_and_sigint_stops_simulator_and_expo
     crate::vcsim::binary();
     let repo = env!("CARGO_MANIFEST_DIR");
     // Port 0: any free port; the banner names the one the exporter got.
-    let mut demo = Command::new("scripts/demo.sh")
+    let mut command = Command::new("scripts/demo.sh");
+    command
         .arg("0")
         .current_dir(repo)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("scripts/demo.sh");
+        .stderr(Stdio::null());
+    // A terminal's Ctrl-C reaches the script with SIGINT at its default. When the test itself
+    // runs with SIGINT ignored (make test started in the background by a non-interactive shell),
+    // the script would inherit that, and bash cannot trap a signal ignored on entry.
+    // SAFETY: signal(2) between fork and exec, async-signal-safe, on the child only.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut demo = command.spawn().expect("scripts/demo.sh");
     let stdout = demo.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
