@@ -9,7 +9,12 @@
 //! versions of what they read (rendered and gzipped once per version), the metrics that depend
 //! on the time of the scrape (fresh), the exporter-level series of the configuration (the
 //! blackout windows, fresh, without a vcenter label), and on `/metrics` the exporter's own
-//! metrics (fresh). Each part is one gzip member when compressed.
+//! metrics (fresh). Each part is one gzip member when compressed, and is sent as it is held,
+//! never joined into one copy of the page.
+//!
+//! A target that loses sync serves none of its old output: a task started with the exporter
+//! frees that output (its collectors' and the pages') at once, so the full retrieval that
+//! follows does not hold it beside the new inventory.
 //!
 //! It does not own HTTP (see [`crate::server`]) nor what a metric means (see
 //! [`crate::collector`]).
