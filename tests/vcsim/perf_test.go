@@ -208,27 +208,34 @@ func TestQueryPerfServesTheRealtimeGridRepeatablyAndRecordsTheRawValues(t *testi
 	h := scale.facts.Hosts[1]
 	ids := counterIDs(ctx, t, c)
 	host := types.ManagedObjectReference{Type: "HostSystem", Value: h.ID}
-	// The realtime grid steps every 20 s of wall time: queries that straddle a step see
-	// different windows, so the test starts just after a step when one is near.
-	if left := realtimeInterval - time.Now().Unix()%realtimeInterval; left <= 5 {
-		time.Sleep(time.Duration(left)*time.Second + 200*time.Millisecond)
-	}
-	start := time.Now().Add(-70 * time.Second)
-	spec := types.PerfQuerySpec{
-		Entity: host, StartTime: &start, MaxSample: 3, IntervalId: realtimeInterval,
-		MetricId: []types.PerfMetricId{
-			{CounterId: ids["disk.read.average"]},
-			{CounterId: ids["datastore.totalWriteLatency.average"], Instance: h.Datastores[0].Instance},
-			{CounterId: ids["net.bytesTx.average"], Instance: "vmnic99"}, // not on the host: left out
-		},
-	}
-	first, err := queryPerf(ctx, c, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := queryPerf(ctx, c, spec)
-	if err != nil {
-		t.Fatal(err)
+	// The realtime grid follows the wall clock: two queries that straddle a step, or a clock
+	// stepped between them, see different windows. The pair is asked again, from a start
+	// read anew, until both answers cover the same samples.
+	var start time.Time
+	var first, second []*types.PerfEntityMetric
+	for try := 1; ; try++ {
+		start = time.Now().Add(-70 * time.Second)
+		spec := types.PerfQuerySpec{
+			Entity: host, StartTime: &start, MaxSample: 3, IntervalId: realtimeInterval,
+			MetricId: []types.PerfMetricId{
+				{CounterId: ids["disk.read.average"]},
+				{CounterId: ids["datastore.totalWriteLatency.average"], Instance: h.Datastores[0].Instance},
+				{CounterId: ids["net.bytesTx.average"], Instance: "vmnic99"}, // not on the host: left out
+			},
+		}
+		var err error
+		if first, err = queryPerf(ctx, c, spec); err != nil {
+			t.Fatal(err)
+		}
+		if second, err = queryPerf(ctx, c, spec); err != nil {
+			t.Fatal(err)
+		}
+		if sampleTimesOf(first[0]) == sampleTimesOf(second[0]) {
+			break
+		}
+		if try == 3 {
+			t.Fatalf("three pairs of queries saw different windows, the last %s then %s", sampleTimesOf(first[0]), sampleTimesOf(second[0]))
+		}
 	}
 	m := first[0]
 	if len(m.SampleInfo) != 3 || len(m.Value) != 2 {
@@ -249,7 +256,7 @@ func TestQueryPerfServesTheRealtimeGridRepeatablyAndRecordsTheRawValues(t *testi
 	for j, s := range m.Value {
 		got := s.(*types.PerfMetricIntSeries)
 		again := second[0].Value[j].(*types.PerfMetricIntSeries)
-		if fmt.Sprint(got.Value) != fmt.Sprint(again.Value) && m.SampleInfo[0] == second[0].SampleInfo[0] {
+		if fmt.Sprint(got.Value) != fmt.Sprint(again.Value) {
 			t.Errorf("series %v: %v then %v", got.Id, got.Value, again.Value)
 		}
 		found := false
@@ -257,6 +264,10 @@ func TestQueryPerfServesTheRealtimeGridRepeatablyAndRecordsTheRawValues(t *testi
 			if p := (perfManagerCounterID(ids, rec.Counter)); p == got.Id.CounterId && rec.Instance == got.Id.Instance {
 				found = true
 				want := second[0].Value[j].(*types.PerfMetricIntSeries).Value
+				if len(rec.Samples) != len(want) {
+					t.Errorf("served %s %q: %d samples, the answer had %d", rec.Counter, rec.Instance, len(rec.Samples), len(want))
+					continue
+				}
 				for i, sample := range rec.Samples {
 					if sample[0] != second[0].SampleInfo[i].Timestamp.Unix() || sample[1] != want[i] {
 						t.Errorf("served %s %q sample %d: %v, answer said %v at %v", rec.Counter, rec.Instance, i, sample, want[i], second[0].SampleInfo[i].Timestamp)
@@ -268,6 +279,15 @@ func TestQueryPerfServesTheRealtimeGridRepeatablyAndRecordsTheRawValues(t *testi
 			t.Errorf("series %v not in /_perf/served", got.Id)
 		}
 	}
+}
+
+// sampleTimesOf is an answer's sample times, for comparing two answers' windows.
+func sampleTimesOf(m *types.PerfEntityMetric) string {
+	times := make([]int64, len(m.SampleInfo))
+	for i, s := range m.SampleInfo {
+		times[i] = s.Timestamp.Unix()
+	}
+	return fmt.Sprint(times)
 }
 
 func perfManagerCounterID(ids map[string]int32, name string) int32 {
