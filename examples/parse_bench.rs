@@ -22,7 +22,8 @@ use vsphere_backup_exporter::vsphere::model::Inventory;
 use vsphere_backup_exporter::vsphere::properties;
 use vsphere_backup_exporter::vsphere::xml::Limits;
 
-/// The mirror's read buffer (src/vsphere/mirror.rs).
+/// The read buffer of the counters below. The exporter itself reads a streamed answer chunk
+/// by chunk where the chunks lie (`vsphere::client::ChannelReader`), with no buffer of its own.
 const BUFFER: usize = 64 * 1024;
 
 fn tokens(bytes: &[u8]) -> Result<usize> {
