@@ -263,7 +263,7 @@ func TestQueryPerfServesTheRealtimeGridRepeatablyAndRecordsTheRawValues(t *testi
 		for _, rec := range served.Series {
 			if p := (perfManagerCounterID(ids, rec.Counter)); p == got.Id.CounterId && rec.Instance == got.Id.Instance {
 				found = true
-				want := second[0].Value[j].(*types.PerfMetricIntSeries).Value
+				want := again.Value
 				if len(rec.Samples) != len(want) {
 					t.Errorf("served %s %q: %d samples, the answer had %d", rec.Counter, rec.Instance, len(rec.Samples), len(want))
 					continue
