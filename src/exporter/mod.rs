@@ -71,6 +71,11 @@ impl Part {
             })
             .clone()
     }
+
+    /// The bytes the part holds: its text, and its gzip member once made.
+    fn held_bytes(&self) -> usize {
+        self.segments.iter().map(Bytes::len).sum::<usize>() + self.gzip.get().map_or(0, Bytes::len)
+    }
 }
 
 /// What a scrape sends: the vCenters' status (fresh), their inventory metrics (cached per
@@ -130,9 +135,13 @@ struct PageCaches {
 }
 
 impl PageCaches {
+    fn all(&self) -> impl Iterator<Item = &Mutex<PageCache>> {
+        std::iter::once(&self.metrics).chain(&self.probes)
+    }
+
     /// Forgets every cached part that holds target `index`'s output.
     fn forget(&self, index: usize) {
-        for cache in std::iter::once(&self.metrics).chain(&self.probes) {
+        for cache in self.all() {
             let mut cache = lock(cache);
             if cache
                 .as_ref()
@@ -145,13 +154,11 @@ impl PageCaches {
 
     /// The bytes of text and gzip the cached parts hold.
     fn bytes(&self) -> usize {
-        std::iter::once(&self.metrics)
-            .chain(&self.probes)
+        self.all()
             .map(|cache| {
-                lock(cache).as_ref().map_or(0, |(_, part)| {
-                    part.segments.iter().map(Bytes::len).sum::<usize>()
-                        + part.gzip.get().map_or(0, Bytes::len)
-                })
+                lock(cache)
+                    .as_ref()
+                    .map_or(0, |(_, part)| part.held_bytes())
             })
             .sum()
     }

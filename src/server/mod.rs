@@ -1,8 +1,9 @@
 //! The HTTP server: binds the listen address ([`bind`]) and serves the exporter's endpoints over
 //! HTTP/1.1 (or HTTPS) with hyper until a shutdown future resolves, then lets in-flight requests
 //! finish ([`serve`]). Routes and responses are in `handler`, header negotiation and gzip in
-//! `negotiate`, the response body that sends a page part by part in `body`; the web config (TLS, basic auth, headers) is applied around the router by `web`,
-//! with handshakes and certificate rotation in `tls` and password checks in `auth`.
+//! `negotiate`, the response body that sends a page part by part in `body`; the web config
+//! (TLS, basic auth, headers) is applied around the router by `web`, with handshakes and
+//! certificate rotation in `tls` and password checks in `auth`.
 //!
 //! It does not know what a metric is nor how a vCenter is reached (see [`crate::exporter`]), and it
 //! does not install signal handlers (see [`crate::cli`]): tests drive it on `127.0.0.1:0`.
