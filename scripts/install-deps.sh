@@ -48,24 +48,24 @@ for tool in cargo-deb cargo-generate-rpm; do
   fi
 done
 
-# `make msrv` (part of `make test`) builds with Cargo.toml's rust-version.
+has_toolchain() { RUSTUP_AUTO_INSTALL=0 rustup run "$1" rustc --version >/dev/null 2>&1; }
+
+# install_toolchain NAME WHAT-SAYS-SO: installs a Rust toolchain with rustup where it is missing.
+# Some machines reach no rustup server: then the make target that needs it says it did not run.
+install_toolchain() {
+  has_toolchain "$1" && return 0
+  echo "installing Rust $1 with rustup" >&2
+  rustup toolchain install "$1" --profile minimal >/dev/null 2>&1 ||
+    echo "rustup could not install Rust $1 here; $2 will say so" >&2
+}
+
+# `make msrv` (part of `make test`) type-checks with Cargo.toml's rust-version.
 msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' "$(dirname "$0")/../Cargo.toml")
-if [ -n "$msrv" ] && ! RUSTUP_AUTO_INSTALL=0 rustup run "$msrv" rustc --version >/dev/null 2>&1; then
-  echo "installing Rust $msrv (Cargo.toml's rust-version) with rustup" >&2
-  # Some machines reach no rustup server: then `make msrv` says it could not check.
-  rustup toolchain install "$msrv" --profile minimal >/dev/null 2>&1 ||
-    echo "rustup could not install Rust $msrv here; make msrv will say so" >&2
-fi
+[ -z "$msrv" ] || install_toolchain "$msrv" "make msrv"
 
 # The short cargo-fuzz run of `make test` needs the nightly toolchain and cargo-fuzz.
-if ! RUSTUP_AUTO_INSTALL=0 rustup run nightly rustc --version >/dev/null 2>&1; then
-  echo "installing the nightly Rust toolchain with rustup (for cargo fuzz)" >&2
-  # Where rustup reaches no server, `make test` says the fuzz run did not happen.
-  rustup toolchain install nightly --profile minimal >/dev/null 2>&1 ||
-    echo "rustup could not install nightly here; make test will say the fuzz run did not happen" >&2
-fi
-if RUSTUP_AUTO_INSTALL=0 rustup run nightly rustc --version >/dev/null 2>&1 &&
-  ! cargo fuzz --version >/dev/null 2>&1; then
+install_toolchain nightly "make test's fuzz step"
+if has_toolchain nightly && ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz with cargo (once; about 2 minutes)" >&2
   cargo install cargo-fuzz --locked --quiet
 fi
