@@ -120,7 +120,7 @@ impl Follower {
             // One warning per incident: the vCenter's other sources may have logged it.
             if last_error.as_deref() == Some(message.as_str()) {
                 debug!(vcenter = %self.vcenter, error = %message, "event follower failed again");
-            } else if !self.client.claim_incident() {
+            } else if !self.client.claim_incident(failure.sent) {
                 debug!(vcenter = %self.vcenter, error = %message, "event follower failed; the vCenter's failure is logged already");
             } else {
                 warn!(vcenter = %self.vcenter, error = %message, retry_seconds = backoff.as_secs_f64(), "event follower lost vCenter; reading the history back again");
@@ -486,6 +486,7 @@ impl Follower {
             vcenter: self.vcenter.clone(),
             call,
             failure,
+            sent: None,
         }
     }
 }

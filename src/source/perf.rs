@@ -84,7 +84,7 @@ async fn run(
         let hosts = connected_hosts(&inv);
         drop(inv);
         let outcome = poller.cycle(&client, &hosts, &options).await;
-        let claim = || client.claim_incident();
+        let claim = |sent| client.claim_incident(sent);
         let cleared = || client.incident_over();
         last_error = publish(
             &publisher,
@@ -108,10 +108,16 @@ fn publish(
     vcenter: &str,
     outcome: Result<(HostIo, CycleReport), crate::vsphere::Error>,
     last_error: Option<String>,
-    claim_incident: impl FnOnce() -> bool,
+    claim_incident: impl FnOnce(Option<Instant>) -> bool,
     cleared: impl FnOnce(),
 ) -> Option<String> {
     let now = super::unix_now();
+    // When the request behind the reported failure was sent: one sent while vCenter hung
+    // belongs to that incident even when it fails after the recovery.
+    let sent = match &outcome {
+        Ok((_, report)) => report.errors.first().and_then(|e| e.sent),
+        Err(e) => e.sent,
+    };
     let (value, status, error) = match outcome {
         Ok((io, report)) => {
             log_report(vcenter, &report);
@@ -148,7 +154,7 @@ fn publish(
     match (&error, &last_error) {
         (Some(now), Some(before)) if now == before => {}
         // One warning per incident: another source of this vCenter may have logged it.
-        (Some(now), _) if !claim_incident() => {
+        (Some(now), _) if !claim_incident(sent) => {
             debug!(vcenter, error = %now, "perf: cycle failed; the vCenter's failure is logged already")
         }
         (Some(now), _) => {
@@ -218,13 +224,14 @@ mod tests {
                 vcenter: "vc01".into(),
                 call: "QueryPerf",
                 failure: crate::vsphere::CallError::Status(503),
+                sent: None,
             })
         };
-        let last = publish(&publisher, "vc01", ok(), None, || true, || ());
+        let last = publish(&publisher, "vc01", ok(), None, |_| true, || ());
         assert!(last.is_none());
         let p = feed.latest();
         assert!(p.status.synced && p.value.is_some() && p.status.attempted);
-        let last = publish(&publisher, "vc01", failed(), last, || true, || ());
+        let last = publish(&publisher, "vc01", failed(), last, |_| true, || ());
         assert_eq!(
             last.as_deref(),
             Some("vCenter vc01: QueryPerf: HTTP status 503")
@@ -232,7 +239,7 @@ mod tests {
         let p = feed.latest();
         assert!(!p.status.synced && p.value.is_none());
         assert_eq!(p.status.error, last);
-        let last = publish(&publisher, "vc01", ok(), last, || true, || ());
+        let last = publish(&publisher, "vc01", ok(), last, |_| true, || ());
         assert!(last.is_none() && feed.latest().status.synced);
     }
 }

@@ -128,6 +128,39 @@ struct SessionSlot {
 }
 
 /// A logged-in session.
+/// One vCenter's outages as its sources report them.
+#[derive(Debug, Default)]
+struct Incident {
+    /// A failure has been reported (logged as a warning) and no source is in sync since.
+    open: bool,
+    /// When the last reported incident ended.
+    closed_at: Option<Instant>,
+}
+
+impl Incident {
+    /// True when a failure of a request sent at `sent` starts a new incident (and opens it).
+    fn claim(&mut self, sent: Option<Instant>) -> bool {
+        if self.open {
+            return false;
+        }
+        if let (Some(sent), Some(closed)) = (sent, self.closed_at)
+            && sent < closed
+        {
+            return false; // in flight when the last incident ended: that incident's
+        }
+        self.open = true;
+        true
+    }
+
+    /// A source is in sync: an open incident ends now.
+    fn close(&mut self, now: Instant) {
+        if self.open {
+            self.open = false;
+            self.closed_at = Some(now);
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Session {
     pub content: ServiceContent,
@@ -155,9 +188,9 @@ pub struct Client {
     limits: Limits,
     session: Mutex<SessionSlot>,
     login_counts: LoginCounts,
-    /// True from the failure a source has reported until a source is in sync again: every
-    /// source of this vCenter fails in the same outage, and it is logged once, not per source.
-    incident: std::sync::atomic::AtomicBool,
+    /// Whether an outage is being reported, and when the last one ended: every source of this
+    /// vCenter fails in the same outage, and it is logged once, not per source.
+    incident: std::sync::Mutex<Incident>,
     /// Failed calls by call and kind of failure (a std lock: held for one increment only).
     call_errors: std::sync::Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
@@ -169,6 +202,7 @@ impl Client {
             vcenter: config.name.clone(),
             call: "TLS setup",
             failure: source,
+            sent: None,
         };
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -212,7 +246,7 @@ impl Client {
             session: Mutex::new(SessionSlot::default()),
             login_counts: LoginCounts::default(),
             call_errors: std::sync::Mutex::new(BTreeMap::new()),
-            incident: std::sync::atomic::AtomicBool::new(false),
+            incident: std::sync::Mutex::new(Incident::default()),
         })
     }
 
@@ -239,16 +273,25 @@ impl Client {
         }
     }
 
-    /// True for the first source to report a failure since a source was last in sync: it logs
-    /// the warning, the others a debug line (one warning per incident, not per source).
-    pub fn claim_incident(&self) -> bool {
-        !self.incident.swap(true, Ordering::Relaxed)
+    /// True for the first failure of a new incident: its source logs the warning, the others
+    /// a debug line (one warning per incident, not per source). A failure is part of the
+    /// incident in force, or of the last one when its request was sent before that one ended
+    /// (`sent`: [`Error::sent`]): a request sent while vCenter hung that times out after it
+    /// recovered is the same outage, not a new one.
+    pub fn claim_incident(&self, sent: Option<Instant>) -> bool {
+        let Ok(mut incident) = self.incident.lock() else {
+            return true;
+        };
+        incident.claim(sent)
     }
 
-    /// A source is in sync again: the next failure is a new incident. (Not any call's success:
-    /// an answer nobody reads, such as DestroyPropertyCollector's, proves little.)
+    /// A source is in sync again: the next failure of a request sent from now on is a new
+    /// incident. (Not any call's success: an answer nobody reads, such as
+    /// DestroyPropertyCollector's, proves little.)
     pub fn incident_over(&self) {
-        self.incident.store(false, Ordering::Relaxed);
+        if let Ok(mut incident) = self.incident.lock() {
+            incident.close(Instant::now());
+        }
     }
 
     /// The limits answers are read with.
@@ -367,6 +410,7 @@ impl Client {
         T: Send + 'static,
         H: Send + 'static,
     {
+        let sent = Instant::now();
         let response = self
             .request_with(
                 &session.content.api_version,
@@ -375,11 +419,11 @@ impl Client {
                 timeout.unwrap_or(self.request_timeout),
             )
             .await
-            .map_err(|source| self.error(call, source))?;
+            .map_err(|source| self.failed(call, sent, source))?;
         if !response.status().is_success() {
             let e = self.read_body(response).await.err();
             let source = e.unwrap_or_else(|| CallError::Malformed("unexpected status".into()));
-            return Err(self.error(call, source));
+            return Err(self.failed(call, sent, source));
         }
         // A bounded channel: the network side waits (asynchronously) while the parser is
         // behind, so an answer is never held whole.
@@ -408,11 +452,15 @@ impl Client {
             }
         }
         drop(tx);
-        let parsed = parser
-            .await
-            .map_err(|e| self.error(call, CallError::Malformed(format!("parser task: {e}"))))?;
-        transfer.map_err(|source| self.error(call, source))?;
-        parsed.map_err(|e| self.error(call, e.into()))
+        let parsed = parser.await.map_err(|e| {
+            self.failed(
+                call,
+                sent,
+                CallError::Malformed(format!("parser task: {e}")),
+            )
+        })?;
+        transfer.map_err(|source| self.failed(call, sent, source))?;
+        parsed.map_err(|e| self.failed(call, sent, e.into()))
     }
 
     /// Ends the session, if there is one, waiting at most `timeout` (shutdown must not hang on
@@ -437,6 +485,7 @@ impl Client {
 
     async fn login(&self) -> Result<Session, Error> {
         let call = "RetrieveServiceContent";
+        let sent = Instant::now();
         let response = self
             .request(
                 BOOTSTRAP_API_VERSION,
@@ -444,30 +493,31 @@ impl Client {
                 soap::retrieve_service_content(),
             )
             .await
-            .map_err(|source| self.error(call, source))?;
+            .map_err(|source| self.failed(call, sent, source))?;
         // Some vCenters open the session on the first request and only confirm it at Login.
         let early_cookie = session_cookie(response.headers());
         let bytes = self
             .read_body(response)
             .await
-            .map_err(|source| self.error(call, source))?;
+            .map_err(|source| self.failed(call, sent, source))?;
         let content = xml::read_returnval(&bytes)
             .map_err(CallError::from)
             .and_then(|rv| ServiceContent::from_node(&rv))
-            .map_err(|source| self.error(call, source))?;
+            .map_err(|source| self.failed(call, sent, source))?;
         let body = soap::login(
             &content.session_manager,
             &self.username,
             self.password.expose(),
         );
+        let sent = Instant::now();
         let response = self
             .request(&content.api_version, early_cookie.as_ref(), body)
             .await
-            .map_err(|source| self.error("Login", source))?;
+            .map_err(|source| self.failed("Login", sent, source))?;
         let cookie = session_cookie(response.headers()).or(early_cookie);
         self.read_body(response)
             .await
-            .map_err(|source| self.error("Login", source))?;
+            .map_err(|source| self.failed("Login", sent, source))?;
         let Some(cookie) = cookie else {
             return Err(self.error(
                 "Login",
@@ -502,13 +552,14 @@ impl Client {
         cookie: Option<&Secret>,
         body: String,
     ) -> Result<Bytes, Error> {
+        let sent = Instant::now();
         let response = self
             .request(api_version, cookie, body)
             .await
-            .map_err(|source| self.error(call, source))?;
+            .map_err(|source| self.failed(call, sent, source))?;
         self.read_body(response)
             .await
-            .map_err(|source| self.error(call, source))
+            .map_err(|source| self.failed(call, sent, source))
     }
 
     async fn request(
@@ -541,7 +592,7 @@ impl Client {
         request.send().await.map_err(transport_error)
     }
 
-    /// The error of a failed call, counted by call and kind.
+    /// The error of a call that sent no request, counted by call and kind.
     fn error(&self, call: &'static str, source: CallError) -> Error {
         if let Ok(mut counts) = self.call_errors.lock() {
             *counts.entry((call, source.kind())).or_default() += 1;
@@ -550,6 +601,15 @@ impl Client {
             vcenter: self.vcenter.clone(),
             call,
             failure: source,
+            sent: None,
+        }
+    }
+
+    /// The error of a request sent at `sent`, counted by call and kind.
+    fn failed(&self, call: &'static str, sent: Instant, source: CallError) -> Error {
+        Error {
+            sent: Some(sent),
+            ..self.error(call, source)
         }
     }
 
@@ -716,6 +776,46 @@ fn url_of(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue, SET_COOKIE};
+
+    #[test]
+    fn a_failure_of_a_request_sent_before_recovery_belongs_to_the_incident_it_was_sent_in() {
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        let mut incident = Incident::default();
+        assert!(incident.claim(Some(at(0))), "the first failure reports");
+        assert!(
+            !incident.claim(Some(at(1))),
+            "another source's, same outage"
+        );
+        assert!(
+            !incident.claim(None),
+            "a failure without a request, same outage"
+        );
+        incident.close(at(10));
+        // Sent during the hang, timed out after the recovery at 10 s.
+        assert!(!incident.claim(Some(at(5))));
+        assert!(!incident.claim(Some(at(9))));
+        // Sent after the recovery: a new outage, reported once.
+        assert!(incident.claim(Some(at(11))));
+        assert!(!incident.claim(Some(at(12))));
+        incident.close(at(20));
+        assert!(
+            incident.claim(None),
+            "no request: judged new once the last one ended"
+        );
+    }
+
+    #[test]
+    fn an_in_sync_source_without_an_incident_moves_no_boundary() {
+        let t0 = Instant::now();
+        let mut incident = Incident::default();
+        incident.close(t0 + Duration::from_secs(10));
+        assert_eq!(incident.closed_at, None);
+        assert!(
+            incident.claim(Some(t0)),
+            "nothing was reported: a new incident"
+        );
+    }
 
     #[test]
     fn session_cookie_is_taken_from_set_cookie() {

@@ -118,4 +118,8 @@ pub struct Error {
     pub call: &'static str,
     /// Part of the message rather than a `#[source]`, so a printed chain says it once.
     pub failure: CallError,
+    /// When the failed request was sent; `None` where no request failed (an answer that did
+    /// not parse, a missing manager). A request sent before vCenter recovered that fails after
+    /// it belongs to the incident it was sent in ([`super::Client::claim_incident`]).
+    pub sent: Option<std::time::Instant>,
 }

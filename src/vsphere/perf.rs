@@ -605,6 +605,7 @@ fn managers(client: &Client, session: &Session) -> Result<(MoRef, Option<MoRef>)
         vcenter: client.vcenter().to_string(),
         call: "RetrieveServiceContent",
         failure: CallError::Malformed("ServiceContent without perfManager".into()),
+        sent: None,
     })?;
     Ok((perf, content.setting.clone()))
 }
@@ -614,6 +615,7 @@ fn parse_error(client: &Client, call: &'static str, e: ParseError) -> Error {
         vcenter: client.vcenter().to_string(),
         call,
         failure: e.into(),
+        sent: None,
     }
 }
 

@@ -304,6 +304,7 @@ impl Poller {
                     vcenter: client.vcenter().to_string(),
                     call: "QueryPerf",
                     failure: CallError::from(e),
+                    sent: None,
                 })?;
                 Ok::<_, Error>((parsed, bytes.len()))
             });
@@ -323,6 +324,7 @@ impl Poller {
                     vcenter: client.vcenter().to_string(),
                     call: "QueryPerf",
                     failure: CallError::Transport(format!("request task: {e}")),
+                    sent: None,
                 }),
             }
         }

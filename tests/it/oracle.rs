@@ -95,6 +95,7 @@ async fn create_view(
         vcenter: client.vcenter().to_owned(),
         call,
         failure,
+        sent: None,
     };
     let rv = xml::read_returnval(&bytes).map_err(|e| fail(e.into()))?;
     rv.moref()
@@ -127,6 +128,7 @@ async fn retrieve_view(
                 vcenter: client.vcenter().to_owned(),
                 call,
                 failure: CallError::SessionLost(path),
+                sent: None,
             });
         }
         builder = built;

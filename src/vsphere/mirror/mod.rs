@@ -152,6 +152,14 @@ impl Stop {
     fn logged_by_client(&self) -> bool {
         self.reason() == "login"
     }
+
+    /// When the failed request was sent, for [`Client::claim_incident`].
+    fn sent(&self) -> Option<Instant> {
+        match self {
+            Stop::Call(e) => e.sent,
+            Stop::Resync(_) | Stop::Inconsistent(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Stop {
@@ -204,7 +212,7 @@ impl Follower {
             relogged = false;
             // One warning per incident: the first failure since a call last succeeded, whichever
             // source of this vCenter met it; retries and the other sources log debug lines.
-            if stop.logged_by_client() || !self.client.claim_incident() {
+            if stop.logged_by_client() || !self.client.claim_incident(stop.sent()) {
                 debug!(vcenter = %self.vcenter, error = %message, "mirror failed again");
             } else {
                 warn!(vcenter = %self.vcenter, error = %message, retry_seconds = backoff.as_secs_f64(), "mirror lost vCenter; retrying with a full retrieval");
@@ -420,6 +428,7 @@ impl Follower {
                         vcenter: self.vcenter.clone(),
                         call: "WaitForUpdatesEx",
                         failure: CallError::SessionLost(path),
+                        sent: None,
                     });
                 }
                 if let Err(why) = apply_update(working, filter, update) {

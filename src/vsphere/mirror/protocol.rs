@@ -253,6 +253,7 @@ impl Follower {
             vcenter: self.vcenter.clone(),
             call,
             failure,
+            sent: None,
         }
     }
 
