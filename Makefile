@@ -6,7 +6,7 @@ VCSIM_SRC := $(wildcard tests/vcsim/*.go)
 DEMO_DIR := target/demo
 DEMO_PORT ?= 10169
 
-.PHONY: all demo test deps build lint unit check-alerts bench bench-hostio fuzz reliability clean deb test-deb rpm test-rpm msrv
+.PHONY: all demo test test-stress deps build lint unit check-alerts bench bench-hostio fuzz reliability clean deb test-deb rpm test-rpm msrv
 
 all: build
 
@@ -33,6 +33,10 @@ test: deps $(VCSIM) check-alerts
 	@scripts/test-deb.sh
 	@scripts/test-rpm.sh
 	@$(MAKE) --no-print-directory msrv
+
+## test-stress: the unit and integration tests 5 times with one core kept busy, then 5 times without (RUNS=n to change; ~50 min; not part of test)
+test-stress: deps $(VCSIM)
+	@scripts/test-stress.sh
 
 ## check-alerts: promtool check/test rules, amtool check-config, dashboards = their generator
 check-alerts: deps
