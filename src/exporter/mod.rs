@@ -182,7 +182,8 @@ impl Exporter {
     }
 
     /// Like [`Exporter::build`], but keeps each of `previous` whose vCenter settings are
-    /// unchanged, with its sources and session (a reload).
+    /// unchanged and whose sources would start the same way (the same sources wanted, the same
+    /// event settings), with its sources and session (a reload).
     pub fn build_reusing(
         config: Arc<Config>,
         previous: &[Arc<Target>],
@@ -190,9 +191,14 @@ impl Exporter {
         let targets = config
             .vcenters
             .iter()
-            .map(|vc| match previous.iter().find(|t| t.vcenter() == vc) {
-                Some(kept) => Ok(kept.clone()),
-                None => Target::build(vc).map(Arc::new),
+            .map(|vc| {
+                match previous
+                    .iter()
+                    .find(|t| t.vcenter() == vc && t.keeps_sources_for(&config))
+                {
+                    Some(kept) => Ok(kept.clone()),
+                    None => Target::build(vc).map(Arc::new),
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let caches = Arc::new(PageCaches {
@@ -423,6 +429,37 @@ fn own_registry() -> Registry {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    fn config(extra: &str) -> Arc<Config> {
+        let yaml = format!(
+            "vcenters:\n  - name: vc01\n    url: https://127.0.0.1:9/sdk\n    username: u\n    password: p\n{extra}"
+        );
+        Arc::new(Config::from_yaml(&yaml, "test").unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_a_started_target_only_while_its_sources_would_start_the_same() {
+        let first = Exporter::build(config("")).unwrap();
+        first.start();
+        let kept = Exporter::build_reusing(config(""), first.targets()).unwrap();
+        assert!(Arc::ptr_eq(&kept.targets()[0], &first.targets()[0]));
+
+        // Only the event follower's settings change: the running follower has the old ones.
+        let events = "events:\n  read_back: 2h\n";
+        let rebuilt = Exporter::build_reusing(config(events), first.targets()).unwrap();
+        assert!(!Arc::ptr_eq(&rebuilt.targets()[0], &first.targets()[0]));
+
+        // Only the collector set changes: no enabled collector reads the perf source any more.
+        let mut without_hostio = (*config("")).clone();
+        without_hostio.disabled_collectors.insert("hostio".into());
+        let rebuilt = Exporter::build_reusing(Arc::new(without_hostio), first.targets()).unwrap();
+        assert!(!Arc::ptr_eq(&rebuilt.targets()[0], &first.targets()[0]));
+
+        // A target not started yet starts with whatever configuration it is kept for.
+        let idle = Exporter::build(config("")).unwrap();
+        let kept = Exporter::build_reusing(config(events), idle.targets()).unwrap();
+        assert!(Arc::ptr_eq(&kept.targets()[0], &idle.targets()[0]));
+    }
 
     #[test]
     fn a_page_gzips_to_one_member_per_part_and_reads_back_whole() {

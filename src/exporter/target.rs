@@ -51,6 +51,36 @@ pub struct TargetRead {
 struct Running {
     mirror: Mirror,
     others: Vec<Box<dyn RunningSource>>,
+    /// What decided which sources run and how: a reload that changes it builds the target anew.
+    plan: SourcePlan,
+}
+
+/// Which of [`SOURCES`] a target runs, and the configuration they read beyond the vCenter's
+/// own settings. Whether a source runs is the target's decision: a source runs when an enabled
+/// collector reads it, which only this layer knows of both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePlan {
+    /// Names of the sources an enabled collector reads.
+    wanted: Vec<&'static str>,
+    /// The event follower's settings (`backup.events`).
+    events: crate::config::EventsConfig,
+}
+
+impl SourcePlan {
+    pub fn of(config: &Config) -> Self {
+        SourcePlan {
+            wanted: SOURCES
+                .iter()
+                .map(|kind| kind.name())
+                .filter(|name| crate::collector::source_wanted(config, name))
+                .collect(),
+            events: config.backup.events.clone(),
+        }
+    }
+
+    pub fn wants(&self, source: &str) -> bool {
+        self.wanted.contains(&source)
+    }
 }
 
 /// One configured vCenter.
@@ -78,6 +108,7 @@ impl Target {
     /// Must run inside the tokio runtime.
     pub fn start(&self, config: &Arc<Config>) {
         self.running.get_or_init(|| {
+            let plan = SourcePlan::of(config);
             let mirror = Mirror::start(self.client.clone());
             let ctx = StartContext {
                 vcenter: &self.vcenter,
@@ -85,9 +116,25 @@ impl Target {
                 config: config.clone(),
                 inventory: mirror.feed().clone(),
             };
-            let others = SOURCES.iter().filter_map(|kind| kind.start(&ctx)).collect();
-            Running { mirror, others }
+            let others = SOURCES
+                .iter()
+                .filter(|kind| plan.wants(kind.name()))
+                .filter_map(|kind| kind.start(&ctx))
+                .collect();
+            Running {
+                mirror,
+                others,
+                plan,
+            }
         });
+    }
+
+    /// True when a reload to `config` may keep this target as it runs: its sources would be
+    /// started the same way (a target not started yet starts with the new configuration).
+    pub fn keeps_sources_for(&self, config: &Config) -> bool {
+        self.running
+            .get()
+            .is_none_or(|r| r.plan == SourcePlan::of(config))
     }
 
     pub fn name(&self) -> &str {

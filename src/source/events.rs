@@ -59,8 +59,9 @@ impl SourceKind for EventsSource {
 
     fn start(&self, ctx: &StartContext<'_>) -> Option<Box<dyn RunningSource>> {
         let settings = ctx.config.backup.events.clone();
-        // Off in the configuration, or no enabled collector reads it.
-        if !settings.enabled || !crate::collector::source_wanted(&ctx.config, EVENTS) {
+        // Off in the configuration. (The target starts no source that no enabled collector
+        // reads.)
+        if !settings.enabled {
             return None;
         }
         let (publisher, feed) = super::channel();

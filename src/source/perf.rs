@@ -7,8 +7,8 @@
 //! reports their state from the mirror. The cycle itself (counter ids by name, batches, the
 //! window) is [`Poller`]'s; this module owns the schedule, the status and the logging.
 //!
-//! The source is not started when no enabled collector reads it (`--no-collector.hostio`), so
-//! turning the metrics off also stops the queries.
+//! The target does not start it when no enabled collector reads it (`--no-collector.hostio`),
+//! so turning the metrics off also stops the queries.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,9 +33,6 @@ impl SourceKind for Perf {
     }
 
     fn start(&self, ctx: &StartContext<'_>) -> Option<Box<dyn RunningSource>> {
-        if !crate::collector::source_wanted(&ctx.config, PERF) {
-            return None;
-        }
         let (publisher, feed) = super::channel::<HostIo>();
         let task = tokio::spawn(run(
             ctx.client.clone(),
