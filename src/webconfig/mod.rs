@@ -284,6 +284,64 @@ impl WebConfig {
     }
 }
 
+/// serde quotes the offending value (`invalid type: string "…"`, ``unknown field `…` ``). In a web
+/// config that value can be a password hash or a key: `basic_auth_users: prometheus:$2y$…`
+/// (pasted `htpasswd` output) would put the hash in the log, in `--config.check`'s output and in
+/// the answer to `POST /-/reload`. So a string value is described by its length and never
+/// quoted, and a field name is quoted only when it looks like one (a short word of letters,
+/// digits, `_`, `-` and `.`). The main configuration describes only what looks like swallowed
+/// YAML (see [`crate::config`]); a bcrypt hash is 60 characters without `: `, so that rule would
+/// let it through.
+fn without_secrets(message: &str) -> String {
+    const QUOTES: [(&str, char); 2] = [("string \"", '"'), ("field `", '`')];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    loop {
+        let next = QUOTES
+            .iter()
+            .filter_map(|&(opener, closer)| rest.find(opener).map(|at| (at, opener, closer)))
+            .min_by_key(|(at, _, _)| *at);
+        let Some((at, opener, closer)) = next else {
+            break;
+        };
+        let start = at + opener.len();
+        let Some(length) = quoted_length(&rest[start..], closer) else {
+            break;
+        };
+        let value = &rest[start..start + length];
+        let end = start + length + closer.len_utf8();
+        out.push_str(&rest[..at]);
+        if closer == '`' && is_plain_name(value) {
+            out.push_str(&rest[at..end]);
+        } else {
+            let what = opener.split(' ').next().unwrap_or("value");
+            out.push_str(&format!("{what} of {} characters", value.chars().count()));
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The byte length of a quoted value up to its closing `closer` (one not escaped by `\`).
+fn quoted_length(text: &str, closer: char) -> Option<usize> {
+    let mut escaped = false;
+    text.char_indices().find_map(|(i, c)| {
+        let found = c == closer && !escaped;
+        escaped = c == '\\' && !escaped;
+        found.then_some(i)
+    })
+}
+
+/// A key as people write them (`tls_config`, `X-Frame-Options`), safe to repeat in an error.
+fn is_plain_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 40
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 struct Loader<'a> {
     text: &'a str,
     origin: &'a str,
@@ -334,7 +392,7 @@ impl Loader<'_> {
                 origin: self.origin.to_owned(),
                 line: location.as_ref().map(|l| l.line()),
                 column: location.as_ref().map(|l| l.column()),
-                message,
+                message: without_secrets(&message),
             }
         })
     }

@@ -294,3 +294,43 @@ fn inline_certificate_and_key_need_no_files() {
     assert!(tls.files().is_empty());
     assert!(!format!("{tls:?}").contains("PRIVATE KEY"));
 }
+
+#[test]
+fn a_pasted_htpasswd_line_is_described_never_quoted() {
+    // `htpasswd -nB prometheus` prints `prometheus:$2y$…`; pasted as the value of the map, or
+    // as a user's value after a colon without a space, the hash would be quoted by serde.
+    let cases = [
+        (
+            format!("basic_auth_users: prometheus:{HASH}\n"),
+            "1:19: basic_auth_users: invalid type: string of 71 characters, expected a map",
+        ),
+        (
+            format!("basic_auth_users: {HASH}\n"),
+            "1:19: basic_auth_users: invalid type: string of 60 characters, expected a map",
+        ),
+        (
+            format!("prometheus:{HASH}\n"),
+            "1:1: invalid type: string of 71 characters, expected a mapping with tls_server_config, http_server_config or basic_auth_users",
+        ),
+        (
+            format!("basic_auth_users:\n  - prometheus:{HASH}\n"),
+            "2:3: basic_auth_users: invalid type: sequence, expected a map",
+        ),
+        (
+            format!("tls_server_config: 'x: y {HASH}'\n"),
+            "1:20: tls_server_config: invalid type: string of 65 characters, expected a mapping with cert_file, key_file, …",
+        ),
+        (
+            format!("'{HASH}': x\n"),
+            "1:1: unknown field of 60 characters, expected one of `tls_server_config`, `http_server_config`, `basic_auth_users`, `rate_limit`",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let error = WebConfig::from_yaml(&yaml, "web.yml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| format!("{yaml}: accepted"));
+        assert_eq!(error, format!("web.yml:{want}"), "{yaml}");
+        assert!(!error.contains("$2y$"), "{error}");
+    }
+}
