@@ -1,6 +1,6 @@
 //! Every metric the exporter serves, declared once: name, type, labels, help. Collectors emit
-//! through these specs, the README's metrics table is checked against them, and the golden
-//! test proves the real output carries exactly these names and labels.
+//! through these specs, the metrics table of docs/metrics.md is checked against them, and the
+//! golden test proves the real output carries exactly these names and labels.
 
 /// The Prometheus metric type of a spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,7 +378,7 @@ pub const SNAPSHOT_TASK_EVENTS: MetricSpec = counter(
     43,
     "vsphere_snapshot_task_events_total",
     &["vcenter", "operation", "result"],
-    "Snapshot and consolidation tasks and events of this vCenter seen by the exporter (the read-back window at start included), by operation and result.",
+    "Snapshot and consolidation tasks and events of this vCenter seen by the exporter (the read-back window at start included), by operation and result; a consolidateDisks task and the consolidation event vCenter posts for it count once.",
 );
 pub const VM_SNAPSHOT_INFO: MetricSpec = gauge(
     44,
@@ -560,7 +560,7 @@ pub const BUILD_INFO_NAME: &str = "vsphere_backup_exporter_build_info";
 pub const RELOAD_SUCCESSFUL_NAME: &str = "vsphere_backup_exporter_config_last_reload_successful";
 pub const RELOAD_SUCCESS_TIMESTAMP_NAME: &str =
     "vsphere_backup_exporter_config_last_reload_success_timestamp_seconds";
-/// Every metric of the exporter's own that the README lists besides [`ALL`].
+/// Every metric of the exporter's own that docs/metrics.md lists besides [`ALL`].
 pub const OWN: [&str; 3] = [
     BUILD_INFO_NAME,
     RELOAD_SUCCESSFUL_NAME,
@@ -586,11 +586,11 @@ mod tests {
         }
     }
 
-    /// The README's metrics table lists exactly the catalogue, with the same labels.
+    /// The metrics table of docs/metrics.md lists exactly the catalogue, with the same labels.
     #[test]
-    fn readme_metrics_table_matches_the_catalogue() {
-        let readme = include_str!("../../README.md");
-        let rows: Vec<(String, String)> = readme
+    fn docs_metrics_table_matches_the_catalogue() {
+        let doc = include_str!("../../docs/metrics.md");
+        let rows: Vec<(String, String)> = doc
             .lines()
             .filter(|l| l.starts_with("| `vsphere_"))
             .map(|l| {
@@ -601,14 +601,14 @@ mod tests {
         for spec in ALL {
             let row = rows.iter().find(|(name, _)| name == spec.name);
             let Some((_, labels)) = row else {
-                panic!("{} is missing from the README's metrics table", spec.name);
+                panic!("{} is missing from the table of docs/metrics.md", spec.name);
             };
             assert_eq!(*labels, spec.labels.join(", "), "{}", spec.name);
         }
         for (name, _) in &rows {
             assert!(
                 OWN.contains(&name.as_str()) || ALL.iter().any(|s| s.name == name),
-                "the README lists {name}, which the exporter does not serve"
+                "docs/metrics.md lists {name}, which the exporter does not serve"
             );
         }
     }

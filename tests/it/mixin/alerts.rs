@@ -1,7 +1,7 @@
 //! The alert rules as code: naming and annotation conventions, the thresholds table, the
 //! promtool unit tests' coverage (each alert firing with exact labels and annotations, and
-//! quiet), the runbook and README, the Alertmanager example's routing, and its digest template
-//! rendered by amtool. `make check-alerts` runs promtool and amtool's own checks.
+//! quiet), the runbook and docs/alerts.md, the Alertmanager example's routing, and its digest
+//! template rendered by amtool. `make check-alerts` runs promtool and amtool's own checks.
 
 use std::collections::BTreeSet;
 
@@ -183,14 +183,14 @@ fn runbook_has_exactly_one_section_per_alert() {
 }
 
 #[test]
-fn readme_alert_table_has_a_row_per_alert() {
-    let readme = read("README.md");
+fn docs_alert_table_has_a_row_per_alert() {
+    let doc = read("docs/alerts.md");
     for name in alert_names() {
         let row = format!("| `{name}` |");
         assert_eq!(
-            readme.matches(&row).count(),
+            doc.matches(&row).count(),
             1,
-            "README.md: want exactly one alert table row starting {row}"
+            "docs/alerts.md: want exactly one alert table row starting {row}"
         );
     }
 }

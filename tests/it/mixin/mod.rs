@@ -1,7 +1,7 @@
 //! The monitoring mixin: alert rules (`alerts/`), Grafana dashboards (`dashboards/`), the
 //! Alertmanager example and the runbook, checked as code.
 //!
-//! - `alerts`: the rules' conventions, thresholds table, runbook anchors and README rows;
+//! - `alerts`: the rules' conventions, thresholds table, runbook anchors and docs/alerts.md rows;
 //!   `promtool check/test rules`; `amtool check-config`, routing, and the digest template
 //!   rendered by `amtool`.
 //! - `dashboards`: each dashboard's structure (ids, grid, variables, datasource everywhere).
