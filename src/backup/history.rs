@@ -4,7 +4,16 @@
 //! The [`Ledger`] takes decoded events (each at most once, by key), follows tasks whose event
 //! was posted before they ended, and keeps the counts and last times the collectors publish.
 //! Whether a VM held a snapshot when it was reconfigured is decided when the event is applied
-//! and never again, so the counters only go up. Decoding the XML is [`crate::vsphere`]'s job.
+//! and never again, so the counters only go up. vCenter's event keys only grow, so a key at or
+//! below the highest one pruned is old and never applied again: a follower that reads its
+//! window back after a reconnect counts nothing twice. Decoding the XML is
+//! [`crate::vsphere`]'s job.
+//!
+//! A consolidation is counted once however vCenter reports it: a `consolidateDisks` task and
+//! the consolidation event vCenter posts for it (`VmDiskConsolidatedEvent`,
+//! `VmDiskFailedToConsolidateEvent`) on the same VM with the same outcome within
+//! [`CONSOLIDATION_MATCH_SECONDS`] are one consolidation, counted when the first of the two
+//! arrives; the last time and user follow the later one.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -173,15 +182,36 @@ struct Pending {
 const CREATE_MATCH_BEFORE_SECONDS: f64 = 1800.0;
 const CREATE_MATCH_AFTER_SECONDS: f64 = 5.0;
 
+/// A task and an event of the same consolidation on a VM are at most this far apart.
+pub const CONSOLIDATION_MATCH_SECONDS: f64 = 300.0;
+
+/// A consolidation counted from one report (a task, or an event), waiting for the other.
+#[derive(Debug, Clone, PartialEq)]
+struct Consolidation {
+    vm: String,
+    outcome: Outcome,
+    seconds: f64,
+    from_task: bool,
+}
+
 /// Everything the history has told so far.
 #[derive(Debug, Default, Clone)]
 pub struct Ledger {
     /// Event keys applied, with their time (keys are pruned with the window).
     seen: HashMap<i64, f64>,
+    /// The highest key pruned: vCenter's keys only grow, so one at or below it is old.
+    key_floor: Option<i64>,
+    /// Moves whenever what the collectors read changes (the follower publishes on it).
+    version: u64,
     pending: BTreeMap<String, Pending>,
     pub counts: BTreeMap<(Operation, Outcome), u64>,
     pub last: BTreeMap<(String, Operation, Outcome), LastTask>,
-    pub creations: Vec<Creation>,
+    creations: Vec<Creation>,
+    /// Indexes into `creations`: by the snapshot a creation made, and by VM.
+    by_snapshot: HashMap<String, usize>,
+    by_vm: HashMap<String, Vec<usize>>,
+    /// Consolidations counted from one report, not yet matched by the other.
+    consolidations: Vec<Consolidation>,
     pub disk_changed_with_snapshots: BTreeMap<String, u64>,
     pub reconfigured_with_snapshots: BTreeMap<String, u64>,
 }
@@ -191,6 +221,9 @@ impl Ledger {
     /// held a snapshot at a time (the caller knows the inventory). Returns true when the event
     /// was new.
     pub fn apply(&mut self, event: &Event, held_snapshot: impl Fn(&str, f64) -> bool) -> bool {
+        if self.key_floor.is_some_and(|floor| event.key <= floor) {
+            return false;
+        }
         if self.seen.insert(event.key, event.created_seconds).is_some() {
             return false;
         }
@@ -203,6 +236,7 @@ impl Ledger {
                 disk_capacity_changed,
             } => {
                 if held_snapshot(vm, event.created_seconds) {
+                    self.version += 1;
                     *self
                         .reconfigured_with_snapshots
                         .entry(vm.to_owned())
@@ -217,7 +251,14 @@ impl Ledger {
             }
             EventKind::Extended { type_id } => {
                 if let Some((operation, Some(outcome))) = Operation::of(type_id) {
-                    self.record(vm, operation, outcome, event.created_seconds, &event.user);
+                    self.record(
+                        vm,
+                        operation,
+                        outcome,
+                        event.created_seconds,
+                        &event.user,
+                        false,
+                    );
                 }
             }
             EventKind::Other => {}
@@ -262,15 +303,76 @@ impl Ledger {
         info: &TaskInfo,
     ) {
         let seconds = info.complete_seconds.unwrap_or(created_seconds);
-        self.record(vm, operation, outcome, seconds, user);
+        self.record(vm, operation, outcome, seconds, user, true);
         if operation == Operation::Create && outcome == Outcome::Success {
-            self.creations.push(Creation {
+            self.add_creation(Creation {
                 vm: vm.to_owned(),
                 started_seconds: created_seconds,
                 complete_seconds: info.complete_seconds,
                 snapshot: info.result_snapshot.clone(),
                 user: user.to_owned(),
             });
+        }
+    }
+
+    /// Keeps a creation, indexed by its snapshot and its VM.
+    pub fn add_creation(&mut self, creation: Creation) {
+        self.index_creation(creation);
+        self.version += 1;
+    }
+
+    fn index_creation(&mut self, creation: Creation) {
+        let index = self.creations.len();
+        if let Some(snapshot) = &creation.snapshot {
+            self.by_snapshot.insert(snapshot.clone(), index);
+        }
+        self.by_vm
+            .entry(creation.vm.clone())
+            .or_default()
+            .push(index);
+        self.creations.push(creation);
+    }
+
+    /// The creations kept, oldest applied first.
+    pub fn creations(&self) -> &[Creation] {
+        &self.creations
+    }
+
+    /// Moves whenever what the collectors read changes: counts, last tasks, creations, the
+    /// reconfiguration counters, or a prune of any of them.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// True when this report of a consolidation is the other half of one already counted
+    /// (a task and its event); that one is then matched and no longer waits.
+    fn matches_counted_consolidation(
+        &mut self,
+        vm: &str,
+        outcome: Outcome,
+        seconds: f64,
+        from_task: bool,
+    ) -> bool {
+        let found = self.consolidations.iter().position(|c| {
+            c.vm == vm
+                && c.outcome == outcome
+                && c.from_task != from_task
+                && (c.seconds - seconds).abs() <= CONSOLIDATION_MATCH_SECONDS
+        });
+        match found {
+            Some(i) => {
+                self.consolidations.swap_remove(i);
+                true
+            }
+            None => {
+                self.consolidations.push(Consolidation {
+                    vm: vm.to_owned(),
+                    outcome,
+                    seconds,
+                    from_task,
+                });
+                false
+            }
         }
     }
 
@@ -281,8 +383,14 @@ impl Ledger {
         outcome: Outcome,
         seconds: f64,
         user: &str,
+        from_task: bool,
     ) {
-        *self.counts.entry((operation, outcome)).or_default() += 1;
+        self.version += 1;
+        let counted_already = operation == Operation::Consolidate
+            && self.matches_counted_consolidation(vm, outcome, seconds, from_task);
+        if !counted_already {
+            *self.counts.entry((operation, outcome)).or_default() += 1;
+        }
         let last = self
             .last
             .entry((vm.to_owned(), operation, outcome))
@@ -328,16 +436,14 @@ impl Ledger {
     /// successful creation on the VM that started at most 30 minutes before the snapshot's
     /// `createTime` and ended at most 5 s after it.
     pub fn created_by(&self, vm: &str, snapshot: &str, create_seconds: f64) -> Option<&str> {
-        if let Some(c) = self
-            .creations
-            .iter()
-            .find(|c| c.snapshot.as_deref() == Some(snapshot))
-        {
+        if let Some(c) = self.by_snapshot.get(snapshot).map(|&i| &self.creations[i]) {
             return Some(&c.user);
         }
-        self.creations
+        self.by_vm
+            .get(vm)?
             .iter()
-            .filter(|c| c.vm == vm && c.snapshot.is_none())
+            .map(|&i| &self.creations[i])
+            .filter(|c| c.snapshot.is_none())
             .filter(|c| {
                 c.started_seconds <= create_seconds + CREATE_MATCH_AFTER_SECONDS
                     && c.started_seconds >= create_seconds - CREATE_MATCH_BEFORE_SECONDS
@@ -356,16 +462,45 @@ impl Ledger {
         vm_exists: impl Fn(&str) -> bool,
         keep_creation: impl Fn(&Creation) -> bool,
     ) {
-        self.seen.retain(|_, created| *created >= horizon);
+        let floor = &mut self.key_floor;
+        self.seen.retain(|key, created| {
+            let keep = *created >= horizon;
+            if !keep && floor.is_none_or(|f| *key > f) {
+                *floor = Some(*key);
+            }
+            keep
+        });
         self.pending
             .retain(|_, p| p.created_seconds >= horizon && vm_exists(&p.vm));
-        self.creations
-            .retain(|c| vm_exists(&c.vm) && (c.started_seconds >= horizon || keep_creation(c)));
+        self.consolidations
+            .retain(|c| c.seconds >= horizon && vm_exists(&c.vm));
+        let sizes = self.published_sizes();
+        let creations = std::mem::take(&mut self.creations);
+        self.by_snapshot.clear();
+        self.by_vm.clear();
+        for c in creations {
+            if vm_exists(&c.vm) && (c.started_seconds >= horizon || keep_creation(&c)) {
+                self.index_creation(c);
+            }
+        }
         self.last.retain(|(vm, _, _), _| vm_exists(vm));
         self.disk_changed_with_snapshots
             .retain(|vm, _| vm_exists(vm));
         self.reconfigured_with_snapshots
             .retain(|vm, _| vm_exists(vm));
+        if self.published_sizes() != sizes {
+            self.version += 1;
+        }
+    }
+
+    /// The sizes of what the collectors read, to tell whether a prune changed it.
+    fn published_sizes(&self) -> [usize; 4] {
+        [
+            self.creations.len(),
+            self.last.len(),
+            self.disk_changed_with_snapshots.len(),
+            self.reconfigured_with_snapshots.len(),
+        ]
     }
 }
 
@@ -593,25 +728,147 @@ mod tests {
             no_snapshots,
         );
         l.prune(500.0, |vm| vm == "vm-1", |c| c.vm == "vm-1");
-        assert_eq!(l.creations.len(), 1);
+        assert_eq!(l.creations().len(), 1);
         assert!(l.last.keys().all(|(vm, _, _)| vm == "vm-1"));
         assert_eq!(
             l.counts[&(Operation::Create, Outcome::Success)],
             2,
             "counters stay"
         );
-        assert!(
-            l.apply(
-                &task(
-                    1,
-                    "vm-1",
-                    "VirtualMachine.createSnapshot",
-                    TaskState::Success,
-                    100.0
-                ),
-                no_snapshots
-            ),
-            "a pruned key is new again: callers only apply events inside the window"
+        assert_eq!(l.creations().len(), 1);
+    }
+
+    /// Monday: start. Tuesday: a disk grown under a snapshot, and a consolidation. Wednesday:
+    /// their keys pruned. Thursday: the session expires and the new collector reads the
+    /// history back from before Tuesday (the simulator ignores the time filter altogether).
+    #[test]
+    fn a_read_back_after_a_reconnect_counts_no_pruned_event_again() {
+        let day = 86_400.0;
+        let mut l = Ledger::default();
+        let grown = Event {
+            key: 41,
+            created_seconds: 1.0 * day,
+            user: "admin".into(),
+            vm: Some("vm-1".into()),
+            kind: EventKind::Reconfigured {
+                disk_capacity_changed: true,
+            },
+        };
+        let consolidated = Event {
+            key: 42,
+            created_seconds: 1.0 * day,
+            user: "svc".into(),
+            vm: Some("vm-1".into()),
+            kind: EventKind::Extended {
+                type_id: "com.vmware.vc.VmDiskConsolidatedEvent".into(),
+            },
+        };
+        assert!(l.apply(&grown, |_, _| true));
+        assert!(l.apply(&consolidated, |_, _| true));
+        l.prune(2.0 * day, |_| true, |_| false);
+        assert!(!l.apply(&grown, |_, _| true), "pruned, and not new again");
+        assert!(!l.apply(&consolidated, |_, _| true));
+        assert_eq!(l.disk_changed_with_snapshots["vm-1"], 1);
+        assert_eq!(l.counts[&(Operation::Consolidate, Outcome::Success)], 1);
+        // A newer key is applied as usual.
+        assert!(l.apply(
+            &Event {
+                key: 43,
+                ..grown.clone()
+            },
+            |_, _| true
+        ));
+        assert_eq!(l.disk_changed_with_snapshots["vm-1"], 2);
+    }
+
+    #[test]
+    fn a_consolidate_task_and_the_event_vcenter_posts_for_it_count_once() {
+        let consolidated = |key, at| Event {
+            key,
+            created_seconds: at,
+            user: "svc".into(),
+            vm: Some("vm-1".into()),
+            kind: EventKind::Extended {
+                type_id: "com.vmware.vc.VmDiskConsolidatedEvent".into(),
+            },
+        };
+        let id = "VirtualMachine.consolidateDisks";
+        let key = (Operation::Consolidate, Outcome::Success);
+        // Task first (ends at 110), then its event.
+        let mut l = Ledger::default();
+        l.apply(
+            &task(1, "vm-1", id, TaskState::Success, 100.0),
+            no_snapshots,
         );
+        l.apply(&consolidated(2, 111.0), no_snapshots);
+        assert_eq!(l.counts[&key], 1);
+        assert_eq!(
+            l.last[&("vm-1".into(), Operation::Consolidate, Outcome::Success)].seconds,
+            111.0
+        );
+        // Event first, then the task's end learned by following it.
+        let mut l = Ledger::default();
+        l.apply(&task(1, "vm-1", id, TaskState::Queued, 100.0), no_snapshots);
+        l.apply(&consolidated(2, 109.0), no_snapshots);
+        l.update_task(&TaskInfo {
+            task: "task-1".into(),
+            description_id: id.into(),
+            state: TaskState::Success,
+            complete_seconds: Some(110.0),
+            result_snapshot: None,
+            user: None,
+        });
+        assert_eq!(l.counts[&key], 1);
+        // A second consolidation an hour later is another one; an event on another VM too.
+        l.apply(&consolidated(3, 3700.0), no_snapshots);
+        l.apply(
+            &task(4, "vm-2", id, TaskState::Success, 100.0),
+            no_snapshots,
+        );
+        assert_eq!(l.counts[&key], 3);
+    }
+
+    #[test]
+    fn the_version_moves_with_what_collectors_read_and_only_then() {
+        let mut l = Ledger::default();
+        let v0 = l.version();
+        l.apply(
+            &task(
+                1,
+                "vm-1",
+                "VirtualMachine.createSnapshot",
+                TaskState::Queued,
+                100.0,
+            ),
+            no_snapshots,
+        );
+        assert_eq!(l.version(), v0, "a followed task is not published yet");
+        l.apply(
+            &task(
+                2,
+                "vm-1",
+                "VirtualMachine.createSnapshot",
+                TaskState::Success,
+                100.0,
+            ),
+            no_snapshots,
+        );
+        let v1 = l.version();
+        assert!(v1 > v0);
+        l.apply(
+            &task(
+                2,
+                "vm-1",
+                "VirtualMachine.createSnapshot",
+                TaskState::Success,
+                100.0,
+            ),
+            no_snapshots,
+        );
+        assert_eq!(l.version(), v1, "a key seen before changes nothing");
+        l.prune(0.0, |_| true, |_| true);
+        assert_eq!(l.version(), v1, "a prune that drops nothing published");
+        l.prune(1000.0, |_| false, |_| false);
+        assert!(l.version() > v1);
     }
 }

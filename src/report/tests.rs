@@ -227,7 +227,7 @@ fn created_by_comes_from_the_event_ledger_and_last_backup_from_attributes_and_no
     db.backup.annotation =
         "Veeam Backup: Job name: [DB], Time: [11/22/2026 11:15:02 PM], Result: Success".into();
     let mut ledger = Ledger::default();
-    ledger.creations.push(crate::backup::history::Creation {
+    ledger.add_creation(crate::backup::history::Creation {
         vm: "vm-1".into(),
         started_seconds: NOW - 50.0 * HOUR - 20.0,
         complete_seconds: Some(NOW - 50.0 * HOUR + 2.0),

@@ -73,6 +73,7 @@ impl SourceKind for EventsSource {
             publisher,
             ledger: Ledger::default(),
             began: super::unix_now(),
+            pruned: Instant::now(),
             stale: Vec::new(),
         };
         Some(Box::new(Task::new(
@@ -101,6 +102,9 @@ struct Follower {
     ledger: Ledger,
     /// When the source started: the read-back window is counted from there.
     began: f64,
+    /// When keys and creations older than the window were last forgotten: kept across
+    /// failures, so a follower that fails every few minutes still prunes.
+    pruned: Instant,
     /// Collectors of failed runs, with their session: destroyed once a read-back in the same
     /// session has succeeded (at once, a hung vCenter would cost a timeout each); those of
     /// another session went with it.
@@ -137,6 +141,7 @@ impl Follower {
                 },
             );
             last_error = Some(message);
+            self.prune_when_due();
             // The mirror shares the session: once it is in sync again after losing vCenter,
             // vCenter answers, and waiting out the rest of the backoff would only delay the
             // events (and the cleanup of what the failed runs left on vCenter).
@@ -192,7 +197,11 @@ impl Follower {
                 CallError::Malformed("the server has no EventManager".into()),
             )
         })?;
-        let begin = self.window_start();
+        let begin = collector_begin(
+            self.window_start(),
+            super::unix_now(),
+            self.settings.read_back,
+        );
         let begin = jiff::Timestamp::from_second(begin as i64)
             .map(|t| t.to_string())
             .unwrap_or_default();
@@ -281,18 +290,18 @@ impl Follower {
         self.destroy_stale(session).await;
         info!(vcenter = %self.vcenter, seconds = sync_seconds, pending_tasks = self.ledger.pending_tasks().len(), "event history read back");
         let mut version = String::new();
-        let mut pruned = Instant::now();
         loop {
-            let before = self.ledger.clone();
-            let step = match &followed.pc {
+            let before = self.ledger.version();
+            let page = match &followed.pc {
                 Some(pc) => self.wait_page(session, pc, &mut version).await,
                 None => {
                     tokio::time::sleep(self.settings.poll_interval).await;
-                    Ok(())
+                    Ok(Vec::new())
                 }
             };
-            if let Err(e) = step {
-                return e;
+            match page {
+                Ok(page) => self.apply(&page).await,
+                Err(e) => return e,
             }
             if let Err(e) = self.read_next(session, &followed.collector).await {
                 return e;
@@ -305,11 +314,8 @@ impl Follower {
             if !self.stale.is_empty() {
                 self.destroy_stale(session).await;
             }
-            if pruned.elapsed() >= PRUNE_EVERY {
-                self.prune();
-                pruned = Instant::now();
-            }
-            if self.changed_since(&before) {
+            self.prune_when_due();
+            if self.ledger.version() != before {
                 self.publish(sync_seconds);
             } else {
                 self.publisher
@@ -318,13 +324,13 @@ impl Follower {
         }
     }
 
-    /// One WaitForUpdatesEx on `latestPage`: the page's events are applied.
+    /// One WaitForUpdatesEx on `latestPage`: the page's events.
     async fn wait_page(
         &mut self,
         session: &Session,
         pc: &MoRef,
         version: &mut String,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<Event>, Error> {
         let wait = if self.ledger.pending_tasks().is_empty() {
             MAX_WAIT
         } else {
@@ -346,8 +352,7 @@ impl Follower {
         if let Some(head) = head {
             *version = head.version;
         }
-        self.apply(&page);
-        Ok(())
+        Ok(page)
     }
 
     /// Reads the events after the collector's position until there are none.
@@ -360,7 +365,7 @@ impl Follower {
             if page.is_empty() {
                 return Ok(());
             }
-            self.apply(&page);
+            self.apply(&page).await;
         }
     }
 
@@ -389,18 +394,29 @@ impl Follower {
         Ok(())
     }
 
-    /// Applies events inside the window, each once.
-    fn apply(&mut self, page: &[Event]) {
+    /// Applies events inside the window, each once, once the inventory is in sync: whether a
+    /// VM held a snapshot is decided from it, and while it resyncs (minutes at 40,000 VMs) it
+    /// has no answer. The collector keeps its position meanwhile, so nothing is lost.
+    async fn apply(&mut self, page: &[Event]) {
+        if page.is_empty() {
+            return;
+        }
+        self.wait_for_inventory().await;
+        self.apply_with(page);
+    }
+
+    /// Applies events against the inventory in sync now; `false` (and nothing applied) when
+    /// there is none.
+    fn apply_with(&mut self, page: &[Event]) -> bool {
         let start = self.window_start();
-        let inventory = self.inventory.latest().value.clone();
-        let held = |vm: &str, at: f64| {
-            inventory
-                .as_deref()
-                .is_some_and(|inv| held_snapshot(inv, vm, at))
+        let Some(inventory) = self.inventory.latest().value.clone() else {
+            return false;
         };
+        let held = |vm: &str, at: f64| held_snapshot(&inventory, vm, at);
         for event in page.iter().filter(|e| e.created_seconds >= start) {
             self.ledger.apply(event, held);
         }
+        true
     }
 
     /// The oldest event time counted: the read-back window before the source started.
@@ -408,12 +424,12 @@ impl Follower {
         self.began - self.settings.read_back.as_secs_f64()
     }
 
-    fn changed_since(&self, before: &Ledger) -> bool {
-        before.counts != self.ledger.counts
-            || before.last != self.ledger.last
-            || before.creations != self.ledger.creations
-            || before.disk_changed_with_snapshots != self.ledger.disk_changed_with_snapshots
-            || before.reconfigured_with_snapshots != self.ledger.reconfigured_with_snapshots
+    /// Forgets what is older than the window, every [`PRUNE_EVERY`].
+    fn prune_when_due(&mut self) {
+        if self.pruned.elapsed() >= PRUNE_EVERY {
+            self.prune();
+            self.pruned = Instant::now();
+        }
     }
 
     fn prune(&mut self) {
@@ -525,6 +541,12 @@ fn missing_not_authenticated(update: &Node) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// Where a new collector starts reading: the later of the window's start and `read_back`
+/// before now, so a reconnect after days of uptime reads back one window, not the uptime.
+fn collector_begin(window_start: f64, now: f64, read_back: Duration) -> f64 {
+    window_start.max(now - read_back.as_secs_f64())
+}
+
 /// Whether the VM held a snapshot taken at or before `at` (a second of slack for clocks).
 fn held_snapshot(inventory: &Inventory, vm: &str, at: f64) -> bool {
     inventory.vms.get(vm).is_some_and(|vm| {
@@ -544,4 +566,129 @@ fn creation_still_needed(inventory: &Inventory, c: &Creation) -> bool {
                         .is_none_or(|end| s.tree.create_time_seconds <= end + 5.0))
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::history::EventKind;
+    use crate::vsphere::client::ClientOptions;
+    use crate::vsphere::model::{SnapshotInfo, SnapshotTree, Vm};
+
+    const DAY: f64 = 86_400.0;
+
+    fn follower(inventory: Feed<Inventory>) -> Follower {
+        let options = ClientOptions {
+            name: "vc01".into(),
+            url: "https://127.0.0.1:9/sdk".parse().unwrap(),
+            username: "u".into(),
+            password: crate::config::Secret::new("p"),
+            tls: Default::default(),
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            login_retry_interval: Duration::from_secs(600),
+            max_response_size: 1 << 20,
+            max_value_size: 1 << 20,
+        };
+        let (publisher, _) = super::super::channel();
+        Follower {
+            vcenter: "vc01".into(),
+            client: Arc::new(Client::new(&options).unwrap()),
+            settings: EventsConfig::default(),
+            inventory,
+            publisher,
+            ledger: Ledger::default(),
+            began: 10.0 * DAY,
+            pruned: Instant::now(),
+            stale: Vec::new(),
+        }
+    }
+
+    fn grown_disk(key: i64, at: f64) -> Event {
+        Event {
+            key,
+            created_seconds: at,
+            user: "admin".into(),
+            vm: Some("vm-1".into()),
+            kind: EventKind::Reconfigured {
+                disk_capacity_changed: true,
+            },
+        }
+    }
+
+    /// vm-1 with a snapshot taken at `taken`.
+    fn with_snapshot(taken: f64) -> Inventory {
+        let mut inv = Inventory::default();
+        let mut vm = Vm {
+            id: "vm-1".into(),
+            ..Default::default()
+        };
+        vm.snapshot = Some(SnapshotInfo {
+            current_snapshot: Some("snapshot-1".into()),
+            root_snapshot_list: vec![SnapshotTree {
+                snapshot: "snapshot-1".into(),
+                create_time_seconds: taken,
+                ..Default::default()
+            }],
+        });
+        inv.vms.insert("vm-1".into(), Arc::new(vm));
+        inv
+    }
+
+    #[test]
+    fn a_new_collector_reads_back_one_window_however_long_the_uptime() {
+        let read_back = Duration::from_secs(86_400);
+        // Started on day 10, reconnecting on day 13: from day 12, not from day 9.
+        assert_eq!(
+            collector_begin(9.0 * DAY, 13.0 * DAY, read_back),
+            12.0 * DAY
+        );
+        // Reconnecting within the first window: from the window's start.
+        assert_eq!(collector_begin(9.0 * DAY, 9.5 * DAY, read_back), 9.0 * DAY);
+    }
+
+    #[tokio::test]
+    async fn events_wait_for_an_inventory_in_sync_and_are_then_judged_against_it() {
+        let (inventory, feed) = super::super::channel::<Inventory>();
+        let mut f = follower(feed);
+        let page = [grown_disk(7, 10.5 * DAY)];
+        // The mirror resyncs: no inventory, nothing applied (not judged "no snapshot").
+        assert!(!f.apply_with(&page));
+        assert!(f.ledger.disk_changed_with_snapshots.is_empty());
+        let status = SourceStatus {
+            attempted: true,
+            synced: true,
+            ..Default::default()
+        };
+        inventory.publish(Some(Arc::new(with_snapshot(10.0 * DAY))), status);
+        // The async path waits for it, then applies.
+        tokio::time::timeout(Duration::from_secs(10), f.apply(&page))
+            .await
+            .unwrap();
+        assert_eq!(f.ledger.disk_changed_with_snapshots["vm-1"], 1);
+    }
+
+    /// The timer is the follower's, not one run's: `run` calls this after every failure too.
+    #[tokio::test]
+    async fn pruning_is_due_by_the_followers_clock_not_a_runs() {
+        let (inventory, feed) = super::super::channel::<Inventory>();
+        inventory.publish(Some(Arc::new(with_snapshot(1.0))), SourceStatus::default());
+        let mut f = follower(feed);
+        f.began = super::super::unix_now();
+        let old = grown_disk(7, f.began - 3.0 * DAY);
+        let mut early = f.window_start() - 3.0 * DAY;
+        f.ledger.apply(&old, |_, _| true);
+        f.prune_when_due();
+        assert!(
+            !f.ledger.apply(&old, |_, _| true),
+            "not due yet: still seen"
+        );
+        f.pruned = Instant::now() - PRUNE_EVERY - Duration::from_secs(1);
+        f.prune_when_due();
+        assert!(f.pruned.elapsed() < PRUNE_EVERY);
+        early -= 1.0;
+        let older = grown_disk(6, early);
+        assert!(!f.ledger.apply(&older, |_, _| true), "below the pruned key");
+        assert!(f.ledger.apply(&grown_disk(8, f.began), |_, _| true));
+    }
 }

@@ -427,6 +427,35 @@ func consistencyLevel(power types.VirtualMachinePowerState, toolsRunningStatus s
 	return "crash"
 }
 
+// consolidationMatch: a consolidateDisks task and the consolidation event vCenter posts for it
+// (same VM, same result) are at most this far apart, and count as one consolidation.
+const consolidationMatch = 5 * time.Minute
+
+// consolidationReport is a consolidation counted from a task or an event, not yet matched by
+// the other.
+type consolidationReport struct {
+	vm, result string
+	at         time.Time
+	task       bool
+}
+
+// sameConsolidation reports whether this report is the other half of one counted already (and
+// then takes that one off the list); otherwise it is counted and waits for its other half.
+func sameConsolidation(pairs *[]consolidationReport, vm, result string, at time.Time, task bool) bool {
+	for i, c := range *pairs {
+		d := c.at.Sub(at)
+		if d < 0 {
+			d = -d
+		}
+		if c.vm == vm && c.result == result && c.task != task && d <= consolidationMatch {
+			*pairs = append((*pairs)[:i], (*pairs)[i+1:]...)
+			return true
+		}
+	}
+	*pairs = append(*pairs, consolidationReport{vm: vm, result: result, at: at, task: task})
+	return false
+}
+
 // extrasFacts completes the facts with what the extras make: the field definitions, the planned
 // datastores with their backup snapshots, and from the events inside the window
 // the task counts, each VM's last tasks, the snapshots' creators and the reconfigurations made
@@ -459,6 +488,7 @@ func extrasFacts(f *Facts, x *extrasPlan, fields []CustomFieldFacts, vms map[str
 
 	inWindow := func(at time.Time) bool { return x.window == 0 || !at.Before(x.now.Add(-x.window)) }
 	counts := map[[2]string]int{}
+	var pairs []consolidationReport
 	last := map[string]map[[2]string]SnapshotTaskFacts{}
 	for _, e := range x.events {
 		id := e.task + e.eventEx
@@ -474,7 +504,9 @@ func extrasFacts(f *Facts, x *extrasPlan, fields []CustomFieldFacts, vms map[str
 			at = e.at.Add(e.took)
 		}
 		key := [2]string{op, result}
-		counts[key]++
+		if op != "consolidate" || !sameConsolidation(&pairs, e.vm, result, at, e.task != "") {
+			counts[key]++
+		}
 		if last[e.vm] == nil {
 			last[e.vm] = map[[2]string]SnapshotTaskFacts{}
 		}
