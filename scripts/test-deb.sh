@@ -56,6 +56,10 @@ expect_file '-rw-r--r--' "usr/lib/systemd/system/$UNIT"
 expect_file '-rw-r--r--' 'etc/vsphere_backup_exporter/vsphere_backup_exporter.yml'
 expect_file '-rw-r--r--' 'etc/default/vsphere_backup_exporter'
 expect_file '-rw-r--r--' 'usr/share/doc/vsphere-backup-exporter/README.md'
+expect_file '-rw-r--r--' 'usr/share/doc/vsphere-backup-exporter/CHANGELOG.md'
+for doc in docs/*.md; do
+    expect_file '-rw-r--r--' "usr/share/doc/vsphere-backup-exporter/$doc"
+done
 
 # Maintainer scripts: valid sh; conffiles; a system user; enabled, never started on install.
 control=$(mktemp -d)
@@ -81,6 +85,13 @@ grep -q "deb-systemd-invoke stop $UNIT" "$control/prerm" || fail "prerm does not
 dpkg -x "$deb" "$root"
 "$root/usr/bin/vsphere_backup_exporter" --version | grep -q "version $version" ||
     fail "the packaged binary does not run"
+# The shipped README and docs link each other by relative paths: each must be in the package.
+doc_dir="$root/usr/share/doc/vsphere-backup-exporter"
+for page in "$doc_dir"/README.md "$doc_dir"/docs/*.md; do
+    for link in $(grep -oE '\]\([^)#:]+(#[^)]*)?\)' "$page" | sed -E 's/^\]\(([^)#]*).*/\1/' | sort -u); do
+        [ -e "$(dirname "$page")/$link" ] || fail "${page#"$root"/} links $link, which the package lacks"
+    done
+done
 unit="$root/usr/lib/systemd/system/$UNIT"
 for line in 'User=vsphere_backup_exporter' 'ProtectSystem=strict' 'ProtectHome=yes' \
     'NoNewPrivileges=yes' 'PrivateTmp=yes' 'CapabilityBoundingSet=' \

@@ -43,6 +43,9 @@ expect '-rwxr-xr-x root:root /usr/bin/vsphere_backup_exporter'
 expect '-rw-r--r-- root:root /usr/lib/systemd/system/vsphere_backup_exporter.service'
 expect '-rw-r----- root:vsphere_backup_exporter /etc/vsphere_backup_exporter/vsphere_backup_exporter.yml'
 expect '-rw-r--r-- root:root /etc/default/vsphere_backup_exporter'
+for doc in README.md CHANGELOG.md docs/*.md; do
+    expect "-rw-r--r-- root:root /usr/share/doc/vsphere-backup-exporter/$doc"
+done
 configs=$(q --configfiles | sort)
 [ "$configs" = "$(printf '%s\n' /etc/default/vsphere_backup_exporter \
     /etc/vsphere_backup_exporter/vsphere_backup_exporter.yml)" ] || fail "config files: $configs"
