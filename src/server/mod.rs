@@ -11,6 +11,7 @@
 mod auth;
 mod body;
 mod handler;
+mod limits;
 mod negotiate;
 mod reload;
 #[cfg(test)]

@@ -10,11 +10,12 @@ use std::sync::{Arc, RwLock};
 
 use super::body::Chunks;
 use bytes::Bytes;
-use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 
-use super::auth::BasicAuth;
+use super::auth::{BasicAuth, MAX_PENDING_CHECKS, Verdict};
 use super::handler;
+use super::limits::Throttled;
 use super::tls::Tls;
 use crate::webconfig::WebConfig;
 
@@ -35,7 +36,7 @@ pub struct Web {
 
 pub(super) struct WebState {
     pub(super) tls: Option<Arc<Tls>>,
-    auth: Option<BasicAuth>,
+    pub(super) auth: Option<BasicAuth>,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -123,8 +124,13 @@ pub(super) async fn guarded<B>(
 ) -> Result<Response<Chunks>, Infallible> {
     let web = web.current();
     let public = PUBLIC_PATHS.contains(&request.uri().path());
-    let mut response = match &web.auth {
-        Some(auth) if !public && !auth.allows(request.headers()).await => {
+    let verdict = match &web.auth {
+        Some(auth) if !public => auth.allows(request.headers()).await,
+        _ => Verdict::Allowed,
+    };
+    let mut response = match verdict {
+        Verdict::Allowed => handler::handle(state, request).await?,
+        Verdict::Denied => {
             tracing::debug!(
                 method = %request.method(),
                 path = request.uri().path(),
@@ -132,13 +138,43 @@ pub(super) async fn guarded<B>(
             );
             unauthorized()
         }
-        _ => handler::handle(state, request).await?,
+        Verdict::Busy => too_many_checks(),
     };
+    // A header the route set wins: the report's Content-Security-Policy allows its own script
+    // and style by hash, which a configured policy would block.
     let headers = response.headers_mut();
     for (name, value) in &web.headers {
-        headers.insert(name.clone(), value.clone());
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
     }
     Ok(response)
+}
+
+/// Logged when password checks are turned away.
+static CHECKS_REFUSED: Throttled = Throttled::new();
+
+/// 429 at once: [`MAX_PENDING_CHECKS`] password checks wait already (someone is trying many
+/// passwords, or many clients came at once without a remembered login).
+fn too_many_checks() -> Response<Chunks> {
+    if let Some(refused) = CHECKS_REFUSED.due() {
+        tracing::warn!(
+            refused,
+            limit = MAX_PENDING_CHECKS,
+            "too many password checks waiting; answering 429 until they are done"
+        );
+    }
+    let mut response = Response::new(Chunks::from(Bytes::from_static(
+        b"Too many password checks at once; try again\n",
+    )));
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let headers = response.headers_mut();
+    headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 fn unauthorized() -> Response<Chunks> {

@@ -420,3 +420,73 @@ fn web_new_refuses_a_key_that_does_not_match_the_certificate_naming_the_key() {
     );
     assert!(Path::new(&pem).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_checks_past_the_cap_are_answered_429_at_once_and_the_waiting_ones_401() {
+    let files = Files::new();
+    let yaml = format!("basic_auth_users:\n  prometheus: '{}'\n", bcrypt_hash("pw"));
+    let web = files.web(&yaml);
+    let server = start_with(Arc::clone(&web)).await;
+    let state = web.current();
+    let checks = state.auth.as_ref().expect("auth").checks();
+    // The one bcrypt permit held: every check waits, as behind a slow one.
+    let held = Arc::clone(&checks.gate)
+        .acquire_owned()
+        .await
+        .expect("permit");
+    let addr = server.addr;
+    let guesses: Vec<_> = (0..super::super::auth::MAX_PENDING_CHECKS)
+        .map(|i| {
+            tokio::spawn(async move {
+                let guess = basic("prometheus", &format!("guess {i}"));
+                request(addr, "GET", "/metrics", &[("Authorization", &guess)]).await
+            })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while checks.pending() < guesses.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the guesses never all waited"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let one_more = basic("prometheus", "one more");
+    let reply = tokio::time::timeout(
+        Duration::from_secs(2),
+        request(addr, "GET", "/metrics", &[("Authorization", &one_more)]),
+    )
+    .await
+    .expect("answered at once, not queued");
+    assert_eq!(reply.status, 429, "{}", reply.text());
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    drop(held);
+    for guess in guesses {
+        assert_eq!(guess.await.expect("task").status, 401);
+    }
+    let right = basic("prometheus", "pw");
+    let reply = request(addr, "GET", "/metrics", &[("Authorization", &right)]).await;
+    assert_eq!(reply.status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_configured_content_security_policy_does_not_replace_the_reports_own() {
+    let files = Files::new();
+    let yaml = "http_server_config:\n  headers:\n    Content-Security-Policy: default-src 'self'\n    X-Frame-Options: deny\n";
+    let server = start_with(files.web(yaml)).await;
+    let report = get(server.addr, "/report").await;
+    assert_eq!(report.status, 200);
+    assert_eq!(
+        report.header("content-security-policy"),
+        Some(crate::report::content_security_policy())
+    );
+    assert_eq!(report.header("x-frame-options"), Some("deny"));
+    let landing = get(server.addr, "/").await;
+    assert_eq!(
+        landing.header("content-security-policy"),
+        Some("default-src 'self'")
+    );
+    assert_eq!(landing.header("x-frame-options"), Some("deny"));
+    server.stop().await;
+}
