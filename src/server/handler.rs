@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use super::body::Chunks;
 use bytes::Bytes;
 use hyper::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
-    VARY, X_CONTENT_TYPE_OPTIONS,
+    ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST,
+    HeaderValue, ORIGIN, VARY, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::http::request::Parts;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 
+use super::limits::Throttled;
 use super::negotiate::{accepts_gzip, scrape_deadline};
 use super::reload::{ExporterSlot, Reload};
 use crate::exporter::{Exporter, Page};
@@ -138,23 +139,81 @@ async fn respond(state: &State<'_>, request: &Parts) -> Response<Chunks> {
         Route::Ready if state.exporter.is_ready() => text(StatusCode::OK, "Ready"),
         Route::Ready => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready"),
         Route::Report(format) => report(state, request, format).await,
-        Route::Reload => reload(state).await,
+        Route::Reload => reload(state, request).await,
     }
 }
 
 /// `POST /-/reload`: 200 once the new configuration is in force, 500 with the reason when it
-/// was refused (the old one stays).
-async fn reload(state: &State<'_>) -> Response<Chunks> {
+/// was refused (the old one stays), 403 when a browser sends it from another site.
+async fn reload(state: &State<'_>, request: &Parts) -> Response<Chunks> {
     let Some(reload) = state.reload else {
         return text(StatusCode::NOT_FOUND, "Not found\n");
     };
-    match reload.reload().await {
-        Ok(()) => text(StatusCode::OK, "Configuration reloaded\n"),
-        Err(error) => text(
+    if let Some(reason) = cross_site(&request.headers) {
+        if let Some(refused) = CROSS_SITE_RELOADS.due() {
+            tracing::warn!(reason, refused, "refused a cross-site POST /-/reload");
+        }
+        return text(StatusCode::FORBIDDEN, "Cross-site reload refused\n");
+    }
+    // A task of its own: a client that hangs up must not cancel a reload halfway (removed
+    // vCenters not logged out, the reload metrics not set).
+    let reload = Arc::clone(reload);
+    match tokio::spawn(async move { reload.reload().await }).await {
+        Ok(Ok(())) => text(StatusCode::OK, "Configuration reloaded\n"),
+        Ok(Err(error)) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("failed to reload the configuration: {error}\n"),
         ),
+        Err(error) => {
+            tracing::error!(%error, "the reload task failed");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "failed to reload the configuration: the reload task failed\n",
+            )
+        }
     }
+}
+
+/// Logged when a cross-site reload is refused.
+static CROSS_SITE_RELOADS: Throttled = Throttled::new();
+
+/// Why a request is a browser's from another site, if it is: `Sec-Fetch-Site: cross-site`, or
+/// an `Origin` other than the server's own (as the `Host` header names it). A form on any web
+/// page can POST to `/-/reload` (a "simple" request, sent without asking), and a browser adds
+/// these headers; curl, Prometheus and systemd send neither.
+fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
+    let fetch_site = headers.get("sec-fetch-site").map(HeaderValue::as_bytes);
+    if fetch_site.is_some_and(|site| site.eq_ignore_ascii_case(b"cross-site")) {
+        return Some("Sec-Fetch-Site: cross-site");
+    }
+    let origin = headers.get(ORIGIN)?.to_str().ok();
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    match (origin.and_then(origin_authority), host) {
+        (Some((scheme, authority)), Some(host))
+            if without_default_port(scheme, authority)
+                .eq_ignore_ascii_case(without_default_port(scheme, host)) =>
+        {
+            None
+        }
+        _ => Some("Origin is not this server"),
+    }
+}
+
+/// Scheme and `host[:port]` of an `Origin` value (`null`, or anything else, is none).
+fn origin_authority(origin: &str) -> Option<(&str, &str)> {
+    let (scheme, authority) = origin.split_once("://")?;
+    let scheme_ok = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    (scheme_ok && !authority.is_empty() && !authority.contains('/')).then_some((scheme, authority))
+}
+
+/// `host` without the scheme's default port, so `http://a` and `Host: a:80` match.
+fn without_default_port<'a>(scheme: &str, host: &'a str) -> &'a str {
+    let default = if scheme.eq_ignore_ascii_case("https") {
+        ":443"
+    } else {
+        ":80"
+    };
+    host.strip_suffix(default).unwrap_or(host)
 }
 
 /// The value of the `target` query parameter: `Ok(None)` when absent or empty, an error
