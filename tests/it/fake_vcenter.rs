@@ -46,14 +46,14 @@ struct Seen {
 }
 
 /// What the script answers: HTTP status, whether to set the session cookie, and the body.
-type Answer = (u16, bool, String);
+pub(crate) type Answer = (u16, bool, String);
 /// The status a script answers a WaitForUpdatesEx with when nothing changed: the server waits
 /// a moment and answers an empty update set.
 const WAIT_EMPTY: u16 = 0;
 type Script = dyn Fn(&str, usize) -> Answer + Send + Sync;
 
-struct Fake {
-    url: String,
+pub(crate) struct Fake {
+    pub(crate) url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -71,7 +71,7 @@ impl Fake {
         self.seen.lock().unwrap().clone()
     }
 
-    fn count(&self, method: &str) -> usize {
+    pub(crate) fn count(&self, method: &str) -> usize {
         self.methods().iter().filter(|m| *m == method).count()
     }
 }
@@ -89,7 +89,7 @@ fn soap_method(body: &str) -> String {
 
 /// Serves `script` on 127.0.0.1:0. The script gets the method and how many times that method
 /// was called before (0 for the first call).
-async fn start(script: impl Fn(&str, usize) -> Answer + Send + Sync + 'static) -> Fake {
+pub(crate) async fn start(script: impl Fn(&str, usize) -> Answer + Send + Sync + 'static) -> Fake {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/sdk", listener.local_addr().unwrap());
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();

@@ -2,6 +2,7 @@
 //!
 //! - `fake_vcenter`: the mirror against recorded envelopes served by a scripted SOAP server
 //!   (truncated answers, tokens, expired sessions, faults: what the simulator never does).
+//! - `recorded`: the readers against real vCenter and ESXi answers recorded by pyvmomi, govmomi.
 //! - `faults`: the exporter binary through a fault-injecting proxy in front of the simulator.
 //! - `bad_input`: proptest twins of the `cargo fuzz` targets (SOAP answers, configuration).
 //! - `oracle`: one full retrieval (RetrievePropertiesEx), what the mirror is compared with.
@@ -24,6 +25,7 @@ mod hostio;
 mod mirror;
 mod mixin;
 mod oracle;
+mod recorded;
 mod reload;
 mod report;
 mod simulator;
