@@ -427,9 +427,22 @@ impl Ledger {
         self.finish(&p.vm, p.operation, outcome, p.created_seconds, &user, info);
     }
 
-    /// Stops following a task vCenter no longer knows.
+    /// Stops following a task vCenter no longer knows (its outcome is not counted). A snapshot
+    /// creation keeps its start time and user, so `created_by` can still match its snapshot
+    /// by time.
     pub fn forget_task(&mut self, task: &str) {
-        self.pending.remove(task);
+        let Some(p) = self.pending.remove(task) else {
+            return;
+        };
+        if p.operation == Operation::Create {
+            self.add_creation(Creation {
+                vm: p.vm,
+                started_seconds: p.created_seconds,
+                complete_seconds: None,
+                snapshot: None,
+                user: p.user,
+            });
+        }
     }
 
     /// Who made a snapshot: the creation whose result is that snapshot, else the latest
@@ -826,6 +839,26 @@ mod tests {
             no_snapshots,
         );
         assert_eq!(l.counts[&key], 3);
+    }
+
+    #[test]
+    fn a_create_task_vcenter_forgot_still_names_who_made_its_snapshot_by_time() {
+        let mut l = Ledger::default();
+        l.apply(
+            &task(
+                1,
+                "vm-1",
+                "VirtualMachine.createSnapshot",
+                TaskState::Queued,
+                100.0,
+            ),
+            no_snapshots,
+        );
+        l.forget_task("task-1");
+        assert!(l.pending_tasks().is_empty());
+        assert!(l.counts.is_empty(), "its outcome is unknown: not counted");
+        assert_eq!(l.created_by("vm-1", "snapshot-5", 160.0), Some("svc"));
+        assert_eq!(l.created_by("vm-2", "snapshot-6", 160.0), None);
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //! `latestPage` with `WaitForUpdatesEx` on a PropertyCollector of its own (new events show at
 //! once) and reads the events after its position with `ReadNextEvents` on every wake-up (what a
 //! page too small for a burst would miss); where vCenter refuses the filter on `latestPage`,
-//! it reads on an interval instead (`events.poll_interval`, 10 s). Tasks whose event came
-//! before their end are followed by reading their `info` until they end. A lost session is
-//! logged in again and everything recreated.
+//! it reads on an interval instead (`events.poll_interval`, 10 s). A TaskEvent is posted when
+//! its task is queued: the outcome of the tasks read back comes from vCenter's task history
+//! (one `TaskHistoryCollector` over the window), since vCenter drops a finished Task object
+//! within minutes; tasks still running are followed by reading their `info`, 200 to a call,
+//! until they end. A lost session is logged in again and everything recreated, reading back
+//! from the later of the window's start and `read_back` before now.
 //!
 //! It needs the inventory (to tell whether a VM held a snapshot when it was reconfigured) and
 //! waits for the mirror's first sync before it reads back. It owns no metrics
@@ -43,6 +46,8 @@ const FOLLOW_PAGE: u32 = 10;
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// How much longer than its wait an update call may take.
 const WAIT_GRACE: Duration = Duration::from_secs(8);
+/// Tasks whose `info` one RetrievePropertiesEx reads.
+const TASKS_PER_CALL: usize = 200;
 /// How often keys and creations older than the window are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Retry delays after a failure.
@@ -273,6 +278,9 @@ impl Follower {
         if let Err(e) = self.read_next(session, &followed.collector).await {
             return e;
         }
+        if let Err(e) = self.read_task_history(session).await {
+            return e;
+        }
         if let Err(e) = self.poll_tasks(session).await {
             return e;
         }
@@ -369,11 +377,110 @@ impl Follower {
         }
     }
 
-    /// Reads the `info` of every followed task; an ended task is recorded, one vCenter no
-    /// longer knows is forgotten.
+    /// The outcome of the tasks read back, from vCenter's task history: a TaskEvent is posted
+    /// when its task is queued, and vCenter drops a finished Task object after a few minutes,
+    /// so after a restart the history is where a night's tasks say how they ended. One
+    /// TaskHistoryCollector over the window, read to its end and destroyed. A vCenter without
+    /// one (a bare ESXi host) leaves the tasks to [`Self::poll_tasks`].
+    async fn read_task_history(&mut self, session: &Session) -> Result<(), Error> {
+        if self.ledger.pending_tasks().is_empty() {
+            return Ok(());
+        }
+        let Some(manager) = session.content.task_manager.clone() else {
+            return Ok(());
+        };
+        let begin = collector_begin(
+            self.window_start(),
+            super::unix_now(),
+            self.settings.read_back,
+        );
+        let begin = jiff::Timestamp::from_second(begin as i64)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let body = events::create_collector_for_tasks(&manager, &begin);
+        let collector = match self
+            .returnval_moref(session, "CreateCollectorForTasks", body)
+            .await
+        {
+            Ok(c) => c,
+            Err(e)
+                if matches!(e.failure, CallError::Fault(_))
+                    && !e.failure.is_not_authenticated() =>
+            {
+                info!(vcenter = %self.vcenter, error = %e, "no task history; following the read-back tasks one by one");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let read = self.read_tasks(session, &collector).await;
+        if let Err(e) = self.client.destroy(session, &collector).await {
+            debug!(vcenter = %self.vcenter, error = %e, "destroying the task collector failed");
+            self.stale.push((session.clone(), collector));
+        }
+        read
+    }
+
+    /// Reads a task collector from its start to its end; each followed task's final info ends
+    /// it.
+    async fn read_tasks(&mut self, session: &Session, collector: &MoRef) -> Result<(), Error> {
+        let body = events::rewind_collector(collector);
+        self.client.call("RewindCollector", session, body).await?;
+        let mut read = 0usize;
+        loop {
+            let body = events::read_next_tasks(collector, READ_PAGE);
+            let bytes = self.client.call("ReadNextTasks", session, body).await?;
+            let infos =
+                events::read_tasks(&bytes).map_err(|e| self.error("ReadNextTasks", e.into()))?;
+            if infos.is_empty() {
+                debug!(vcenter = %self.vcenter, tasks = read, pending = self.ledger.pending_tasks().len(), "task history read");
+                return Ok(());
+            }
+            read += infos.len();
+            for info in &infos {
+                self.ledger.update_task(info);
+            }
+        }
+    }
+
+    /// Reads the `info` of every followed task, [`TASKS_PER_CALL`] to a call: an ended task is
+    /// recorded, one vCenter no longer knows is forgotten.
     async fn poll_tasks(&mut self, session: &Session) -> Result<(), Error> {
-        for task in self.ledger.pending_tasks() {
-            let body = events::retrieve_task_info(&session.content.property_collector, &task);
+        let pending = self.ledger.pending_tasks();
+        for batch in pending.chunks(TASKS_PER_CALL) {
+            let body = events::retrieve_tasks_info(&session.content.property_collector, batch);
+            let infos = match self
+                .client
+                .call("RetrievePropertiesEx", session, body)
+                .await
+            {
+                Ok(bytes) => events::read_tasks_info(&bytes)
+                    .map_err(|e| self.error("RetrievePropertiesEx", e.into()))?,
+                // A server that fails the whole call for one gone task: one at a time.
+                Err(e) if is_not_found(&e) => {
+                    self.poll_tasks_one_by_one(session, batch).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for info in &infos {
+                self.ledger.update_task(info);
+            }
+            for task in batch {
+                if !infos.iter().any(|i| &i.task == task) {
+                    self.ledger.forget_task(task);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn poll_tasks_one_by_one(
+        &mut self,
+        session: &Session,
+        tasks: &[String],
+    ) -> Result<(), Error> {
+        for task in tasks {
+            let body = events::retrieve_task_info(&session.content.property_collector, task);
             match self
                 .client
                 .call("RetrievePropertiesEx", session, body)
@@ -381,13 +488,10 @@ impl Follower {
             {
                 Ok(bytes) => match events::read_task_info(&bytes) {
                     Ok(Some(info)) => self.ledger.update_task(&info),
-                    Ok(None) => self.ledger.forget_task(&task),
+                    Ok(None) => self.ledger.forget_task(task),
                     Err(e) => return Err(self.error("RetrievePropertiesEx", e.into())),
                 },
-                Err(e) if matches!(&e.failure, CallError::Fault(f) if f.kind == "ManagedObjectNotFound") =>
-                {
-                    self.ledger.forget_task(&task);
-                }
+                Err(e) if is_not_found(&e) => self.ledger.forget_task(task),
                 Err(e) => return Err(e),
             }
         }
@@ -539,6 +643,11 @@ fn missing_not_authenticated(update: &Node) -> Result<(), ParseError> {
         }
     }
     Ok(())
+}
+
+/// A fault saying an object is gone.
+fn is_not_found(e: &Error) -> bool {
+    matches!(&e.failure, CallError::Fault(f) if f.kind == "ManagedObjectNotFound")
 }
 
 /// Where a new collector starts reading: the later of the window's start and `read_back`

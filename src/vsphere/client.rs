@@ -43,6 +43,8 @@ pub struct ServiceContent {
     /// `customFieldsManager` and `eventManager`: absent on a bare ESXi host.
     pub custom_fields_manager: Option<MoRef>,
     pub event_manager: Option<MoRef>,
+    /// `taskManager`: the task history (CreateCollectorForTasks).
+    pub task_manager: Option<MoRef>,
 }
 
 impl ServiceContent {
@@ -67,6 +69,7 @@ impl ServiceContent {
             setting: rv.child("setting").and_then(Node::moref),
             custom_fields_manager: rv.child("customFieldsManager").and_then(Node::moref),
             event_manager: rv.child("eventManager").and_then(Node::moref),
+            task_manager: rv.child("taskManager").and_then(Node::moref),
         })
     }
 }

@@ -1,7 +1,8 @@
 //! vCenter's event history on the wire: the requests of an `EventHistoryCollector` (create it
 //! with a filter, size its page, rewind it, read its next events, destroy it), the property
-//! filter over its `latestPage`, reading a task's `info`, and decoding events and task infos
-//! into [`crate::backup::history`]'s types. Pure functions over text; the follower that sends
+//! filter over its `latestPage`, the task history (`TaskHistoryCollector`: create, read next),
+//! reading Tasks' `info`, and decoding events and task infos into
+//! [`crate::backup::history`]'s types. Pure functions over text; the follower that sends
 //! them is [`crate::source::events`].
 
 use std::fmt::Write;
@@ -87,6 +88,65 @@ pub fn create_object_filter(collector: &MoRef, obj: &MoRef, kind: &str, path: &s
         escape(path),
         moref("obj", obj)
     ))
+}
+
+/// `CreateCollectorForTasks` for the tasks queued at or after `begin` (an `xsd:dateTime`),
+/// every entity's: vCenter's task history, which keeps a task's final info after its Task
+/// object is gone.
+pub fn create_collector_for_tasks(task_manager: &MoRef, begin: &str) -> String {
+    envelope(&format!(
+        r#"<CreateCollectorForTasks xmlns="{VIM25}">{}<filter><time><timeType>queuedTime</timeType><beginTime>{}</beginTime></time></filter></CreateCollectorForTasks>"#,
+        moref("_this", task_manager),
+        escape(begin)
+    ))
+}
+
+/// `ReadNextTasks`: up to `max_count` task infos after the collector's position.
+pub fn read_next_tasks(collector: &MoRef, max_count: u32) -> String {
+    envelope(&format!(
+        r#"<ReadNextTasks xmlns="{VIM25}">{}<maxCount>{max_count}</maxCount></ReadNextTasks>"#,
+        moref("_this", collector)
+    ))
+}
+
+/// The task infos of a `ReadNextTasks` answer (none at the end of the history).
+pub fn read_tasks(answer: &[u8]) -> Result<Vec<TaskInfo>, ParseError> {
+    let response = SoapReader::new(answer).read_body()?;
+    Ok(response
+        .children_named("returnval")
+        .filter_map(decode_task_info)
+        .collect())
+}
+
+/// `RetrievePropertiesEx` of the `info` of several Tasks in one call. Tasks vCenter no longer
+/// has are reported in `missingSet` rather than failing the call
+/// (`reportMissingObjectsInResults`); either way they are absent from the answer's objects.
+pub fn retrieve_tasks_info(property_collector: &MoRef, tasks: &[String]) -> String {
+    let mut objects = String::new();
+    for task in tasks {
+        let _ = write!(
+            objects,
+            "<objectSet>{}<skip>false</skip></objectSet>",
+            moref("obj", &MoRef::new("Task", task))
+        );
+    }
+    envelope(&format!(
+        r#"<RetrievePropertiesEx xmlns="{VIM25}">{}<specSet><propSet><type>Task</type><pathSet>info</pathSet></propSet>{objects}<reportMissingObjectsInResults>true</reportMissingObjectsInResults></specSet><options></options></RetrievePropertiesEx>"#,
+        moref("_this", property_collector),
+    ))
+}
+
+/// The task infos of a [`retrieve_tasks_info`] answer: one per task vCenter still has.
+pub fn read_tasks_info(answer: &[u8]) -> Result<Vec<TaskInfo>, ParseError> {
+    let response = SoapReader::new(answer).read_body()?;
+    Ok(response
+        .children_named("returnval")
+        .flat_map(|rv| rv.children_named("objects"))
+        .flat_map(|o| o.children_named("propSet"))
+        .filter(|p| p.text_of("name").map(str::trim) == Some("info"))
+        .filter_map(|p| p.child("val"))
+        .filter_map(decode_task_info)
+        .collect())
 }
 
 /// `RetrievePropertiesEx` of a Task's `info`.
@@ -324,6 +384,48 @@ mod tests {
         let fault = r#"<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>gone</faultstring><detail><ManagedObjectNotFoundFault xmlns="urn:vim25" xsi:type="ManagedObjectNotFound"><obj type="Task">task-7</obj></ManagedObjectNotFoundFault></detail></soapenv:Fault>"#;
         let err = read_task_info(&answer(fault)).unwrap_err();
         assert!(matches!(err, ParseError::Fault(f) if f.kind == "ManagedObjectNotFound"));
+    }
+
+    #[test]
+    fn the_task_history_and_a_batch_of_task_infos_decode_each_task_once() {
+        // ReadNextTasks answers TaskInfo elements as returnval (vCenter 6.7's shape).
+        let body = r#"<ReadNextTasksResponse xmlns="urn:vim25"><returnval><key>task-7</key><task type="Task">task-7</task><descriptionId>VirtualMachine.createSnapshot</descriptionId><entity type="VirtualMachine">vm-39</entity><state>success</state><result type="VirtualMachineSnapshot">snapshot-9</result><reason xsi:type="TaskReasonUser"><userName>VSPHERE.LOCAL\svc-veeam</userName></reason><queueTime>2026-11-21T11:00:00Z</queueTime><completeTime>2026-11-21T11:00:09.5Z</completeTime></returnval><returnval><key>task-8</key><task type="Task">task-8</task><descriptionId>vm.Snapshot.remove</descriptionId><state>running</state><queueTime>2026-11-21T11:05:00Z</queueTime></returnval></ReadNextTasksResponse>"#;
+        let tasks = read_tasks(&answer(body)).unwrap();
+        assert_eq!(tasks.len(), 2);
+        assert_eq!(tasks[0].task, "task-7");
+        assert_eq!(tasks[0].state, TaskState::Success);
+        assert_eq!(tasks[0].result_snapshot.as_deref(), Some("snapshot-9"));
+        assert_eq!(tasks[0].user.as_deref(), Some("VSPHERE.LOCAL\\svc-veeam"));
+        assert_eq!(tasks[0].complete_seconds, Some(1_795_258_809.5));
+        assert_eq!(tasks[1].state, TaskState::Running);
+        assert!(
+            read_tasks(&answer("<ReadNextTasksResponse xmlns=\"urn:vim25\"/>"))
+                .unwrap()
+                .is_empty()
+        );
+
+        // A batch: task-8 answered, task-9 gone (missingSet), read as absent.
+        let body = r#"<RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><objects><obj type="Task">task-8</obj><propSet><name>info</name><val xsi:type="TaskInfo"><key>task-8</key><task type="Task">task-8</task><descriptionId>vm.Snapshot.remove</descriptionId><state>error</state><queueTime>2026-11-21T11:05:00Z</queueTime><completeTime>2026-11-21T11:06:00Z</completeTime></val></propSet></objects><objects><obj type="Task">task-9</obj><missingSet><path></path><fault><fault xsi:type="ManagedObjectNotFound"><obj type="Task">task-9</obj></fault></fault></missingSet></objects></returnval></RetrievePropertiesExResponse>"#;
+        let infos = read_tasks_info(&answer(body)).unwrap();
+        assert_eq!(infos.len(), 1);
+        assert_eq!(
+            (infos[0].task.as_str(), infos[0].state),
+            ("task-8", TaskState::Error)
+        );
+        let request = retrieve_tasks_info(
+            &MoRef::new("PropertyCollector", "pc"),
+            &["task-8".into(), "task-9".into()],
+        );
+        assert!(request.contains(r#"<obj type="Task">task-8</obj>"#));
+        assert!(request.contains(r#"<obj type="Task">task-9</obj>"#));
+        assert!(
+            request.contains("<reportMissingObjectsInResults>true</reportMissingObjectsInResults>")
+        );
+        let request = create_collector_for_tasks(
+            &MoRef::new("TaskManager", "TaskManager"),
+            "2026-11-29T00:00:00Z",
+        );
+        assert!(request.contains("<filter><time><timeType>queuedTime</timeType><beginTime>2026-11-29T00:00:00Z</beginTime></time></filter>"));
     }
 
     #[test]

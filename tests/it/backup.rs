@@ -41,6 +41,34 @@ async fn start() -> (Vcsim, Served, Vec<Sample>) {
     (sim, served, samples)
 }
 
+/// vCenter drops a finished Task object minutes after it ends; the simulator keeps them unless
+/// told (`-task-retention`). Here every task of the scenario is gone before the exporter starts,
+/// as after a restart the morning after the backups: the outcomes of the tasks whose events
+/// were posted when they were queued come from the task history, and creators still match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_come_from_the_task_history_when_vcenter_has_dropped_the_task_objects() {
+    let sim = Vcsim::start(&["-scenario", "backup", "-task-retention", "100ms"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tasks = sim.stats().await.tasks;
+        if tasks.seen > 0 && tasks.dropped == tasks.seen {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tasks not dropped: {tasks:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let served = serve_with(vec![sim.vcenter("vc01")], backup_config()).await;
+    let page = served.scrape_when_synced("vc01", "events", 30).await;
+    let out = parse(&page);
+    for f in &sim.facts.vms {
+        check_vm(&out, f);
+    }
+    check_counts(&out, &sim.facts);
+    let tasks = sim.stats().await.tasks;
+    assert!(tasks.collectors_created >= 1, "{tasks:?}");
+    assert!(tasks.task_infos_read >= 2, "{tasks:?}");
+}
+
 fn vm(id: &str) -> [(&'static str, &str); 1] {
     [("vm_id", id)]
 }

@@ -74,6 +74,18 @@ pub struct PerfFacts {
     pub counter_ids: std::collections::BTreeMap<String, i32>,
 }
 
+/// The simulator's task shims (`/_stats` "tasks", tests/vcsim/tasks.go).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TaskStats {
+    /// Task objects made.
+    pub seen: u64,
+    /// Task objects removed after they ended (`-task-retention`).
+    pub dropped: u64,
+    pub collectors_created: u64,
+    pub read_next_tasks_calls: u64,
+    pub task_infos_read: u64,
+}
+
 /// The simulator's QueryPerf counts (`/_stats` "perf").
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PerfStats {
@@ -404,6 +416,8 @@ pub struct Stats {
     pub sessions: i64,
     #[serde(default)]
     pub perf: PerfStats,
+    #[serde(default)]
+    pub tasks: TaskStats,
 }
 
 impl Stats {

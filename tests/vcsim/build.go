@@ -22,6 +22,7 @@ type simulation struct {
 	model *simulator.Model
 	facts *Facts
 	perf  *perfManager
+	tasks *taskManager
 }
 
 // buildScenario builds opts.scenario in a fresh simulator (the simulator's registry is global:
@@ -41,6 +42,12 @@ func buildScenario(opts options) (*simulation, error) {
 	}
 	ctx := context.Background()
 	c, err := vim25.NewClient(ctx, model.Service)
+	if err != nil {
+		model.Remove()
+		return nil, err
+	}
+	// Before the scenario runs its tasks, so the task history holds them all.
+	tasks, err := installTaskManager(c.ServiceContent, opts.taskRetention)
 	if err != nil {
 		model.Remove()
 		return nil, err
@@ -103,7 +110,7 @@ func buildScenario(opts options) (*simulation, error) {
 	}
 	perf.override = sc.perfValues
 	facts.Perf = perfFacts(opts.perf)
-	return &simulation{model: model, facts: facts, perf: perf}, nil
+	return &simulation{model: model, facts: facts, perf: perf, tasks: tasks}, nil
 }
 
 // smallScenarioVMs is the most VMs for which the extras keep every plan and layout.

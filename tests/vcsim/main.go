@@ -54,6 +54,7 @@ type options struct {
 	maintenanceHosts  int
 	disconnectedHosts int
 	perf              perfOptions
+	taskRetention     time.Duration
 }
 
 func parseOptions(args []string) (options, error) {
@@ -85,6 +86,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.pageSize, "page-size", 0, "cap RetrievePropertiesEx pages at this many objects (0: only the client's maxObjects)")
 	fs.IntVar(&o.maxUpdates, "max-object-updates", 0, "cap WaitForUpdatesEx answers at this many object updates, the rest following as truncated answers (0: only the client's maxObjectUpdates)")
 	fs.BoolVar(&o.exitOnStdinEOF, "exit-on-stdin-eof", true, "exit when stdin is closed; use -exit-on-stdin-eof=false when stdin is /dev/null")
+	fs.DurationVar(&o.taskRetention, "task-retention", 0, "remove a Task object this long after it ended, as vCenter does (its info stays in the task history); 0 keeps them, as the simulator does")
 	fs.BoolVar(&o.selfCheck, "self-check", false, "after serving starts, compare the facts with what the PropertyCollector returns over the network; exit 1 on a mismatch")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -128,6 +130,9 @@ func (o options) validate() error {
 	}
 	if o.maxUpdates < 0 {
 		return fmt.Errorf("-max-object-updates %d: want >= 0", o.maxUpdates)
+	}
+	if o.taskRetention < 0 {
+		return fmt.Errorf("-task-retention %v: want >= 0", o.taskRetention)
 	}
 	if o.pageSize < 0 {
 		return fmt.Errorf("-page-size %d: want >= 0", o.pageSize)

@@ -107,6 +107,7 @@ func startServer(sim *simulation, cfg serverConfig) (*server, error) {
 
 	s := &server{stats: newStats()}
 	s.stats.perf = sim.perf
+	s.stats.tasks = sim.tasks
 	var leaf tls.Certificate
 	if cfg.tls {
 		u.Scheme = "https"
@@ -235,6 +236,7 @@ type stats struct {
 	bytes    int64
 	byMethod map[string]int64 // response bytes by method
 	perf     *perfManager     // its QueryPerf counts; nil in tests that serve without one
+	tasks    *taskManager     // its task history counts; nil in tests that serve without one
 }
 
 func newStats() *stats {
@@ -272,6 +274,11 @@ func (s *stats) serve(w http.ResponseWriter, r *http.Request) {
 		snapshot := s.perf.statsSnapshot()
 		perf = &snapshot
 	}
+	var tasks *taskStats
+	if s.tasks != nil {
+		snapshot := s.tasks.statsSnapshot()
+		tasks = &snapshot
+	}
 	s.mu.Lock()
 	body, err := json.Marshal(struct {
 		Requests           map[string]int64 `json:"requests"`
@@ -281,7 +288,8 @@ func (s *stats) serve(w http.ResponseWriter, r *http.Request) {
 		ResponseBytes      map[string]int64 `json:"response_bytes"`
 		Sessions           int              `json:"sessions"`
 		Perf               *perfStats       `json:"perf,omitempty"`
-	}{s.requests, s.faults, s.total, s.bytes, s.byMethod, sessions, perf})
+		Tasks              *taskStats       `json:"tasks,omitempty"`
+	}{s.requests, s.faults, s.total, s.bytes, s.byMethod, sessions, perf, tasks})
 	s.mu.Unlock()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
