@@ -46,6 +46,8 @@ check-alerts: deps
 bench: deps $(VCSIM)
 	@bench/run.sh
 	@python3 bench/hostio.py
+	@echo "event follower, a burst of 10,000 tasks at 40,000 VMs (examples/follower_burst.rs):"
+	@target/release/examples/follower_burst 40000 10000
 
 ## bench-hostio: the host I/O counters at 2,500 hosts only (~4 min; part of bench)
 bench-hostio: deps $(VCSIM)

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --bin vsphere_backup_exporter --example wire_only --example backup_cost
+cargo build --release --bin vsphere_backup_exporter --example wire_only --example backup_cost --example follower_burst
 
 venv=target/bench/venv
 # vmware-exporter 0.18.4 (2022-10) as it ran then: newer Twisted breaks it, and the pyVmomi pip
