@@ -7,6 +7,9 @@
 //! never calls vCenter. Facts that other sources will hold (who created a snapshot, from the
 //! event history; the last backup, from custom attributes) come in through [`Sourced`].
 //!
+//! [`Inputs::key`] tells a cache of rendered reports (see [`crate::server`]) what a report was
+//! made from, so that it renders again only when that changed.
+//!
 //! The one-shot `report` command is in [`command`]; the renderers are in `html`, `csv`, `json`
 //! and `text`. It owns no HTTP (see [`crate::server`]) and no flag parsing (see [`crate::cli`]).
 
@@ -16,7 +19,7 @@ mod html;
 mod json;
 mod text;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -225,7 +228,65 @@ struct Gathered {
     events: Option<Arc<Ledger>>,
 }
 
+/// What a report is made from, as a cache of rendered reports needs to tell it: the
+/// configuration, and each vCenter's status, inventory and event ledger. Sources publish a new
+/// value for each change, so values are told apart by identity. Weak references: a key keeps
+/// the values' allocations (so no new value can take an old one's address), not their contents.
+#[derive(Debug)]
+pub struct InputsKey {
+    config: Weak<Config>,
+    parts: Vec<PartKey>,
+}
+
+#[derive(Debug)]
+struct PartKey {
+    status: VcenterStatus,
+    inventory: Option<Weak<Inventory>>,
+    events: Option<Weak<Ledger>>,
+}
+
+impl InputsKey {
+    /// Whether both keys name the same inputs (the time aside).
+    pub fn same_as(&self, other: &InputsKey) -> bool {
+        fn same<T>(a: &Option<Weak<T>>, b: &Option<Weak<T>>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => Weak::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+        }
+        Weak::ptr_eq(&self.config, &other.config)
+            && self.parts.len() == other.parts.len()
+            && self.parts.iter().zip(&other.parts).all(|(a, b)| {
+                a.status == b.status
+                    && same(&a.inventory, &b.inventory)
+                    && same(&a.events, &b.events)
+            })
+    }
+
+    /// Whether the configuration it was made with is gone (a reload replaced it).
+    pub fn is_gone(&self) -> bool {
+        self.config.strong_count() == 0
+    }
+}
+
 impl Inputs {
+    /// The key of these inputs for a cache.
+    pub fn key(&self) -> InputsKey {
+        InputsKey {
+            config: Arc::downgrade(&self.config),
+            parts: self
+                .parts
+                .iter()
+                .map(|g| PartKey {
+                    status: g.status.clone(),
+                    inventory: g.inventory.as_ref().map(Arc::downgrade),
+                    events: g.events.as_ref().map(Arc::downgrade),
+                })
+                .collect(),
+        }
+    }
+
     /// The report; CPU work proportional to the snapshots (call it off the async workers).
     pub fn build(&self) -> Report {
         let parts: Vec<Part<'_>> = self
@@ -389,7 +450,7 @@ impl Report {
 }
 
 /// The formats a report is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Format {
     Text,
     Csv,

@@ -1,19 +1,18 @@
 //! Routing and responses: `/metrics` (the telemetry path), `/probe?target=`, `/-/healthy`,
 //! `/-/ready`, the snapshot report (`/report`, `/report.csv`, `/report.json`, each with an
-//! optional `?target=`), `POST /-/reload` (when the program can reload) and the landing page
-//! `/`. Anything else is 404; a method a known path does not take is 405. It asks the
+//! optional `?target=`, answered by `report`), `POST /-/reload` (when the program can reload)
+//! and the landing page `/`. Anything else is 404; a method a known path does not take is 405. It asks the
 //! [`Exporter`] in service when a request arrives for exposition text, and that one to the end of
 //! the request; it never contacts a vCenter itself. Listening and connections are in [`super`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::body::Chunks;
 use bytes::Bytes;
 use hyper::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST,
-    HeaderValue, ORIGIN, VARY, X_CONTENT_TYPE_OPTIONS,
+    ALLOW, CONTENT_ENCODING, CONTENT_TYPE, HOST, HeaderValue, ORIGIN, VARY, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::http::request::Parts;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
@@ -21,22 +20,22 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use super::limits::Throttled;
 use super::negotiate::{accepts_gzip, scrape_deadline};
 use super::reload::{ExporterSlot, Reload};
+use super::report::Reports;
 use crate::exporter::{Exporter, Page};
-use crate::report::{self, Format, Links};
+use crate::report::Format;
 
 /// The Content-Type of the Prometheus text exposition format.
 pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
-/// How long a report waits for a mirror still on its first full retrieval, as a scrape does.
-const REPORT_WAIT: Duration = Duration::from_secs(10);
 
 /// What every request handler shares.
 pub(super) struct Shared {
     pub(super) exporters: Arc<ExporterSlot>,
     pub(super) telemetry_path: String,
     pub(super) reload: Option<Arc<dyn Reload>>,
+    pub(super) reports: Arc<Reports>,
 }
 
 /// What one request works with: the exporter in service when it arrived.
@@ -44,6 +43,7 @@ struct State<'a> {
     exporter: Arc<Exporter>,
     telemetry_path: &'a str,
     reload: Option<&'a Arc<dyn Reload>>,
+    reports: &'a Arc<Reports>,
 }
 
 enum Route {
@@ -99,6 +99,7 @@ pub(super) async fn handle<B>(
         exporter: shared.exporters.current(),
         telemetry_path: &shared.telemetry_path,
         reload: shared.reload.as_ref(),
+        reports: &shared.reports,
     };
     let response = respond(&state, &request).await;
     tracing::debug!(
@@ -138,7 +139,10 @@ async fn respond(state: &State<'_>, request: &Parts) -> Response<Chunks> {
         Route::Healthy => text(StatusCode::OK, "Healthy"),
         Route::Ready if state.exporter.is_ready() => text(StatusCode::OK, "Ready"),
         Route::Ready => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready"),
-        Route::Report(format) => report(state, request, format).await,
+        Route::Report(format) => {
+            let reports = state.reports;
+            reports.respond(&state.exporter, request, format).await
+        }
         Route::Reload => reload(state, request).await,
     }
 }
@@ -218,7 +222,7 @@ fn without_default_port<'a>(scheme: &str, host: &'a str) -> &'a str {
 
 /// The value of the `target` query parameter: `Ok(None)` when absent or empty, an error
 /// message when given twice.
-fn target_param(query: &str) -> Result<Option<String>, &'static str> {
+pub(super) fn target_param(query: &str) -> Result<Option<String>, &'static str> {
     let mut targets = form_urlencoded::parse(query.as_bytes())
         .filter(|(key, _)| key == "target")
         .map(|(_, value)| value.into_owned());
@@ -228,86 +232,8 @@ fn target_param(query: &str) -> Result<Option<String>, &'static str> {
     }
 }
 
-/// `/report`, `/report.csv`, `/report.json`: every snapshot of every vCenter (`?target=`: of one),
-/// read from the mirrors; 400 when the target is no configured vCenter.
-async fn report(state: &State<'_>, request: &Parts, format: Format) -> Response<Chunks> {
-    let target = match target_param(request.uri.query().unwrap_or("")) {
-        Ok(target) => target,
-        Err(message) => return text(StatusCode::BAD_REQUEST, message),
-    };
-    let Some(inputs) =
-        report::Report::inputs(&state.exporter, target.as_deref(), REPORT_WAIT).await
-    else {
-        return unknown_target(target.as_deref().unwrap_or(""));
-    };
-    let query = target
-        .as_deref()
-        .map(|t| {
-            let query = form_urlencoded::Serializer::new(String::new())
-                .append_pair("target", t)
-                .finish();
-            format!("?{query}")
-        })
-        .unwrap_or_default();
-    let gzip = accepts_gzip(&request.headers);
-    // Building, rendering and compressing tens of thousands of rows is CPU work: off the async
-    // workers. A page of 4,000 snapshots is 2.5 MB of HTML and a tenth of that gzipped.
-    let rendered = tokio::task::spawn_blocking(move || {
-        let report = inputs.build();
-        let body = match format {
-            Format::Html => report.render_html_page(Links {
-                csv: format!("/report.csv{query}"),
-                json: format!("/report.json{query}"),
-            }),
-            other => report.render(other),
-        }?;
-        Ok::<_, report::RenderError>(if gzip { gzipped(&body) } else { body })
-    })
-    .await;
-    let body = match rendered {
-        Ok(Ok(body)) => body,
-        Ok(Err(error)) => {
-            tracing::error!(%error, "cannot render the report");
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Cannot render the report\n",
-            );
-        }
-        Err(error) => {
-            tracing::error!(%error, "the report task failed");
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Cannot render the report\n",
-            );
-        }
-    };
-    let mut response = with_type(StatusCode::OK, format.content_type(), Bytes::from(body));
-    let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
-    if gzip {
-        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
-    if format == Format::Html {
-        headers.insert(
-            CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(report::content_security_policy()),
-        );
-    }
-    response
-}
-
-/// `body` as one gzip member.
-fn gzipped(body: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(body);
-    encoder.finish().unwrap_or_default()
-}
-
 /// 400 for a target that names no configured vCenter (nothing is contacted).
-fn unknown_target(target: &str) -> Response<Chunks> {
+pub(super) fn unknown_target(target: &str) -> Response<Chunks> {
     tracing::debug!(target = %target, "request for an unknown target");
     let shown: String = target.chars().take(100).collect();
     let message = format!("Unknown target {shown:?}: not a configured vCenter name\n");
@@ -364,11 +290,11 @@ async fn exposition(page: Page, gzip_allowed: bool) -> Response<Chunks> {
     response
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Chunks> {
+pub(super) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Chunks> {
     with_type(status, TEXT_CONTENT_TYPE, body.into())
 }
 
-fn with_type(
+pub(super) fn with_type(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Chunks>,

@@ -1,9 +1,48 @@
-//! The warning logged when one of the server's bounds is reached ([`Throttled`]: at most one
-//! line a minute per bound, with how many requests it turned away since the last line).
+//! The server's bounds on what clients can make it hold or do ([`Limits`]), and the warning
+//! logged when one is reached ([`Throttled`]: at most one line a minute per bound, with how many
+//! requests or connections it turned away since the last line).
+//!
+//! The bounds are applied where they bite: connections and the write timeout in [`super`], the
+//! password checks in `auth`, the report renders in `report`.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// How much the server lets its clients take. `Default` is what the program serves with.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections served at once (TLS handshakes included). One more is answered 503 (plain
+    /// HTTP) or closed (TLS) at once.
+    pub max_connections: usize,
+    /// Reports rendered at once (each on a blocking thread).
+    pub max_renders: usize,
+    /// Requests waiting for a render; one more is answered 503 at once.
+    pub max_render_waiters: usize,
+    /// How long a response write may make no progress (a client that stopped reading) before
+    /// the connection is closed.
+    pub write_timeout: Duration,
+    /// The most the server buffers of a request's head; a longer head is answered 431.
+    pub read_buffer_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // Prometheus keeps one connection per scrape target; far below the 1,024 file
+            // descriptors a service gets by default, which the vCenter clients share.
+            max_connections: 512,
+            // A report of 40,000 VMs takes a core for a moment: two at a time leave the others
+            // to the scrapes. Equal requests share one render (see `report`).
+            max_renders: 2,
+            max_render_waiters: 32,
+            write_timeout: Duration::from_secs(30),
+            // hyper's smallest allowed is 8 KiB; its default (~400 KiB) is far above any real
+            // request head.
+            read_buffer_bytes: 64 * 1024,
+        }
+    }
+}
 
 /// A warning that is logged at most once per [`Throttled::PERIOD`], counting what it covers.
 pub(super) struct Throttled {

@@ -1,9 +1,13 @@
 //! The HTTP server: binds the listen address ([`bind`]) and serves the exporter's endpoints over
 //! HTTP/1.1 (or HTTPS) with hyper until a shutdown future resolves, then lets in-flight requests
-//! finish ([`serve`]). Routes and responses are in `handler`, header negotiation and gzip in
-//! `negotiate`, the response body that sends a page part by part in `body`; the web config
-//! (TLS, basic auth, headers) is applied around the router by `web`, with handshakes and
-//! certificate rotation in `tls` and password checks in `auth`.
+//! finish ([`serve`]). Routes and responses are in `handler` (the report's in `report`), header
+//! negotiation and gzip in `negotiate`, the response body that sends a page part by part in
+//! `body`; the web config (TLS, basic auth, headers) is applied around the router by `web`,
+//! with handshakes and certificate rotation in `tls` and password checks in `auth`.
+//!
+//! What clients can make it hold is bounded ([`Limits`]): connections (one more is answered 503
+//! and closed), the request head's buffer, the time a response write may stall (`timeout`), the
+//! password checks waiting (`auth`) and the report renders (`report`).
 //!
 //! It does not know what a metric is nor how a vCenter is reached (see [`crate::exporter`]), and it
 //! does not install signal handlers (see [`crate::cli`]): tests drive it on `127.0.0.1:0`.
@@ -14,8 +18,10 @@ mod handler;
 mod limits;
 mod negotiate;
 mod reload;
+mod report;
 #[cfg(test)]
 mod tests;
+mod timeout;
 mod tls;
 mod web;
 
@@ -30,10 +36,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::exporter::Exporter;
 pub use handler::EXPOSITION_CONTENT_TYPE;
+pub use limits::Limits;
+use limits::Throttled;
 pub use reload::{ExporterSlot, Reload, ReloadFuture};
 pub use web::{PUBLIC_PATHS, Web, WebError};
 
@@ -49,6 +59,8 @@ pub struct ServerOptions {
     pub web: Arc<Web>,
     /// What `POST /-/reload` runs; without it, `/-/reload` is 404.
     pub reload: Option<Arc<dyn Reload>>,
+    /// What clients can make the server hold or do.
+    pub limits: Limits,
 }
 
 impl Default for ServerOptions {
@@ -61,14 +73,26 @@ impl Default for ServerOptions {
             shutdown_grace: Duration::from_secs(5),
             web: Arc::new(Web::plain()),
             reload: None,
+            limits: Limits::default(),
         }
     }
 }
 
-/// How long a client may take to send a request's headers.
+/// How long a client may take to send a request's headers (and an idle kept-alive connection
+/// may wait for its next request).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// hyper's smallest read buffer.
+const MIN_READ_BUFFER: usize = 8192;
 /// Pause after a failed `accept` (e.g. out of file descriptors), so as not to spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// Connections past the cap being answered 503 at once; past these, they are closed unanswered.
+const MAX_REFUSING: usize = 64;
+/// How long answering a connection past the cap may take.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// What a connection past the cap is told (plain HTTP; a TLS one is closed).
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
+Content-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nContent-Length: 21\r\n\r\n\
+Too many connections\n";
 
 /// Listens on `addr`: `:PORT` (every interface, IPv6 and IPv4), `host:port` or `[v6addr]:port`.
 pub async fn bind(addr: &str) -> io::Result<TcpListener> {
@@ -116,6 +140,9 @@ struct Connection {
     http: http1::Builder,
     watcher: Watcher,
     peer: SocketAddr,
+    write_timeout: Duration,
+    /// Its place among the connections served at once, given back when it ends.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Connection {
@@ -130,12 +157,23 @@ impl Connection {
             http,
             watcher,
             peer,
+            write_timeout,
+            _slot,
         } = self;
         let service =
             service_fn(move |request| web::guarded(Arc::clone(&state), Arc::clone(&web), request));
-        let connection = watcher.watch(http.serve_connection(TokioIo::new(io), service));
+        let io = TokioIo::new(timeout::WriteTimeout::new(io, write_timeout));
+        let connection = watcher.watch(http.serve_connection(io, service));
         if let Err(error) = connection.await {
-            tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+            // hyper's message names the step ("error writing a body to connection"), its
+            // source what went wrong (the write timeout, a reset).
+            let cause = std::error::Error::source(&error).map(ToString::to_string);
+            tracing::debug!(
+                %peer,
+                %error,
+                cause = cause.as_deref(),
+                "HTTP connection ended with an error"
+            );
         }
     }
 }
@@ -159,15 +197,32 @@ pub async fn serve_slot(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let reports = report::Reports::new(&options.limits);
+    serve_with(listener, exporters, options, reports, shutdown).await
+}
+
+/// [`serve_slot`] with the report renders of the caller's (the tests watch them).
+async fn serve_with(
+    listener: TcpListener,
+    exporters: Arc<ExporterSlot>,
+    options: ServerOptions,
+    reports: Arc<report::Reports>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let limits = options.limits;
     let state = Arc::new(handler::Shared {
         exporters,
         telemetry_path: options.telemetry_path,
         reload: options.reload,
+        reports,
     });
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(limits.read_buffer_bytes.max(MIN_READ_BUFFER));
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -181,15 +236,28 @@ pub async fn serve_slot(
             },
             () = &mut shutdown => break,
         };
+        let tls = options.web.current().tls.clone();
+        let Ok(slot) = Arc::clone(&connections).try_acquire_owned() else {
+            refuse(
+                stream,
+                peer,
+                tls.is_none(),
+                &refusing,
+                limits.max_connections,
+            );
+            continue;
+        };
         let connection = Connection {
             state: Arc::clone(&state),
             web: Arc::clone(&options.web),
             http: http.clone(),
             watcher: graceful.watcher(),
             peer,
+            write_timeout: limits.write_timeout,
+            _slot: slot,
         };
         // The handshake runs in the connection's task, so a slow client delays nobody else.
-        match options.web.current().tls.clone() {
+        match tls {
             None => tokio::spawn(connection.serve(stream)),
             Some(tls) => tokio::spawn(async move {
                 match tls.accept(stream).await {
@@ -213,4 +281,40 @@ pub async fn serve_slot(
         }
     }
     Ok(())
+}
+
+/// Logged when connections are turned away.
+static CONNECTIONS_REFUSED: Throttled = Throttled::new();
+
+/// A connection past [`Limits::max_connections`]: answered 503 and closed (plain HTTP), or
+/// closed at once (TLS, or when [`MAX_REFUSING`] are being answered already).
+fn refuse(stream: TcpStream, peer: SocketAddr, plain: bool, refusing: &Arc<Semaphore>, cap: usize) {
+    if let Some(refused) = CONNECTIONS_REFUSED.due() {
+        tracing::warn!(
+            refused,
+            limit = cap,
+            "too many connections; refusing new ones with 503"
+        );
+    }
+    tracing::debug!(%peer, "connection refused: too many connections");
+    let Some(answering) = plain
+        .then(|| Arc::clone(refusing).try_acquire_owned().ok())
+        .flatten()
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _answering = answering;
+        let answer = async {
+            let mut stream = stream;
+            stream.write_all(TOO_MANY_CONNECTIONS).await?;
+            stream.shutdown().await?;
+            // Read what the client sent, so that closing sends FIN, not a reset that could
+            // destroy the answer before the client reads it.
+            let mut sink = [0u8; 4096];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<_, io::Error>(())
+        };
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, answer).await;
+    });
 }

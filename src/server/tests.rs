@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use super::*;
 use crate::config::Config;
 
+mod limits;
 mod reload;
 mod web_tls;
 
@@ -33,6 +34,12 @@ struct Running {
 
 /// Serves an exporter whose sources are not started yet (as between bind and start).
 async fn start_unstarted(options: ServerOptions) -> Running {
+    let reports = report::Reports::new(&options.limits);
+    start_unstarted_with(options, reports).await
+}
+
+/// [`start_unstarted`] with report renders the test watches.
+async fn start_unstarted_with(options: ServerOptions, reports: Arc<report::Reports>) -> Running {
     let config = Arc::new(Config::from_yaml(CONFIG, "test.yml").expect("test config"));
     let exporter = Arc::new(Exporter::build(config).expect("exporter"));
     let listener = bind("127.0.0.1:0").await.expect("bind");
@@ -41,7 +48,8 @@ async fn start_unstarted(options: ServerOptions) -> Running {
     let shutdown = async {
         let _ = stopped.await;
     };
-    let task = tokio::spawn(serve(listener, exporter.clone(), options, shutdown));
+    let slot = ExporterSlot::new(exporter.clone());
+    let task = tokio::spawn(serve_with(listener, slot, options, reports, shutdown));
     Running {
         addr,
         exporter,
