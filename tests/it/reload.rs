@@ -449,3 +449,54 @@ async fn sighup_reloads_the_config_and_the_web_config_of_the_running_binary() {
     let (status, _) = poll(&http, &metrics, None, |_, _| true).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pasted_htpasswd_line_in_the_web_config_is_refused_without_the_hash_in_the_answer() {
+    // No vCenter is needed: the one configured listens nowhere, and nothing is contacted.
+    let dir = ConfigDir::new();
+    dir.write_text(
+        "vcenters:\n  - name: vc01\n    url: http://127.0.0.1:1/sdk\n    username: u\n    password: p\n",
+    );
+    let web_file = dir.dir.path().join("web.yml");
+    std::fs::write(&web_file, "").unwrap();
+    let config = Arc::new(Config::load(&dir.file()).unwrap());
+    let exporters = ExporterSlot::new(Arc::new(Exporter::build(config).unwrap()));
+    let web = Arc::new(Web::plain());
+    let reloader = Reloader::new(
+        dir.file(),
+        Some(web_file.clone()),
+        exporters.clone(),
+        web.clone(),
+    )
+    .unwrap();
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let options = ServerOptions {
+        web,
+        reload: Some(Arc::new(reloader)),
+        ..ServerOptions::default()
+    };
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server::serve_slot(listener, exporters, options, async {
+        let _ = stopped.await;
+    }));
+    // `htpasswd -nB prometheus` pasted after the key, as one line.
+    let hash = bcrypt::hash("scrape", 4).unwrap();
+    std::fs::write(&web_file, format!("basic_auth_users: prometheus:{hash}\n")).unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{base}/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body,
+        format!(
+            "failed to reload the configuration: cannot load the web configuration: {}:1:19: basic_auth_users: invalid type: string of 71 characters, expected a map\n",
+            web_file.display()
+        )
+    );
+    assert!(!body.contains(&hash[7..]), "{body}");
+}
