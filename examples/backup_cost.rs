@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use vsphere_backup_exporter::backup::history::EVENT_TYPE_IDS;
-use vsphere_backup_exporter::config::{Secret, TlsConfig};
-use vsphere_backup_exporter::vsphere::client::{ClientOptions, Session};
+use vsphere_backup_exporter::config::Secret;
+use vsphere_backup_exporter::vsphere::client::{ClientOptions, Session, TlsOptions};
 use vsphere_backup_exporter::vsphere::model::MoRef;
 use vsphere_backup_exporter::vsphere::properties::backup::EXTRA_CONFIG_PATH;
 use vsphere_backup_exporter::vsphere::properties::{OTHER_PROPERTIES, Scope, VM_PROPERTIES};
@@ -108,7 +108,7 @@ async fn main() -> Result<()> {
         url: url.parse().context("URL")?,
         username: user.clone(),
         password: Secret::new(password),
-        tls: TlsConfig {
+        tls: TlsOptions {
             ca_file: Some(ca_file.into()),
             insecure_skip_verify: false,
         },

@@ -13,6 +13,7 @@
 //!   version of what they read.
 //! - [`server`]: HTTP (`/metrics`, `/probe`, `/-/healthy`, `/-/ready`, `/`).
 //! - [`config`]: the strict YAML configuration.
+//! - [`secret`]: the [`secret::Secret`] wrapper both the configuration and the client use.
 //! - [`report`]: the snapshot report (`/report`, CSV, JSON, the `report` command).
 //! - [`webconfig`]: the exporter-toolkit web configuration (TLS, basic auth, headers).
 //! - [`reload`]: reading the configuration again and swapping it in, without a restart.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod exporter;
 pub mod reload;
 pub mod report;
+pub mod secret;
 pub mod server;
 pub mod source;
 pub mod vsphere;

@@ -21,33 +21,9 @@ use std::time::Duration;
 use locate::{KeyPath, Seg, locate};
 use raw::{RawConfig, RawPattern, RawVcenter};
 
+/// Re-exported from the bottom layer, where the vSphere client can use it too.
+pub use crate::secret::Secret;
 pub use backup::{BackupConfig, EventsConfig, OwnerLabel, VM_INFO_LABELS, default_sources};
-
-/// A value that must never appear in logs, errors or metrics: Debug and Display print `<secret>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    /// The secret itself, for the one place that must send it (the SOAP Login body).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<secret>")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<secret>")
-    }
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct Config {

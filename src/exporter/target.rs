@@ -15,12 +15,13 @@ use crate::collector::catalogue::{
     CALL_ERRORS, LOGIN_ATTEMPTS, RESYNCS, SOURCE_LAST_UPDATE, SOURCE_SYNC_DURATION, SOURCE_UP, UP,
 };
 use crate::collector::{CLOCK, COLLECTORS, Context, Run, Sink, record_run, run_collector};
-use crate::config::{Config, VcenterConfig};
+use crate::config::{Config, TlsConfig, VcenterConfig};
 use crate::source::{
     Erased, INVENTORY, RunningSource, SOURCES, SourceStatus, StartContext, unix_now,
 };
-use crate::vsphere::client::ClientOptions;
+use crate::vsphere::client::{ClientOptions, TlsOptions};
 use crate::vsphere::mirror::Mirror;
+use crate::vsphere::xml::DEFAULT_MAX_TEXT_BYTES;
 use crate::vsphere::{self, Client, Inventory};
 
 /// A collector's output, kept until a source it reads (or the configuration) changes.
@@ -80,6 +81,35 @@ impl SourcePlan {
 
     pub fn wants(&self, source: &str) -> bool {
         self.wanted.contains(&source)
+    }
+}
+
+/// The client's options from a vCenter's configuration: the conversion lives here, with the
+/// caller, so that `vsphere` knows nothing of the YAML schema.
+impl From<&VcenterConfig> for ClientOptions {
+    fn from(c: &VcenterConfig) -> Self {
+        ClientOptions {
+            name: c.name.clone(),
+            url: c.url.clone(),
+            username: c.username.clone(),
+            password: c.password.clone(),
+            tls: TlsOptions::from(&c.tls),
+            connect_timeout: c.connect_timeout,
+            request_timeout: c.request_timeout,
+            login_retry_interval: c.login_retry_interval,
+            max_response_size: c.max_response_size,
+            // 64 MiB, or less when whole answers are limited to less.
+            max_value_size: c.max_response_size.min(DEFAULT_MAX_TEXT_BYTES as u64),
+        }
+    }
+}
+
+impl From<&TlsConfig> for TlsOptions {
+    fn from(c: &TlsConfig) -> Self {
+        TlsOptions {
+            ca_file: c.ca_file.clone(),
+            insecure_skip_verify: c.insecure_skip_verify,
+        }
     }
 }
 

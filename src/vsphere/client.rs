@@ -19,8 +19,8 @@ use tracing::{debug, error, info};
 use super::error::{CallError, Error, ParseError};
 use super::model::MoRef;
 use super::soap;
-use super::xml::{self, DEFAULT_MAX_TEXT_BYTES, Limits, Node};
-use crate::config::{Secret, TlsConfig, VcenterConfig};
+use super::xml::{self, Limits, Node};
+use crate::secret::Secret;
 
 /// The API version asked for before vCenter has told its own (every vCenter since 6.5 has it).
 const BOOTSTRAP_API_VERSION: &str = "6.5";
@@ -83,7 +83,7 @@ pub struct ClientOptions {
     pub url: reqwest::Url,
     pub username: String,
     pub password: Secret,
-    pub tls: TlsConfig,
+    pub tls: TlsOptions,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     /// The pause after `InvalidLogin` before the next login attempt.
@@ -94,22 +94,13 @@ pub struct ClientOptions {
     pub max_value_size: u64,
 }
 
-impl From<&VcenterConfig> for ClientOptions {
-    fn from(c: &VcenterConfig) -> Self {
-        ClientOptions {
-            name: c.name.clone(),
-            url: c.url.clone(),
-            username: c.username.clone(),
-            password: c.password.clone(),
-            tls: c.tls.clone(),
-            connect_timeout: c.connect_timeout,
-            request_timeout: c.request_timeout,
-            login_retry_interval: c.login_retry_interval,
-            max_response_size: c.max_response_size,
-            // 64 MiB, or less when whole answers are limited to less.
-            max_value_size: c.max_response_size.min(DEFAULT_MAX_TEXT_BYTES as u64),
-        }
-    }
+/// How the client trusts the vCenter's certificate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsOptions {
+    /// A PEM bundle of CA certificates to trust for the vCenter's certificate.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Accept any certificate (for a test only).
+    pub insecure_skip_verify: bool,
 }
 
 /// Login attempts by result, for `vsphere_login_attempts_total`.
