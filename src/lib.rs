@@ -13,6 +13,7 @@
 //!   version of what they read.
 //! - [`server`]: HTTP (`/metrics`, `/probe`, `/-/healthy`, `/-/ready`, `/`).
 //! - [`config`]: the strict YAML configuration.
+//! - [`publish`]: the publish/feed channel sources (the mirror among them) write through.
 //! - [`secret`]: the [`secret::Secret`] wrapper both the configuration and the client use.
 //! - [`report`]: the snapshot report (`/report`, CSV, JSON, the `report` command).
 //! - [`webconfig`]: the exporter-toolkit web configuration (TLS, basic auth, headers).
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod exporter;
+pub mod publish;
 pub mod reload;
 pub mod report;
 pub mod secret;

@@ -34,9 +34,7 @@ use super::client::{Client, Session};
 use super::error::{CallError, Error};
 use super::model::{Inventory, MoId};
 use super::properties::{snapshot_vm_specs, windows_vm_specs};
-use crate::source::{
-    self, Erased, Feed, Publisher, RunningSource, Settling, SourceStatus, Task, unix_now,
-};
+use crate::publish::{self, Feed, Publisher, SourceStatus, unix_now};
 
 /// Every this many empty update waits (10 minutes at the default 30 s wait) the VMs vCenter
 /// holds are compared with the mirror's: a change that slipped through (a lost update) shows as
@@ -50,6 +48,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub struct MirrorCounters {
     full_retrievals: AtomicU64,
+    /// Update waits not answered within their bound (followed on by heartbeat).
+    slow_waits: AtomicU64,
     /// Full retrievals after the first, by reason (a std lock: one increment at a time).
     resyncs: std::sync::Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -58,6 +58,15 @@ impl MirrorCounters {
     /// Full retrievals completed (1 after start, more after failures).
     pub fn full_retrievals(&self) -> u64 {
         self.full_retrievals.load(Ordering::Relaxed)
+    }
+
+    /// Update waits not answered within their wait plus the grace.
+    pub fn slow_waits(&self) -> u64 {
+        self.slow_waits.load(Ordering::Relaxed)
+    }
+
+    fn slow_wait(&self) {
+        self.slow_waits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Times the mirror stopped following and started over, by reason.
@@ -75,16 +84,17 @@ impl MirrorCounters {
     }
 }
 
-/// A running mirror of one vCenter.
+/// A running mirror of one vCenter: its feed, and the task that writes it, aborted on drop.
 pub struct Mirror {
-    task: Task<Inventory>,
+    feed: Feed<Inventory>,
+    task: tokio::task::JoinHandle<()>,
     counters: Arc<MirrorCounters>,
 }
 
 impl Mirror {
     /// Starts following `client`'s vCenter in a background task.
     pub fn start(client: Arc<Client>) -> Mirror {
-        let (publisher, feed) = source::channel();
+        let (publisher, feed) = publish::channel();
         let counters = Arc::new(MirrorCounters::default());
         let follower = Follower {
             vcenter: client.vcenter().to_owned(),
@@ -93,13 +103,22 @@ impl Mirror {
             counters: counters.clone(),
             stale: std::sync::Mutex::new(Vec::new()),
         };
-        let task = Task::new(source::INVENTORY, feed, tokio::spawn(follower.run()));
-        Mirror { task, counters }
+        let task = tokio::spawn(follower.run());
+        Mirror {
+            feed,
+            task,
+            counters,
+        }
     }
 
     /// The published inventory.
     pub fn feed(&self) -> &Feed<Inventory> {
-        self.task.feed()
+        &self.feed
+    }
+
+    /// Stops following (the session stays: the client is shared).
+    pub fn stop(&self) {
+        self.task.abort();
     }
 
     pub fn counters(&self) -> &MirrorCounters {
@@ -107,21 +126,9 @@ impl Mirror {
     }
 }
 
-impl RunningSource for Mirror {
-    fn name(&self) -> &'static str {
-        source::INVENTORY
-    }
-
-    fn latest(&self) -> Erased {
-        self.task.latest()
-    }
-
-    fn settled(&self) -> Settling<'_> {
-        self.task.settled()
-    }
-
-    fn stop(&self) {
-        self.task.stop();
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
