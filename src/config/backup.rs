@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::Deserializer;
 
 use super::locate::Seg;
-use super::raw::{PatternRegex, Scalar, ScalarVisitor, Timeout, compile_regex};
+use super::scalar::{PatternRegex, Scalar, ScalarVisitor, Timeout, compile_regex};
 use super::{ConfigError, Loader};
 use crate::backup::blackout::{Window, parse_cron};
 use crate::backup::labels::label_name;

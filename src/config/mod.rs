@@ -10,6 +10,7 @@ mod backup;
 mod duration;
 pub(crate) mod locate;
 mod raw;
+mod scalar;
 #[cfg(test)]
 mod tests;
 
@@ -558,7 +559,7 @@ impl<'a> Loader<'a> {
         DEFAULT_BACKUP_SNAPSHOT_PATTERNS
             .iter()
             .map(|(product, literal)| {
-                let regex = raw::compile_regex(&format!("(?i){}", regex::escape(literal)))
+                let regex = scalar::compile_regex(&format!("(?i){}", regex::escape(literal)))
                     .map_err(|m| {
                         self.invalid(
                             &[Seg::Key("backup_snapshot_patterns")],

@@ -1,21 +1,20 @@
 //! The configuration file as written: strict serde structs (unknown keys are errors) and the
 //! scalar types that check themselves while they are parsed, so that serde_yaml_ng stamps their
-//! errors with the key path and position (`bad.yml:3:10: vcenters[0].url: …`).
+//! errors with the key path and position (`bad.yml:3:10: vcenters[0].url: …`). The scalars the
+//! backup checks' keys share with it (durations, regular expressions) and the [`Scalar`]
+//! machinery are in [`super::scalar`].
 //!
 //! Nothing here reads files or the environment: credentials and CA files are checked in
 //! [`super`], once the whole file has parsed.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
 
 use super::Secret;
 use super::backup::{RawEvents, RawSource, RawWindow, Zone};
-use super::duration::parse_duration;
+use super::scalar::{PatternRegex, Scalar, Timeout, deserialize_scalar};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a mapping with a vcenters list")]
@@ -108,39 +107,7 @@ pub(crate) struct RawPattern {
     pub(crate) regex: PatternRegex,
 }
 
-/// A scalar parsed from its text by [`Scalar::parse`], whose error becomes the YAML error.
-pub(crate) trait Scalar: Sized {
-    /// What serde says it expected when the value is not a scalar at all.
-    const EXPECTING: &'static str;
-    fn parse(text: &str) -> Result<Self, String>;
-}
-
-/// Parses inside the deserializer's `visit_str`, so the error gets the scalar's path and line.
-pub(crate) struct ScalarVisitor<T>(pub(crate) PhantomData<T>);
-
-impl<T: Scalar> Visitor<'_> for ScalarVisitor<T> {
-    type Value = T;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(T::EXPECTING)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        T::parse(v).map_err(E::custom)
-    }
-}
-
-macro_rules! deserialize_scalar {
-    ($($ty:ty),*) => {$(
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                deserializer.deserialize_str(ScalarVisitor::<$ty>(PhantomData))
-            }
-        }
-    )*};
-}
-
-deserialize_scalar!(Name, SdkUrl, Timeout, ByteSize, PatternRegex, SecretValue);
+deserialize_scalar!(Name, SdkUrl, ByteSize, SecretValue);
 
 /// A vCenter's name: the `vcenter` label and the `/probe?target=` value.
 #[derive(Debug)]
@@ -239,43 +206,6 @@ impl Scalar for ByteSize {
     }
 }
 
-/// A strictly positive Prometheus-style duration.
-#[derive(Debug)]
-pub(crate) struct Timeout(pub(crate) Duration);
-
-impl Scalar for Timeout {
-    const EXPECTING: &'static str = "a duration like 10s";
-
-    fn parse(text: &str) -> Result<Self, String> {
-        parse_duration(text).map(Timeout)
-    }
-}
-
-/// A snapshot-name pattern, compiled as written (unanchored; add `(?i)` for case-insensitive).
-#[derive(Debug)]
-pub(crate) struct PatternRegex(pub(crate) regex::Regex);
-
-impl Scalar for PatternRegex {
-    const EXPECTING: &'static str = "a regular expression";
-
-    fn parse(text: &str) -> Result<Self, String> {
-        compile_regex(text).map(PatternRegex)
-    }
-}
-
-/// Compiles `pattern`, condensing the regex crate's multi-line message into one line.
-pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(pattern).map_err(|e| {
-        let message = e.to_string();
-        let reason = message
-            .lines()
-            .rev()
-            .find_map(|line| line.strip_prefix("error: "))
-            .unwrap_or(message.trim());
-        format!("invalid regex: {reason}")
-    })
-}
-
 /// An inline `password:`; any scalar is taken as text, and no error ever repeats it.
 pub(crate) struct SecretValue(pub(crate) Secret);
 
@@ -296,15 +226,6 @@ impl Scalar for SecretValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn compile_regex_reports_one_line() {
-        let error = compile_regex("(?i)[unclosed").err();
-        assert_eq!(
-            error.as_deref(),
-            Some("invalid regex: unclosed character class")
-        );
-    }
 
     #[test]
     fn sdk_url_never_repeats_the_url() {
