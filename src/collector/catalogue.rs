@@ -489,6 +489,12 @@ pub const BLACKOUT_NEXT_START: MetricSpec = gauge(
     &["window"],
     "When the configured blackout window next opens (Unix time). Exporter-level: no vcenter label.",
 );
+pub const SLOW_UPDATE_WAITS: MetricSpec = counter(
+    60,
+    "vsphere_slow_update_waits_total",
+    &["vcenter"],
+    "Update waits (WaitForUpdatesEx) this vCenter did not answer within their wait plus 8 s; the exporter followed them on while vCenter answered a heartbeat every 5 s, instead of starting over with a full read. A rising count is a loaded vCenter.",
+);
 
 /// Every spec of a vCenter's metrics, in output order.
 pub const ALL: &[&MetricSpec] = &[
@@ -552,6 +558,7 @@ pub const ALL: &[&MetricSpec] = &[
     &VM_CBT_ENABLED,
     &BLACKOUT_ACTIVE,
     &BLACKOUT_NEXT_START,
+    &SLOW_UPDATE_WAITS,
 ];
 
 /// The exporter's own metric (not per vCenter), served by `/metrics` only.

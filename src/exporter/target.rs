@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::collector::catalogue::{
-    CALL_ERRORS, LOGIN_ATTEMPTS, RESYNCS, SOURCE_LAST_UPDATE, SOURCE_SYNC_DURATION, SOURCE_UP, UP,
+    CALL_ERRORS, LOGIN_ATTEMPTS, RESYNCS, SLOW_UPDATE_WAITS, SOURCE_LAST_UPDATE,
+    SOURCE_SYNC_DURATION, SOURCE_UP, UP,
 };
 use crate::collector::{CLOCK, COLLECTORS, Context, Run, Sink, record_run, run_collector};
 use crate::config::{Config, TlsConfig, VcenterConfig};
@@ -360,6 +361,11 @@ impl Target {
             for (reason, n) in mirror.counters().resyncs() {
                 sink.counter(&RESYNCS, &[reason], n as f64);
             }
+            sink.counter(
+                &SLOW_UPDATE_WAITS,
+                &[],
+                mirror.counters().slow_waits() as f64,
+            );
         }
         for (call, kind, n) in self.client.call_errors() {
             sink.counter(&CALL_ERRORS, &[call, kind], n as f64);

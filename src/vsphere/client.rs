@@ -457,6 +457,32 @@ impl Client {
         parsed.map_err(|e| self.failed(call, sent, e.into()))
     }
 
+    /// `CurrentTime` within `timeout`: whether vCenter answers at all while a long call of the
+    /// same session is outstanding. Sent as a request of its own.
+    pub async fn heartbeat(&self, session: &Session, timeout: Duration) -> Result<(), Error> {
+        let call = "CurrentTime";
+        let sent = Instant::now();
+        let response = self
+            .request_with(
+                &session.content.api_version,
+                Some(&session.cookie),
+                soap::current_time(),
+                timeout,
+            )
+            .await
+            .map_err(|source| self.failed(call, sent, source))?;
+        self.read_body(response)
+            .await
+            .map_err(|source| self.failed(call, sent, source))?;
+        Ok(())
+    }
+
+    /// The error of a call that the caller gave up on (`sent` when it was sent), counted by
+    /// call and kind as every failed call is.
+    pub fn abandoned(&self, call: &'static str, sent: Instant, source: CallError) -> Error {
+        self.failed(call, sent, source)
+    }
+
     /// Ends the session, if there is one, waiting at most `timeout` (shutdown must not hang on
     /// a vCenter that does not answer). Errors only get a debug line.
     pub async fn logout(&self, timeout: Duration) {

@@ -73,6 +73,13 @@ pub fn logout(session_manager: &MoRef) -> String {
     ))
 }
 
+/// `CurrentTime` of the ServiceInstance: the cheapest call there is, the mirror's heartbeat.
+pub fn current_time() -> String {
+    envelope(&format!(
+        r#"<CurrentTime xmlns="{VIM25}"><_this type="ServiceInstance">ServiceInstance</_this></CurrentTime>"#
+    ))
+}
+
 /// `CreateContainerView` over `container`, recursive, of the given types.
 pub fn create_container_view(view_manager: &MoRef, container: &MoRef, kinds: &[&str]) -> String {
     let mut types = String::new();

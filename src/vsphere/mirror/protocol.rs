@@ -4,7 +4,7 @@
 //! one or a few SOAP calls; what the answers mean to the inventory is in [`super::apply`].
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::debug;
 
@@ -26,6 +26,13 @@ pub(super) const MAX_WAIT_SECONDS: u32 = 30;
 /// How much longer than its wait an update call may take before it counts as hung: vCenter
 /// answers an empty wait right at `MAX_WAIT_SECONDS`, so a few seconds cover the transfer.
 pub(super) const WAIT_GRACE: Duration = Duration::from_secs(8);
+/// While an update wait is outstanding past its wait, vCenter is asked the time this often.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// How long a heartbeat may take (no longer than the request timeout).
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a slow update wait is followed while vCenter answers heartbeats: past it the
+/// answer is taken for lost on the way.
+const MAX_SLOW_WAIT: Duration = Duration::from_secs(600);
 /// Replaced collectors and views kept for destruction at most.
 const MAX_STALE_OBJECTS: usize = 64;
 /// VMs asked for `disk.EnableUUID` by keyed path to learn whether vCenter accepts it.
@@ -257,9 +264,13 @@ impl Follower {
         }
     }
 
-    /// One WaitForUpdatesEx, parsed as it streams in, each update handed to `sink`. It has a
-    /// timeout of its own, its wait plus a grace: an update wait is a long poll, and a vCenter
-    /// that does not answer must show within a bound, not after the request timeout.
+    /// One WaitForUpdatesEx, parsed as it streams in, each update handed to `sink`. An update
+    /// wait is a long poll: vCenter answers an empty one at its wait, a busy one may take
+    /// longer (minutes at 40,000 VMs under load). A heartbeat tells a slow vCenter from a dead
+    /// one: from shortly after the wait (2 s at the defaults), `CurrentTime` on a request of its
+    /// own every 5 s. While vCenter answers it, the wait goes on and its answer is applied, with
+    /// no full retrieval (one past the wait plus the grace counts as slow); when it does not, the
+    /// wait is given up as hung (37 s at the default timeouts).
     pub(super) async fn wait<T: UpdateSink>(
         &self,
         session: &Session,
@@ -267,19 +278,60 @@ impl Follower {
         version: &str,
         sink: T,
     ) -> Result<(Option<UpdateSetHead>, T), Error> {
-        let (wait_seconds, timeout) = wait_bounds(self.client.request_timeout());
+        let (wait_seconds, bound) = wait_bounds(self.client.request_timeout());
+        let wait = Duration::from_secs(u64::from(wait_seconds));
+        let first_beat = wait + ((bound - wait) / 4).min(Duration::from_secs(2));
         let body =
             soap::wait_for_updates_ex(&collector.pc, version, wait_seconds, MAX_OBJECT_UPDATES);
-        self.client
-            .call_streaming(
-                "WaitForUpdatesEx",
-                session,
-                body,
-                Some(timeout),
-                sink,
-                read_into::<T>,
-            )
-            .await
+        let sent = Instant::now();
+        let call = self.client.call_streaming(
+            "WaitForUpdatesEx",
+            session,
+            body,
+            Some(bound + MAX_SLOW_WAIT),
+            sink,
+            read_into::<T>,
+        );
+        tokio::pin!(call);
+        if let Ok(answer) = tokio::time::timeout(first_beat, &mut call).await {
+            return answer;
+        }
+        let beat_timeout = HEARTBEAT_TIMEOUT.min(self.client.request_timeout());
+        let mut counted = false;
+        let mut count_if_slow = || {
+            if !counted && sent.elapsed() >= bound {
+                counted = true;
+                self.counters.slow_wait();
+            }
+        };
+        loop {
+            tokio::select! {
+                answer = &mut call => {
+                    count_if_slow();
+                    return answer;
+                }
+                beat = self.client.heartbeat(session, beat_timeout) => {
+                    if let Err(e) = beat && !vcenter_answered(&e) {
+                        let why = format!(
+                            "no answer after {:.0} s, and vCenter answered no heartbeat ({})",
+                            sent.elapsed().as_secs_f64(),
+                            e.failure
+                        );
+                        let failure = CallError::Timeout(why);
+                        return Err(self.client.abandoned("WaitForUpdatesEx", sent, failure));
+                    }
+                }
+            }
+            count_if_slow();
+            debug!(vcenter = %self.vcenter, waited = sent.elapsed().as_secs_f64(), "update wait outstanding; vCenter answers the heartbeat");
+            tokio::select! {
+                answer = &mut call => {
+                    count_if_slow();
+                    return answer;
+                }
+                () = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+            }
+        }
     }
 
     pub(super) async fn modify_list(
@@ -396,6 +448,12 @@ fn apply_object(inventory: &mut Inventory, object: ObjectUpdate) {
         return;
     }
     let _ = inventory.apply_changes(&object.obj, object.changes);
+}
+
+/// True when a failed heartbeat still shows vCenter answering: a SOAP fault (other than a lost
+/// session, which the wait will meet too) is an answer.
+fn vcenter_answered(e: &Error) -> bool {
+    matches!(&e.failure, CallError::Fault(_)) && !e.failure.is_not_authenticated()
 }
 
 /// The wait asked of vCenter and the timeout of the call: `MAX_WAIT_SECONDS` plus

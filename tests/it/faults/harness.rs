@@ -471,13 +471,13 @@ impl Env {
     }
 }
 
-fn up(body: &str) -> Option<bool> {
+pub fn up(body: &str) -> Option<bool> {
     let samples = parse(body);
     let found = find(&samples, "vsphere_up", &[("vcenter", "vc01")]);
     found.first().map(|s| s.value == 1.0)
 }
 
-fn snapshot_named(body: &str, name: &str) -> bool {
+pub fn snapshot_named(body: &str, name: &str) -> bool {
     let samples = parse(body);
     !find(
         &samples,

@@ -76,6 +76,57 @@ async fn fault_hang_at_default_settings() {
     outcome.assert_holds(Duration::from_secs(45), Duration::from_secs(75), "timeout");
 }
 
+/// A loaded vCenter answers the update wait late (9 s, past the suite's 4 s bound) and
+/// everything else at once: the mirror follows the wait on while vCenter answers the heartbeat,
+/// applies the late answer, and never starts over; `vsphere_up` stays 1 on every scrape, and
+/// the slow wait is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_update_wait_with_a_live_heartbeat_keeps_the_mirror() {
+    let env = Env::start().await;
+    let synced = env.wait_current("VEEAM BACKUP TEMPORARY SNAPSHOT", Duration::from_secs(30));
+    assert!(synced.await.is_some(), "the exporter never synced");
+    env.proxy.set(Fault::Slow {
+        method: "WaitForUpdatesEx",
+        by: Duration::from_secs(9),
+    });
+    let name = "renamed while vCenter was slow";
+    env.rename_snapshot(name).await;
+    let started = std::time::Instant::now();
+    let mut scrapes = 0;
+    let body = loop {
+        let (status, body) = env.exporter.get("/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            harness::up(&body),
+            Some(true),
+            "vsphere_up fell during a slow wait"
+        );
+        scrapes += 1;
+        if harness::snapshot_named(&body, name) {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the late answer was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    env.proxy.set(Fault::None);
+    assert!(scrapes > 10, "{scrapes} scrapes: the answer was not late");
+    let samples = crate::support::parse(&body);
+    assert!(
+        crate::support::find(&samples, "vsphere_resyncs_total", &[])
+            .iter()
+            .all(|s| s.value == 0.0),
+        "started over: {:?}",
+        crate::support::find(&samples, "vsphere_resyncs_total", &[])
+    );
+    let slow = crate::support::value(&samples, "vsphere_slow_update_waits_total", &[]);
+    assert!(slow >= 1.0, "{slow} slow waits counted");
+    let beats = env.proxy.delivered("CurrentTime");
+    assert!(beats >= 1, "no heartbeat answered");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_http_500_html() {
     check(

@@ -44,6 +44,12 @@ pub enum Fault {
     Huge(u16),
     /// A 307 to another port (which must never be contacted).
     Redirect(String),
+    /// The answers to one SOAP method (`WaitForUpdatesEx`) held back this long, everything else
+    /// answered at once: a loaded vCenter, slow to collect updates, alive.
+    Slow {
+        method: &'static str,
+        by: std::time::Duration,
+    },
 }
 
 type ProxyBody = BoxBody<Bytes, std::io::Error>;
@@ -279,6 +285,12 @@ async fn injected(
                 .body(body.boxed())
                 .unwrap();
             Some(Ok(response))
+        }
+        Fault::Slow { method, by } => {
+            if answer.and_then(|a| answered_method(a)).as_deref() == Some(method) {
+                tokio::time::sleep(by).await;
+            }
+            None
         }
         Fault::Redirect(to) => Some(Ok(Response::builder()
             .status(307)
