@@ -1694,13 +1694,23 @@ mod tests {
         assert!(read_objects(full, &Limits::default(), |_| Ok(())).is_ok());
     }
 
+    /// A name as vCenter sends it: `%`, `/` and `\` percent-escaped (`vsphere::names`), then
+    /// XML-escaped.
+    fn name_xml(name: &str) -> String {
+        let sent = name
+            .replace('%', "%25")
+            .replace('/', "%2f")
+            .replace('\\', "%5c");
+        quick_xml::escape::escape(&sent).into_owned()
+    }
+
     /// A snapshot tree as vCenter sends it.
     fn tree_xml(tree: &SnapshotTree, tag: &str, out: &mut String) {
         let esc = |s: &str| quick_xml::escape::escape(s).into_owned();
         out.push_str(&format!(
             r#"<{tag}><snapshot type="VirtualMachineSnapshot">{}</snapshot><vm type="VirtualMachine">vm-1</vm><name>{}</name><description>{}</description><id>1</id><createTime>{}</createTime><state>{}</state><quiesced>{}</quiesced>"#,
             esc(&tree.snapshot),
-            esc(&tree.name),
+            name_xml(&tree.name),
             esc(&tree.description),
             jiff::Timestamp::from_second(tree.create_time_seconds as i64).unwrap(),
             esc(&tree.state),
@@ -1776,7 +1786,7 @@ mod tests {
             r#"<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><WaitForUpdatesExResponse xmlns="urn:vim25"><returnval><version>-</version><filterSet><filter type="PropertyFilter">f</filter><objectSet><kind>enter</kind><obj type="VirtualMachine">{}</obj><changeSet><name>name</name><op>assign</op>{}</changeSet><changeSet><name>snapshot</name><op>assign</op>{}</changeSet><changeSet><name>layoutEx</name><op>assign</op>{}</changeSet><changeSet><name>config.hardware.device</name><op>assign</op>{}</changeSet></objectSet></filterSet></returnval></WaitForUpdatesExResponse></soapenv:Body></soapenv:Envelope>"#,
             vm.id,
-            val("xsd:string", &quick_xml::escape::escape(&vm.name)),
+            val("xsd:string", &name_xml(&vm.name)),
             val("VirtualMachineSnapshotInfo", &snapshot),
             val(
                 "VirtualMachineFileLayoutEx",
