@@ -200,6 +200,30 @@ pub struct DefaultSource {
     pub formats: &'static [&'static str],
 }
 
+/// The built-in sources compiled, as a configuration without `last_backup_sources` gets them.
+/// `Err` only for a broken built-in pattern or format, which a unit test rules out.
+pub fn default_sources() -> Result<Vec<Source>, String> {
+    let compile = |pattern: &str| Regex::new(pattern).map_err(|e| format!("invalid regex: {e}"));
+    DEFAULT_SOURCES
+        .iter()
+        .map(|d| {
+            Ok(Source {
+                name: d.name.to_owned(),
+                origin: d
+                    .attribute
+                    .map_or(Origin::Annotation, |a| Origin::Attribute(a.to_owned())),
+                matcher: d.matcher.map(compile).transpose()?,
+                regex: d.regex.map(compile).transpose()?,
+                formats: d
+                    .formats
+                    .iter()
+                    .map(|f| TimeFormat::parse(f))
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .collect()
+}
+
 /// The built-in sources, used when the configuration has no `last_backup_sources`.
 pub const DEFAULT_SOURCES: &[DefaultSource] = &[
     DefaultSource {
@@ -259,7 +283,7 @@ mod tests {
     use super::*;
 
     fn defaults() -> Vec<Source> {
-        crate::config::default_sources().unwrap()
+        default_sources().unwrap()
     }
 
     fn at(text: &str) -> f64 {

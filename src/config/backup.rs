@@ -15,11 +15,11 @@ use serde::Deserialize;
 use serde::de::Deserializer;
 
 use super::locate::Seg;
-use super::scalar::{PatternRegex, Scalar, ScalarVisitor, Timeout, compile_regex};
+use super::scalar::{PatternRegex, Scalar, ScalarVisitor, Timeout};
 use super::{ConfigError, Loader};
 use crate::backup::blackout::{Window, parse_cron};
 use crate::backup::labels::label_name;
-use crate::backup::last_backup::{DEFAULT_SOURCES, Origin, Source, TimeFormat};
+use crate::backup::last_backup::{Origin, Source, TimeFormat, default_sources};
 
 /// What the backup checks are told.
 #[derive(Debug, Clone)]
@@ -93,28 +93,6 @@ pub const VM_INFO_LABELS: &[&str] = &[
     "power_state",
     "template",
 ];
-
-/// The built-in last-backup sources.
-pub fn default_sources() -> Result<Vec<Source>, String> {
-    DEFAULT_SOURCES
-        .iter()
-        .map(|d| {
-            Ok(Source {
-                name: d.name.to_owned(),
-                origin: d
-                    .attribute
-                    .map_or(Origin::Annotation, |a| Origin::Attribute(a.to_owned())),
-                matcher: d.matcher.map(compile_regex).transpose()?,
-                regex: d.regex.map(compile_regex).transpose()?,
-                formats: d
-                    .formats
-                    .iter()
-                    .map(|f| TimeFormat::parse(f))
-                    .collect::<Result<_, _>>()?,
-            })
-        })
-        .collect()
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(
@@ -400,6 +378,7 @@ impl Loader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::last_backup::DEFAULT_SOURCES;
     use crate::config::Config;
 
     const VCENTER: &str =

@@ -22,9 +22,10 @@ use std::time::Duration;
 use locate::{KeyPath, Seg, locate};
 use raw::{RawConfig, RawPattern, RawVcenter};
 
+pub use crate::backup::last_backup::default_sources;
 /// Re-exported from the bottom layer, where the vSphere client can use it too.
 pub use crate::secret::Secret;
-pub use backup::{BackupConfig, EventsConfig, OwnerLabel, VM_INFO_LABELS, default_sources};
+pub use backup::{BackupConfig, EventsConfig, OwnerLabel, VM_INFO_LABELS};
 
 #[derive(Debug, Clone, Default)]
 pub struct Config {
