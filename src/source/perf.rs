@@ -178,6 +178,8 @@ fn log_report(vcenter: &str, report: &CycleReport) {
         discovery_pending = report.discovery_pending,
         discovery_bytes = report.discovery_bytes,
         bytes = report.response_bytes,
+        mismatched_series = report.mismatched_series,
+        hosts_without_common_window = report.hosts_without_common_window,
         seconds = report.seconds,
         "perf: cycle done"
     );

@@ -8,6 +8,17 @@
 //! ([`perf::Reduce`]); a host with no new sample keeps its previous values and sample time, which
 //! is how a stale host is told from a quiet one.
 //!
+//! A host with more metrics than one request carries is asked in parts, and the parts of one
+//! cycle run at different moments: one may be answered before vCenter's next 20 s sample and one
+//! after. So a host's window is the samples every part has ([`common_window`]): from the newest
+//! of the parts' oldest samples to the oldest of their newest. Every value of the host is reduced
+//! over that window, the host's sample time is its end, and the next cycle asks from there, so a
+//! sample only some parts had is read with the others next time. Samples are matched to values by
+//! their position, never by assumed order (vCenter sends them oldest first; govmomi's simulator
+//! newest first), and a series whose value count differs from its samples cannot be matched
+//! (the API: "the values can only be interpreted in the context of the sample that generated the
+//! value"), so it is left out and counted rather than misread.
+//!
 //! It owns no schedule (the perf source does) and no Prometheus.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -94,6 +105,11 @@ pub struct CycleReport {
     pub discovery_bytes: usize,
     /// Bytes of the QueryPerf answers.
     pub response_bytes: usize,
+    /// Series left out because their value count differs from their sample count.
+    pub mismatched_series: usize,
+    /// Hosts that answered but whose parts share no new sample: they keep their previous values
+    /// and ask again from the same time next cycle.
+    pub hosts_without_common_window: usize,
     pub metrics_per_request: usize,
     pub seconds: f64,
     /// Failed requests (their hosts keep their previous values).
@@ -119,6 +135,8 @@ pub struct Poller {
     hosts: HashMap<MoId, HostState>,
     /// Counters already reported missing: each is logged once.
     logged_missing: HashSet<&'static str>,
+    /// Whether a series whose values do not match its samples has been logged.
+    logged_mismatch: bool,
 }
 
 impl Poller {
@@ -329,9 +347,18 @@ impl Poller {
             }
         }
         for (host, parts) in answers {
-            if let Some(state) = self.hosts.get_mut(&host) {
-                apply(&mut state.samples, &self.resolved, &parts);
+            let Some(state) = self.hosts.get_mut(&host) else {
+                continue;
+            };
+            let applied = apply(&mut state.samples, &self.resolved, &parts);
+            report.mismatched_series += applied.mismatched_series;
+            if applied.no_common_window {
+                report.hosts_without_common_window += 1;
             }
+        }
+        if report.mismatched_series > 0 && !self.logged_mismatch {
+            self.logged_mismatch = true;
+            warn!(vcenter = %client.vcenter(), series = report.mismatched_series, "perf: QueryPerf series with a value count other than their sample count left out (logged once)");
         }
     }
 
@@ -351,32 +378,84 @@ impl Poller {
     }
 }
 
-/// Folds one cycle's answers for a host (one per request its metric ids were spread over) into
-/// its samples. Without a new sample the host keeps what it had.
-fn apply(samples: &mut HostSamples, resolved: &Resolved, parts: &[EntityMetric]) {
-    let newest = parts
-        .iter()
-        .flat_map(|p| p.timestamps.iter())
-        .max()
-        .copied();
-    let Some(newest) = newest else { return };
-    if samples.newest_sample.is_some_and(|seen| seen >= newest) {
-        return;
+/// What [`apply`] did with one host's answers.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Applied {
+    /// Series left out: their value count differs from their sample count.
+    mismatched_series: usize,
+    /// New samples came, but not one that every part has.
+    no_common_window: bool,
+}
+
+/// The samples every part of a host has, as an inclusive time range `(from, to)`: from the newest
+/// of the parts' oldest new samples to the oldest of their newest. Only samples after `after`
+/// (the host's previous sample time) count, and only parts that carry a series. `None` when no
+/// part has a new sample; `Some(None)` when some have but they share none (a part without a new
+/// sample, or parts that do not overlap).
+fn common_window(parts: &[EntityMetric], after: Option<i64>) -> Option<Option<(i64, i64)>> {
+    let mut from = i64::MIN;
+    let mut to = i64::MAX;
+    let mut any_new = false;
+    let mut all_new = true;
+    for part in parts.iter().filter(|p| !p.series.is_empty()) {
+        let mut new = part
+            .timestamps
+            .iter()
+            .copied()
+            .filter(|t| after.is_none_or(|a| *t > a));
+        let Some(first) = new.next() else {
+            all_new = false;
+            continue;
+        };
+        let (oldest, newest) = new.fold((first, first), |(lo, hi), t| (lo.min(t), hi.max(t)));
+        any_new = true;
+        from = from.max(oldest);
+        to = to.min(newest);
     }
+    if !any_new {
+        return None;
+    }
+    Some((all_new && from <= to).then_some((from, to)))
+}
+
+/// Folds one cycle's answers for a host (one per request its metric ids were spread over) into
+/// its samples: every series reduced over the host's common window, whose end becomes the
+/// host's sample time. Without a new sample every part has, the host keeps what it had.
+fn apply(samples: &mut HostSamples, resolved: &Resolved, parts: &[EntityMetric]) -> Applied {
+    let mut applied = Applied::default();
+    let Some(window) = common_window(parts, samples.newest_sample) else {
+        return applied;
+    };
+    let Some((from, to)) = window else {
+        applied.no_common_window = true;
+        return applied;
+    };
     let mut values = Vec::new();
     for part in parts {
         for series in &part.series {
             let Some(index) = resolved.index_of(series.id.counter_id) else {
                 continue;
             };
-            if let Some(v) = perf::reduce(&series.values, HOST_COUNTERS[index].reduce) {
+            if series.values.len() != part.timestamps.len() {
+                applied.mismatched_series += 1;
+                continue;
+            }
+            let in_window: Vec<i64> = part
+                .timestamps
+                .iter()
+                .zip(&series.values)
+                .filter(|(t, _)| (from..=to).contains(*t))
+                .map(|(_, v)| *v)
+                .collect();
+            if let Some(v) = perf::reduce(&in_window, HOST_COUNTERS[index].reduce) {
                 values.push((index, series.id.instance.clone(), v));
             }
         }
     }
     values.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    samples.newest_sample = Some(newest);
+    samples.newest_sample = Some(to);
     samples.values = values;
+    applied
 }
 
 #[cfg(test)]
@@ -479,6 +558,136 @@ mod tests {
             }],
         );
         assert_eq!(samples, before);
+    }
+
+    fn part(timestamps: &[i64], series: Vec<Series>) -> EntityMetric {
+        EntityMetric {
+            entity: MoRef::new("HostSystem", "host-29"),
+            timestamps: timestamps.to_vec(),
+            series,
+        }
+    }
+
+    fn value_of(samples: &HostSamples, name: &str, instance: &str) -> Option<f64> {
+        samples
+            .values
+            .iter()
+            .find(|(i, inst, _)| *i == index(name) && inst == instance)
+            .map(|(_, _, v)| *v)
+    }
+
+    #[test]
+    fn parts_answered_either_side_of_a_sample_share_one_window_and_the_rest_is_read_next_cycle() {
+        // Part A was answered before the sample of 800 existed, part B after.
+        let first = [
+            part(&[740, 760, 780], vec![series(130, "", &[1000, 2000, 3000])]),
+            part(&[760, 780, 800], vec![series(188, "vol-a", &[7, 9, 50])]),
+        ];
+        let mut samples = HostSamples::default();
+        let applied = apply(&mut samples, &resolved(), &first);
+        assert_eq!(applied, Applied::default());
+        assert_eq!(
+            samples.newest_sample,
+            Some(780),
+            "the newest sample both parts have"
+        );
+        assert_eq!(value_of(&samples, "disk.read.average", ""), Some(2500.0));
+        assert_eq!(
+            value_of(&samples, "datastore.totalWriteLatency.average", "vol-a"),
+            Some(9.0),
+            "the 800 sample is not in the window"
+        );
+        // The next cycle asks after 780: both parts now get 800, B's for the first time in a
+        // window.
+        let next = [
+            part(&[800], vec![series(130, "", &[4000])]),
+            part(&[800], vec![series(188, "vol-a", &[50])]),
+        ];
+        apply(&mut samples, &resolved(), &next);
+        assert_eq!(samples.newest_sample, Some(800));
+        assert_eq!(value_of(&samples, "disk.read.average", ""), Some(4000.0));
+        assert_eq!(
+            value_of(&samples, "datastore.totalWriteLatency.average", "vol-a"),
+            Some(50.0)
+        );
+    }
+
+    #[test]
+    fn samples_newest_first_are_matched_to_values_by_position() {
+        // govmomi's simulator sends the newest sample first, each part at its own time.
+        let parts = [
+            part(&[800, 780, 760], vec![series(188, "vol-a", &[50, 7, 9])]),
+            part(&[780, 760, 740], vec![series(130, "", &[1, 2, 100])]),
+        ];
+        let mut samples = HostSamples::default();
+        apply(&mut samples, &resolved(), &parts);
+        assert_eq!(samples.newest_sample, Some(780));
+        assert_eq!(
+            value_of(&samples, "datastore.totalWriteLatency.average", "vol-a"),
+            Some(9.0)
+        );
+        assert_eq!(value_of(&samples, "disk.read.average", ""), Some(1.5));
+    }
+
+    #[test]
+    fn a_series_with_fewer_values_than_samples_is_left_out_and_counted() {
+        // As govmomi's encoder sends [2057, 6998, 0]: the zero left out, so no value can be
+        // placed at its sample.
+        let parts = [part(
+            &[760, 780, 800],
+            vec![
+                series(130, "", &[2057, 6998]),
+                series(531, "vmnic0", &[1, 0, 2]),
+            ],
+        )];
+        let mut samples = HostSamples::default();
+        let applied = apply(&mut samples, &resolved(), &parts);
+        assert_eq!(applied.mismatched_series, 1);
+        assert_eq!(samples.newest_sample, Some(800));
+        assert_eq!(value_of(&samples, "disk.read.average", ""), None);
+        assert_eq!(
+            value_of(&samples, "net.droppedRx.summation", "vmnic0"),
+            Some(3.0)
+        );
+    }
+
+    #[test]
+    fn a_part_without_the_new_sample_holds_the_host_back_until_every_part_has_it() {
+        let before = HostSamples {
+            newest_sample: Some(780),
+            values: vec![(index("disk.read.average"), String::new(), 5.0)],
+        };
+        let mut samples = before.clone();
+        // Part A asked just before 800 existed (nothing new), part B just after.
+        let parts = [
+            part(&[], vec![series(130, "", &[])]),
+            part(&[800], vec![series(188, "vol-a", &[50])]),
+        ];
+        let applied = apply(&mut samples, &resolved(), &parts);
+        assert!(applied.no_common_window);
+        assert_eq!(samples, before);
+        // Parts that do not overlap at all share no window either.
+        assert_eq!(
+            common_window(
+                &[
+                    part(&[800, 820], vec![series(130, "", &[1, 2])]),
+                    part(&[840, 860], vec![series(188, "vol-a", &[1, 2])]),
+                ],
+                Some(780)
+            ),
+            Some(None)
+        );
+        // A part that carries no series (none of its ids on the host) does not count.
+        assert_eq!(
+            common_window(
+                &[
+                    part(&[800], vec![series(130, "", &[1])]),
+                    part(&[740], Vec::new()),
+                ],
+                None
+            ),
+            Some(Some((800, 800)))
+        );
     }
 
     #[test]

@@ -1,18 +1,21 @@
 //! Host I/O counters against the simulator's PerformanceManager (tests/vcsim/perf.go), whose
 //! counter ids are shifted and one counter dropped: ids resolved by name, requests within the
 //! vCenter's metric limit and as few as it allows, only connected hosts asked, and every value
-//! the reduction of the raw samples the simulator says it sent.
+//! the reduction of exactly the answers the exporter received in that cycle (the simulator
+//! records every answer as it went out), wherever the 20 s sample grid falls during the cycle.
+//! The same against govmomi's PerformanceManager as it ships (`-perf-wrapper=false`): newest
+//! sample first, off the grid, zeros left out of the wire.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use vsphere_backup_exporter::vsphere::Client;
 use vsphere_backup_exporter::vsphere::model::MoRef;
 use vsphere_backup_exporter::vsphere::perf::HOST_COUNTERS;
-use vsphere_backup_exporter::vsphere::perf_poll::{PollOptions, Poller};
+use vsphere_backup_exporter::vsphere::perf_poll::{HostSamples, PollOptions, Poller};
 
 use crate::support::{find, parse, value};
-use crate::vcsim::{HostFacts, ServedSeries, Vcsim};
+use crate::vcsim::{HostFacts, PerfServed, ServedAnswer, Vcsim};
 
 /// The hosts scenario as a vCenter with other counter ids, without net.droppedRx.summation, and
 /// a metric limit of 10 per QueryPerf.
@@ -29,13 +32,26 @@ pub fn hosts_vcsim() -> Vcsim {
     ])
 }
 
+/// The hosts scenario with govmomi's PerformanceManager as it ships (no limit to enforce).
+fn shipped_hosts_vcsim() -> Vcsim {
+    Vcsim::start(&[
+        "-scenario",
+        "hosts",
+        "-perf-wrapper=false",
+        "-perf-counter-shift",
+        "1000",
+        "-perf-drop-counter",
+        "net.droppedRx.summation",
+    ])
+}
+
 /// How a window of samples becomes one value, written out again here rather than taken from the
 /// code under test: rates are averaged, latencies take the worst sample, drops are summed.
-pub fn expected_reduction(counter: &str, samples: &[[i64; 2]]) -> Option<f64> {
+pub fn expected_reduction(counter: &str, samples: &[i64]) -> Option<f64> {
     let values: Vec<f64> = samples
         .iter()
-        .filter(|s| s[1] >= 0)
-        .map(|s| s[1] as f64)
+        .filter(|v| **v >= 0)
+        .map(|v| *v as f64)
         .collect();
     if values.is_empty() {
         return None;
@@ -56,11 +72,149 @@ pub fn connected(hosts: &[HostFacts]) -> Vec<&HostFacts> {
         .collect()
 }
 
-fn served_by_key(served: &[ServedSeries]) -> BTreeMap<(String, String, String), &ServedSeries> {
-    served
+/// What one host should show after a cycle, from the answers it received in that cycle alone.
+#[derive(Debug, Default, PartialEq)]
+struct Expected {
+    /// The host's sample time; `None`: it keeps what it had.
+    newest: Option<i64>,
+    /// `(counter, instance)` → the reduced raw value, for every series the exporter can read.
+    values: BTreeMap<(String, String), f64>,
+    /// Series whose value count differs from their samples: unreadable, so absent.
+    mismatched: usize,
+    /// Every `(counter, instance)` the answers carried.
+    answered: BTreeSet<(String, String)>,
+}
+
+/// The oracle of one host's cycle, written out again rather than taken from the code under test:
+/// the window is the samples after `after` that every answer carrying a series has (from the
+/// newest of their oldest to the oldest of their newest), each series matched to its samples
+/// by position and reduced over that window; a host whose answers share no new sample keeps
+/// what it had.
+fn expected_host(answers: &[&ServedAnswer], after: Option<i64>) -> Expected {
+    let mut out = Expected::default();
+    let is_new = |t: &i64| after.is_none_or(|a| *t > a);
+    let with_series: Vec<&&ServedAnswer> =
+        answers.iter().filter(|a| !a.series.is_empty()).collect();
+    for a in &with_series {
+        for s in &a.series {
+            out.answered.insert((s.counter.clone(), s.instance.clone()));
+        }
+    }
+    let new: Vec<Vec<i64>> = with_series
         .iter()
-        .map(|s| ((s.entity.clone(), s.counter.clone(), s.instance.clone()), s))
+        .map(|a| a.timestamps.iter().copied().filter(is_new).collect())
+        .collect();
+    if new.iter().all(|t| t.is_empty()) || new.iter().any(|t| t.is_empty()) {
+        return out;
+    }
+    let from = new.iter().map(|t| *t.iter().min().unwrap()).max().unwrap();
+    let to = new.iter().map(|t| *t.iter().max().unwrap()).min().unwrap();
+    if from > to {
+        return out;
+    }
+    out.newest = Some(to);
+    for a in &with_series {
+        for s in &a.series {
+            if s.values.len() != a.timestamps.len() {
+                out.mismatched += 1;
+                continue;
+            }
+            let window: Vec<i64> = a
+                .timestamps
+                .iter()
+                .zip(&s.values)
+                .filter(|(t, _)| (from..=to).contains(*t))
+                .map(|(_, v)| *v)
+                .collect();
+            if let Some(v) = expected_reduction(&s.counter, &window) {
+                out.values
+                    .insert((s.counter.clone(), s.instance.clone()), v);
+            }
+        }
+    }
+    out
+}
+
+/// The answers of requests after `after_request`, by host.
+fn answers_since(served: &PerfServed, after_request: u64) -> BTreeMap<&str, Vec<&ServedAnswer>> {
+    assert_eq!(
+        served.dropped, 0,
+        "the simulator dropped answers a test needs"
+    );
+    let mut out: BTreeMap<&str, Vec<&ServedAnswer>> = BTreeMap::new();
+    for a in served.answers.iter().filter(|a| a.request > after_request) {
+        out.entry(a.entity.as_str()).or_default().push(a);
+    }
+    out
+}
+
+fn last_request(served: &PerfServed) -> u64 {
+    served.answers.iter().map(|a| a.request).max().unwrap_or(0)
+}
+
+/// A host's values as the poller holds them, by counter name and instance.
+fn values_by_name(samples: &HostSamples) -> BTreeMap<(String, String), f64> {
+    samples
+        .values
+        .iter()
+        .map(|(i, instance, v)| ((HOST_COUNTERS[*i].name.to_string(), instance.clone()), *v))
         .collect()
+}
+
+/// The `(counter, instance)` pairs of a host's listed metrics that the exporter reads, written
+/// out again: its counters, the total (`""`) of cpu and disk, every device of the others.
+fn wanted_of(served: &PerfServed, host: &str, dropped: &str) -> BTreeSet<(String, String)> {
+    served.available[host]
+        .iter()
+        .filter(|m| m.counter != dropped && HOST_COUNTERS.iter().any(|c| c.name == m.counter))
+        .filter(|m| {
+            let total = m.counter.starts_with("cpu.") || m.counter.starts_with("disk.");
+            total == m.instance.is_empty() && m.instance != "*"
+        })
+        .map(|m| (m.counter.clone(), m.instance.clone()))
+        .collect()
+}
+
+/// Checks one poller cycle of every host against the answers of requests after `after_request`
+/// and the host's state before it; returns the series checked and the mismatched ones.
+fn check_cycle(
+    served: &PerfServed,
+    after_request: u64,
+    before: &BTreeMap<String, HostSamples>,
+    after: &BTreeMap<String, HostSamples>,
+    dropped: &str,
+) -> (usize, usize) {
+    let answers = answers_since(served, after_request);
+    let (mut checked, mut mismatched) = (0, 0);
+    for (host, now) in after {
+        let previous = before.get(host).cloned().unwrap_or_default();
+        let got = answers.get(host.as_str()).cloned().unwrap_or_default();
+        let expected = expected_host(&got, previous.newest_sample);
+        // Answers with samples carry a series for every id asked.
+        if !got.is_empty() && got.iter().all(|a| !a.timestamps.is_empty()) {
+            assert_eq!(
+                expected.answered,
+                wanted_of(served, host, dropped),
+                "{host}: every listed metric the exporter reads is asked and answered"
+            );
+        }
+        mismatched += expected.mismatched;
+        let Some(newest) = expected.newest else {
+            assert_eq!(
+                now, &previous,
+                "{host}: no common new sample, kept as it was"
+            );
+            continue;
+        };
+        assert_eq!(now.newest_sample, Some(newest), "{host}: the window's end");
+        assert_eq!(
+            values_by_name(now),
+            expected.values,
+            "{host}: values of the window {newest}"
+        );
+        checked += expected.values.len();
+    }
+    (checked, mismatched)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,71 +272,113 @@ async fn poller_resolves_shifted_ids_stays_under_the_limit_and_reduces_the_raw_s
     assert_eq!(report.query_requests, report.metrics.div_ceil(10));
     assert_eq!(report.discovery_requests, 4);
 
-    // Values: each the reduction of what the simulator sent, for every metric of every host.
+    // Values: each the reduction of exactly the answers of this cycle, for every metric of
+    // every host, in the window all of the host's answers share.
     let served = sim.served().await;
-    let by_key = served_by_key(&served);
-    let mut checked = 0;
+    let none = BTreeMap::new();
+    let (checked, mismatched) = check_cycle(&served, 0, &none, &io.hosts, &perf.dropped_counter);
+    assert_eq!(mismatched, 0, "vCenter sends one value per sample");
+    assert_eq!(report.mismatched_series, 0);
+    assert_eq!(
+        checked,
+        4 * 27,
+        "4 hosts × 27 series (the dropped counter left out)"
+    );
     for host in connected(&sim.facts.hosts) {
-        let samples = &io.hosts[&host.id];
-        let newest = served
-            .iter()
-            .filter(|s| s.entity == host.id)
-            .flat_map(|s| s.samples.iter().map(|x| x[0]))
-            .max();
-        assert_eq!(samples.newest_sample, newest, "{}", host.name);
-        let mut expected_instances = 0;
-        for (i, counter) in HOST_COUNTERS.iter().enumerate() {
-            if counter.name == "net.droppedRx.summation" {
-                continue;
-            }
-            let instances: Vec<String> = match counter.name.split('.').next() {
-                Some("datastore") => host.datastores.iter().map(|d| d.instance.clone()).collect(),
-                Some("net") => host.nics.clone(),
-                Some("storageAdapter") => host.storage_adapters.clone(),
-                _ => vec![String::new()],
-            };
-            expected_instances += instances.len();
-            for instance in instances {
-                let raw = by_key
-                    .get(&(host.id.clone(), counter.name.to_string(), instance.clone()))
-                    .unwrap_or_else(|| {
-                        panic!("{} {} {instance:?} not served", host.name, counter.name)
-                    });
-                let got = samples
-                    .values
-                    .iter()
-                    .find(|(j, inst, _)| *j == i && *inst == instance)
-                    .map(|(_, _, v)| *v);
-                assert_eq!(
-                    got,
-                    expected_reduction(counter.name, &raw.samples),
-                    "{} {} {instance:?}: raw {:?}",
-                    host.name,
-                    counter.name,
-                    raw.samples
-                );
-                checked += 1;
-            }
-        }
-        assert_eq!(samples.values.len(), expected_instances, "{}", host.name);
+        assert_eq!(
+            wanted_of(&served, &host.id, &perf.dropped_counter).len(),
+            27,
+            "{}: the facts' instances are what the host lists",
+            host.name
+        );
     }
-    assert!(checked >= 4 * 20, "{checked} values checked");
 
-    // A second cycle asks only for newer samples: no discovery, and a host whose newest sample
-    // has not moved keeps its values.
+    // A second cycle asks only for newer samples, with no discovery; checked the same way
+    // against its own answers (a host without a common new sample keeps its values).
+    let first = last_request(&served);
     let (again, report) = poller
         .cycle(&client, &hosts, &PollOptions::default())
         .await
         .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.discovery_requests, 0);
-    for host in &hosts {
-        let (before, after) = (&io.hosts[&host.value], &again.hosts[&host.value]);
-        assert!(after.newest_sample >= before.newest_sample);
-        if after.newest_sample == before.newest_sample {
-            assert_eq!(after, before);
+    let served = sim.served().await;
+    assert!(
+        served
+            .answers
+            .iter()
+            .filter(|a| a.request > first)
+            .all(|a| a.start_time == io.hosts[&a.entity].newest_sample && a.max_sample == 3),
+        "each host is asked from its window's end, for at most the window's 3 samples"
+    );
+    check_cycle(
+        &served,
+        first,
+        &io.hosts,
+        &again.hosts,
+        &perf.dropped_counter,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poller_reads_the_shipped_simulator_newest_first_and_leaves_out_series_without_a_value_per_sample()
+ {
+    let sim = shipped_hosts_vcsim();
+    let perf = sim.facts.perf.clone().unwrap();
+    let client = Arc::new(Client::new(&(&sim.vcenter("vc01")).into()).unwrap());
+    let hosts: Vec<MoRef> = connected(&sim.facts.hosts)
+        .iter()
+        .map(|h| MoRef::new("HostSystem", &h.id))
+        .collect();
+    let mut poller = Poller::default();
+    let mut before = BTreeMap::new();
+    let mut after_request = 0;
+    let (mut checked, mut mismatched) = (0, 0);
+    for cycle in 1..=2 {
+        let (io, report) = poller
+            .cycle(&client, &hosts, &PollOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            report.errors.is_empty(),
+            "cycle {cycle}: {:?}",
+            report.errors
+        );
+        let served = sim.served().await;
+        let (c, m) = check_cycle(
+            &served,
+            after_request,
+            &before,
+            &io.hosts,
+            &perf.dropped_counter,
+        );
+        assert_eq!(
+            report.mismatched_series, m,
+            "cycle {cycle}: counted as left out"
+        );
+        if cycle == 1 {
+            // As shipped: samples newest first, and the datastore and adapter counters (no
+            // sample data, all zeros) sent without a value, which the exporter must not read.
+            assert!(
+                served.answers.iter().any(|a| a.timestamps.len() > 1
+                    && a.timestamps.windows(2).all(|w| w[0] > w[1])),
+                "the shipped simulator sends the newest sample first"
+            );
+            assert!(
+                m >= 4 * 16,
+                "cycle 1: {m} series without a value per sample"
+            );
+            assert!(c >= 4, "cycle 1: {c} values checked");
         }
+        checked += c;
+        mismatched += m;
+        after_request = last_request(&served);
+        before = io.hosts;
     }
+    assert!(
+        checked > 0 && mismatched > 0,
+        "{checked} checked, {mismatched} mismatched"
+    );
 }
 
 /// The base unit of each counter's metric, written out again: KBps → bytes/s, ms → s,
@@ -272,8 +468,8 @@ async fn every_connected_host_has_every_metric_in_base_units_equal_to_the_raw_sa
         })
         .await;
     let samples = parse(&page);
-    let served_raw = sim.served().await;
-    let by_key = served_by_key(&served_raw);
+    let served = sim.served().await;
+    let answers = answers_since(&served, 0);
     let perf = sim.facts.perf.clone().unwrap();
     let mut checked = 0;
     for host in connected(hosts) {
@@ -283,12 +479,10 @@ async fn every_connected_host_has_every_metric_in_base_units_equal_to_the_raw_sa
             ("host_name", host.name.as_str()),
             ("cluster_name", host.cluster_name.as_str()),
         ];
-        let newest = served_raw
-            .iter()
-            .filter(|s| s.entity == host.id)
-            .flat_map(|s| s.samples.iter().map(|x| x[0]))
-            .max()
-            .unwrap();
+        // One cycle: the page shows exactly what its answers give.
+        let expected = expected_host(&answers[host.id.as_str()], None);
+        assert_eq!(expected.mismatched, 0, "vCenter sends one value per sample");
+        let newest = expected.newest.expect("a window every part shares");
         assert_eq!(
             value(
                 &samples,
@@ -337,20 +531,17 @@ async fn every_connected_host_has_every_metric_in_base_units_equal_to_the_raw_sa
                     assert!(found.is_empty(), "{metric} {want:?} of a dropped counter");
                     continue;
                 }
-                let raw = by_key
-                    .get(&(host.id.clone(), counter.name.to_string(), instance.clone()))
+                let raw = expected
+                    .values
+                    .get(&(counter.name.to_string(), instance.clone()))
                     .unwrap_or_else(|| {
-                        panic!("{} {} {instance:?} not served", host.name, counter.name)
+                        panic!("{} {} {instance:?} not answered", host.name, counter.name)
                     });
-                let expected = expected_base(
-                    counter.name,
-                    expected_reduction(counter.name, &raw.samples).unwrap(),
-                );
+                let expected = expected_base(counter.name, *raw);
                 let got = value(&samples, metric, &want);
                 assert!(
                     (got - expected).abs() <= 1e-9 * expected.abs().max(1.0),
-                    "{metric} {want:?}: {got}, want {expected} from raw {:?}",
-                    raw.samples
+                    "{metric} {want:?}: {got}, want {expected} from raw {raw} in the window ending {newest}"
                 );
                 checked += 1;
             }

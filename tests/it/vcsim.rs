@@ -97,14 +97,47 @@ pub struct PerfStats {
     pub limit: usize,
 }
 
-/// One (host, counter, instance) as the simulator last sent it (`/_perf/served`).
+/// What the simulator's PerformanceManager sent (`/_perf/served`): every QueryPerf answer it
+/// still keeps, entity by entity in the order they went out, and what QueryAvailablePerfMetric
+/// last listed per host.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PerfServed {
+    pub answers: Vec<ServedAnswer>,
+    /// Older answers no longer kept (the simulator keeps the newest few thousand).
+    pub dropped: u64,
+    /// Per host id, the metric ids listed.
+    pub available: std::collections::BTreeMap<String, Vec<ServedMetricId>>,
+}
+
+/// One entity's part of one QueryPerf answer, as it went out on the wire.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServedAnswer {
+    /// The request's number (1 for the first QueryPerf the simulator answered).
+    pub request: u64,
+    pub entity: String,
+    /// The spec's startTime, Unix seconds.
+    pub start_time: Option<i64>,
+    pub max_sample: i32,
+    /// The samples' times (Unix seconds) in the answer's order.
+    pub timestamps: Vec<i64>,
+    pub series: Vec<ServedSeries>,
+}
+
+/// One series of an answer: its values in the answer's order, as the wire carried them (the
+/// shipped simulator leaves zeros out, so there may be fewer than timestamps).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServedSeries {
-    pub entity: String,
+    /// `group.name.rollup`.
     pub counter: String,
     pub instance: String,
-    /// `[unix seconds, raw value]`, oldest first.
-    pub samples: Vec<[i64; 2]>,
+    pub values: Vec<i64>,
+}
+
+/// One metric id QueryAvailablePerfMetric listed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub struct ServedMetricId {
+    pub counter: String,
+    pub instance: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -328,12 +361,8 @@ impl Vcsim {
             .unwrap()
     }
 
-    /// The raw values the simulator last sent per (host, counter, instance).
-    pub async fn served(&self) -> Vec<ServedSeries> {
-        #[derive(Deserialize)]
-        struct Served {
-            series: Vec<ServedSeries>,
-        }
+    /// Every QueryPerf answer the simulator sent (and still keeps), as it went out.
+    pub async fn served(&self) -> PerfServed {
         let (base, client) = self.http();
         let body = client
             .get(format!("{base}/_perf/served"))
@@ -343,9 +372,7 @@ impl Vcsim {
             .bytes()
             .await
             .unwrap();
-        serde_json::from_slice::<Served>(&body)
-            .expect("/_perf/served JSON")
-            .series
+        serde_json::from_slice(&body).expect("/_perf/served JSON")
     }
 
     /// Changes the simulator's inventory at run time (`POST /_control`, see tests/vcsim/README):

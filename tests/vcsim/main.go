@@ -78,6 +78,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&shift, "perf-counter-shift", 0, "add this to every performance counter id (ids differ between vCenters)")
 	fs.StringVar(&o.perf.dropCounter, "perf-drop-counter", "", "leave this counter (group.name.rollup, e.g. net.droppedRx.summation) out of the catalogue")
 	fs.IntVar(&o.perf.maxQueryMetrics, "perf-max-query-metrics", 0, "set config.vpxd.stats.maxQueryMetrics and enforce it in QueryPerf (0: setting absent, 64 enforced as vCenter does; -1: no limit)")
+	perfWrapper := fs.Bool("perf-wrapper", true, "answer QueryAvailablePerfMetric and QueryPerf for hosts as vCenter does; false leaves the simulator's PerformanceManager as it ships (answers only recorded)")
 	fs.Int64Var(&o.seed, "seed", 1, "scale: seed of the random shapes, sizes and statuses")
 	fs.StringVar(&o.now, "now", "", "demo, pitfalls, scale, report, backup: RFC 3339 time that snapshot ages are relative to (default: the current time)")
 	fs.StringVar(&o.factsOut, "facts", "", "write the facts JSON to this file before printing VCSIM_URL")
@@ -95,6 +96,7 @@ func parseOptions(args []string) (options, error) {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	o.perf.counterShift = int32(shift)
+	o.perf.shipped = !*perfWrapper
 	return o, o.validate()
 }
 
@@ -109,6 +111,9 @@ func (o options) validate() error {
 	}
 	if o.perf.counterShift < 0 || o.perf.counterShift > 1_000_000 {
 		return fmt.Errorf("-perf-counter-shift %d: want 0..1000000", o.perf.counterShift)
+	}
+	if o.perf.shipped && o.perf.maxQueryMetrics != 0 {
+		return errors.New("-perf-max-query-metrics needs -perf-wrapper: the shipped PerformanceManager enforces no limit")
 	}
 	if o.perf.maxQueryMetrics < -1 {
 		return fmt.Errorf("-perf-max-query-metrics %d: want -1, 0 or a positive limit", o.perf.maxQueryMetrics)

@@ -10,9 +10,15 @@
 // component, as vCenter names datastore instances by their volume UUID), samples on the 20 s
 // grid in ascending time order, values that are a function of (host, counter name, instance,
 // sample time) rather than noise, config.vpxd.stats.maxQueryMetrics enforced. It counts what it
-// was asked (/_stats "perf") and remembers the raw values it served (GET /_perf/served), so a
-// test compares the exporter's conversions with what the wire carried. Other entity types and
-// intervals go to the simulator unchanged.
+// was asked (/_stats "perf") and records every QueryPerf answer as it went out, request by
+// request, and the metrics QueryAvailablePerfMetric listed per host (GET /_perf/served), so a
+// test compares the exporter's values with exactly the answers it received. Other entity types
+// and intervals go to the simulator unchanged.
+//
+// With -perf-wrapper=false the wrapper answers nothing itself: every call goes to the
+// simulator's PerformanceManager as it ships (newest sample first, off the grid, datastore
+// instances as managed object ids, Gaussian noise, no metric limit, its one lock), and the
+// wrapper only counts and records the answers, unchanged.
 //
 // Kept from the simulator on purpose: maxSample 0 returns no samples (vCenter would return the
 // whole hour), and instance "*" is not expanded (it matches no instance, so it gets no series).
@@ -52,11 +58,16 @@ type perfOptions struct {
 	counterShift    int32  // added to every counter id
 	dropCounter     string // group.name.rollup of a counter to leave out of the catalogue
 	maxQueryMetrics int    // 0: setting absent (64 applies); -1: no limit; else the setting
+	// shipped leaves the simulator's PerformanceManager answering as it ships (-perf-wrapper=false):
+	// the wrapper only counts and records.
+	shipped bool
 }
 
 // limit is the number of metrics one QueryPerf may carry; 0 means no limit.
 func (o perfOptions) limit() int {
 	switch {
+	case o.shipped:
+		return 0 // the simulator enforces none
 	case o.maxQueryMetrics == 0:
 		return defaultMaxQueryMetrics
 	case o.maxQueryMetrics < 0:
@@ -174,6 +185,10 @@ type perfManager struct {
 	limit       int // metrics per QueryPerf; 0: no limit
 	counters    map[int32]counterInfo
 	hostMetrics []types.PerfMetricId
+	// shipped: every call goes to the simulator's PerformanceManager, answers are only recorded
+	// (-perf-wrapper=false); shippedLock is then the registry's per-object lock it has as shipped.
+	shipped     bool
+	shippedLock sync.Mutex
 
 	// override, when a scenario sets it, gives some samples a fixed value instead of the hash
 	// (host name, counter group.name.rollup, instance; false: keep the hash).
@@ -182,14 +197,23 @@ type perfManager struct {
 	mu        sync.Mutex
 	stats     perfStats
 	available map[string][]types.PerfMetricId // per host id, computed once
-	served    map[servedKey][]servedSample
+	record    perfRecord
 }
 
 // Lock and Unlock make the registry's per-object lock a no-op for this object (see
 // simulator.Registry.WithLock): vCenter answers performance queries concurrently, and the
-// wrapper keeps its own state under mu.
-func (*perfManager) Lock()   {}
-func (*perfManager) Unlock() {}
+// wrapper keeps its own state under mu. As shipped, the simulator serves one call at a time.
+func (p *perfManager) Lock() {
+	if p.shipped {
+		p.shippedLock.Lock()
+	}
+}
+
+func (p *perfManager) Unlock() {
+	if p.shipped {
+		p.shippedLock.Unlock()
+	}
+}
 
 // perfStats counts QueryPerf traffic, for /_stats.
 type perfStats struct {
@@ -204,13 +228,6 @@ type perfStats struct {
 	Limit                 int   `json:"limit"`
 }
 
-type servedKey struct {
-	entity, counter, instance string
-}
-
-// servedSample is one value as it went out: Unix seconds and the raw value.
-type servedSample [2]int64
-
 // installPerfManager replaces the built model's PerformanceManager with the wrapper and, when
 // o sets it, adds config.vpxd.stats.maxQueryMetrics to the vCenter's settings.
 func installPerfManager(o perfOptions, content types.ServiceContent) (*perfManager, error) {
@@ -223,8 +240,9 @@ func installPerfManager(o perfOptions, content types.ServiceContent) (*perfManag
 		limit:              o.limit(),
 		counters:           make(map[int32]counterInfo, len(vpx.PerfCounter)),
 		hostMetrics:        vpx.HostMetrics,
+		shipped:            o.shipped,
 		available:          map[string][]types.PerfMetricId{},
-		served:             map[servedKey][]servedSample{},
+		record:             perfRecord{available: map[string][]servedMetricID{}},
 	}
 	p.stats.Limit = p.limit
 	for _, c := range vpx.PerfCounter {
@@ -235,7 +253,7 @@ func installPerfManager(o perfOptions, content types.ServiceContent) (*perfManag
 		}
 	}
 	simulator.Map.Put(p)
-	if o.maxQueryMetrics != 0 {
+	if o.maxQueryMetrics != 0 && !o.shipped {
 		om, ok := simulator.Map.Get(*content.Setting).(*simulator.OptionManager)
 		if !ok {
 			return nil, fmt.Errorf("OptionManager %s not found", content.Setting.Value)
@@ -252,6 +270,13 @@ func (p *perfManager) QueryAvailablePerfMetric(ctx *simulator.Context, req *type
 	if req.Entity.Type != "HostSystem" {
 		return p.PerformanceManager.QueryAvailablePerfMetric(ctx, req)
 	}
+	if p.shipped {
+		answer := p.PerformanceManager.QueryAvailablePerfMetric(ctx, req)
+		if res, ok := answer.(*methods.QueryAvailablePerfMetricBody); ok && res.Fault_ == nil && res.Res != nil {
+			p.recordAvailable(req.Entity.Value, res.Res.Returnval)
+		}
+		return answer
+	}
 	body := new(methods.QueryAvailablePerfMetricBody)
 	host, ok := simulator.Map.Get(req.Entity).(*simulator.HostSystem)
 	if !ok {
@@ -262,6 +287,7 @@ func (p *perfManager) QueryAvailablePerfMetric(ctx *simulator.Context, req *type
 	if hostConnected(host) {
 		body.Res.Returnval = p.availableFor(host)
 	}
+	p.recordAvailable(req.Entity.Value, body.Res.Returnval)
 	return body
 }
 
@@ -351,6 +377,13 @@ func (p *perfManager) QueryPerf(ctx *simulator.Context, req *types.QueryPerf) so
 	}
 	over := p.limit > 0 && metrics > p.limit
 	p.countRequest(len(req.QuerySpec), metrics, over)
+	if p.shipped {
+		answer := p.PerformanceManager.QueryPerf(ctx, req)
+		if res, ok := answer.(*methods.QueryPerfBody); ok && res.Fault_ == nil && res.Res != nil {
+			p.recordAnswer(req.QuerySpec, res.Res.Returnval)
+		}
+		return answer
+	}
 	if over {
 		body.Fault_ = simulator.Fault("A specified parameter was not correct: querySpec.size",
 			&types.InvalidArgument{InvalidProperty: "querySpec.size"})
@@ -375,6 +408,7 @@ func (p *perfManager) QueryPerf(ctx *simulator.Context, req *types.QueryPerf) so
 		res.Returnval = append(res.Returnval, p.hostMetric(host, qs, now))
 	}
 	body.Res = res
+	p.recordAnswer(req.QuerySpec, res.Returnval)
 	return body
 }
 
@@ -394,6 +428,17 @@ func (p *perfManager) countRequest(specs, metrics int, over bool) {
 	if over {
 		s.OverLimit++
 	}
+}
+
+// PerfMetricIntSeries is types.PerfMetricIntSeries as vCenter puts it on the wire: one value per
+// sample, zeros included. govmomi's type tags Value `xml:"value,omitempty"`, and its encoder
+// applies omitempty to each element of a slice, so every 0 is left out and the series no longer
+// lines up with its samples. The encoder names the type by its Go name, so the xsi:type is the
+// same.
+type PerfMetricIntSeries struct {
+	types.PerfMetricSeries
+
+	Value []int64 `xml:"value"`
 }
 
 // hostMetric is one host's answer: a series per asked metric id the host has (others are left
@@ -422,14 +467,12 @@ func (p *perfManager) hostMetric(h *simulator.HostSystem, qs types.PerfQuerySpec
 	if len(ids) == 0 {
 		ids = available
 	}
-	served := make(map[servedKey][]servedSample, len(ids))
 	for _, id := range ids {
 		if !has[id] {
 			continue
 		}
 		info := p.counters[id.CounterId]
-		series := &types.PerfMetricIntSeries{PerfMetricSeries: types.PerfMetricSeries{Id: id}, Value: make([]int64, len(times))}
-		samples := make([]servedSample, len(times))
+		series := &PerfMetricIntSeries{PerfMetricSeries: types.PerfMetricSeries{Id: id}, Value: make([]int64, len(times))}
 		for i, t := range times {
 			v := sampleValue(qs.Entity.Value, info, id.Instance, t)
 			if p.override != nil {
@@ -438,17 +481,9 @@ func (p *perfManager) hostMetric(h *simulator.HostSystem, qs types.PerfQuerySpec
 				}
 			}
 			series.Value[i] = v
-			samples[i] = servedSample{t, v}
 		}
 		m.Value = append(m.Value, series)
-		served[servedKey{qs.Entity.Value, info.name, id.Instance}] = samples
 	}
-	p.mu.Lock()
-	for k, v := range served {
-		p.served[k] = v
-		p.stats.SamplesServed += int64(len(v))
-	}
-	p.mu.Unlock()
 	return m
 }
 
@@ -495,16 +530,126 @@ func sampleValue(entity string, c counterInfo, instance string, t int64) int64 {
 	return int64(x % 1000)
 }
 
-// servedSeries is one entry of GET /_perf/served.
-type servedSeries struct {
-	Entity   string         `json:"entity"`
-	Counter  string         `json:"counter"`
-	Instance string         `json:"instance"`
-	Samples  []servedSample `json:"samples"` // [unix seconds, raw value], oldest first
+// maxRecordedAnswers is how many entity answers /_perf/served keeps (the newest): tests read a
+// few dozen; a benchmark at thousands of hosts must not grow without bound.
+const maxRecordedAnswers = 8192
+
+// perfRecord is what went out, for GET /_perf/served.
+type perfRecord struct {
+	requests  int64                       // QueryPerf requests answered
+	answers   []servedAnswer              // the newest maxRecordedAnswers, oldest first
+	dropped   int64                       // older answers no longer kept
+	available map[string][]servedMetricID // per host, the last QueryAvailablePerfMetric answer
 }
 
-// serveServed answers GET /_perf/served[?entity=host-21]: the raw values of the last QueryPerf
-// answer that carried each (host, counter, instance), ordered by host, counter and instance.
+// servedAnswer is one PerfEntityMetric of a QueryPerf answer, as it went out, with its spec.
+type servedAnswer struct {
+	Request   int64  `json:"request"` // 1 for the first QueryPerf request answered, and so on
+	Entity    string `json:"entity"`
+	StartTime *int64 `json:"start_time"` // the spec's, Unix seconds
+	EndTime   *int64 `json:"end_time"`
+	MaxSample int32  `json:"max_sample"`
+	// Timestamps are the samples' times in the answer's order, Unix seconds (floored).
+	Timestamps []int64        `json:"timestamps"`
+	Series     []servedSeries `json:"series"`
+}
+
+// servedSeries is one PerfMetricIntSeries of an answer.
+type servedSeries struct {
+	Counter  string  `json:"counter"` // group.name.rollup
+	Instance string  `json:"instance"`
+	Values   []int64 `json:"values"` // one per timestamp, in the answer's order
+}
+
+// servedMetricID is one PerfMetricId of a QueryAvailablePerfMetric answer.
+type servedMetricID struct {
+	Counter  string `json:"counter"`
+	Instance string `json:"instance"`
+}
+
+func unixOrNil(t *time.Time) *int64 {
+	if t == nil {
+		return nil
+	}
+	u := t.Unix()
+	return &u
+}
+
+// recordAnswer keeps one QueryPerf answer, entity by entity, with the spec that asked for it.
+func (p *perfManager) recordAnswer(specs []types.PerfQuerySpec, answer []types.BasePerfEntityMetricBase) {
+	out := make([]servedAnswer, 0, len(answer))
+	samples := int64(0)
+	for i, base := range answer {
+		m, ok := base.(*types.PerfEntityMetric)
+		if !ok {
+			continue
+		}
+		a := servedAnswer{Entity: m.Entity.Value, Timestamps: make([]int64, len(m.SampleInfo)), Series: []servedSeries{}}
+		if i < len(specs) {
+			qs := specs[i]
+			a.StartTime, a.EndTime, a.MaxSample = unixOrNil(qs.StartTime), unixOrNil(qs.EndTime), qs.MaxSample
+		}
+		for j, si := range m.SampleInfo {
+			a.Timestamps[j] = si.Timestamp.Unix()
+		}
+		for _, v := range m.Value {
+			var id types.PerfMetricId
+			var values []int64
+			switch series := v.(type) {
+			case *PerfMetricIntSeries:
+				id, values = series.Id, series.Value
+			case *types.PerfMetricIntSeries:
+				// As shipped: the encoder leaves every 0 out (see PerfMetricIntSeries), and the
+				// record holds what the wire carries.
+				id, values = series.Id, withoutZeros(series.Value)
+			default:
+				continue
+			}
+			a.Series = append(a.Series, servedSeries{Counter: p.counters[id.CounterId].name, Instance: id.Instance, Values: values})
+			samples += int64(len(values))
+		}
+		out = append(out, a)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := &p.record
+	r.requests++
+	for i := range out {
+		out[i].Request = r.requests
+	}
+	p.stats.SamplesServed += samples
+	r.answers = append(r.answers, out...)
+	if over := len(r.answers) - maxRecordedAnswers; over > 0 {
+		r.answers = append([]servedAnswer(nil), r.answers[over:]...)
+		r.dropped += int64(over)
+	}
+}
+
+// withoutZeros is values as govmomi's encoder puts a types.PerfMetricIntSeries on the wire.
+func withoutZeros(values []int64) []int64 {
+	out := make([]int64, 0, len(values))
+	for _, v := range values {
+		if v != 0 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// recordAvailable keeps the metric ids QueryAvailablePerfMetric listed for a host.
+func (p *perfManager) recordAvailable(host string, ids []types.PerfMetricId) {
+	out := make([]servedMetricID, len(ids))
+	for i, id := range ids {
+		out[i] = servedMetricID{Counter: p.counters[id.CounterId].name, Instance: id.Instance}
+	}
+	p.mu.Lock()
+	p.record.available[host] = out
+	p.mu.Unlock()
+}
+
+// serveServed answers GET /_perf/served[?entity=host-21]: every QueryPerf answer kept, entity by
+// entity in the order they went out, numbered by request; how many older ones were dropped; the
+// metric ids each host was last listed with.
 func (p *perfManager) serveServed(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		http.Error(w, "GET only", http.StatusMethodNotAllowed)
@@ -512,24 +657,21 @@ func (p *perfManager) serveServed(w http.ResponseWriter, r *http.Request) {
 	}
 	entity := r.URL.Query().Get("entity")
 	p.mu.Lock()
-	out := make([]servedSeries, 0, len(p.served))
-	for k, v := range p.served {
-		if entity == "" || k.entity == entity {
-			out = append(out, servedSeries{Entity: k.entity, Counter: k.counter, Instance: k.instance, Samples: v})
+	answers := make([]servedAnswer, 0, len(p.record.answers))
+	for _, a := range p.record.answers {
+		if entity == "" || a.Entity == entity {
+			answers = append(answers, a)
 		}
 	}
+	available := map[string][]servedMetricID{}
+	for host, ids := range p.record.available {
+		if entity == "" || host == entity {
+			available[host] = ids
+		}
+	}
+	dropped := p.record.dropped
 	p.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Entity != b.Entity {
-			return morefLess(types.ManagedObjectReference{Value: a.Entity}, types.ManagedObjectReference{Value: b.Entity})
-		}
-		if a.Counter != b.Counter {
-			return a.Counter < b.Counter
-		}
-		return a.Instance < b.Instance
-	})
-	writeJSON(w, map[string]interface{}{"series": out})
+	writeJSON(w, map[string]interface{}{"answers": answers, "dropped": dropped, "available": available})
 }
 
 // statsSnapshot is a copy of the counts, for /_stats.

@@ -23,6 +23,7 @@ import (
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
+	"github.com/vmware/govmomi/vim25/xml"
 )
 
 // hostsProcessEnv set makes TestMain build the hosts scenario and run the TestHosts* tests.
@@ -249,36 +250,59 @@ func TestQueryPerfServesTheRealtimeGridRepeatablyAndRecordsTheRawValues(t *testi
 			t.Errorf("samples not 20 s apart in ascending order: %v", m.SampleInfo)
 		}
 	}
-	var served struct {
-		Series []servedSeries `json:"series"`
-	}
-	fetchJSON(t, scaleSrv, "/_perf/served?entity="+h.ID, &served)
 	for j, s := range m.Value {
 		got := s.(*types.PerfMetricIntSeries)
 		again := second[0].Value[j].(*types.PerfMetricIntSeries)
 		if fmt.Sprint(got.Value) != fmt.Sprint(again.Value) {
 			t.Errorf("series %v: %v then %v", got.Id, got.Value, again.Value)
 		}
-		found := false
-		for _, rec := range served.Series {
-			if p := (perfManagerCounterID(ids, rec.Counter)); p == got.Id.CounterId && rec.Instance == got.Id.Instance {
-				found = true
-				want := again.Value
-				if len(rec.Samples) != len(want) {
-					t.Errorf("served %s %q: %d samples, the answer had %d", rec.Counter, rec.Instance, len(rec.Samples), len(want))
-					continue
-				}
-				for i, sample := range rec.Samples {
-					if sample[0] != second[0].SampleInfo[i].Timestamp.Unix() || sample[1] != want[i] {
-						t.Errorf("served %s %q sample %d: %v, answer said %v at %v", rec.Counter, rec.Instance, i, sample, want[i], second[0].SampleInfo[i].Timestamp)
-					}
-				}
-			}
-		}
-		if !found {
-			t.Errorf("series %v not in /_perf/served", got.Id)
+	}
+	// The record holds each answer as it went out, in order: the last two of the host are the
+	// pair just asked.
+	served := servedOf(t, scaleSrv, h.ID)
+	if n := len(served.Answers); n < 2 {
+		t.Fatalf("%d answers recorded for %s, want at least 2", n, h.ID)
+	}
+	last := served.Answers[len(served.Answers)-2:]
+	if last[0].Request >= last[1].Request || last[0].StartTime == nil || *last[0].StartTime != start.Unix() || last[0].MaxSample != 3 {
+		t.Errorf("recorded requests %d, %d with start %v maxSample %d, want ascending, start %d, 3", last[0].Request, last[1].Request, last[0].StartTime, last[0].MaxSample, start.Unix())
+	}
+	names := map[int32]string{}
+	for name, id := range ids {
+		names[id] = name
+	}
+	for i, answer := range []*types.PerfEntityMetric{first[0], second[0]} {
+		if want, got := recordOf(answer, names), last[i]; fmt.Sprint(want.Timestamps, want.Series) != fmt.Sprint(got.Timestamps, got.Series) {
+			t.Errorf("answer %d recorded as %v %v, went out as %v %v", i, got.Timestamps, got.Series, want.Timestamps, want.Series)
 		}
 	}
+}
+
+// servedDoc is GET /_perf/served.
+type servedDoc struct {
+	Answers   []servedAnswer              `json:"answers"`
+	Dropped   int64                       `json:"dropped"`
+	Available map[string][]servedMetricID `json:"available"`
+}
+
+func servedOf(t *testing.T, srv *server, entity string) servedDoc {
+	t.Helper()
+	var doc servedDoc
+	fetchJSON(t, srv, "/_perf/served?entity="+entity, &doc)
+	return doc
+}
+
+// recordOf is an answer as /_perf/served should hold it (names: counter id → group.name.rollup).
+func recordOf(m *types.PerfEntityMetric, names map[int32]string) servedAnswer {
+	a := servedAnswer{Entity: m.Entity.Value, Series: []servedSeries{}}
+	for _, s := range m.SampleInfo {
+		a.Timestamps = append(a.Timestamps, s.Timestamp.Unix())
+	}
+	for _, v := range m.Value {
+		s := v.(*types.PerfMetricIntSeries)
+		a.Series = append(a.Series, servedSeries{Counter: names[s.Id.CounterId], Instance: s.Id.Instance, Values: s.Value})
+	}
+	return a
 }
 
 // sampleTimesOf is an answer's sample times, for comparing two answers' windows.
@@ -288,14 +312,6 @@ func sampleTimesOf(m *types.PerfEntityMetric) string {
 		times[i] = s.Timestamp.Unix()
 	}
 	return fmt.Sprint(times)
-}
-
-func perfManagerCounterID(ids map[string]int32, name string) int32 {
-	id, ok := ids[name]
-	if !ok {
-		return -1
-	}
-	return id
 }
 
 // As in govmomi's simulator, a spec without maxSample gets no samples.
@@ -490,5 +506,39 @@ func TestSpreadHostStatesCoversTheAskedNumberOfHosts(t *testing.T) {
 	}
 	if maintenance != 5 || disconnected != 25 || len(states) != 30 {
 		t.Errorf("maintenance %d disconnected %d hosts %d", maintenance, disconnected, len(states))
+	}
+}
+
+// The wrapper's series carry one value per sample, zeros included, as vCenter sends them; the
+// simulator's own type loses every 0 on the wire (omitempty per slice element), which is what
+// -perf-wrapper=false serves and /_perf/served records.
+func TestPerfSeriesZerosGoOnTheWireOnlyThroughTheWrappersType(t *testing.T) {
+	id := types.PerfMetricSeries{Id: types.PerfMetricId{CounterId: 2}}
+	encode := func(s types.BasePerfMetricSeries) []int64 {
+		t.Helper()
+		in := types.PerfEntityMetric{Value: []types.BasePerfMetricSeries{s}}
+		out, err := xml.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(out), `type="PerfMetricIntSeries"`) {
+			t.Errorf("no xsi:type PerfMetricIntSeries in %s", out)
+		}
+		var back types.PerfEntityMetric
+		dec := xml.NewDecoder(strings.NewReader(string(out)))
+		dec.TypeFunc = types.TypeFunc()
+		if err := dec.Decode(&back); err != nil {
+			t.Fatal(err)
+		}
+		return back.Value[0].(*types.PerfMetricIntSeries).Value
+	}
+	if got := encode(&PerfMetricIntSeries{PerfMetricSeries: id, Value: []int64{0, 5, 0}}); fmt.Sprint(got) != "[0 5 0]" {
+		t.Errorf("wrapper's series decoded as %v, want [0 5 0]", got)
+	}
+	if got := encode(&types.PerfMetricIntSeries{PerfMetricSeries: id, Value: []int64{0, 5, 0}}); fmt.Sprint(got) != "[5]" {
+		t.Errorf("the simulator's series decoded as %v; withoutZeros assumes [5]", got)
+	}
+	if got := withoutZeros([]int64{0, 5, 0}); fmt.Sprint(got) != "[5]" {
+		t.Errorf("withoutZeros: %v", got)
 	}
 }
