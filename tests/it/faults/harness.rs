@@ -29,8 +29,9 @@ const MAX_RESPONSE_SIZE: &str = "16MiB";
 const RSS_LIMIT_BYTES: u64 = 100 << 20;
 
 /// How soon a hung vCenter must show as `vsphere_up 0` at the suite's settings: the update
-/// wait's own timeout (2 s wait + 2 s grace with a 2 s request timeout; 38 s at the defaults,
-/// which `fault_hang_at_default_settings` holds to the 45 s) plus scrape slack.
+/// wait (2 s with a 2 s request timeout), 0.5 s, then a heartbeat unanswered for 2 s (37 s at
+/// the defaults, which `fault_hang_at_default_settings` holds to the 45 s), plus scrape
+/// slack.
 pub fn hang_bound() -> Duration {
     Duration::from_secs(8)
 }
