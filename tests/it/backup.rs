@@ -67,7 +67,10 @@ async fn outcomes_come_from_the_task_history_when_vcenter_has_dropped_the_task_o
     let tasks = sim.stats().await.tasks;
     assert!(tasks.collectors_created >= 1, "{tasks:?}");
     assert!(tasks.task_infos_read >= 2, "{tasks:?}");
-    assert!(tasks.read_next_tasks_calls >= 2, "read to the end: {tasks:?}");
+    assert!(
+        tasks.read_next_tasks_calls >= 2,
+        "read to the end: {tasks:?}"
+    );
 }
 
 fn vm(id: &str) -> [(&'static str, &str); 1] {
