@@ -202,14 +202,7 @@ impl Follower {
                 CallError::Malformed("the server has no EventManager".into()),
             )
         })?;
-        let begin = collector_begin(
-            self.window_start(),
-            super::unix_now(),
-            self.settings.read_back,
-        );
-        let begin = jiff::Timestamp::from_second(begin as i64)
-            .map(|t| t.to_string())
-            .unwrap_or_default();
+        let begin = self.collector_begin_time();
         let body = events::create_collector_for_events(&manager, EVENT_TYPE_IDS, &begin);
         let collector = self
             .returnval_moref(session, "CreateCollectorForEvents", body)
@@ -389,14 +382,7 @@ impl Follower {
         let Some(manager) = session.content.task_manager.clone() else {
             return Ok(());
         };
-        let begin = collector_begin(
-            self.window_start(),
-            super::unix_now(),
-            self.settings.read_back,
-        );
-        let begin = jiff::Timestamp::from_second(begin as i64)
-            .map(|t| t.to_string())
-            .unwrap_or_default();
+        let begin = self.collector_begin_time();
         let body = events::create_collector_for_tasks(&manager, &begin);
         let collector = match self
             .returnval_moref(session, "CreateCollectorForTasks", body)
@@ -521,6 +507,18 @@ impl Follower {
             self.ledger.apply(event, held);
         }
         true
+    }
+
+    /// Where a new event or task collector starts (an `xsd:dateTime`): see [`collector_begin`].
+    fn collector_begin_time(&self) -> String {
+        let begin = collector_begin(
+            self.window_start(),
+            super::unix_now(),
+            self.settings.read_back,
+        );
+        jiff::Timestamp::from_second(begin as i64)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
     }
 
     /// The oldest event time counted: the read-back window before the source started.
