@@ -13,6 +13,7 @@
 //!   session, the `disk.EnableUUID` fallback.
 //! - `report`: the snapshot report's CSV and JSON against the facts, its page in headless
 //!   Chromium (`browser`), and the `report` command.
+//! - `layers`: the import rules between the layers (docs/architecture.md), read from `src/`.
 
 mod backup;
 mod bad_input;
@@ -22,6 +23,7 @@ mod fake_vcenter;
 mod faults;
 mod golden;
 mod hostio;
+mod layers;
 mod mirror;
 mod mixin;
 mod oracle;
