@@ -6,7 +6,7 @@ VCSIM_SRC := $(wildcard tests/vcsim/*.go)
 DEMO_DIR := target/demo
 DEMO_PORT ?= 10169
 
-.PHONY: all demo test test-stress deps build lint unit check-alerts bench bench-hostio fuzz reliability clean deb test-deb rpm test-rpm msrv
+.PHONY: all demo test test-stress deps build lint unit check-alerts bench bench-hostio fuzz reliability clean deb test-deb rpm test-rpm msrv deps-image image test-image
 
 all: build
 
@@ -82,6 +82,18 @@ rpm:
 ## test-rpm: build the RPM from the dev build and check it unpacked (needs rpm: apt-get install rpm)
 test-rpm:
 	@scripts/test-rpm.sh
+
+## deps-image: make deps, plus podman, musl-tools and the Rust target x86_64-unknown-linux-musl
+deps-image:
+	@scripts/install-deps.sh image
+
+## image: the container image FROM scratch, offline (podman or buildah): the static musl binary, CA bundle, user 65534; prints its size and writes target/image/vsphere-backup-exporter_VERSION.tar
+image: deps-image
+	@scripts/image.sh
+
+## test-image: build the image, check its configuration and files, run its entrypoint against the simulator (not part of test: a cold musl release build takes ~7 min on 2 cores)
+test-image: deps-image $(VCSIM)
+	@scripts/test-image.sh
 
 ## msrv: type-check every target with Cargo.toml's rust-version (part of make test; make deps installs that toolchain where rustup can fetch it, else this says it could not check)
 msrv:

@@ -4,11 +4,13 @@
 # run), Alertmanager (amtool), python3 (the dashboards' generator), and Chromium with
 # chromedriver (the snapshot report's browser test), systemd (systemd-analyze checks the
 # package's unit), rpm, and the packagers cargo-deb and cargo-generate-rpm (compiled once by
-# cargo: ~10 minutes on 2 cores, the first time only). Idempotent: what is installed is left
-# alone, so a second run costs a second.
+# cargo: ~10 minutes on 2 cores, the first time only). With the argument `image` (make image,
+# make test-image), also podman, musl-tools and the Rust target x86_64-unknown-linux-musl.
+# Idempotent: what is installed is left alone, so a second run costs a second.
 set -euo pipefail
 
 packages=(golang-go golang-github-vmware-govmomi-dev prometheus prometheus-alertmanager python3 chromium chromium-driver systemd rpm)
+[ "${1:-}" != image ] || packages+=(podman musl-tools ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -68,4 +70,10 @@ install_toolchain nightly "make test's fuzz step"
 if has_toolchain nightly && ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz with cargo (once; about 2 minutes)" >&2
   cargo install cargo-fuzz --locked --quiet
+fi
+
+# `make image`: the static binary's target; aws-lc-sys compiles its C with musl-gcc (musl-tools).
+if [ "${1:-}" = image ] && ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  echo "adding the Rust target x86_64-unknown-linux-musl with rustup" >&2
+  rustup target add x86_64-unknown-linux-musl >/dev/null
 fi
