@@ -6,7 +6,7 @@ VCSIM_SRC := $(wildcard tests/vcsim/*.go)
 DEMO_DIR := target/demo
 DEMO_PORT ?= 10169
 
-.PHONY: all demo test test-stress deps build lint unit check-alerts bench bench-hostio fuzz reliability clean deb test-deb rpm test-rpm msrv deps-image image test-image
+.PHONY: all demo test test-stress deps build lint unit check-alerts bench bench-hostio fuzz reliability clean deb test-deb rpm test-rpm msrv deps-image image test-image test-manifests
 
 all: build
 
@@ -23,7 +23,7 @@ build:
 demo: deps $(VCSIM) build
 	@scripts/demo.sh $(DEMO_PORT)
 
-## test: everything CI runs: format, lints, unit, integration (simulator), golden, promtool, alerts
+## test: everything CI runs: format, lints, unit, integration (simulator), golden, promtool, alerts, packages, Kubernetes manifests
 test: deps $(VCSIM) check-alerts
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -32,6 +32,7 @@ test: deps $(VCSIM) check-alerts
 	@scripts/fuzz.sh 20 --smoke
 	@scripts/test-deb.sh
 	@scripts/test-rpm.sh
+	@scripts/test-manifests.sh
 	@$(MAKE) --no-print-directory msrv
 
 ## test-stress: the unit and integration tests 5 times with one core kept busy, then 5 times without (RUNS=n to change; ~50 min; not part of test)
@@ -94,6 +95,10 @@ image: deps-image
 ## test-image: build the image, check its configuration and files, run its entrypoint against the simulator (not part of test: a cold musl release build takes ~7 min on 2 cores)
 test-image: deps-image $(VCSIM)
 	@scripts/test-image.sh
+
+## test-manifests: render deploy/kubernetes with kubectl kustomize, validate every object against its schema and the others, --config.check their configurations (part of test, ~5 s)
+test-manifests: deps
+	@scripts/test-manifests.sh
 
 ## msrv: type-check every target with Cargo.toml's rust-version (part of make test; make deps installs that toolchain where rustup can fetch it, else this says it could not check)
 msrv:

@@ -4,12 +4,13 @@
 # run), Alertmanager (amtool), python3 (the dashboards' generator), and Chromium with
 # chromedriver (the snapshot report's browser test), systemd (systemd-analyze checks the
 # package's unit), rpm, and the packagers cargo-deb and cargo-generate-rpm (compiled once by
-# cargo: ~10 minutes on 2 cores, the first time only). With the argument `image` (make image,
-# make test-image), also podman, musl-tools and the Rust target x86_64-unknown-linux-musl.
+# cargo: ~10 minutes on 2 cores, the first time only), and the Kubernetes manifests' validators
+# (PyPI, in a virtualenv under target/). With the argument `image` (make image, make
+# test-image), also podman, musl-tools and the Rust target x86_64-unknown-linux-musl.
 # Idempotent: what is installed is left alone, so a second run costs a second.
 set -euo pipefail
 
-packages=(golang-go golang-github-vmware-govmomi-dev prometheus prometheus-alertmanager python3 chromium chromium-driver systemd rpm)
+packages=(golang-go golang-github-vmware-govmomi-dev prometheus prometheus-alertmanager python3 python3-venv chromium chromium-driver systemd rpm)
 [ "${1:-}" != image ] || packages+=(podman musl-tools ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
@@ -76,4 +77,18 @@ fi
 if [ "${1:-}" = image ] && ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
   echo "adding the Rust target x86_64-unknown-linux-musl with rustup" >&2
   rustup target add x86_64-unknown-linux-musl >/dev/null
+fi
+
+# The manifests' check of `make test` (scripts/test-manifests.sh): kubernetes-validate (built-in
+# kinds' schemas) and the Prometheus Operator's models (its CRDs' schemas), pinned, in a
+# virtualenv of their own; remade when the pins change.
+venv="$(dirname "$0")/../target/manifests-venv"
+requirements="kubernetes-validate==1.37.0 cloudcoil==0.6.0 cloudcoil-models-prometheus-operator==0.80.1.0"
+if [ "$(cat "$venv/requirements" 2>/dev/null)" != "$requirements" ]; then
+  echo "installing the manifests' validators with pip into target/manifests-venv (once; ~30 s)" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $requirements
+  echo "$requirements" >"$venv/requirements"
 fi
