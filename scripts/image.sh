@@ -26,9 +26,13 @@ fail() {
 if command -v podman >/dev/null; then
     builder=(podman build)
     save() { podman image save --quiet --format docker-archive -o "$1" "$2"; }
+    image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+    remove() { podman image rm "$1" >/dev/null 2>&1 || true; }
 elif command -v buildah >/dev/null; then
     builder=(buildah build)
     save() { buildah push --quiet "$2" "docker-archive:$1:$2"; }
+    image_id() { buildah inspect --type image --format '{{.FromImageID}}' "$1" 2>/dev/null || true; }
+    remove() { buildah rmi "$1" >/dev/null 2>&1 || true; }
 else
     fail "neither podman nor buildah is installed (make deps-image installs podman)"
 fi
@@ -64,11 +68,18 @@ cp "$CA_BUNDLE" "$CONTEXT/ca-certificates.crt"
 echo 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' >"$CONTEXT/passwd"
 echo 'nogroup:x:65534:' >"$CONTEXT/group"
 
+# The image this replaces: removed once untagged, so that rebuilds leave no images behind.
+previous=$(image_id "localhost/$IMAGE:$version")
 "${builder[@]}" --quiet --pull=never --layers=false --timestamp "$epoch" \
     --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
     --build-arg "CREATED=$created" \
     -t "$IMAGE:$version" -t "$IMAGE:latest" -f "$CONTEXT/Containerfile" "$CONTEXT" >"$OUT/image-id" ||
     fail "$(basename "${builder[0]}") build"
+
+current=$(image_id "localhost/$IMAGE:$version")
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+    remove "$previous"
+fi
 
 archive=$OUT/${IMAGE}_${version}.tar
 rm -f "$archive"
