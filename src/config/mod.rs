@@ -596,24 +596,57 @@ fn password_env(
     }
 }
 
-/// A warning when the password file at `path` can be read by its group or by others.
+/// A warning when the password file at `path` can be read by others, or by a group this
+/// process is not in. A file of the exporter's own group (`root:vsphere_backup_exporter 0640`,
+/// a Kubernetes Secret mounted with the pod's `fsGroup`) is how a service is given a secret.
 #[cfg(unix)]
 fn loose_permissions(path: &Path) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode();
-    (mode & 0o044 != 0).then(|| {
-        format!(
-            "password file {} is readable by {} (mode {:03o}); fix: chmod 600 {}",
-            path.display(),
-            if mode & 0o004 != 0 {
-                "everyone"
-            } else {
-                "its group"
-            },
-            mode & 0o777,
-            path.display()
-        )
-    })
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(path).ok()?;
+    let groups = own_groups();
+    let readable = readable_by(meta.permissions().mode(), meta.gid(), &groups)?;
+    Some(format!(
+        "password file {} is readable by {readable} (mode {:03o}); fix: chmod 600 {}",
+        path.display(),
+        meta.permissions().mode() & 0o777,
+        path.display()
+    ))
+}
+
+/// Who beyond its owner can read a file of `mode` and group `gid`, for a process in `groups`:
+/// `None` when nobody else, or only a group the process is in.
+#[cfg(unix)]
+fn readable_by(mode: u32, gid: u32, groups: &[u32]) -> Option<&'static str> {
+    if mode & 0o004 != 0 {
+        Some("everyone")
+    } else if mode & 0o040 != 0 && !groups.contains(&gid) {
+        Some("its group")
+    } else {
+        None
+    }
+}
+
+/// The process's effective and supplementary group ids, read from `/proc/self/status` (no
+/// `unsafe` for getegid); empty where there is no /proc, so every group counts as foreign.
+#[cfg(unix)]
+fn own_groups() -> Vec<u32> {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Vec::new();
+    };
+    let ids = |prefix: &str| -> Vec<u32> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .filter_map(|g| g.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut groups: Vec<u32> = ids("Gid:").into_iter().skip(1).take(1).collect();
+    groups.extend(ids("Groups:"));
+    groups
 }
 
 #[cfg(not(unix))]

@@ -572,7 +572,7 @@ fn perf_keys_parse_and_default_to_the_realtime_interval() {
 
 #[cfg(unix)]
 #[test]
-fn a_password_file_readable_by_group_or_others_gets_a_warning_naming_file_and_fix() {
+fn a_password_file_readable_by_others_gets_a_warning_naming_file_and_fix() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("vc01.password");
@@ -581,12 +581,8 @@ fn a_password_file_readable_by_group_or_others_gets_a_warning_naming_file_and_fi
     let cases = [
         (0o600, None),
         (0o400, None),
-        (
-            0o640,
-            Some(format!(
-                "password file {shown} is readable by its group (mode 640); fix: chmod 600 {shown}"
-            )),
-        ),
+        // The file is of this process's own group (it made it).
+        (0o640, None),
         (
             0o644,
             Some(format!(
@@ -598,4 +594,30 @@ fn a_password_file_readable_by_group_or_others_gets_a_warning_naming_file_and_fi
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
         assert_eq!(loose_permissions(&path), want, "{mode:o}");
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_group_readable_password_file_warns_only_when_the_group_is_not_the_processs() {
+    let own = [65534, 27];
+    assert_eq!(readable_by(0o600, 0, &own), None);
+    assert_eq!(readable_by(0o640, 65534, &own), None, "the pod's fsGroup");
+    assert_eq!(readable_by(0o440, 27, &own), None, "a supplementary group");
+    assert_eq!(readable_by(0o640, 100, &own), Some("its group"));
+    assert_eq!(readable_by(0o640, 100, &[]), Some("its group"), "no /proc");
+    assert_eq!(readable_by(0o604, 65534, &own), Some("everyone"));
+}
+
+#[cfg(unix)]
+#[test]
+fn the_processs_own_groups_include_its_effective_group() {
+    use std::os::unix::fs::MetadataExt;
+    // A file this process creates gets its effective group.
+    let file = tempfile::NamedTempFile::new().expect("tempfile");
+    let gid = file.as_file().metadata().expect("metadata").gid();
+    assert!(
+        own_groups().contains(&gid),
+        "{gid} not in {:?}",
+        own_groups()
+    );
 }
