@@ -236,6 +236,11 @@ async fn serve_with(
             },
             () = &mut shutdown => break,
         };
+        // Responses go out in several writes (head, then the page part by part): without
+        // TCP_NODELAY the last small one waits for the client's delayed ACK (40 ms on Linux).
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+        }
         let tls = options.web.current().tls.clone();
         let Ok(slot) = Arc::clone(&connections).try_acquire_owned() else {
             refuse(
