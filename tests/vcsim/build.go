@@ -86,6 +86,7 @@ func buildScenario(opts options) (*simulation, error) {
 		extrasFacts(facts, extras, fields, built)
 	}
 	facts.sortVMs()
+	resolveForeignOwners(facts)
 	if opts.scenario == "golden" {
 		if err := renameGolden(facts); err != nil {
 			model.Remove()
@@ -134,6 +135,9 @@ func realize(ctx context.Context, c *vim25.Client, plan *vmPlan, stamp time.Time
 	}
 	if err := editVM(ref, plan, l, stamp); err != nil {
 		return VMFacts{}, nil, fmt.Errorf("%s (%s): %w", plan.name, ref.Value, err)
+	}
+	if plan.devices.currentMissing {
+		l.current = -1 // editDevices unset it; no snapshot is charged with the running deltas
 	}
 	return vmFacts(ref, plan, l), &builtVM{ref: ref, plan: plan, layout: l}, nil
 }
@@ -190,6 +194,7 @@ func editVM(ref types.ManagedObjectReference, plan *vmPlan, l *layout, stamp tim
 		vm.LayoutEx = l.layoutEx(stamp)
 		vm.Layout = legacyLayoutOf(vm.LayoutEx)
 		editDisks(vm, plan)
+		editDevices(vm, plan)
 		if len(vm.Datastore) > 0 {
 			vm.Storage, vm.Summary.Storage = storageOf(vm.LayoutEx, vm.Datastore[0], diskCapacity(plan), stamp)
 		}

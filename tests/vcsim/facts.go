@@ -116,6 +116,9 @@ type VMFacts struct {
 	// Reconfigurations while a snapshot existed: those growing a disk, and all.
 	DiskChangedWithSnapshots  int `json:"disk_changed_with_snapshots"`
 	ReconfiguredWithSnapshots int `json:"reconfigured_with_snapshots"`
+
+	// What the device checks must make of config.hardware.device and runtime (devices.go).
+	DeviceFacts
 }
 
 // SnapshotFacts describes one snapshot.
@@ -209,6 +212,12 @@ func vmFacts(ref types.ManagedObjectReference, plan *vmPlan, l *layout) VMFacts 
 	}
 	for _, d := range plan.disks {
 		vm.DiskCapacityBytes += d.capacityBytes
+	}
+	var attached int64
+	vm.DeviceFacts, attached = deviceFacts(plan, l)
+	vm.DiskCapacityBytes += attached
+	if len(vm.SnapshotBlockers) > 0 {
+		vm.BackupConsistency = consistencyNone
 	}
 
 	children := make(map[int][]int)

@@ -85,6 +85,9 @@ func runTests(m *testing.M) int {
 	if os.Getenv(backupProcessEnv) != "" {
 		return runBackupTests(m)
 	}
+	if os.Getenv(pitfallsProcessEnv) != "" {
+		return runPitfallsTests(m)
+	}
 	for i := range goldenRuns {
 		sim, err := buildScenario(options{scenario: "golden"})
 		if err != nil {

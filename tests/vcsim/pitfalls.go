@@ -72,7 +72,8 @@ func pitfallPlans(pools []*pool, now time.Time) ([]*vmPlan, *extrasPlan) {
 	ds.free = ds.capacity / 20
 	extras.datastores[datastoreName] = ds
 
-	return append(plans, backup, large, medium, deep, stopped, running), extras
+	plans = append(plans, backup, large, medium, deep, stopped, running)
+	return append(plans, devicePitfallPlans(vm, now)...), extras
 }
 
 // slowHost runs the demo's Veeam VM and pitfall-backup-8h: two backups at once.

@@ -51,6 +51,10 @@ type vmPlan struct {
 	// lastBackup is what the default last_backup_sources must make of fields and annotation.
 	lastBackup []lastBackupFact
 
+	// devices: disk modes, RDMs, attached disks, bus sharing, passthrough and the runtime values
+	// the device checks read (devices.go); the zero value is a plain VM.
+	devices devicePlan
+
 	// sizes draws the sizes of files the plan does not fix. Seeded per VM, so one VM's sizes do
 	// not depend on the others.
 	sizes *rand.Rand

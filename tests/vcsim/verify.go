@@ -52,6 +52,7 @@ var vmProperties = []string{
 	"snapshot", "layoutEx",
 	"config.annotation", "config.changeTrackingEnabled", "config.extraConfig", "customValue",
 	"datastore", "guest.guestFamily",
+	"config.files.vmPathName", "runtime.question", "runtime.connectionState", "runtime.faultToleranceState",
 }
 
 // verifyServer checks facts against the server at rawURL. only limits the check to those VM ids
@@ -75,6 +76,7 @@ func verifyServer(ctx context.Context, rawURL string, roots *x509.CertPool, fact
 	if err != nil {
 		return err
 	}
+	devices := observeDevices(inv.observedVMs())
 	var problems []string
 	seen := 0
 	for _, want := range facts.VMs {
@@ -91,6 +93,10 @@ func verifyServer(ctx context.Context, rawURL string, roots *x509.CertPool, fact
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s (%s): %v", want.ID, want.Name, err))
 			continue
+		}
+		got.DeviceFacts = devices[want.ID]
+		if len(got.SnapshotBlockers) > 0 {
+			got.BackupConsistency = consistencyNone
 		}
 		fromHistory(&got, want)
 		if diff := diffJSON(want, got); diff != "" {
@@ -165,6 +171,23 @@ func retrieveInventory(ctx context.Context, c *vim25.Client) (*inventory, error)
 		inv.fields[f.Key] = f.Name
 	}
 	return inv, nil
+}
+
+// observedVMs is what the device checks read of every served VM.
+func (inv *inventory) observedVMs() map[string]observedVM {
+	out := make(map[string]observedVM, len(inv.vms))
+	for id, vm := range inv.vms {
+		o := observedVM{id: id, name: decodeEntityName(vm.Name), snapshot: vm.Snapshot, runtime: vm.Runtime}
+		if vm.Config != nil {
+			o.devices = vm.Config.Hardware.Device
+			o.cbt = vm.Config.ChangeTrackingEnabled != nil && *vm.Config.ChangeTrackingEnabled
+			if vmx := vm.Config.Files.VmPathName; vmx != "" {
+				o.dir = datastoreDir(vmx)
+			}
+		}
+		out[id] = o
+	}
+	return out
 }
 
 // observe states the facts of vm as a client sees them.
