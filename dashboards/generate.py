@@ -80,6 +80,27 @@ HEALTH = [
 ]
 
 
+# The device checks, one table each on the overview: the VMs each alert would name.
+DEVICE_TABLES = [
+    ("Disks not in backups", "Disks that no snapshot captures, so no image-level backup holds them: independent disks and physical RDMs (VSphereDiskNotInBackups fires for powered-on VMs).",
+     f"vsphere_vm_disks_not_snapshotted{{{V}}} > 0", {"reason": "Reason", "Value": "Disks"}),
+    ("Foreign disks held", "Disks attached to a VM (usually a backup proxy) whose file is another VM's disk; multi-writer disks left out (VSphereBackupProxyHoldsForeignDisk).",
+     f"vsphere_vm_foreign_disk_info{{{V}}} == 1", {"disk_file": "Disk file", "owner_vm_name": "Owner", "owner_vm_id": "Owner id"}),
+    ("VMs that cannot be snapshotted", "SCSI bus sharing, multi-writer disks, PCI passthrough or Fault Tolerance: no snapshot, no image-level backup (VSphereVMCannotBeSnapshotted).",
+     f"vsphere_vm_snapshot_blockers{{{V}}} > 0", {"reason": "Reason", "Value": "Count"}),
+    ("Phantom snapshots", "Disks running on a delta while the VM has no snapshot (VSphereVMPhantomSnapshot; VMs needing consolidation are VSphereConsolidationNeeded's).",
+     f"vsphere_vm_phantom_snapshot_disks{{{V}}} > 0", {"Value": "Disks on a delta"}),
+    ("Snapshots without current", "VMs with snapshots but no current snapshot (VSphereSnapshotWithoutCurrent, after 15 min).",
+     f"vsphere_vm_snapshot_current_missing{{{V}}} == 1", {}),
+    ("CBT not tracking", "Disks without a change id on VMs with changed block tracking on: incrementals read them whole (VSphereCBTInactive, after 24 h).",
+     f"vsphere_vm_cbt_inactive_disks{{{V}}} > 0", {"Value": "Disks"}),
+    ("VMs waiting on a question", "VMs paused until someone answers a question; the report shows its text (VSphereVMQuestionPending).",
+     f"vsphere_vm_question_pending{{{V}}} == 1", {}),
+    ("VMs not connected", "VMs whose connection state is not connected: inaccessible, orphaned, invalid (VSphereVMInaccessible) or disconnected with their host.",
+     f"vsphere_vm_connection_state{{{V}}} == 1", {"state": "State"}),
+]
+
+
 class Layout:
     """Places panels left to right in rows of 24 columns and numbers them."""
 
@@ -360,6 +381,17 @@ def overview():
         [target(vms(f'time() - vsphere_vm_snapshot_task_last_timestamp_seconds{{{V}, result="error"}} < 86400'), table=True)],
         {"vcenter": "vCenter", "vm_name": "VM", "operation": "Operation", "Value": "Ago"},
         {"Ago": "s"}, hide=("Time", "job", "instance", "vm_id", "result")), 12, 8)
+    lay.add(table(
+        "VMs not in a backup policy", "Powered-on VMs without a tag of the categories named in backup_policy_categories: no backup job that selects VMs by tag covers them (VSphereVMNotInBackupPolicy, after 1 h). Empty when backup_policy_categories is not set.",
+        [target(vms(f'vsphere_vm_backup_policy_tags{{{V}}} == 0 and on(vcenter, vm_id) vsphere_vm_info{{{V}, power_state="poweredOn"}}'), table=True)],
+        {"vcenter": "vCenter", "vm_name": "VM"},
+        {}, hide=("Time", "job", "instance", "vm_id", "Value", "__name__")), 12, 8)
+    lay.row("Disks and devices")
+    for title, description, metric, columns in DEVICE_TABLES:
+        rename = {"vcenter": "vCenter", "vm_name": "VM", **columns}
+        hide = ("Time", "job", "instance", "vm_id", "__name__") + (() if "Value" in columns else ("Value",))
+        lay.add(table(title, description, [target(vms(metric), table=True)], rename,
+                      {}, hide=hide), 12, 8)
     return dashboard(
         "vsphere-backup-risk", "vSphere backup risk overview",
         "Every backup pitfall vsphere_backup_exporter measures: how many now, over time, and the worst cases.",
