@@ -430,6 +430,7 @@ const (
 //	DC0_C0_RP0_VM3  Tools needUpgrade (not current), a VCB backup snapshot 1 h old (not a leftover yet)
 //	DC0_H0_VM0      chain before-patch 10 days → after-patch 4 days (both old) → pre-upgrade 1 day
 //	DC0_H0_VM1      template, no snapshot
+//	DC0_C0_RP0_VM4  waits on the "no more space for virtual disk" question, no snapshot
 func reportPlans(pools []*pool, now time.Time) []*vmPlan {
 	cluster, standalone := poolsOf(pools)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
@@ -482,9 +483,13 @@ func reportPlans(pools []*pool, now time.Time) []*vmPlan {
 	template := vm(standalone, "windows9Server64Guest", poweredOff, toolsPlan{runningStatus: toolsNotRunning}, thin(40*giB, 14*giB))
 	template.template = true
 
-	plans := []*vmPlan{leftover, hostile, consolidate, oldTools, old, template}
+	// Paused on a question (its text is in the report's risk line).
+	question := vm(cluster, "rhel7_64Guest", poweredOn, tools(toolsCurrent, toolsRunning), thin(40*giB, 8*giB))
+
+	plans := []*vmPlan{leftover, hostile, consolidate, oldTools, old, template, question}
 	for _, p := range plans {
 		p.name = p.placement.name
 	}
+	question.devices.question = fmt.Sprintf(noSpaceQuestion, diskFileName(question.datastoreName(), question.name, 0))
 	return plans
 }
