@@ -61,6 +61,13 @@ type devicePlan struct {
 	connectionState types.VirtualMachineConnectionState
 }
 
+// skipsSnapshots tells whether disk i stays out of snapshots: independent, or a physical RDM.
+func (d devicePlan) skipsSnapshots(i int) bool {
+	mode := d.diskMode[i]
+	return d.physicalRDM[i] || mode == types.VirtualDiskModeIndependent_persistent ||
+		mode == types.VirtualDiskModeIndependent_nonpersistent
+}
+
 // attachedDisk is another VM's disk attached to this VM: the same file, in the owner's directory.
 type attachedDisk struct {
 	ownerName     string

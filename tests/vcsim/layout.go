@@ -120,6 +120,9 @@ func (l *layout) size(key int32) int64 {
 func (l *layout) newDeltas(sizes []int64) {
 	l.pending = nil
 	for i := range l.disks {
+		if l.plan.devices.skipsSnapshots(i) {
+			continue // ESXi writes an independent disk or a physical RDM in place: no delta
+		}
 		d := &l.disks[i]
 		d.deltas++
 		size := int64(0)

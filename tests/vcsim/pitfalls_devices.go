@@ -49,6 +49,9 @@ func devicePitfallPlans(vm deviceVM, now time.Time) []*vmPlan {
 	// A data disk in independent-persistent mode: every snapshot, so every image backup, skips it.
 	independent := twoDisks(pitfallIndependentPersistent)
 	independent.devices.diskMode = map[int]types.VirtualDiskMode{1: types.VirtualDiskModeIndependent_persistent}
+	// A snapshot taken an hour ago holds only the system disk (its row in the report names the
+	// data disk it left out).
+	independent.ops = []snapOp{take("before-app-update", ago(time.Hour)).withSizes(22*kiB, 24*miB)}
 
 	// A scratch disk in independent-nonpersistent mode: skipped too, and reset at power off.
 	nonpersistent := twoDisks(pitfallIndependentNonpersistent)
