@@ -73,7 +73,7 @@ PEER = WORK / "venv" / "bin" / "vmware_exporter"
 SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "5000,40000").split(",") if s.strip()]
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "3"))
 # Wire-only runs of other cold sequences, for comparison (wire_only.rs modes).
-ALTERNATIVES = (["two-collectors", "unpaged"] if os.environ.get("BENCH_ALTERNATIVES") == "1"
+ALTERNATIVES = (["two-collectors", "unpaged", "overlap"] if os.environ.get("BENCH_ALTERNATIVES") == "1"
                 else [])
 # Only the cold start (items 1 and 3 of it): a quick look, not the whole table.
 COLD_ONLY = os.environ.get("BENCH_COLD_ONLY") == "1"

@@ -20,7 +20,8 @@
 //! - alternatives to the cold sequence, to measure what the protocol costs: `two-collectors`
 //!   (the ListView's filter on a second PropertyCollector, whose first WaitForUpdatesEx,
 //!   version "", answers with the files at once) and `unpaged` (no `maxObjectUpdates`, so one
-//!   answer per phase).
+//!   answer per phase) and `overlap` (the ListViews filled after the inventory answer's first
+//!   page, not its last: the upper bound of issue 19's "ModifyListView while it is parsed").
 //!
 //! It does not parse XML, build an inventory, or retry anything: any unexpected answer is an
 //! error.
@@ -67,6 +68,11 @@ enum Mode {
     TwoCollectors,
     /// The cold sequence without `maxObjectUpdates`: one answer per phase, however large.
     Unpaged,
+    /// The cold sequence with the ListViews filled as soon as the first page of the inventory
+    /// answer is in, not after its last: the most any overlap of ModifyListView with the
+    /// inventory's pages could gain (issue 19, point 3). The exporter can list a page's VMs
+    /// only once that page is parsed; this client takes them all from the facts at once.
+    Overlap,
     Floor,
 }
 
@@ -90,8 +96,11 @@ fn args() -> Result<Args> {
                 "cold" => Mode::Cold,
                 "two-collectors" => Mode::TwoCollectors,
                 "unpaged" => Mode::Unpaged,
+                "overlap" => Mode::Overlap,
                 "floor" => Mode::Floor,
-                other => bail!("unknown mode {other:?}: cold, two-collectors, unpaged or floor"),
+                other => {
+                    bail!("unknown mode {other:?}: cold, two-collectors, unpaged, overlap or floor")
+                }
             };
             (url, user, password, ca_file, facts_file, mode)
         }
@@ -388,6 +397,7 @@ async fn cold(
     listed: &Listed,
     two_collectors: bool,
     max_objects: u32,
+    overlap: bool,
 ) -> Result<(String, Instant)> {
     let body = soap::create_property_collector(&session.property_collector);
     let (rv, _) = wire.call("CreatePropertyCollector", body.clone()).await?;
@@ -437,6 +447,8 @@ async fn cold(
     let window = Instant::now();
     let mut version = String::new();
     let mut waits = 0u32;
+    let mut expected = 0u64;
+    let mut filled = false;
     loop {
         let body = soap::wait_for_updates_ex(&pc, &version, MAX_WAIT_SECONDS, max_objects);
         let answer = wire.wait(body, None).await?;
@@ -447,21 +459,15 @@ async fn cold(
         if !answer.truncated {
             break;
         }
+        if overlap && !filled {
+            expected += fill_lists(wire, &list, windows_list.as_ref(), listed).await?;
+            filled = true;
+        }
     }
     let inventory_seconds = window.elapsed().as_secs_f64();
     let inventory_bytes = wire.count.bytes - setup.1;
-    let mut expected = 0u64;
-    if !listed.snapshot_vms.is_empty() {
-        let body = soap::modify_list_view(&list, &listed.snapshot_vms, &[]);
-        wire.call("ModifyListView", body).await?;
-        expected += listed.snapshot_vms.len() as u64;
-    }
-    if let Some(windows) = &windows_list
-        && !listed.windows_vms.is_empty()
-    {
-        let body = soap::modify_list_view(windows, &listed.windows_vms, &[]);
-        wire.call("ModifyListView", body).await?;
-        expected += listed.windows_vms.len() as u64;
+    if !filled {
+        expected += fill_lists(wire, &list, windows_list.as_ref(), listed).await?;
     }
     if expected > 0 {
         let enter = Regex::new("<kind>enter</kind>")?;
@@ -507,6 +513,29 @@ async fn cold(
         if keyed { 0 } else { listed.windows_vms.len() },
     );
     Ok((fields, ended))
+}
+
+/// ModifyListView of both lists with the VMs the exporter lists: how many VMs will enter.
+async fn fill_lists(
+    wire: &mut Wire,
+    list: &MoRef,
+    windows_list: Option<&MoRef>,
+    listed: &Listed,
+) -> Result<u64> {
+    let mut expected = 0u64;
+    if !listed.snapshot_vms.is_empty() {
+        let body = soap::modify_list_view(list, &listed.snapshot_vms, &[]);
+        wire.call("ModifyListView", body).await?;
+        expected += listed.snapshot_vms.len() as u64;
+    }
+    if let Some(windows) = windows_list
+        && !listed.windows_vms.is_empty()
+    {
+        let body = soap::modify_list_view(windows, &listed.windows_vms, &[]);
+        wire.call("ModifyListView", body).await?;
+        expected += listed.windows_vms.len() as u64;
+    }
+    Ok(expected)
 }
 
 /// One RetrievePropertiesEx of every VM property the exporter reads, for all VMs, and its
@@ -583,9 +612,40 @@ async fn main() -> Result<()> {
     let started = Instant::now();
     let session = wire.login(&args.user, &args.password).await?;
     let (fields, ended) = match args.mode {
-        Mode::Cold => cold(&mut wire, &session, &listed, false, MAX_OBJECT_UPDATES).await?,
-        Mode::TwoCollectors => cold(&mut wire, &session, &listed, true, MAX_OBJECT_UPDATES).await?,
-        Mode::Unpaged => cold(&mut wire, &session, &listed, false, 0).await?,
+        Mode::Cold => {
+            cold(
+                &mut wire,
+                &session,
+                &listed,
+                false,
+                MAX_OBJECT_UPDATES,
+                false,
+            )
+            .await?
+        }
+        Mode::TwoCollectors => {
+            cold(
+                &mut wire,
+                &session,
+                &listed,
+                true,
+                MAX_OBJECT_UPDATES,
+                false,
+            )
+            .await?
+        }
+        Mode::Unpaged => cold(&mut wire, &session, &listed, false, 0, false).await?,
+        Mode::Overlap => {
+            cold(
+                &mut wire,
+                &session,
+                &listed,
+                false,
+                MAX_OBJECT_UPDATES,
+                true,
+            )
+            .await?
+        }
         Mode::Floor => floor(&mut wire, &session).await?,
     };
     let total_seconds = (ended - started).as_secs_f64();
