@@ -76,7 +76,13 @@ fn inventory() -> Inventory {
         id: "vm-1".into(),
         name: "db".into(),
         host: Some("host-9".into()),
-        disk_capacities_bytes: vec![10 << 30],
+        devices: crate::vsphere::model::Devices {
+            disks: vec![crate::vsphere::model::Disk {
+                capacity_bytes: Some(10 << 30),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
         tools_version_status2: Some("guestToolsCurrent".into()),
         snapshot: Some(SnapshotInfo {
             current_snapshot: Some("snapshot-3".into()),

@@ -65,14 +65,203 @@ pub struct Vm {
     pub tools_running_status: Option<String>,
     /// `guest.toolsVersion`.
     pub tools_version: Option<String>,
-    /// The capacities of `config.hardware.device` entries of type VirtualDisk, in bytes.
-    pub disk_capacities_bytes: Vec<u64>,
+    /// `config.hardware.device`, reduced to what the disk checks read: the virtual disks,
+    /// SCSI controllers that share their bus, PCI passthrough devices. Read for every VM while
+    /// the `disks` collector is on, else for the VMs with snapshots only (empty for the others).
+    pub devices: Devices,
+    /// `runtime.connectionState`: connected, disconnected, orphaned, inaccessible or invalid
+    /// (empty until read).
+    pub connection_state: String,
+    /// `runtime.faultToleranceState`: notConfigured, disabled, enabled, needSecondary,
+    /// starting or running; unset when vCenter does not send it.
+    pub fault_tolerance_state: Option<String>,
+    /// `runtime.question`: the question the VM waits on, unset when none.
+    pub question: Option<VmQuestion>,
     /// `snapshot`, absent when the VM has no snapshot.
     pub snapshot: Option<SnapshotInfo>,
     /// `layoutEx`, absent when vCenter does not know the VM's files.
     pub layout_ex: Option<LayoutEx>,
     /// What the backup checks read of the VM.
     pub backup: VmBackup,
+}
+
+/// `runtime.question` (VirtualMachineQuestionInfo): a question the VM is paused on until
+/// someone answers it (its choices and messages are not kept).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VmQuestion {
+    /// `id`: vCenter's id of the question, which an answer names.
+    pub id: String,
+    /// `text`: the question as the vSphere Client shows it.
+    pub text: String,
+}
+
+/// `config.hardware.device`, reduced to what the disk checks need. A change of the property
+/// replaces the whole value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Devices {
+    /// The VirtualDisk devices, in vCenter's order.
+    pub disks: Vec<Disk>,
+    /// SCSI (or NVMe) controllers whose `sharedBus` is set and not `noSharing`
+    /// (virtualSharing, physicalSharing): a VM with one cannot be snapshotted.
+    pub scsi_shared_bus: u32,
+    /// `VirtualPCIPassthrough` devices (DirectPath I/O, vGPU, dynamic DirectPath): a VM with
+    /// one cannot be snapshotted.
+    pub pci_passthrough: u32,
+}
+
+/// One `VirtualDisk` of `config.hardware.device`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Disk {
+    /// `key`: the device key (2000 for the first disk of SCSI controller 0); `None` when it is
+    /// not a number.
+    pub key: Option<i32>,
+    /// The backing's `xsi:type`.
+    pub backing: DiskBacking,
+    /// `backing.diskMode`.
+    pub disk_mode: DiskMode,
+    /// `backing.compatibilityMode` of a raw device mapping: physicalMode or virtualMode.
+    pub compatibility_mode: Option<RdmMode>,
+    /// `backing.fileName`: `[datastore] directory/name.vmdk` (an RDM's mapping file).
+    pub file_name: String,
+    /// `capacityInBytes`, or `capacityInKB` × 1024 where the bytes are 0 or absent (vCenter
+    /// before 5.5); `None` when neither is a number.
+    pub capacity_bytes: Option<u64>,
+    /// `backing.sharing` is `sharingMultiWriter`: the disk is shared on purpose (clusters).
+    pub multi_writer: bool,
+    /// `backing.changeId` is set and not empty: changed block tracking has started on the
+    /// disk.
+    pub change_id: bool,
+    /// `backing.parent` is set: the disk runs on a delta (a snapshot, a linked clone). The
+    /// parent's `fileName` ("" when it has none).
+    pub parent: Option<String>,
+}
+
+/// The backing of a virtual disk, by its `xsi:type`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DiskBacking {
+    /// VirtualDiskFlatVer1BackingInfo, VirtualDiskFlatVer2BackingInfo: a VMDK (thin or thick).
+    #[default]
+    Flat,
+    /// VirtualDiskSparseVer1BackingInfo, VirtualDiskSparseVer2BackingInfo.
+    Sparse,
+    /// VirtualDiskSeSparseBackingInfo.
+    SeSparse,
+    /// VirtualDiskRawDiskMappingVer1BackingInfo: a raw device mapping (RDM).
+    RawDiskMapping,
+    /// Any other backing (VirtualDiskLocalPMemBackingInfo, VirtualDiskRawDiskVer2BackingInfo …),
+    /// by its type name.
+    Other(String),
+}
+
+impl DiskBacking {
+    pub fn from_xsi_type(xsi_type: &str) -> Self {
+        match xsi_type {
+            "VirtualDiskFlatVer1BackingInfo" | "VirtualDiskFlatVer2BackingInfo" => {
+                DiskBacking::Flat
+            }
+            "VirtualDiskSparseVer1BackingInfo" | "VirtualDiskSparseVer2BackingInfo" => {
+                DiskBacking::Sparse
+            }
+            "VirtualDiskSeSparseBackingInfo" => DiskBacking::SeSparse,
+            "VirtualDiskRawDiskMappingVer1BackingInfo" => DiskBacking::RawDiskMapping,
+            other => DiskBacking::Other(other.to_string()),
+        }
+    }
+}
+
+/// `VirtualDiskMode`, the `diskMode` of a disk's backing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DiskMode {
+    #[default]
+    Persistent,
+    Nonpersistent,
+    Undoable,
+    /// In no snapshot: written through, kept across a revert.
+    IndependentPersistent,
+    /// In no snapshot: its changes are dropped at power off or revert.
+    IndependentNonpersistent,
+    Append,
+    /// Absent, or a value this exporter does not know.
+    Unknown,
+}
+
+impl DiskMode {
+    pub fn parse(text: &str) -> Self {
+        match text.trim() {
+            "persistent" => DiskMode::Persistent,
+            "nonpersistent" => DiskMode::Nonpersistent,
+            "undoable" => DiskMode::Undoable,
+            "independent_persistent" => DiskMode::IndependentPersistent,
+            "independent_nonpersistent" => DiskMode::IndependentNonpersistent,
+            "append" => DiskMode::Append,
+            _ => DiskMode::Unknown,
+        }
+    }
+
+    /// vSphere's name of the mode ("" when unknown).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskMode::Persistent => "persistent",
+            DiskMode::Nonpersistent => "nonpersistent",
+            DiskMode::Undoable => "undoable",
+            DiskMode::IndependentPersistent => "independent_persistent",
+            DiskMode::IndependentNonpersistent => "independent_nonpersistent",
+            DiskMode::Append => "append",
+            DiskMode::Unknown => "",
+        }
+    }
+}
+
+/// `compatibilityMode` of a raw device mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdmMode {
+    /// physicalMode: SCSI commands pass to the LUN; no snapshot can take the disk.
+    Physical,
+    /// virtualMode: the mapping behaves like a VMDK and can be snapshotted.
+    Virtual,
+}
+
+impl RdmMode {
+    /// `None` for a value this exporter does not know.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "physicalMode" => Some(RdmMode::Physical),
+            "virtualMode" => Some(RdmMode::Virtual),
+            _ => None,
+        }
+    }
+}
+
+impl Disk {
+    /// A physical-mode raw device mapping.
+    pub fn is_physical_rdm(&self) -> bool {
+        self.compatibility_mode == Some(RdmMode::Physical)
+    }
+
+    /// Independent (persistent or nonpersistent): no snapshot takes the disk.
+    pub fn is_independent(&self) -> bool {
+        matches!(
+            self.disk_mode,
+            DiskMode::IndependentPersistent | DiskMode::IndependentNonpersistent
+        )
+    }
+
+    /// The directory part of `file_name`: `[ds] vm` of `[ds] vm/vm.vmdk`.
+    pub fn directory(&self) -> &str {
+        directory_of(&self.file_name)
+    }
+}
+
+/// The directory of a datastore path (`[ds] dir/name.vmdk` → `[ds] dir`; a file at the
+/// datastore's root → `[ds]`).
+pub fn directory_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(i) => &path[..i],
+        None => match path.find(']') {
+            Some(i) => &path[..=i],
+            None => "",
+        },
+    }
 }
 
 /// The VM properties of the backup checks (see [`super::properties::backup`]).
@@ -304,7 +493,32 @@ impl Vm {
     /// Sum of the VM's virtual disk capacities. Sizes come from vCenter: the sum saturates
     /// rather than overflow.
     pub fn disk_capacity_bytes(&self) -> u64 {
-        saturating_sum(self.disk_capacities_bytes.iter().copied())
+        saturating_sum(self.disk_capacities_bytes())
+    }
+
+    /// The capacities of the VM's virtual disks, in device order (disks without a readable
+    /// capacity left out).
+    pub fn disk_capacities_bytes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.devices.disks.iter().filter_map(|d| d.capacity_bytes)
+    }
+
+    /// The VM's home directory: that of its `.vmx` (the `config` file of `layoutEx`, read for
+    /// VMs with snapshots), else that of its first virtual disk; `None` when neither is known.
+    pub fn home_directory(&self) -> Option<&str> {
+        let vmx = self.layout_ex.as_ref().and_then(|l| {
+            l.file
+                .iter()
+                .find(|f| f.file_type == "config" && f.name.ends_with(".vmx"))
+        });
+        match vmx {
+            Some(f) => Some(directory_of(&f.name)),
+            None => self
+                .devices
+                .disks
+                .iter()
+                .find(|d| !d.file_name.is_empty())
+                .map(Disk::directory),
+        }
     }
 
     /// True when the VM has at least one snapshot.
@@ -469,7 +683,13 @@ mod tests {
     #[test]
     fn sums_of_sizes_from_vcenter_saturate_instead_of_overflowing() {
         let mut vm = chain_vm();
-        vm.disk_capacities_bytes = vec![u64::MAX, 2, u64::MAX - 1];
+        vm.devices.disks = [u64::MAX, 2, u64::MAX - 1]
+            .into_iter()
+            .map(|c| Disk {
+                capacity_bytes: Some(c),
+                ..Default::default()
+            })
+            .collect();
         assert_eq!(vm.disk_capacity_bytes(), u64::MAX);
         if let Some(layout) = vm.layout_ex.as_mut() {
             for f in &mut layout.file {

@@ -21,8 +21,8 @@ use vsphere_backup_exporter::backup::history::{Event, EventKind, TaskInfo, TaskS
 use vsphere_backup_exporter::vsphere::client::ServiceContent;
 use vsphere_backup_exporter::vsphere::mirror::Mirror;
 use vsphere_backup_exporter::vsphere::model::{
-    ComputeResource, CustomField, Datastore, DiskLayout, Host, Inventory, LayoutEx, LayoutFile,
-    MoRef, Vm, VmBackup,
+    ComputeResource, CustomField, Datastore, Devices, Disk, DiskBacking, DiskLayout, DiskMode,
+    Host, Inventory, LayoutEx, LayoutFile, MoRef, RdmMode, Vm, VmBackup, VmQuestion,
 };
 use vsphere_backup_exporter::vsphere::perf::datastore_instance;
 use vsphere_backup_exporter::vsphere::properties::{
@@ -253,6 +253,14 @@ fn a_recorded_vcenter_6_7_vm_decodes_to_the_recorded_values() {
         vec![
             at(&runtime, VAL, "host", Property::Host),
             at(&runtime, VAL, "powerState", Property::PowerState),
+            at(&runtime, VAL, "connectionState", Property::ConnectionState),
+            at(
+                &runtime,
+                VAL,
+                "faultToleranceState",
+                Property::FaultToleranceState,
+            ),
+            at(&runtime, VAL, "question", Property::Question),
             at(
                 &runtime,
                 VAL,
@@ -308,21 +316,42 @@ fn a_recorded_vcenter_6_7_vm_decodes_to_the_recorded_values() {
         tools_version_status2: Some("guestToolsUnmanaged".into()),
         tools_running_status: Some("guestToolsRunning".into()),
         tools_version: Some("10277".into()),
-        disk_capacities_bytes: vec![
-            12_884_901_888,
-            1_980_760_064,
-            26_843_545_600,
-            26_843_545_600,
-            10_737_418_240,
-            10_737_418_240,
-            16_106_127_360,
-            10_737_418_240,
-            1_073_741_824,
-            10_737_418_240,
-            10_737_418_240,
-            107_374_182_400,
-            53_687_091_200,
-        ],
+        devices: Devices {
+            disks: [
+                (2000, "", 12_884_901_888),
+                (2001, "_1", 1_980_760_064),
+                (2002, "_2", 26_843_545_600),
+                (2003, "_3", 26_843_545_600),
+                (2004, "_4", 10_737_418_240),
+                (2005, "_5", 10_737_418_240),
+                (2006, "_6", 16_106_127_360),
+                (2008, "_7", 10_737_418_240),
+                (2009, "_8", 1_073_741_824),
+                (2010, "_9", 10_737_418_240),
+                (2011, "_10", 10_737_418_240),
+                (2012, "_11", 107_374_182_400),
+                (2013, "_12", 53_687_091_200),
+            ]
+            .into_iter()
+            .map(|(key, suffix, bytes)| Disk {
+                key: Some(key),
+                backing: DiskBacking::Flat,
+                disk_mode: DiskMode::Persistent,
+                compatibility_mode: None,
+                file_name: format!("{DIR}VMware vCenter Server Appliance{suffix}.vmdk"),
+                capacity_bytes: Some(bytes),
+                multi_writer: false,
+                change_id: false,
+                parent: None,
+            })
+            .collect(),
+            // Two LSI Logic controllers, noSharing; no passthrough device.
+            scsi_shared_bus: 0,
+            pci_passthrough: 0,
+        },
+        connection_state: "connected".into(),
+        fault_tolerance_state: Some("notConfigured".into()),
+        question: None,
         snapshot: None,
         layout_ex: Some(LayoutEx {
             file: vec![
@@ -530,6 +559,199 @@ fn a_recorded_vcenter_6_7_vm_decodes_to_the_recorded_values() {
     assert_eq!(vm, &expected);
     assert_eq!(vm.disk_capacity_bytes(), 300_480_987_136);
     assert!(!vm.has_snapshots());
+    assert_eq!(
+        vm.home_directory(),
+        Some("[datastore1] VMware vCenter Server Appliance")
+    );
+}
+
+/// The recorded `config` of vm-22 with `edit` made inside the backing of the disk whose file
+/// ends in `file_end` (the first `from` after that file name becomes `to`).
+fn disk_edited(config: &str, file_end: &str, from: &str, to: &str) -> String {
+    let at = config
+        .find(&format!("{file_end}</fileName>"))
+        .unwrap_or_else(|| panic!("no disk {file_end}"));
+    let (head, tail) = config.split_at(at);
+    assert!(tail.contains(from), "{file_end}: no {from}");
+    format!("{head}{}", tail.replacen(from, to, 1))
+}
+
+#[test]
+fn recorded_devices_with_each_kind_of_disk_decode_field_by_field() {
+    // The recorded answer holds 13 flat, persistent, unshared disks without change ids. Each
+    // kind the disk checks tell apart is made from one of them, as vCenter writes it.
+    let c = text(pyvmomi("vm_config.xml"));
+    let c = disk_edited(
+        &c,
+        "_1.vmdk",
+        "<diskMode>persistent</diskMode>",
+        "<diskMode>independent_persistent</diskMode>",
+    );
+    let c = disk_edited(
+        &c,
+        "_2.vmdk",
+        "<diskMode>persistent</diskMode>",
+        "<diskMode>independent_nonpersistent</diskMode>",
+    );
+    // _3: a physical-mode RDM (its mapping file's diskMode says persistent).
+    let c = c.replacen(
+        r#"<backing xsi:type="VirtualDiskFlatVer2BackingInfo"><fileName>[datastore1] VMware vCenter Server Appliance/VMware vCenter Server Appliance_3.vmdk</fileName>"#,
+        r#"<backing xsi:type="VirtualDiskRawDiskMappingVer1BackingInfo"><fileName>[datastore1] VMware vCenter Server Appliance/VMware vCenter Server Appliance_3.vmdk</fileName>"#,
+        1,
+    );
+    let c = disk_edited(
+        &c,
+        "_3.vmdk",
+        "<diskMode>persistent</diskMode>",
+        "<lunUuid>0200000000600a098038303053453f463045727a4c554e202020</lunUuid><deviceName>/vmfs/devices/disks/naa.600a098038303053453f463045727a4c</deviceName><compatibilityMode>physicalMode</compatibilityMode><diskMode>persistent</diskMode>",
+    );
+    let c = disk_edited(
+        &c,
+        "_4.vmdk",
+        "<sharing>sharingNone</sharing>",
+        "<sharing>sharingMultiWriter</sharing>",
+    );
+    let c = disk_edited(
+        &c,
+        "_5.vmdk",
+        "<digestEnabled>false</digestEnabled>",
+        "<changeId>52 de 7a 3b 9c 41 0e 2f-7a 91 2c 44 07 5b 1d 3e/12</changeId><digestEnabled>false</digestEnabled>",
+    );
+    // _6 runs on a delta: its file is the delta's descriptor, its parent the base disk.
+    let c = c.replacen(
+        "VMware vCenter Server Appliance_6.vmdk</fileName>",
+        "VMware vCenter Server Appliance_6-000001.vmdk</fileName>",
+        1,
+    );
+    let c = disk_edited(
+        &c,
+        "_6-000001.vmdk",
+        "<sharing>sharingNone</sharing>",
+        r#"<parent xsi:type="VirtualDiskFlatVer2BackingInfo"><fileName>[datastore1] VMware vCenter Server Appliance/VMware vCenter Server Appliance_6.vmdk</fileName><datastore type="Datastore">datastore-15</datastore><diskMode>persistent</diskMode><thinProvisioned>true</thinProvisioned></parent><sharing>sharingNone</sharing>"#,
+    );
+    // Odd values: an unknown mode, a capacity in bytes that is not a number (the KB count
+    // stands), a key that is not a number.
+    let c = disk_edited(
+        &c,
+        "_7.vmdk",
+        "<diskMode>persistent</diskMode>",
+        "<diskMode>sometimes</diskMode>",
+    );
+    let c = disk_edited(
+        &c,
+        "_7.vmdk",
+        "<capacityInBytes>10737418240</capacityInBytes>",
+        "<capacityInBytes>lots</capacityInBytes>",
+    );
+    let c = c.replacen("<key>2009</key>", "<key>two thousand nine</key>", 1);
+    // SCSI controller 1 shares its bus; a vGPU is added after the CD drive.
+    let c = c.replacen(
+        "<busNumber>1</busNumber><hotAddRemove>true</hotAddRemove><sharedBus>noSharing</sharedBus>",
+        "<busNumber>1</busNumber><hotAddRemove>true</hotAddRemove><sharedBus>physicalSharing</sharedBus>",
+        1,
+    );
+    let c = c.replacen(
+        r#"<device xsi:type="VirtualCdrom">"#,
+        r#"<device xsi:type="VirtualPCIPassthrough"><key>13000</key><deviceInfo><label>PCI device 0</label><summary>NVIDIA GRID vGPU grid_t4-4q</summary></deviceInfo><backing xsi:type="VirtualPCIPassthroughVmiopBackingInfo"><vgpu>grid_t4-4q</vgpu><migrateSupported>false</migrateSupported></backing><controllerKey>100</controllerKey><unitNumber>18</unitNumber></device><device xsi:type="VirtualCdrom">"#,
+        1,
+    );
+    let Some(Value::Devices(devices)) =
+        decoded(c.as_bytes(), &below(VAL, &["hardware"]), Property::Devices)
+    else {
+        panic!("no devices");
+    };
+    assert_eq!(devices.disks.len(), 13);
+    assert_eq!((devices.scsi_shared_bus, devices.pci_passthrough), (1, 1));
+    const DIR: &str = "[datastore1] VMware vCenter Server Appliance/";
+    let d = |i: usize| &devices.disks[i];
+    assert_eq!(d(0).disk_mode, DiskMode::Persistent);
+    assert!(!d(0).is_independent() && !d(0).is_physical_rdm());
+    assert_eq!(d(1).disk_mode, DiskMode::IndependentPersistent);
+    assert_eq!(d(2).disk_mode, DiskMode::IndependentNonpersistent);
+    assert!(d(1).is_independent() && d(2).is_independent());
+    assert_eq!(d(3).backing, DiskBacking::RawDiskMapping);
+    assert_eq!(d(3).compatibility_mode, Some(RdmMode::Physical));
+    assert_eq!(d(3).disk_mode, DiskMode::Persistent);
+    assert!(d(3).is_physical_rdm());
+    assert!(d(4).multi_writer && !d(3).multi_writer);
+    assert!(d(5).change_id && !d(4).change_id);
+    assert_eq!(
+        d(6).file_name,
+        format!("{DIR}VMware vCenter Server Appliance_6-000001.vmdk")
+    );
+    assert_eq!(
+        d(6).parent,
+        Some(format!("{DIR}VMware vCenter Server Appliance_6.vmdk"))
+    );
+    assert_eq!(d(5).parent, None);
+    assert_eq!(d(7).disk_mode, DiskMode::Unknown);
+    assert_eq!(d(7).capacity_bytes, Some(10_485_760 * 1024));
+    assert_eq!(d(7).key, Some(2008));
+    assert_eq!(d(8).key, None);
+    assert_eq!(d(8).capacity_bytes, Some(1_073_741_824));
+    // The disks the odd values were not in are read as recorded.
+    assert_eq!(d(12).key, Some(2013));
+    assert_eq!(d(12).capacity_bytes, Some(53_687_091_200));
+    assert_eq!(d(12).backing, DiskBacking::Flat);
+}
+
+#[test]
+fn recorded_runtime_states_and_a_pending_question_decode_as_sent() {
+    let runtime = text(pyvmomi("vm_runtime.xml"));
+    let prop = |answer: &str, name: &str, property| {
+        decoded(answer.as_bytes(), &below(VAL, &[name]), property)
+    };
+    assert_eq!(
+        prop(&runtime, "connectionState", Property::ConnectionState),
+        Some(Value::Text("connected".into()))
+    );
+    assert_eq!(
+        prop(
+            &runtime,
+            "faultToleranceState",
+            Property::FaultToleranceState
+        ),
+        Some(Value::Text("notConfigured".into()))
+    );
+    assert_eq!(prop(&runtime, "question", Property::Question), None);
+    // The question vCenter asks when a snapshot fills its datastore, as a
+    // VirtualMachineQuestionInfo is written (choices and messages skipped).
+    let asked = runtime
+        .replacen(
+            "<connectionState>connected</connectionState>",
+            "<connectionState>inaccessible</connectionState>",
+            1,
+        )
+        .replacen(
+            "<faultToleranceState>notConfigured</faultToleranceState>",
+            "<faultToleranceState>running</faultToleranceState>",
+            1,
+        )
+        .replacen(
+            "<paused>false</paused>",
+            r#"<question><id>_vmx1</id><text>msg.hbacommon.outofspace:There is no more space for virtual disk 'db-000001.vmdk'. You might be able to continue this session by freeing disk space on the relevant volume, and clicking _Retry. Click Cancel to terminate this session.</text><choice><choiceInfo xsi:type="ElementDescription"><label>Cancel</label><summary>Cancel</summary><key>0</key></choiceInfo><choiceInfo xsi:type="ElementDescription"><label>Retry</label><summary>Retry</summary><key>1</key></choiceInfo><defaultIndex>0</defaultIndex></choice><message><id>msg.hbacommon.outofspace</id><argument>db-000001.vmdk</argument><text>There is no more space for virtual disk &apos;db-000001.vmdk&apos;.</text></message></question><paused>true</paused>"#,
+            1,
+        );
+    assert_eq!(
+        prop(&asked, "connectionState", Property::ConnectionState),
+        Some(Value::Text("inaccessible".into()))
+    );
+    assert_eq!(
+        prop(&asked, "faultToleranceState", Property::FaultToleranceState),
+        Some(Value::Text("running".into()))
+    );
+    let Some(Value::Question(VmQuestion { id, text })) =
+        prop(&asked, "question", Property::Question)
+    else {
+        panic!("no question");
+    };
+    assert_eq!(id, "_vmx1");
+    assert!(
+        text.starts_with(
+            "msg.hbacommon.outofspace:There is no more space for virtual disk 'db-000001.vmdk'."
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -1082,10 +1304,10 @@ fn prefixes_and_where_namespaces_are_declared_do_not_change_what_is_read() {
         )
     };
     let as_recorded = read(&config);
-    let Some(Value::DiskCapacities(disks)) = &as_recorded.0 else {
+    let Some(Value::Devices(devices)) = &as_recorded.0 else {
         panic!("{as_recorded:?}");
     };
-    assert_eq!(disks.len(), 13);
+    assert_eq!(devices.disks.len(), 13);
     assert_eq!(
         as_recorded.1,
         Some(Value::Text("other3xLinux64Guest".into()))
@@ -1121,7 +1343,7 @@ fn a_prefix_bound_to_another_namespace_makes_no_xsi_type_and_no_soap_fault() {
             &below(VAL, &["hardware"]),
             Property::Devices
         ),
-        Some(Value::DiskCapacities(Vec::new()))
+        Some(Value::Devices(Devices::default()))
     );
     // A Fault outside SOAP's namespace is no SOAP fault.
     let refused = text(pyvmomi("login_invalid_login.xml")).replace(

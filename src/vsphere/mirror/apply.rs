@@ -11,7 +11,7 @@ use crate::vsphere::error::ParseError;
 use crate::vsphere::model::{Inventory, MoId};
 use crate::vsphere::properties::backup::is_windows_vm;
 use crate::vsphere::properties::{
-    self, ObjectUpdate, Property, UpdateKind, clear_snapshot_vm_properties,
+    self, DeviceScope, ObjectUpdate, Property, UpdateKind, clear_snapshot_vm_properties,
 };
 use crate::vsphere::xml::UpdateSetHead;
 
@@ -76,6 +76,8 @@ pub(super) struct Fresh {
     /// Windows guests added to their ListView whose extraConfig has not arrived yet.
     pub(super) pending_windows: BTreeSet<MoId>,
     pub(super) filters: FilterIds,
+    /// Which VMs the devices are read for.
+    pub(super) devices: DeviceScope,
 }
 
 impl UpdateSink for Fresh {
@@ -93,7 +95,8 @@ impl UpdateSink for Fresh {
             Filter::WindowsVms => self.pending_windows.remove(&update.obj.value),
             Filter::Inventory => false,
         };
-        apply_update(&mut self.inventory, filter, update).map_err(ParseError::Malformed)
+        apply_update(&mut self.inventory, filter, update, self.devices)
+            .map_err(ParseError::Malformed)
     }
 }
 
@@ -113,10 +116,12 @@ pub(super) fn listed_vm(update: &ObjectUpdate, listed: &BTreeSet<MoId>) -> bool 
 
 /// VMs to add to the ListView (they have snapshots now) and to remove (they have none, or are
 /// gone). A VM leaving the list also loses its snapshot-only properties here, since vCenter
-/// sends nothing more about them.
+/// sends nothing more about them (its devices too when `devices` reads them for VMs with
+/// snapshots only).
 pub(super) fn list_delta(
     inventory: &mut Inventory,
     listed: &BTreeSet<MoId>,
+    devices: DeviceScope,
 ) -> (Vec<MoId>, Vec<MoId>) {
     let add: Vec<MoId> = inventory
         .vms
@@ -129,7 +134,7 @@ pub(super) fn list_delta(
         match inventory.vms.get_mut(id) {
             Some(vm) if vm.has_snapshots() => {}
             Some(vm) => {
-                clear_snapshot_vm_properties(Arc::make_mut(vm));
+                clear_snapshot_vm_properties(Arc::make_mut(vm), devices);
                 remove.push(id.clone());
             }
             None => remove.push(id.clone()),
@@ -177,6 +182,7 @@ pub(super) fn apply_update(
     inventory: &mut Inventory,
     filter: Filter,
     update: ObjectUpdate,
+    devices: DeviceScope,
 ) -> Result<(), String> {
     let obj = update.obj;
     if update.session_lost.is_some() {
@@ -187,7 +193,7 @@ pub(super) fn apply_update(
             Filter::Inventory => inventory.remove_object(&obj),
             Filter::SnapshotVms => {
                 if let Some(vm) = inventory.vms.get_mut(&obj.value) {
-                    clear_snapshot_vm_properties(Arc::make_mut(vm));
+                    clear_snapshot_vm_properties(Arc::make_mut(vm), devices);
                 }
             }
             Filter::WindowsVms => {
@@ -227,10 +233,23 @@ mod tests {
     }
 
     fn apply_all(inv: &mut Inventory, filter: Filter, xml: &str) -> Result<(), String> {
+        apply_all_for(inv, filter, xml, DeviceScope::VmsWithSnapshots)
+    }
+
+    fn apply_all_for(
+        inv: &mut Inventory,
+        filter: Filter,
+        xml: &str,
+        devices: DeviceScope,
+    ) -> Result<(), String> {
         for (_, u) in updates(xml) {
-            apply_update(inv, filter, u)?;
+            apply_update(inv, filter, u, devices)?;
         }
         Ok(())
+    }
+
+    fn capacities(inv: &Inventory, id: &str) -> Vec<u64> {
+        inv.vms[id].disk_capacities_bytes().collect()
     }
 
     #[test]
@@ -269,7 +288,7 @@ mod tests {
         apply_all(&mut inv, Filter::Inventory, &envelope(r#"<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">db</val></changeSet></objectSet>"#)).unwrap();
         apply_all(&mut inv, Filter::SnapshotVms, &envelope(r#"<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>config.hardware.device</name><op>assign</op><val xsi:type="ArrayOfVirtualDevice"><VirtualDevice xsi:type="VirtualDisk"><key>2000</key><capacityInKB>1</capacityInKB></VirtualDevice></val></changeSet></objectSet>
 <objectSet><kind>enter</kind><obj type="VirtualMachine">vm-9</obj><changeSet><name>config.hardware.device</name><op>assign</op><val xsi:type="ArrayOfVirtualDevice"></val></changeSet></objectSet>"#)).unwrap();
-        assert_eq!(inv.vms["vm-1"].disk_capacities_bytes, vec![1024]);
+        assert_eq!(capacities(&inv, "vm-1"), vec![1024]);
         assert!(
             !inv.vms.contains_key("vm-9"),
             "files alone do not make a VM"
@@ -282,8 +301,33 @@ mod tests {
             ),
         )
         .unwrap();
-        assert!(inv.vms["vm-1"].disk_capacities_bytes.is_empty());
+        assert!(capacities(&inv, "vm-1").is_empty());
         assert_eq!(inv.vms["vm-1"].name, "db");
+    }
+
+    #[test]
+    fn devices_read_for_every_vm_stay_when_the_vm_leaves_the_snapshot_list() {
+        let mut inv = Inventory::default();
+        let every = DeviceScope::EveryVm;
+        apply_all_for(&mut inv, Filter::Inventory, &envelope(r#"<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">db</val></changeSet><changeSet><name>config.hardware.device</name><op>assign</op><val xsi:type="ArrayOfVirtualDevice"><VirtualDevice xsi:type="VirtualDisk"><key>2000</key><capacityInKB>1</capacityInKB></VirtualDevice></val></changeSet></objectSet>"#), every).unwrap();
+        apply_all_for(&mut inv, Filter::SnapshotVms, &envelope(r#"<objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>layoutEx</name><op>assign</op><val xsi:type="VirtualMachineFileLayoutEx"></val></changeSet></objectSet>"#), every).unwrap();
+        assert!(inv.vms["vm-1"].layout_ex.is_some());
+        apply_all_for(
+            &mut inv,
+            Filter::SnapshotVms,
+            &envelope(
+                r#"<objectSet><kind>leave</kind><obj type="VirtualMachine">vm-1</obj></objectSet>"#,
+            ),
+            every,
+        )
+        .unwrap();
+        assert!(inv.vms["vm-1"].layout_ex.is_none());
+        assert_eq!(capacities(&inv, "vm-1"), vec![1024]);
+        // A change of the property replaces the VM's device facts whole.
+        apply_all_for(&mut inv, Filter::Inventory, &envelope(r#"<objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>config.hardware.device</name><op>assign</op><val xsi:type="ArrayOfVirtualDevice"><VirtualDevice xsi:type="VirtualPCIPassthrough"><key>13000</key></VirtualDevice></val></changeSet></objectSet>"#), every).unwrap();
+        let devices = &inv.vms["vm-1"].devices;
+        assert!(devices.disks.is_empty());
+        assert_eq!(devices.pci_passthrough, 1);
     }
 
     #[test]
@@ -309,11 +353,23 @@ mod tests {
 <objectSet><kind>enter</kind><obj type="VirtualMachine">vm-2</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">b</val></changeSet></objectSet>"#,
         );
         apply_all(&mut inv, Filter::Inventory, &xml).unwrap();
-        Arc::make_mut(inv.vms.get_mut("vm-2").unwrap()).disk_capacities_bytes = vec![5];
+        let disk = crate::vsphere::model::Disk {
+            capacity_bytes: Some(5),
+            ..Default::default()
+        };
+        Arc::make_mut(inv.vms.get_mut("vm-2").unwrap())
+            .devices
+            .disks
+            .push(disk);
         let listed: BTreeSet<MoId> = ["vm-2".to_string(), "vm-3".to_string()].into();
-        let (add, remove) = list_delta(&mut inv, &listed);
+        let mut kept = inv.clone();
+        let (add, remove) = list_delta(&mut inv, &listed, DeviceScope::VmsWithSnapshots);
         assert_eq!(add, ["vm-1"]);
         assert_eq!(remove, ["vm-2", "vm-3"]);
-        assert!(inv.vms["vm-2"].disk_capacities_bytes.is_empty());
+        assert!(capacities(&inv, "vm-2").is_empty());
+        // Devices read for every VM are not the list's to drop.
+        let (_, remove) = list_delta(&mut kept, &listed, DeviceScope::EveryVm);
+        assert_eq!(remove, ["vm-2", "vm-3"]);
+        assert_eq!(capacities(&kept, "vm-2"), vec![5]);
     }
 }

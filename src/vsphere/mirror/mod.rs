@@ -33,7 +33,7 @@ use self::protocol::OwnCollector;
 use super::client::{Client, Session};
 use super::error::{CallError, Error};
 use super::model::{Inventory, MoId};
-use super::properties::{snapshot_vm_specs, windows_vm_specs};
+use super::properties::{DeviceScope, snapshot_vm_specs_for, windows_vm_specs};
 use crate::publish::{self, Feed, Publisher, SourceStatus, unix_now};
 
 /// Every this many empty update waits (10 minutes at the default 30 s wait) the VMs vCenter
@@ -91,9 +91,22 @@ pub struct Mirror {
     counters: Arc<MirrorCounters>,
 }
 
+/// How a mirror reads: what the configuration decides of its requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MirrorOptions {
+    /// Which VMs `config.hardware.device` is read for: every VM while the `disks` collector
+    /// is on, else the VMs with snapshots only.
+    pub devices: DeviceScope,
+}
+
 impl Mirror {
-    /// Starts following `client`'s vCenter in a background task.
+    /// Starts following `client`'s vCenter in a background task, devices read for every VM.
     pub fn start(client: Arc<Client>) -> Mirror {
+        Self::start_with(client, MirrorOptions::default())
+    }
+
+    /// Starts following `client`'s vCenter in a background task, reading as `options` say.
+    pub fn start_with(client: Arc<Client>, options: MirrorOptions) -> Mirror {
         let (publisher, feed) = publish::channel();
         let counters = Arc::new(MirrorCounters::default());
         let follower = Follower {
@@ -102,6 +115,7 @@ impl Mirror {
             publisher,
             counters: counters.clone(),
             stale: std::sync::Mutex::new(Vec::new()),
+            devices: options.devices,
         };
         let task = tokio::spawn(follower.run());
         Mirror {
@@ -193,6 +207,8 @@ pub(super) struct Follower {
     /// Collectors and views whose destruction failed, with their session (a std lock: held
     /// for a push or a drain only).
     stale: std::sync::Mutex<Vec<(Session, super::model::MoRef)>>,
+    /// Which VMs the devices are read for.
+    devices: DeviceScope,
 }
 
 impl Follower {
@@ -314,6 +330,7 @@ impl Follower {
             pending: BTreeSet::new(),
             pending_windows: BTreeSet::new(),
             filters: collector.filters.clone(),
+            devices: self.devices,
         };
         let mut listed = Listed::default();
         loop {
@@ -334,7 +351,8 @@ impl Follower {
             if head.truncated {
                 continue;
             }
-            let (add, remove) = list_delta(&mut fresh.inventory, &listed.snapshot_vms);
+            let (add, remove) =
+                list_delta(&mut fresh.inventory, &listed.snapshot_vms, self.devices);
             self.modify_list(
                 session,
                 &collector.list,
@@ -438,7 +456,7 @@ impl Follower {
                         sent: None,
                     });
                 }
-                if let Err(why) = apply_update(working, filter, update) {
+                if let Err(why) = apply_update(working, filter, update, self.devices) {
                     return Stop::Resync(why);
                 }
             }
@@ -447,7 +465,7 @@ impl Follower {
                 // More of the same version follows; publish it whole.
                 continue;
             }
-            let (add, remove) = list_delta(working, &listed.snapshot_vms);
+            let (add, remove) = list_delta(working, &listed.snapshot_vms, self.devices);
             if let Err(e) = self
                 .modify_list(
                     session,
@@ -462,7 +480,12 @@ impl Follower {
             }
             let back = returning(&add, &mut ever_listed.snapshot_vms);
             if let Err(e) = self
-                .fetch_vm_properties(session, &back, &snapshot_vm_specs(), working)
+                .fetch_vm_properties(
+                    session,
+                    &back,
+                    &snapshot_vm_specs_for(self.devices),
+                    working,
+                )
                 .await
             {
                 return e.into();

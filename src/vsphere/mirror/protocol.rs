@@ -15,7 +15,7 @@ use crate::vsphere::error::{CallError, Error};
 use crate::vsphere::model::{Inventory, MoId, MoRef};
 use crate::vsphere::properties::backup::ENABLE_UUID_PATH;
 use crate::vsphere::properties::{
-    self, ObjectUpdate, VIEW_TYPES, property_specs_with, snapshot_vm_specs, windows_vm_specs,
+    self, ObjectUpdate, VIEW_TYPES, property_specs_for, snapshot_vm_specs_for, windows_vm_specs,
 };
 use crate::vsphere::soap;
 use crate::vsphere::soap::PropertySpec;
@@ -100,11 +100,16 @@ impl Follower {
         objects.push(list.clone());
         let keyed = self.accepts_keyed_enable_uuid(session, &view).await?;
         let extra: Vec<MoRef> = sc.custom_fields_manager.iter().cloned().collect();
-        let body = soap::create_filter_with_objects(pc, &view, &property_specs_with(keyed), &extra);
+        let body = soap::create_filter_with_objects(
+            pc,
+            &view,
+            &property_specs_for(keyed, self.devices),
+            &extra,
+        );
         let rv = self.returnval(session, "CreateFilter", body).await?;
         let inventory = self.moref_of("CreateFilter", &rv)?.value;
         let snapshot_vms = self
-            .list_filter(session, pc, &list, &snapshot_vm_specs())
+            .list_filter(session, pc, &list, &snapshot_vm_specs_for(self.devices))
             .await?;
         let (windows_list, windows_vms) = if keyed {
             (None, None)

@@ -287,7 +287,12 @@ pub fn set_vm_property(vm: &mut Vm, property: Property, value: Option<Value>) {
         (Property::ToolsVersion, Value::Text(s)) => vm.tools_version = Some(s),
         (Property::GuestId, Value::Text(s)) => vm.guest_id = s,
         (Property::Template, Value::Bool(b)) => vm.template = b,
-        (Property::Devices, Value::DiskCapacities(c)) => vm.disk_capacities_bytes = c,
+        (Property::Devices, Value::Devices(d)) => vm.devices = d,
+        (Property::ConnectionState, Value::Text(s)) => vm.connection_state = s,
+        (Property::FaultToleranceState, Value::Text(s)) => {
+            vm.fault_tolerance_state = Some(s).filter(|s| !s.is_empty());
+        }
+        (Property::Question, Value::Question(q)) => vm.question = Some(q),
         (Property::CustomValue, Value::CustomValues(v)) => vm.backup.custom_values = v,
         (Property::Annotation, Value::Text(s)) => vm.backup.annotation = s,
         (Property::ChangeTrackingEnabled, Value::Bool(b)) => vm.backup.cbt_enabled = b,
@@ -317,7 +322,10 @@ pub fn clear_vm_property(vm: &mut Vm, property: Property) {
         Property::ToolsVersion => vm.tools_version = None,
         Property::GuestId => vm.guest_id.clear(),
         Property::Template => vm.template = false,
-        Property::Devices => vm.disk_capacities_bytes.clear(),
+        Property::Devices => vm.devices = Default::default(),
+        Property::ConnectionState => vm.connection_state.clear(),
+        Property::FaultToleranceState => vm.fault_tolerance_state = None,
+        Property::Question => vm.question = None,
         Property::CustomValue => vm.backup.custom_values.clear(),
         Property::Annotation => vm.backup.annotation.clear(),
         Property::ChangeTrackingEnabled => vm.backup.cbt_enabled = false,
@@ -326,7 +334,6 @@ pub fn clear_vm_property(vm: &mut Vm, property: Property) {
         Property::EnableUuid | Property::ExtraConfig => vm.backup.disk_enable_uuid = None,
         // Not VirtualMachine properties.
         Property::Parent
-        | Property::ConnectionState
         | Property::InMaintenanceMode
         | Property::ProductVersion
         | Property::ProductBuild

@@ -8,9 +8,9 @@
 //! ([`property_of`]) are both made from them; they are in this file, with the small parsers
 //! every decoder shares. An ObjectUpdate or ObjectContent becomes an [`ObjectUpdate`]
 //! (`read.rs`); each value is decoded straight from the XML events into the model
-//! ([`read_value`], `value.rs`; a VM's snapshot tree, file layout and disks in `snapshots.rs`,
-//! the backup checks' values in [`backup`]); [`Inventory::apply_changes`] applies the changes
-//! (`apply.rs`). Their items are re-exported here.
+//! ([`read_value`], `value.rs`; a VM's snapshot tree and file layout in `snapshots.rs`, its
+//! devices in `devices.rs`, the backup checks' values in [`backup`]);
+//! [`Inventory::apply_changes`] applies the changes (`apply.rs`). Their items are re-exported here.
 //!
 //! A value that does not parse (a number that is not one, an unknown time format) is reported
 //! as malformed for that one property; the XML around it is still read to its end, so one odd
@@ -18,6 +18,7 @@
 
 mod apply;
 pub mod backup;
+mod devices;
 mod read;
 mod snapshots;
 #[cfg(test)]
@@ -75,10 +76,15 @@ pub enum Property {
     GuestId,
     /// `config.template`.
     Template,
-    /// `config.hardware.device`: only the capacities of virtual disks are kept.
+    /// `config.hardware.device`: the virtual disks, shared SCSI buses and PCI passthrough
+    /// devices (see [`crate::vsphere::model::Devices`]).
     Devices,
-    /// A host's `runtime.connectionState`.
+    /// `runtime.connectionState` of a host or a VM.
     ConnectionState,
+    /// A VM's `runtime.faultToleranceState`.
+    FaultToleranceState,
+    /// A VM's `runtime.question`.
+    Question,
     /// A host's `runtime.inMaintenanceMode`.
     InMaintenanceMode,
     /// A host's `summary.config.product.version`.
@@ -152,12 +158,38 @@ pub enum Scope {
     /// `config.extraConfig` (the mirror asks a few VMs first).
     EveryVmWhereKeyed,
     /// Only the VMs with snapshots, through the ListView: these are most of the bytes
-    /// (devices, the file list) and matter only for snapshot sizes and the disk capacity they
-    /// are compared with.
+    /// (the file list) and matter only for snapshot sizes.
     VmsWithSnapshots,
+    /// `config.hardware.device`: every VM while the disk checks read them (the `disks`
+    /// collector is on, [`DeviceScope::EveryVm`]), else the VMs with snapshots only, where the
+    /// disk capacity that snapshot sizes are compared with needs them.
+    DiskChecks,
     /// Only the Windows guests, through a ListView of their own, where vCenter refuses the
     /// keyed path: `config.extraConfig` whole is large and matters only for them.
     WindowsVms,
+}
+
+/// Which VMs `config.hardware.device` ([`Scope::DiskChecks`]) is read for: a choice of the
+/// configuration (whether the `disks` collector is on), made once when the mirror starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceScope {
+    /// Every VM, through the inventory view (the disk checks are on).
+    #[default]
+    EveryVm,
+    /// The VMs with snapshots only, through their ListView, as before the disk checks.
+    VmsWithSnapshots,
+}
+
+impl Scope {
+    /// The scope a property is read in once the device scope is chosen: [`Scope::DiskChecks`]
+    /// becomes [`Scope::EveryVm`] or [`Scope::VmsWithSnapshots`]; the others stay.
+    pub fn resolve(self, devices: DeviceScope) -> Scope {
+        match (self, devices) {
+            (Scope::DiskChecks, DeviceScope::EveryVm) => Scope::EveryVm,
+            (Scope::DiskChecks, DeviceScope::VmsWithSnapshots) => Scope::VmsWithSnapshots,
+            (scope, _) => scope,
+        }
+    }
 }
 
 /// One VirtualMachine property the exporter reads.
@@ -207,8 +239,19 @@ pub const VM_PROPERTIES: &[VmProperty] = &[
     vm(
         "config.hardware.device",
         Property::Devices,
-        Scope::VmsWithSnapshots,
+        Scope::DiskChecks,
     ),
+    vm(
+        "runtime.connectionState",
+        Property::ConnectionState,
+        Scope::EveryVm,
+    ),
+    vm(
+        "runtime.faultToleranceState",
+        Property::FaultToleranceState,
+        Scope::EveryVm,
+    ),
+    vm("runtime.question", Property::Question, Scope::EveryVm),
     vm("customValue", Property::CustomValue, Scope::EveryVm),
     vm("config.annotation", Property::Annotation, Scope::EveryVm),
     vm(
@@ -286,22 +329,33 @@ pub const OTHER_PROPERTIES: &[ObjectProperty] = &[
     of("CustomFieldsManager", "field", Property::CustomFields),
 ];
 
-/// The VM property paths of one scope, in the table's order.
+/// The VM property paths of one scope, in the table's order, devices read for every VM.
 pub fn vm_paths(scope: Scope) -> Vec<&'static str> {
+    vm_paths_for(scope, DeviceScope::EveryVm)
+}
+
+/// The VM property paths of one scope once the device scope is chosen, in the table's order.
+pub fn vm_paths_for(scope: Scope, devices: DeviceScope) -> Vec<&'static str> {
     VM_PROPERTIES
         .iter()
-        .filter(|p| p.scope == scope)
+        .filter(|p| p.scope.resolve(devices) == scope.resolve(devices))
         .map(|p| p.path)
         .collect()
 }
 
 /// The property sets read for every object of the inventory view (and the
 /// CustomFieldsManager, which the inventory filter names besides the view), the keyed
-/// `disk.EnableUUID` among the VM's when `keyed` (vCenter accepts it).
+/// `disk.EnableUUID` among the VM's when `keyed` (vCenter accepts it), devices for every VM.
 pub fn property_specs_with(keyed: bool) -> Vec<PropertySpec> {
-    let mut vm_paths = vm_paths(Scope::EveryVm);
+    property_specs_for(keyed, DeviceScope::EveryVm)
+}
+
+/// [`property_specs_with`] for a device scope: the VM paths include `config.hardware.device`
+/// only for [`DeviceScope::EveryVm`].
+pub fn property_specs_for(keyed: bool, devices: DeviceScope) -> Vec<PropertySpec> {
+    let mut vm_paths = vm_paths_for(Scope::EveryVm, devices);
     if keyed {
-        vm_paths.extend(self::vm_paths(Scope::EveryVmWhereKeyed));
+        vm_paths.extend(self::vm_paths_for(Scope::EveryVmWhereKeyed, devices));
     }
     let mut specs = vec![PropertySpec {
         kind: "VirtualMachine",
@@ -324,11 +378,17 @@ pub fn property_specs() -> Vec<PropertySpec> {
     property_specs_with(false)
 }
 
-/// The property set read for the VMs with snapshots.
+/// The property set read for the VMs with snapshots (devices being read for every VM).
 pub fn snapshot_vm_specs() -> Vec<PropertySpec> {
+    snapshot_vm_specs_for(DeviceScope::EveryVm)
+}
+
+/// The property set read for the VMs with snapshots for a device scope: with
+/// `config.hardware.device` for [`DeviceScope::VmsWithSnapshots`].
+pub fn snapshot_vm_specs_for(devices: DeviceScope) -> Vec<PropertySpec> {
     vec![PropertySpec {
         kind: "VirtualMachine",
-        paths: vm_paths(Scope::VmsWithSnapshots),
+        paths: vm_paths_for(Scope::VmsWithSnapshots, devices),
     }]
 }
 
@@ -391,11 +451,12 @@ pub fn vms_with_snapshots(inventory: &Inventory) -> Vec<MoRef> {
         .collect()
 }
 
-/// Drops the snapshot-only properties of a VM that no longer has snapshots.
-pub fn clear_snapshot_vm_properties(vm: &mut Vm) {
+/// Drops the snapshot-only properties of a VM that no longer has snapshots (its devices too
+/// where they are read for the VMs with snapshots only).
+pub fn clear_snapshot_vm_properties(vm: &mut Vm, devices: DeviceScope) {
     for p in VM_PROPERTIES
         .iter()
-        .filter(|p| p.scope == Scope::VmsWithSnapshots)
+        .filter(|p| p.scope.resolve(devices) == Scope::VmsWithSnapshots)
     {
         clear_vm_property(vm, p.property);
     }

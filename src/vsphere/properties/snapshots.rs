@@ -1,7 +1,7 @@
 //! The decoders of what the snapshot checks read of a VM: its snapshot trees (`snapshot`,
-//! `VirtualMachineSnapshotInfo`), its files and disk chains (`layoutEx`), and the capacities of
-//! its virtual disks (`config.hardware.device`). These are most of the bytes of an answer
-//! about VMs with snapshots, read straight from the XML events into the model.
+//! `VirtualMachineSnapshotInfo`) and its files and disk chains (`layoutEx`). With the devices
+//! ([`super::devices`]) these are most of the bytes of an answer about VMs with snapshots,
+//! read straight from the XML events into the model.
 //!
 //! It owns these values' decoding only; [`super::value`] says which property each is.
 
@@ -194,40 +194,4 @@ fn read_snapshot_layout<R: BufRead>(
         data_key: data_key.unwrap_or_default(),
         disk,
     }))
-}
-
-/// The capacities of the VirtualDisk entries of `config.hardware.device`, in bytes. A VM's
-/// device list is most of its bytes (controllers, NICs, backings), and only a virtual disk's
-/// capacity is used: everything else is skipped unread.
-pub(super) fn read_disk_capacities<R: BufRead>(
-    cur: &mut Cursor<R>,
-) -> Result<Result<Vec<u64>, String>, ParseError> {
-    cur.enter();
-    let mut bad = Bad::default();
-    let mut capacities = Vec::new();
-    while cur.next_child()? {
-        if cur.xsi_type()? != Some("VirtualDisk") {
-            continue;
-        }
-        cur.enter();
-        let mut bytes = None;
-        let mut kb = None;
-        while cur.next_child()? {
-            match cur.name() {
-                b"capacityInBytes" => bytes = cur.text()?.trim().parse::<u64>().ok(),
-                b"capacityInKB" => kb = cur.text()?.trim().parse::<u64>().ok(),
-                _ => {}
-            }
-        }
-        let capacity = match (bytes, kb) {
-            (Some(b), _) if b > 0 => Some(b),
-            (_, Some(kb)) => kb.checked_mul(1024),
-            _ => None,
-        };
-        match capacity {
-            Some(c) => capacities.push(c),
-            None => bad.note(|| "a virtual disk without a capacity".into()),
-        }
-    }
-    Ok(bad.or(capacities))
 }

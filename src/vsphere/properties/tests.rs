@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use super::*;
 use crate::vsphere::error::ParseError;
 use crate::vsphere::model::{
-    DiskLayout, LayoutEx, LayoutFile, SnapshotInfo, SnapshotLayout, SnapshotTree,
+    Devices, Disk, DiskBacking, DiskLayout, DiskMode, LayoutEx, LayoutFile, RdmMode, SnapshotInfo,
+    SnapshotLayout, SnapshotTree,
 };
 use crate::vsphere::xml::{self, Cursor, Limits};
 
@@ -60,7 +61,10 @@ fn a_vm_object_becomes_a_typed_vm() {
     assert_eq!(vm.power_state, "poweredOn");
     assert!(vm.consolidation_needed);
     assert!(!vm.template);
-    assert_eq!(vm.disk_capacities_bytes, vec![1_048_576, 2048]);
+    assert_eq!(
+        vm.disk_capacities_bytes().collect::<Vec<_>>(),
+        vec![1_048_576, 2048]
+    );
     assert_eq!(
         vm.tools_version_status2.as_deref(),
         Some("guestToolsNeedUpgrade")
@@ -106,7 +110,9 @@ fn only_virtual_disks_count_among_devices_and_their_other_parts_are_skipped() {
     assert_eq!(b.malformed, 0);
     // The NIC's capacity and the backing's nested ones are not the disk's: 4 KB, since
     // capacityInBytes 0 means vCenter did not fill it.
-    assert_eq!(b.finish().vms["vm-1"].disk_capacities_bytes, vec![4096]);
+    let vm = &b.finish().vms["vm-1"];
+    assert_eq!(vm.disk_capacities_bytes().collect::<Vec<_>>(), vec![4096]);
+    assert_eq!(vm.devices.disks[0].parent.as_deref(), Some(""));
 }
 
 #[test]
@@ -173,16 +179,6 @@ fn malformed_layouts_and_disks_say_what_is_wrong() {
             "without its dataKey",
         ),
         (
-            Property::Devices,
-            r#"<VirtualDevice xsi:type="VirtualDisk"><key>1</key></VirtualDevice>"#,
-            "without a capacity",
-        ),
-        (
-            Property::Devices,
-            r#"<VirtualDevice xsi:type="VirtualDisk"><capacityInKB>18446744073709551615</capacityInKB></VirtualDevice>"#,
-            "without a capacity",
-        ),
-        (
             Property::Snapshot,
             "<rootSnapshotList><name>n</name></rootSnapshotList>",
             "without its snapshot",
@@ -212,6 +208,99 @@ fn malformed_layouts_and_disks_say_what_is_wrong() {
         })),
         "an odd size counts as 0 and the timestamp is not read"
     );
+    // A disk whose capacity or key does not read is kept with that field unknown: one odd
+    // value never costs the other disks (and a malformed value would make the mirror start
+    // over).
+    let disk = |key, capacity_bytes| Disk {
+        key,
+        disk_mode: DiskMode::Unknown,
+        capacity_bytes,
+        ..Default::default()
+    };
+    assert_eq!(
+        value(
+            Property::Devices,
+            r#"<VirtualDevice xsi:type="VirtualDisk"><key>1</key></VirtualDevice><VirtualDevice xsi:type="VirtualDisk"><key>x</key><capacityInKB>18446744073709551615</capacityInKB></VirtualDevice><VirtualDevice xsi:type="VirtualDisk"><key>3</key><capacityInBytes>-1</capacityInBytes><capacityInKB>2</capacityInKB></VirtualDevice>"#
+        ),
+        Ok(Value::Devices(Devices {
+            disks: vec![
+                disk(Some(1), None),
+                disk(None, None),
+                disk(Some(3), Some(2048))
+            ],
+            ..Default::default()
+        }))
+    );
+}
+
+#[test]
+fn runtime_states_and_questions_are_set_and_unset_by_updates() {
+    let update = |changes: &str| {
+        format!(
+            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><WaitForUpdatesExResponse xmlns="urn:vim25"><returnval><version>1</version><filterSet><filter type="PropertyFilter">f</filter><objectSet><kind>modify</kind><obj type="VirtualMachine">vm-1</obj>{changes}</objectSet></filterSet></returnval></WaitForUpdatesExResponse></soapenv:Body></soapenv:Envelope>"#
+        )
+    };
+    let apply = |inv: &mut Inventory, xml: &str| {
+        read_updates(xml.as_bytes(), &Limits::default(), |_, u| {
+            inv.apply_changes(&u.obj, u.changes)
+                .map_err(ParseError::Malformed)
+        })
+        .unwrap();
+    };
+    let mut inv = Inventory::default();
+    apply(
+        &mut inv,
+        &update(
+            r#"<changeSet><name>runtime.connectionState</name><op>assign</op><val xsi:type="VirtualMachineConnectionState">orphaned</val></changeSet><changeSet><name>runtime.faultToleranceState</name><op>assign</op><val xsi:type="VirtualMachineFaultToleranceState">needSecondary</val></changeSet><changeSet><name>runtime.question</name><op>assign</op><val xsi:type="VirtualMachineQuestionInfo"><id>_vmx3</id><text>msg.uuid.altered:This virtual machine might have been moved or copied.</text><choice><choiceInfo xsi:type="ElementDescription"><label>Cancel</label><summary>Cancel</summary><key>0</key></choiceInfo><defaultIndex>2</defaultIndex></choice></val></changeSet>"#,
+        ),
+    );
+    let vm = &inv.vms["vm-1"];
+    assert_eq!(vm.connection_state, "orphaned");
+    assert_eq!(vm.fault_tolerance_state.as_deref(), Some("needSecondary"));
+    let question = vm.question.as_ref().unwrap();
+    assert_eq!(question.id, "_vmx3");
+    assert_eq!(
+        question.text,
+        "msg.uuid.altered:This virtual machine might have been moved or copied."
+    );
+    // Answered: vCenter unsets the question (an assign without a value).
+    apply(
+        &mut inv,
+        &update(
+            r#"<changeSet><name>runtime.question</name><op>assign</op></changeSet><changeSet><name>runtime.connectionState</name><op>assign</op><val xsi:type="VirtualMachineConnectionState">connected</val></changeSet><changeSet><name>runtime.faultToleranceState</name><op>assign</op></changeSet>"#,
+        ),
+    );
+    let vm = &inv.vms["vm-1"];
+    assert_eq!(vm.question, None);
+    assert_eq!(vm.connection_state, "connected");
+    assert_eq!(vm.fault_tolerance_state, None);
+}
+
+#[test]
+fn controllers_share_their_bus_by_any_sharing_but_no_sharing_and_passthroughs_count() {
+    let (b, _) = build(&format!(
+        r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><objects><obj type="VirtualMachine">vm-1</obj><propSet><name>config.hardware.device</name><val xsi:type="ArrayOfVirtualDevice">{}</val></propSet></objects></returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>"#,
+        [
+            r#"<VirtualDevice xsi:type="VirtualLsiLogicController"><key>1000</key><busNumber>0</busNumber><sharedBus>virtualSharing</sharedBus></VirtualDevice>"#,
+            r#"<VirtualDevice xsi:type="VirtualLsiLogicSASController"><key>1001</key><sharedBus>physicalSharing</sharedBus></VirtualDevice>"#,
+            r#"<VirtualDevice xsi:type="ParaVirtualSCSIController"><key>1002</key><sharedBus>noSharing</sharedBus></VirtualDevice>"#,
+            r#"<VirtualDevice xsi:type="VirtualBusLogicController"><key>1003</key><sharedBus> physicalSharing </sharedBus></VirtualDevice>"#,
+            r#"<VirtualDevice xsi:type="VirtualNVMEController"><key>31000</key><sharedBus>physicalSharing</sharedBus></VirtualDevice>"#,
+            r#"<VirtualDevice xsi:type="VirtualAHCIController"><key>15000</key><busNumber>0</busNumber></VirtualDevice>"#,
+            r#"<VirtualDevice xsi:type="VirtualIDEController"><key>200</key><sharedBus></sharedBus></VirtualDevice>"#,
+            r#"<VirtualDevice xsi:type="VirtualPCIPassthrough"><key>13000</key><backing xsi:type="VirtualPCIPassthroughDeviceBackingInfo"><id>0000:3b:00.0</id></backing></VirtualDevice>"#,
+            r#"<VirtualDevice xsi:type="VirtualPCIPassthrough"><key>13001</key><backing xsi:type="VirtualPCIPassthroughVmiopBackingInfo"><vgpu>grid_a100-8c</vgpu></backing></VirtualDevice>"#,
+            r#"<VirtualDevice xsi:type="VirtualSriovEthernetCard"><key>4000</key><sharedBus>physicalSharing</sharedBus></VirtualDevice>"#,
+        ]
+        .concat()
+    ));
+    assert_eq!(b.malformed, 0);
+    let devices = &b.finish().vms["vm-1"].devices;
+    // virtualSharing, physicalSharing twice (spaces trimmed) and NVMe's physicalSharing; not
+    // noSharing, an empty value, a controller without the field, nor a NIC's odd field.
+    assert_eq!(devices.scsi_shared_bus, 4);
+    assert_eq!(devices.pci_passthrough, 2);
+    assert!(devices.disks.is_empty());
 }
 
 #[test]
@@ -390,10 +479,39 @@ fn one_table_makes_the_request_and_the_parse() {
         assert!(property.is_some(), "{path} is asked for but not read");
         assert_eq!(property.map(path_of), Some(path));
     }
+    // Devices for every VM (the disks collector on), or for the VMs with snapshots only: each
+    // path is asked for once either way.
+    assert_eq!(vm_paths(Scope::VmsWithSnapshots), ["layoutEx"]);
+    assert!(vm_paths(Scope::EveryVm).contains(&"config.hardware.device"));
+    let narrow = DeviceScope::VmsWithSnapshots;
     assert_eq!(
-        vm_paths(Scope::VmsWithSnapshots),
+        vm_paths_for(Scope::VmsWithSnapshots, narrow),
         ["layoutEx", "config.hardware.device"]
     );
+    assert_eq!(
+        snapshot_vm_specs_for(narrow)[0].paths,
+        ["layoutEx", "config.hardware.device"]
+    );
+    let asked_narrow: Vec<&str> = property_specs_for(true, narrow)
+        .iter()
+        .chain(snapshot_vm_specs_for(narrow).iter())
+        .chain(windows_vm_specs().iter())
+        .filter(|s| s.kind == "VirtualMachine")
+        .flat_map(|s| s.paths.clone())
+        .collect();
+    assert_eq!(asked_narrow.len(), VM_PROPERTIES.len());
+    assert!(
+        !property_specs_for(false, narrow)[0]
+            .paths
+            .contains(&"config.hardware.device")
+    );
+    for path in [
+        "runtime.connectionState",
+        "runtime.faultToleranceState",
+        "runtime.question",
+    ] {
+        assert!(every_vm(false).contains(&path), "{path}");
+    }
     for p in OTHER_PROPERTIES {
         assert_eq!(property_of(p.kind, p.path), Some(p.property));
         assert_eq!(path_of(p.property), p.path);
@@ -510,11 +628,7 @@ fn update_set(vm: &Vm) -> String {
     for tree in &vm.snapshot.as_ref().unwrap().root_snapshot_list {
         tree_xml(tree, "rootSnapshotList", &mut snapshot);
     }
-    let disks: String = vm
-        .disk_capacities_bytes
-        .iter()
-        .map(|c| format!(r#"<VirtualDevice XMLSchema-instance:type="VirtualDisk"><key>2000</key><deviceInfo XMLSchema-instance:type="Description"><label>Hard disk</label></deviceInfo><capacityInKB>{}</capacityInKB><capacityInBytes>{c}</capacityInBytes></VirtualDevice><VirtualDevice XMLSchema-instance:type="VirtualCdrom"><key>3000</key><capacityInBytes>1</capacityInBytes></VirtualDevice>"#, c / 1024))
-        .collect();
+    let devices = devices_xml(&vm.devices, "XMLSchema-instance");
     // The simulator's way: the XMLSchema-instance prefix bound on each value.
     let val = |t: &str, body: &str| {
         format!(
@@ -531,8 +645,128 @@ fn update_set(vm: &Vm) -> String {
             "VirtualMachineFileLayoutEx",
             &layout_xml(vm.layout_ex.as_ref().unwrap())
         ),
-        val("ArrayOfVirtualDevice", &disks),
+        val("ArrayOfVirtualDevice", &devices),
     )
+}
+
+/// A device list as vCenter sends it, with devices the exporter skips between those it reads;
+/// `xsi` is the prefix of the XMLSchema-instance namespace.
+fn devices_xml(devices: &Devices, xsi: &str) -> String {
+    let esc = |s: &str| quick_xml::escape::escape(s).into_owned();
+    let mut out = String::new();
+    for _ in 0..devices.scsi_shared_bus {
+        out.push_str(&format!(r#"<VirtualDevice {xsi}:type="ParaVirtualSCSIController"><key>1000</key><deviceInfo {xsi}:type="Description"><label>SCSI controller 0</label></deviceInfo><busNumber>0</busNumber><device>2000</device><hotAddRemove>true</hotAddRemove><sharedBus>physicalSharing</sharedBus><scsiCtlrUnitNumber>7</scsiCtlrUnitNumber></VirtualDevice>"#));
+    }
+    out.push_str(&format!(r#"<VirtualDevice {xsi}:type="VirtualLsiLogicController"><key>1001</key><sharedBus>noSharing</sharedBus></VirtualDevice>"#));
+    for disk in &devices.disks {
+        let backing_type = match &disk.backing {
+            DiskBacking::Flat => "VirtualDiskFlatVer2BackingInfo",
+            DiskBacking::Sparse => "VirtualDiskSparseVer2BackingInfo",
+            DiskBacking::SeSparse => "VirtualDiskSeSparseBackingInfo",
+            DiskBacking::RawDiskMapping => "VirtualDiskRawDiskMappingVer1BackingInfo",
+            DiskBacking::Other(t) => t,
+        };
+        let mut backing = format!(
+            r#"<fileName>{}</fileName><datastore type="Datastore">datastore-1</datastore><diskMode>{}</diskMode>"#,
+            esc(&disk.file_name),
+            disk.disk_mode.as_str()
+        );
+        match disk.compatibility_mode {
+            Some(RdmMode::Physical) => {
+                backing.push_str("<compatibilityMode>physicalMode</compatibilityMode>")
+            }
+            Some(RdmMode::Virtual) => {
+                backing.push_str("<compatibilityMode>virtualMode</compatibilityMode>")
+            }
+            None => {}
+        }
+        backing.push_str(r#"<uuid>6000C29d-daa2</uuid>"#);
+        backing.push_str(if disk.change_id {
+            "<changeId>52 de 7a 3b/12</changeId>"
+        } else {
+            "<changeId></changeId>"
+        });
+        if let Some(parent) = &disk.parent {
+            backing.push_str(&format!(
+                r#"<parent {xsi}:type="{backing_type}"><fileName>{}</fileName><diskMode>persistent</diskMode><parent {xsi}:type="{backing_type}"><fileName>[ds] base/base.vmdk</fileName></parent></parent>"#,
+                esc(parent)
+            ));
+        }
+        backing.push_str(if disk.multi_writer {
+            "<sharing>sharingMultiWriter</sharing>"
+        } else {
+            "<sharing>sharingNone</sharing>"
+        });
+        let key = disk
+            .key
+            .map(|k| format!("<key>{k}</key>"))
+            .unwrap_or_default();
+        let capacity = disk
+            .capacity_bytes
+            .map(|c| {
+                format!(
+                    "<capacityInKB>{}</capacityInKB><capacityInBytes>{c}</capacityInBytes>",
+                    c / 1024
+                )
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            r#"<VirtualDevice {xsi}:type="VirtualDisk">{key}<deviceInfo {xsi}:type="Description"><label>Hard disk</label><summary>1 KB</summary></deviceInfo><backing {xsi}:type="{backing_type}">{backing}</backing><controllerKey>1000</controllerKey><unitNumber>0</unitNumber>{capacity}<shares><shares>1000</shares><level>normal</level></shares><storageIOAllocation><limit>-1</limit></storageIOAllocation></VirtualDevice><VirtualDevice {xsi}:type="VirtualCdrom"><key>3000</key><capacityInBytes>1</capacityInBytes><backing {xsi}:type="VirtualCdromAtapiBackingInfo"><fileName>[ds] iso/x.iso</fileName></backing></VirtualDevice>"#
+        ));
+    }
+    for _ in 0..devices.pci_passthrough {
+        out.push_str(&format!(r#"<VirtualDevice {xsi}:type="VirtualPCIPassthrough"><key>13000</key><backing {xsi}:type="VirtualPCIPassthroughVmiopBackingInfo"><vgpu>grid_t4-4q</vgpu></backing></VirtualDevice>"#));
+    }
+    out
+}
+
+fn disk() -> impl Strategy<Value = Disk> {
+    let backing = prop_oneof![
+        Just(DiskBacking::Flat),
+        Just(DiskBacking::Sparse),
+        Just(DiskBacking::SeSparse),
+        Just(DiskBacking::RawDiskMapping),
+        Just(DiskBacking::Other("VirtualDiskLocalPMemBackingInfo".into())),
+    ];
+    let mode = prop_oneof![
+        Just(DiskMode::Persistent),
+        Just(DiskMode::Nonpersistent),
+        Just(DiskMode::Undoable),
+        Just(DiskMode::IndependentPersistent),
+        Just(DiskMode::IndependentNonpersistent),
+        Just(DiskMode::Append),
+    ];
+    let rdm = prop_oneof![
+        Just(None),
+        Just(Some(RdmMode::Physical)),
+        Just(Some(RdmMode::Virtual))
+    ];
+    (
+        (any::<Option<i32>>(), backing, mode, rdm, text()),
+        (
+            prop::option::of(1u64..u64::MAX / 2),
+            any::<bool>(),
+            any::<bool>(),
+            prop::option::of(text()),
+        ),
+    )
+        .prop_map(
+            |(
+                (key, backing, disk_mode, compatibility_mode, file_name),
+                (capacity, multi_writer, change_id, parent),
+            )| Disk {
+                key,
+                backing,
+                disk_mode,
+                compatibility_mode,
+                file_name,
+                // Whole kilobytes, as vCenter reports capacities.
+                capacity_bytes: capacity.map(|c| c / 1024 * 1024 + 1024),
+                multi_writer,
+                change_id,
+                parent,
+            },
+        )
 }
 
 fn text() -> impl Strategy<Value = String> {
@@ -601,24 +835,29 @@ fn vm() -> impl Strategy<Value = Vm> {
         files,
         disk_layouts(),
         snapshots,
-        prop::collection::vec(1u64..u64::MAX / 2, 0..4),
+        (prop::collection::vec(disk(), 0..4), 0u32..3, 0u32..3),
     )
-        .prop_map(|(name, roots, file, disk, snapshot, disks)| Vm {
-            id: "vm-1".into(),
-            name,
-            snapshot: Some(SnapshotInfo {
-                current_snapshot: None,
-                root_snapshot_list: roots,
-            }),
-            layout_ex: Some(LayoutEx {
-                file,
-                disk,
-                snapshot,
-            }),
-            // Whole kilobytes, as vCenter reports capacities.
-            disk_capacities_bytes: disks.iter().map(|c| c / 1024 * 1024 + 1024).collect(),
-            ..Default::default()
-        })
+        .prop_map(
+            |(name, roots, file, disk, snapshot, (disks, shared, pci))| Vm {
+                id: "vm-1".into(),
+                name,
+                snapshot: Some(SnapshotInfo {
+                    current_snapshot: None,
+                    root_snapshot_list: roots,
+                }),
+                layout_ex: Some(LayoutEx {
+                    file,
+                    disk,
+                    snapshot,
+                }),
+                devices: Devices {
+                    disks,
+                    scsi_shared_bus: shared,
+                    pci_passthrough: pci,
+                },
+                ..Default::default()
+            },
+        )
 }
 
 proptest! {

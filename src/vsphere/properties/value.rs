@@ -1,7 +1,7 @@
 //! A property's value: the [`Value`] each property decodes to, and [`read_value`], which reads
 //! it straight from the XML events of a `val` element: plain text, booleans, numbers and
 //! references here, the structured values by their own decoders (a VM's snapshots, files and
-//! disks in [`super::snapshots`], the backup checks' in [`super::backup`]).
+//! disks in [`super::snapshots`] and [`super::devices`], the backup checks' in [`super::backup`]).
 //!
 //! It owns the decoding, not which paths are read (the tables in [`super`]) nor where values go
 //! in the model (see [`super::apply`]).
@@ -13,10 +13,13 @@ use super::backup::{
     read_custom_fields, read_custom_values, read_datastore_extents, read_enable_uuid,
     read_extra_config_enable_uuid,
 };
-use super::snapshots::{read_disk_capacities, read_layout_ex, read_snapshot_info};
+use super::devices::read_devices;
+use super::snapshots::{read_layout_ex, read_snapshot_info};
 use super::{Property, entity_name, parse_bool, parse_num, path_of};
 use crate::vsphere::error::ParseError;
-use crate::vsphere::model::{CustomField, LayoutEx, MoId, MoRef, SnapshotInfo};
+use crate::vsphere::model::{
+    CustomField, Devices, LayoutEx, MoId, MoRef, SnapshotInfo, VmQuestion,
+};
 use crate::vsphere::xml::Cursor;
 
 /// A property value, decoded.
@@ -27,8 +30,10 @@ pub enum Value {
     MoRef(MoRef),
     Snapshot(SnapshotInfo),
     LayoutEx(LayoutEx),
-    /// The capacities of the virtual disks of `config.hardware.device`, in bytes.
-    DiskCapacities(Vec<u64>),
+    /// `config.hardware.device`: the disks, shared SCSI buses and passthrough devices.
+    Devices(Devices),
+    /// `runtime.question`.
+    Question(VmQuestion),
     /// An `xsd:long` as sent (signed).
     Long(i64),
     /// `customValue`: (field key, value), in vCenter's order.
@@ -67,6 +72,7 @@ pub fn read_value<R: BufRead>(
         | Property::ProductBuild
         | Property::Url
         | Property::GuestFamily
+        | Property::FaultToleranceState
         | Property::FsType => Ok(Value::Text(cur.text()?.trim().to_string())),
         // The notes as written, line breaks and spaces included.
         Property::Annotation => Ok(Value::Text(cur.text()?.to_string())),
@@ -81,7 +87,8 @@ pub fn read_value<R: BufRead>(
         }
         Property::Snapshot => read_snapshot_info(cur)?.map(Value::Snapshot),
         Property::LayoutEx => read_layout_ex(cur)?.map(Value::LayoutEx),
-        Property::Devices => read_disk_capacities(cur)?.map(Value::DiskCapacities),
+        Property::Devices => read_devices(cur)?.map(Value::Devices),
+        Property::Question => Ok(Value::Question(read_question(cur)?)),
         Property::Datastores => Ok(Value::Ids(read_ids(cur)?)),
         Property::CustomValue => read_custom_values(cur)?.map(Value::CustomValues),
         Property::EnableUuid => Ok(Value::EnableUuid(read_enable_uuid(cur)?)),
@@ -89,6 +96,20 @@ pub fn read_value<R: BufRead>(
         Property::DatastoreInfo => Ok(Value::ExtentDisks(read_datastore_extents(cur)?)),
         Property::CustomFields => read_custom_fields(cur)?.map(Value::CustomFields),
     })
+}
+
+/// `VirtualMachineQuestionInfo`: its id and text (the choices and messages are skipped).
+fn read_question<R: BufRead>(cur: &mut Cursor<R>) -> Result<VmQuestion, ParseError> {
+    cur.enter();
+    let mut question = VmQuestion::default();
+    while cur.next_child()? {
+        match cur.name() {
+            b"id" => question.id = cur.text()?.trim().to_string(),
+            b"text" => question.text = cur.text()?.to_string(),
+            _ => {}
+        }
+    }
+    Ok(question)
 }
 
 /// An array of ManagedObjectReferences: the ids of those that carry their type.
