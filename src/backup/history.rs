@@ -117,6 +117,9 @@ pub struct TaskInfo {
     pub task: String,
     pub description_id: String,
     pub state: TaskState,
+    /// `startTime`, else `queueTime`: when the task began (a task that failed while queued
+    /// never started).
+    pub start_seconds: Option<f64>,
     pub complete_seconds: Option<f64>,
     /// `result` when it is a VirtualMachineSnapshot: the snapshot a create task made.
     pub result_snapshot: Option<String>,
@@ -156,6 +159,62 @@ pub enum EventKind {
 pub struct LastTask {
     pub seconds: f64,
     pub user: String,
+}
+
+/// The upper bounds of [`Durations`]' buckets, in seconds: 1 s to 4 h. A quick removal of a
+/// small delta takes seconds; a removal that merges a day of writes into a busy datastore takes
+/// hours.
+pub const DURATION_BUCKETS: [f64; 12] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0,
+];
+
+/// How long the snapshot tasks of one operation and outcome took: a histogram over
+/// [`DURATION_BUCKETS`] (each bucket counts the tasks at or below its bound, not cumulative),
+/// with their sum and count. It only grows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Durations {
+    pub buckets: [u64; DURATION_BUCKETS.len()],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl Durations {
+    fn observe(&mut self, seconds: f64) {
+        if let Some(i) = DURATION_BUCKETS.iter().position(|b| seconds <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.sum_seconds += seconds;
+        self.count += 1;
+    }
+
+    /// The count at or below each bound, as Prometheus' `le` buckets have it (`+Inf` is
+    /// [`Self::count`]).
+    pub fn cumulative(&self) -> [u64; DURATION_BUCKETS.len()] {
+        let mut out = self.buckets;
+        for i in 1..out.len() {
+            out[i] += out[i - 1];
+        }
+        out
+    }
+}
+
+/// A VM's last snapshot task of one operation, whatever its outcome, with how long it ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastDuration {
+    pub outcome: Outcome,
+    /// When it ended.
+    pub complete_seconds: f64,
+    /// From `startTime` (else `queueTime`) to `completeTime`.
+    pub seconds: f64,
+}
+
+/// Whether two user names as vCenter writes them are the same account: the whole name, domain
+/// included, without regard to case (vCenter keeps the spelling the login used,
+/// `VSPHERE.LOCAL\svc` or `vsphere.local\SVC`, and directory names are not case-sensitive).
+pub fn same_user(a: &str, b: &str) -> bool {
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
 }
 
 /// A successful snapshot creation, kept to tell who made a snapshot.
@@ -214,6 +273,17 @@ pub struct Ledger {
     consolidations: Vec<Consolidation>,
     pub disk_changed_with_snapshots: BTreeMap<String, u64>,
     pub reconfigured_with_snapshots: BTreeMap<String, u64>,
+    /// How long snapshot tasks took, by operation and outcome: each task counted once, when it
+    /// ends, from its own start and completion times (events carry none, so only tasks count).
+    pub durations: BTreeMap<(Operation, Outcome), Durations>,
+    /// Each VM's last task of an operation with its duration (the newest completion wins).
+    pub last_duration: BTreeMap<(String, Operation), LastDuration>,
+    /// The tasks whose duration was counted, with their completion time: a task reported twice
+    /// (by two events, or by an event and the task history) is counted once.
+    timed: HashMap<String, f64>,
+    /// Each VM's newest successful snapshot removal by each user (as vCenter wrote the name):
+    /// the end of a backup cycle when the user is a backup product's account.
+    pub removals_by_user: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
 impl Ledger {
@@ -304,6 +374,16 @@ impl Ledger {
     ) {
         let seconds = info.complete_seconds.unwrap_or(created_seconds);
         self.record(vm, operation, outcome, seconds, user, true);
+        self.time_task(vm, operation, outcome, info);
+        if operation == Operation::Remove && outcome == Outcome::Success && !user.is_empty() {
+            let newest = self
+                .removals_by_user
+                .entry(vm.to_owned())
+                .or_default()
+                .entry(user.to_owned())
+                .or_insert(seconds);
+            *newest = newest.max(seconds);
+        }
         if operation == Operation::Create && outcome == Outcome::Success {
             self.add_creation(Creation {
                 vm: vm.to_owned(),
@@ -313,6 +393,44 @@ impl Ledger {
                 user: user.to_owned(),
             });
         }
+    }
+
+    /// Counts an ended task's duration once, when it has a start and a completion time (a
+    /// clock step that puts the end before the start counts as 0 s).
+    fn time_task(&mut self, vm: &str, operation: Operation, outcome: Outcome, info: &TaskInfo) {
+        let (Some(start), Some(end)) = (info.start_seconds, info.complete_seconds) else {
+            return;
+        };
+        if self.timed.insert(info.task.clone(), end).is_some() {
+            return;
+        }
+        let seconds = (end - start).max(0.0);
+        self.durations
+            .entry((operation, outcome))
+            .or_default()
+            .observe(seconds);
+        let last = LastDuration {
+            outcome,
+            complete_seconds: end,
+            seconds,
+        };
+        let slot = self
+            .last_duration
+            .entry((vm.to_owned(), operation))
+            .or_insert_with(|| last.clone());
+        if end >= slot.complete_seconds {
+            *slot = last;
+        }
+    }
+
+    /// The newest successful snapshot removal on `vm` by any of `users` (see [`same_user`]).
+    pub fn last_removal_by(&self, vm: &str, users: &[String]) -> Option<f64> {
+        self.removals_by_user
+            .get(vm)?
+            .iter()
+            .filter(|(user, _)| users.iter().any(|u| same_user(u, user)))
+            .map(|(_, at)| *at)
+            .max_by(f64::total_cmp)
     }
 
     /// Keeps a creation, indexed by its snapshot and its VM.
@@ -497,6 +615,9 @@ impl Ledger {
             }
         }
         self.last.retain(|(vm, _, _), _| vm_exists(vm));
+        self.last_duration.retain(|(vm, _), _| vm_exists(vm));
+        self.removals_by_user.retain(|vm, _| vm_exists(vm));
+        self.timed.retain(|_, end| *end >= horizon);
         self.disk_changed_with_snapshots
             .retain(|vm, _| vm_exists(vm));
         self.reconfigured_with_snapshots
@@ -507,10 +628,12 @@ impl Ledger {
     }
 
     /// The sizes of what the collectors read, to tell whether a prune changed it.
-    fn published_sizes(&self) -> [usize; 4] {
+    fn published_sizes(&self) -> [usize; 6] {
         [
             self.creations.len(),
             self.last.len(),
+            self.last_duration.len(),
+            self.removals_by_user.len(),
             self.disk_changed_with_snapshots.len(),
             self.reconfigured_with_snapshots.len(),
         ]
@@ -531,6 +654,7 @@ mod tests {
                 task: format!("task-{key}"),
                 description_id: id.into(),
                 state,
+                start_seconds: matches!(state, TaskState::Success | TaskState::Error).then_some(at),
                 complete_seconds: matches!(state, TaskState::Success | TaskState::Error)
                     .then_some(at + 10.0),
                 result_snapshot: None,
@@ -608,6 +732,7 @@ mod tests {
             task: "task-1".into(),
             description_id: "VirtualMachine.consolidateDisks".into(),
             state: TaskState::Running,
+            start_seconds: Some(120.0),
             complete_seconds: None,
             result_snapshot: None,
             user: None,
@@ -827,6 +952,7 @@ mod tests {
             task: "task-1".into(),
             description_id: id.into(),
             state: TaskState::Success,
+            start_seconds: Some(101.0),
             complete_seconds: Some(110.0),
             result_snapshot: None,
             user: None,
@@ -903,5 +1029,173 @@ mod tests {
         assert_eq!(l.version(), v1, "a prune that drops nothing published");
         l.prune(1000.0, |_| false, |_| false);
         assert!(l.version() > v1);
+    }
+
+    fn timed(
+        key: i64,
+        task: &str,
+        vm: &str,
+        id: &str,
+        state: TaskState,
+        start: f64,
+        end: f64,
+    ) -> Event {
+        Event {
+            key,
+            created_seconds: start,
+            user: "VSPHERE.LOCAL\\svc-veeam".into(),
+            vm: Some(vm.into()),
+            kind: EventKind::Task(TaskInfo {
+                task: task.into(),
+                description_id: id.into(),
+                state,
+                start_seconds: Some(start),
+                complete_seconds: Some(end),
+                result_snapshot: None,
+                user: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn each_task_duration_is_counted_once_into_its_bucket_and_the_newest_is_the_last() {
+        let mut l = Ledger::default();
+        let remove = "vm.Snapshot.remove";
+        // 40 min, then 2 s: the last removal is the quick one.
+        l.apply(
+            &timed(1, "task-1", "vm-1", remove, TaskState::Success, 0.0, 2400.0),
+            no_snapshots,
+        );
+        l.apply(
+            &timed(
+                2,
+                "task-2",
+                "vm-1",
+                remove,
+                TaskState::Error,
+                3000.0,
+                3002.0,
+            ),
+            no_snapshots,
+        );
+        // The same task in a second event (another key): not counted again.
+        l.apply(
+            &timed(3, "task-1", "vm-1", remove, TaskState::Success, 0.0, 2400.0),
+            no_snapshots,
+        );
+        // 4 h 10 min: above the last bound, in +Inf only.
+        l.apply(
+            &timed(
+                4,
+                "task-4",
+                "vm-2",
+                remove,
+                TaskState::Success,
+                0.0,
+                15_000.0,
+            ),
+            no_snapshots,
+        );
+        let ok = &l.durations[&(Operation::Remove, Outcome::Success)];
+        assert_eq!(ok.count, 2);
+        assert_eq!(ok.sum_seconds, 17_400.0);
+        let cumulative = ok.cumulative();
+        let at =
+            |bound: f64| cumulative[DURATION_BUCKETS.iter().position(|b| *b == bound).unwrap()];
+        assert_eq!((at(1800.0), at(3600.0), at(14_400.0)), (0, 1, 1));
+        let failed = &l.durations[&(Operation::Remove, Outcome::Error)];
+        assert_eq!(
+            (failed.count, failed.cumulative()[0], failed.cumulative()[1]),
+            (1, 0, 1)
+        );
+        let last = &l.last_duration[&("vm-1".to_string(), Operation::Remove)];
+        assert_eq!(
+            (last.outcome, last.seconds, last.complete_seconds),
+            (Outcome::Error, 2.0, 3002.0)
+        );
+    }
+
+    #[test]
+    fn a_followed_task_is_timed_when_it_ends_and_not_again_after_a_reconnect() {
+        let mut l = Ledger::default();
+        let id = "VirtualMachine.createSnapshot";
+        let mut queued = timed(1, "task-7", "vm-1", id, TaskState::Queued, 100.0, 0.0);
+        if let EventKind::Task(info) = &mut queued.kind {
+            info.start_seconds = None;
+            info.complete_seconds = None;
+        }
+        l.apply(&queued, no_snapshots);
+        assert!(l.durations.is_empty(), "not ended yet");
+        let mut info = match &timed(1, "task-7", "vm-1", id, TaskState::Success, 104.0, 190.0).kind
+        {
+            EventKind::Task(info) => info.clone(),
+            _ => unreachable!(),
+        };
+        l.update_task(&info);
+        // The task history read again after a reconnect, and the event read back again.
+        l.update_task(&info);
+        l.apply(&queued, no_snapshots);
+        info.task = "task-7".into();
+        assert_eq!(l.durations[&(Operation::Create, Outcome::Success)].count, 1);
+        assert_eq!(
+            l.durations[&(Operation::Create, Outcome::Success)].sum_seconds,
+            86.0
+        );
+        // A prune forgets the key; reading the window back counts nothing twice.
+        l.prune(1000.0, |_| true, |_| false);
+        let mut again = queued.clone();
+        if let EventKind::Task(i) = &mut again.kind {
+            *i = info.clone();
+        }
+        assert!(!l.apply(&again, no_snapshots));
+        assert_eq!(l.durations[&(Operation::Create, Outcome::Success)].count, 1);
+    }
+
+    #[test]
+    fn the_last_removal_by_a_backup_account_matches_its_name_without_case() {
+        let mut l = Ledger::default();
+        let remove = "vm.Snapshot.remove";
+        let mut by = |key, user: &str, state, end| {
+            let mut e = timed(
+                key,
+                &format!("task-{key}"),
+                "vm-1",
+                remove,
+                state,
+                end - 10.0,
+                end,
+            );
+            e.user = user.into();
+            l.apply(&e, no_snapshots);
+        };
+        by(1, "VSPHERE.LOCAL\\svc-veeam", TaskState::Success, 1000.0);
+        by(2, "vsphere.local\\SVC-VEEAM", TaskState::Success, 2000.0);
+        by(3, "VSPHERE.LOCAL\\svc-veeam", TaskState::Error, 3000.0);
+        by(
+            4,
+            "VSPHERE.LOCAL\\Administrator",
+            TaskState::Success,
+            4000.0,
+        );
+        let users = [
+            "VSPHERE.LOCAL\\svc-veeam".to_string(),
+            "svc-nbu@vsphere.local".to_string(),
+        ];
+        assert_eq!(
+            l.last_removal_by("vm-1", &users),
+            Some(2000.0),
+            "the failed one and the admin's do not count"
+        );
+        assert_eq!(l.last_removal_by("vm-2", &users), None);
+        assert_eq!(
+            l.last_removal_by("vm-1", &["svc-veeam".to_string()]),
+            None,
+            "the whole name, domain included"
+        );
+        assert!(
+            same_user("CORP\\Müller", "corp\\MÜLLER"),
+            "beyond ASCII too"
+        );
+        assert!(!same_user("CORP\\svc", "CORP\\svc2"));
     }
 }

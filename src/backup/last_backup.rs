@@ -1,8 +1,12 @@
 //! The last successful backup of a VM as the backup products record it: a custom attribute
-//! (`NB_LAST_BACKUP`, `Last Backup`, `Rubrik_Latest_Backup`) or a line of the VM's notes
-//! (`Veeam Backup: Job name: [...], Time: [...]`). Each configured source says where to look,
-//! which values are its own, where the time is and in which formats; times are parsed with
-//! jiff. A value a source claims and cannot parse is a parse error, never a silent gap.
+//! (`NB_LAST_BACKUP`, `Last Backup`, `Rubrik_Latest_Backup`, `Last EMC vProxy Backup`, `Last
+//! Cohesity Backup Attempt Time`) or a line of the VM's notes (Veeam's `Last backup: [...]`
+//! and its older `Veeam Backup: Job name: [...], Time: [...]`, IBM Spectrum Protect's `Last Run
+//! Time='...'`). Each configured source says where to look, which values are its own, where
+//! the time is and in which formats; times are parsed with jiff. A value a source claims and
+//! cannot parse is a parse error, never a silent gap. A source may also require another value
+//! of the VM (Cohesity's status attribute, Spectrum Protect's status line) to say the backup
+//! succeeded; without it the source claims nothing.
 //!
 //! Values are offered to the sources in configuration order: an attribute's value goes to the
 //! first source of that attribute whose `match` matches it (no `match`: any value), each notes
@@ -96,6 +100,27 @@ pub struct Source {
     pub regex: Option<Regex>,
     /// Tried in order; the first that reads the time wins.
     pub formats: Vec<TimeFormat>,
+    /// Another value of the VM that must say the backup succeeded, else the source claims
+    /// nothing (the built-in Cohesity and Spectrum Protect sources; not a configuration key).
+    pub requires: Option<Requirement>,
+}
+
+/// A value that must be present: the attribute's value, or for the notes some line, matches.
+#[derive(Debug, Clone)]
+pub struct Requirement {
+    pub origin: Origin,
+    pub regex: Regex,
+}
+
+impl Requirement {
+    fn met(&self, attributes: &[(&str, &str)], annotation: &str) -> bool {
+        match &self.origin {
+            Origin::Attribute(name) => attributes
+                .iter()
+                .any(|(field, value)| field == name && self.regex.is_match(value)),
+            Origin::Annotation => annotation.lines().any(|l| self.regex.is_match(l)),
+        }
+    }
 }
 
 impl Source {
@@ -157,12 +182,19 @@ pub fn read<'a>(
             None => reading.parse_error = true,
         }
     };
+    let met = |s: &Source| {
+        s.requires
+            .as_ref()
+            .is_none_or(|r| r.met(attributes, annotation))
+    };
     for (field, value) in attributes {
         if value.trim().is_empty() {
             continue;
         }
         let first = sources.iter().find(|s| {
-            matches!(&s.origin, Origin::Attribute(name) if name == field) && s.claims(value)
+            matches!(&s.origin, Origin::Attribute(name) if name == field)
+                && s.claims(value)
+                && met(s)
         });
         if let Some(source) = first {
             claim(source, value);
@@ -171,7 +203,7 @@ pub fn read<'a>(
     for line in annotation.lines().filter(|l| !l.trim().is_empty()) {
         let first = sources
             .iter()
-            .find(|s| matches!(s.origin, Origin::Annotation) && s.claims(line));
+            .find(|s| matches!(s.origin, Origin::Annotation) && s.claims(line) && met(s));
         if let Some(source) = first {
             claim(source, line);
         }
@@ -198,6 +230,8 @@ pub struct DefaultSource {
     pub matcher: Option<&'static str>,
     pub regex: Option<&'static str>,
     pub formats: &'static [&'static str],
+    /// (attribute, regex), or (`None`: a notes line, regex): see [`Source::requires`].
+    pub requires: Option<(Option<&'static str>, &'static str)>,
 }
 
 /// The built-in sources compiled, as a configuration without `last_backup_sources` gets them.
@@ -219,12 +253,46 @@ pub fn default_sources() -> Result<Vec<Source>, String> {
                     .iter()
                     .map(|f| TimeFormat::parse(f))
                     .collect::<Result<_, _>>()?,
+                requires: d
+                    .requires
+                    .map(|(attribute, pattern)| {
+                        Ok::<_, String>(Requirement {
+                            origin: attribute
+                                .map_or(Origin::Annotation, |a| Origin::Attribute(a.to_owned())),
+                            regex: compile(pattern)?,
+                        })
+                    })
+                    .transpose()?,
             })
         })
         .collect()
 }
 
-/// The built-in sources, used when the configuration has no `last_backup_sources`.
+/// The built-in sources, used when the configuration has no `last_backup_sources`. Where each
+/// product's value and format come from:
+/// - NetBackup `NB_LAST_BACKUP`: `Mon Nov 11 07:36:41 2019 +0100,<server>,<policy>` (Icinga
+///   vspheredb issue 6).
+/// - Veeam 11 and 12, notes (or the attribute Veeam is told to write):
+///   `Last backup: [30.10.2021 21:56:04]; Veeam server: [vbr01]; Job: [Daily]; Repository:
+///   [repo01]`; Veeam 9.5 and 10: `Veeam Backup: Job name: [...], Time: [...], Backup host:
+///   [...], Backup folder: [...]` (both in Icinga vspheredb issue 279). The time is in the
+///   backup server's locale: see [`VEEAM_FORMATS`].
+/// - Rubrik `Rubrik_Latest_Backup`: RFC 3339.
+/// - Dell NetWorker / PowerProtect vProxy `Last EMC vProxy Backup`: `Backup Server=backup01,
+///   Policy=RZ, Workflow=vm_day_backup, Action=backup, JobId=71687619,
+///   StartTime=2024-06-10T19:59:13Z, EndTime=2024-06-10T19:59:38Z` (Icinga vspheredb pull
+///   request 608): the backup's end.
+/// - Cohesity `Last Cohesity Backup Attempt Time`: `2026/01/30-15:10:26-GMT+0100`, with `Last
+///   Cohesity Backup Status` `Success` (Icinga vspheredb pull request 608). It is the last
+///   attempt: it counts only while the status says it succeeded.
+/// - IBM Spectrum Protect for Virtual Environments, a block in the notes (atc0005/check-vmware
+///   issue 512): `<Last Backup (IBM Spectrum Protect)>`, `Last Run Time='11/09/2021 00:10:18'`,
+///   `Status='Successful'`, … `</Last Backup>`, one per line; it counts only with the status line.
+/// - `generic` `Last Backup`: what scripts and other products write there.
+///
+/// Commvault, Nakivo and Arcserve document no vCenter attribute or notes line of their own;
+/// their accounts' snapshot removals give the last backup from events
+/// (`last_backup_event_users`).
 pub const DEFAULT_SOURCES: &[DefaultSource] = &[
     DefaultSource {
         name: "netbackup",
@@ -232,6 +300,7 @@ pub const DEFAULT_SOURCES: &[DefaultSource] = &[
         matcher: None,
         regex: Some(r"^\s*(?P<time>[^,]+)"),
         formats: &["%a %b %d %H:%M:%S %Y %z", "%a %b %d %H:%M:%S %Y", "rfc3339"],
+        requires: None,
     },
     DefaultSource {
         name: "veeam",
@@ -239,6 +308,15 @@ pub const DEFAULT_SOURCES: &[DefaultSource] = &[
         matcher: Some(r"^\s*Veeam Backup:"),
         regex: Some(r"Time: \[(?P<time>[^\]]*)\]"),
         formats: VEEAM_FORMATS,
+        requires: None,
+    },
+    DefaultSource {
+        name: "veeam",
+        attribute: None,
+        matcher: Some(VEEAM_CURRENT),
+        regex: Some(VEEAM_CURRENT_TIME),
+        formats: VEEAM_FORMATS,
+        requires: None,
     },
     DefaultSource {
         name: "veeam",
@@ -246,6 +324,15 @@ pub const DEFAULT_SOURCES: &[DefaultSource] = &[
         matcher: Some(r"^\s*Veeam Backup:"),
         regex: Some(r"Time: \[(?P<time>[^\]]*)\]"),
         formats: VEEAM_FORMATS,
+        requires: None,
+    },
+    DefaultSource {
+        name: "veeam",
+        attribute: Some("Last Backup"),
+        matcher: Some(VEEAM_CURRENT),
+        regex: Some(VEEAM_CURRENT_TIME),
+        formats: VEEAM_FORMATS,
+        requires: None,
     },
     DefaultSource {
         name: "rubrik",
@@ -253,6 +340,38 @@ pub const DEFAULT_SOURCES: &[DefaultSource] = &[
         matcher: None,
         regex: None,
         formats: &["rfc3339", "%Y-%m-%d %H:%M:%S"],
+        requires: None,
+    },
+    DefaultSource {
+        name: "vproxy",
+        attribute: Some("Last EMC vProxy Backup"),
+        matcher: None,
+        regex: Some(r"EndTime=(?P<time>[^,\s]*)"),
+        formats: &["rfc3339"],
+        requires: None,
+    },
+    DefaultSource {
+        name: "cohesity",
+        attribute: Some("Last Cohesity Backup Attempt Time"),
+        matcher: None,
+        regex: None,
+        formats: &[
+            "%Y/%m/%d-%H:%M:%S-GMT%z",
+            "%Y/%m/%d-%H:%M:%S-GMT%:z",
+            "rfc3339",
+        ],
+        requires: Some((
+            Some("Last Cohesity Backup Status"),
+            r"(?i)^\s*k?success\s*$",
+        )),
+    },
+    DefaultSource {
+        name: "spectrum_protect",
+        attribute: None,
+        matcher: Some(r"^\s*Last Run Time='"),
+        regex: Some(r"Last Run Time='(?P<time>[^']*)'"),
+        formats: &["%m/%d/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S"],
+        requires: Some((None, r"^\s*Status='Successful'")),
     },
     DefaultSource {
         name: "generic",
@@ -267,15 +386,30 @@ pub const DEFAULT_SOURCES: &[DefaultSource] = &[
             "%m/%d/%Y %I:%M:%S %p",
             "unix",
         ],
+        requires: None,
     },
 ];
 
-/// Veeam writes the time in the backup server's locale; US and ISO-like European forms.
-const VEEAM_FORMATS: &[&str] = &[
+/// Veeam 11 and 12's line, and where its time is.
+const VEEAM_CURRENT: &str = r"^\s*Last backup: \[";
+const VEEAM_CURRENT_TIME: &str = r"Last backup: \[(?P<time>[^\]]*)\]";
+
+/// Veeam writes the time in the backup server's locale (.NET's short date and long time), in
+/// the server's time zone (`last_backup_timezone`). The formats are tried in order:
+/// - `M/d/yyyy h:mm:ss tt` (en-US): only a time with AM/PM is read month first;
+/// - `dd.MM.yyyy HH:mm:ss` (de, ru, pl, …);
+/// - `dd/MM/yyyy HH:mm:ss` (en-GB, fr, es, it, …): a 24-hour time with slashes is read day
+///   first, so a US server set to a 24-hour clock is misread (say so with `last_backup_sources`);
+/// - `yyyy-MM-dd HH:mm:ss` (sv, ISO), `yyyy/MM/dd H:mm:ss` (ja, zh), `dd-MM-yyyy HH:mm:ss` (nl).
+///
+/// jiff reads one-digit days, months and hours in the two-digit fields.
+pub const VEEAM_FORMATS: &[&str] = &[
     "%m/%d/%Y %I:%M:%S %p",
     "%d.%m.%Y %H:%M:%S",
     "%d/%m/%Y %H:%M:%S",
     "%Y-%m-%d %H:%M:%S",
+    "%Y/%m/%d %H:%M:%S",
+    "%d-%m-%Y %H:%M:%S",
 ];
 
 #[cfg(test)]
@@ -447,5 +581,112 @@ mod tests {
                 value,
             );
         }
+    }
+
+    /// Veeam 11 and 12's line among other notes lines, in the locales Veeam writes: the
+    /// US form with AM/PM is month first, a 24-hour slashed form day first.
+    #[test]
+    fn veeams_current_line_is_read_in_each_common_locale() {
+        let sources = defaults();
+        let line = |time: &str| {
+            format!(
+                "SQL server, owner: dba\nLast backup: [{time}]; Veeam server: [vbr01]; Job: [Daily SQL]; Repository: [repo01]\nDo not power off"
+            )
+        };
+        let cases = [
+            ("30.10.2021 21:56:04", "2021-10-30T21:56:04Z"),
+            ("10/30/2021 9:56:04 PM", "2021-10-30T21:56:04Z"),
+            ("3/4/2021 9:56:04 AM", "2021-03-04T09:56:04Z"),
+            ("04/03/2021 21:56:04", "2021-03-04T21:56:04Z"),
+            ("2021-10-30 21:56:04", "2021-10-30T21:56:04Z"),
+            ("2021/10/30 21:56:04", "2021-10-30T21:56:04Z"),
+            ("30-10-2021 21:56:04", "2021-10-30T21:56:04Z"),
+        ];
+        for (time, want) in cases {
+            let got = read(&sources, &TimeZone::UTC, &[], &line(time));
+            assert_eq!(got, vec![reading("veeam", Some(at(want)), false)], "{time}");
+        }
+        // In the backup server's zone, as configured.
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        let got = read(&sources, &berlin, &[], &line("30.10.2021 21:56:04"));
+        assert_eq!(got[0].timestamp, Some(at("2021-10-30T19:56:04Z")));
+        // The same line in the attribute; the old line beside it: the newest wins.
+        let attribute = "Last backup: [31.10.2021 01:00:00]; Veeam server: [vbr01]; Job: [Daily]; Repository: [repo01]";
+        let got = read(
+            &sources,
+            &TimeZone::UTC,
+            &[("Last Backup", attribute)],
+            VEEAM_LINE,
+        );
+        assert_eq!(
+            got,
+            vec![reading("veeam", Some(at("2026-11-24T23:15:02Z")), false)]
+        );
+        let got = read(&sources, &TimeZone::UTC, &[("Last Backup", attribute)], "");
+        assert_eq!(
+            got,
+            vec![reading("veeam", Some(at("2021-10-31T01:00:00Z")), false)],
+            "not the generic source"
+        );
+        let got = read(&sources, &TimeZone::UTC, &[], &line("gestern"));
+        assert_eq!(got, vec![reading("veeam", None, true)]);
+    }
+
+    #[test]
+    fn vproxy_cohesity_and_spectrum_protect_values_are_read_with_their_status() {
+        let sources = defaults();
+        let vproxy = "Backup Server=backup01.example.com, Policy=Gold, Workflow=vm_day_backup, Action=backup, JobId=71687619, StartTime=2026-11-20T19:59:13Z, EndTime=2026-11-20T20:04:38Z";
+        let got = read(
+            &sources,
+            &TimeZone::UTC,
+            &[("Last EMC vProxy Backup", vproxy)],
+            "",
+        );
+        assert_eq!(
+            got,
+            vec![reading("vproxy", Some(at("2026-11-20T20:04:38Z")), false)],
+            "the end, not the start"
+        );
+        let got = read(
+            &sources,
+            &TimeZone::UTC,
+            &[("Last EMC vProxy Backup", "Backup Server=backup01, JobId=1")],
+            "",
+        );
+        assert_eq!(got, vec![reading("vproxy", None, true)]);
+
+        let attempt = (
+            "Last Cohesity Backup Attempt Time",
+            "2026/01/30-15:10:26-GMT+0100",
+        );
+        let status = |s| ("Last Cohesity Backup Status", s);
+        let got = read(&sources, &TimeZone::UTC, &[attempt, status("Success")], "");
+        assert_eq!(
+            got,
+            vec![reading("cohesity", Some(at("2026-01-30T14:10:26Z")), false)]
+        );
+        for failed in ["Failure", "Running", ""] {
+            let got = read(&sources, &TimeZone::UTC, &[attempt, status(failed)], "");
+            assert!(got.is_empty(), "{failed}: {got:?}");
+        }
+        let got = read(&sources, &TimeZone::UTC, &[attempt], "");
+        assert!(got.is_empty(), "no status: {got:?}");
+
+        let block = |status: &str| {
+            format!(
+                "vm1.example.com\nClient Contact: John Doe\n<Last Backup (IBM Spectrum Protect)>\nLast Run Time='11/09/2026 00:10:18'\nStatus='{status}'\nData Transmitted='104.83 GB'\nDuration='03:59:36'\nType='Incremental Forever - Incremental'\nSchedule='TSMVE3_BACKUP1'\nData Mover='TSMVE3_DM3'\nSnapshot Type='VMware Tools'\nApplication Protection=' '\nTransport='(nbd)'\n</Last Backup>"
+            )
+        };
+        let got = read(&sources, &TimeZone::UTC, &[], &block("Successful"));
+        assert_eq!(
+            got,
+            vec![reading(
+                "spectrum_protect",
+                Some(at("2026-11-09T00:10:18Z")),
+                false
+            )]
+        );
+        let got = read(&sources, &TimeZone::UTC, &[], &block("Failed"));
+        assert!(got.is_empty(), "{got:?}");
     }
 }

@@ -8,6 +8,9 @@ pub enum Kind {
     Gauge,
     /// Ever-growing, named `_total`.
     Counter,
+    /// A cumulative histogram: `_bucket{le}`, `_sum` and `_count` series under one name, the
+    /// `le` label after the spec's own.
+    Histogram,
 }
 
 /// One metric's declaration. `labels` lists every label name in output order; `vcenter` is
@@ -48,6 +51,21 @@ const fn counter(
         name,
         help,
         kind: Kind::Counter,
+        labels,
+    }
+}
+
+const fn histogram(
+    index: usize,
+    name: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> MetricSpec {
+    MetricSpec {
+        index,
+        name,
+        help,
+        kind: Kind::Histogram,
         labels,
     }
 }
@@ -347,7 +365,7 @@ pub const VM_LAST_BACKUP_TIMESTAMP: MetricSpec = gauge(
     39,
     "vsphere_vm_last_backup_timestamp_seconds",
     &["vcenter", "vm_id", "vm_name", "source"],
-    "The newest last successful backup a backup product recorded in the virtual machine's custom attributes or notes, by source (last_backup_sources), in seconds since the Unix epoch.",
+    "The newest last successful backup a backup product recorded in the virtual machine's custom attributes or notes, by source (last_backup_sources); with source events, the newest successful snapshot removal a backup account (last_backup_event_users) ran on it. In seconds since the Unix epoch.",
 );
 pub const VM_LAST_BACKUP_PARSE_ERROR: MetricSpec = gauge(
     40,
@@ -495,6 +513,46 @@ pub const SLOW_UPDATE_WAITS: MetricSpec = counter(
     &["vcenter"],
     "Update waits (WaitForUpdatesEx) this vCenter did not answer within their wait plus 8 s; the exporter followed them on while vCenter answered a heartbeat every 5 s, instead of starting over with a full read. A rising count is a loaded vCenter.",
 );
+pub const VM_SNAPSHOT_TASK_LAST_DURATION: MetricSpec = gauge(
+    61,
+    "vsphere_vm_snapshot_task_last_duration_seconds",
+    VM_OPERATION_RESULT,
+    "How long the virtual machine's last snapshot task of this operation (create, remove, consolidate) ran, from its start to its completion, in seconds; result is how that task ended (success, error). A long removal is the VM stunned while its delta is merged.",
+);
+pub const SNAPSHOT_TASK_DURATION: MetricSpec = histogram(
+    62,
+    "vsphere_snapshot_task_duration_seconds",
+    &["vcenter", "operation", "result"],
+    "How long snapshot tasks ran, from start to completion, by operation (create, remove, consolidate) and result (success, error); each task counted once when it ends.",
+);
+
+pub const ALARM_TRIGGERED: MetricSpec = gauge(
+    63,
+    "vsphere_alarm_triggered",
+    &[
+        "vcenter",
+        "entity_type",
+        "entity_id",
+        "entity_name",
+        "alarm_id",
+        "alarm_name",
+        "status",
+        "acknowledged",
+    ],
+    "An alarm vCenter has triggered on an entity (the root folder's triggeredAlarmState); always 1. status is yellow or red (gray and green states are not triggered alarms); acknowledged is true or false; alarm_name is Alarm.info.name, empty while it cannot be read; entity_name is empty for an entity the inventory does not hold.",
+);
+pub const VM_TAG_INFO: MetricSpec = gauge(
+    64,
+    "vsphere_vm_tag_info",
+    &["vcenter", "vm_id", "vm_name", "category", "tag"],
+    "A vSphere tag on the virtual machine, for the categories named in tag_info_categories only; always 1.",
+);
+pub const VM_BACKUP_POLICY_TAGS: MetricSpec = gauge(
+    65,
+    "vsphere_vm_backup_policy_tags",
+    VM,
+    "The number of vSphere tags of the categories named in backup_policy_categories on the virtual machine (templates left out); 0 means no backup policy that selects by tag covers it.",
+);
 
 /// Every spec of a vCenter's metrics, in output order.
 pub const ALL: &[&MetricSpec] = &[
@@ -559,6 +617,11 @@ pub const ALL: &[&MetricSpec] = &[
     &BLACKOUT_ACTIVE,
     &BLACKOUT_NEXT_START,
     &SLOW_UPDATE_WAITS,
+    &VM_SNAPSHOT_TASK_LAST_DURATION,
+    &SNAPSHOT_TASK_DURATION,
+    &ALARM_TRIGGERED,
+    &VM_TAG_INFO,
+    &VM_BACKUP_POLICY_TAGS,
 ];
 
 /// The exporter's own metric (not per vCenter), served by `/metrics` only.
@@ -590,6 +653,17 @@ mod tests {
         for spec in ALL {
             let total = spec.name.ends_with("_total");
             assert_eq!(total, spec.kind == Kind::Counter, "{}", spec.name);
+        }
+    }
+
+    /// A histogram's series add `_bucket`, `_sum` and `_count` and the `le` label themselves.
+    #[test]
+    fn histograms_name_no_series_suffix_or_le_label() {
+        for spec in ALL.iter().filter(|s| s.kind == Kind::Histogram) {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                assert!(!spec.name.ends_with(suffix), "{}", spec.name);
+            }
+            assert!(!spec.labels.contains(&"le"), "{}", spec.name);
         }
     }
 

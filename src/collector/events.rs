@@ -3,20 +3,32 @@
 //! the count of snapshot task events, who made each snapshot, and reconfigurations made while a
 //! VM held snapshots.
 //!
+//! Also how long snapshot tasks ran (each VM's last task per operation, and a histogram per
+//! operation and result), and the last backup the history shows: the newest successful
+//! snapshot removal a backup product's account (`last_backup_event_users`) ran on a VM, as
+//! `vsphere_vm_last_backup_timestamp_seconds{source="events"}` beside the attribute and notes
+//! sources of the `last_backup` collector (which reads no events, so it keeps serving while
+//! the event follower resyncs).
+//!
 //! It reads the inventory and the events source, so it runs only while both are in sync. VM
 //! series exist for VMs of the inventory; the reconfiguration counters for VMs with snapshots
-//! or a count above 0 (not 40,000 zeros); the event counter for every operation and result.
+//! or a count above 0 (not 40,000 zeros); the event counter and the duration histogram for
+//! every operation and result.
 
 use super::catalogue::{
-    SNAPSHOT_TASK_EVENTS, VM_DISK_CHANGED_WITH_SNAPSHOTS, VM_RECONFIGURED_WITH_SNAPSHOTS,
-    VM_SNAPSHOT_INFO, VM_SNAPSHOT_TASK_LAST_TIMESTAMP, VM_SNAPSHOT_TASK_LAST_USER,
+    SNAPSHOT_TASK_DURATION, SNAPSHOT_TASK_EVENTS, VM_DISK_CHANGED_WITH_SNAPSHOTS,
+    VM_LAST_BACKUP_TIMESTAMP, VM_RECONFIGURED_WITH_SNAPSHOTS, VM_SNAPSHOT_INFO,
+    VM_SNAPSHOT_TASK_LAST_DURATION, VM_SNAPSHOT_TASK_LAST_TIMESTAMP, VM_SNAPSHOT_TASK_LAST_USER,
 };
 use super::{CollectError, Collector, Context, Sink};
-use crate::backup::history::{Ledger, Operation, Outcome};
+use crate::backup::history::{DURATION_BUCKETS, Durations, Ledger, Operation, Outcome};
 use crate::source::INVENTORY;
 use crate::source::events::EVENTS;
 
 pub struct SnapshotTasks;
+
+/// The `source` label of the last backup read from the event history.
+pub const EVENTS_SOURCE: &str = "events";
 
 const OPERATIONS: [Operation; 3] = [Operation::Create, Operation::Remove, Operation::Consolidate];
 const OUTCOMES: [Outcome; 2] = [Outcome::Success, Outcome::Error];
@@ -47,6 +59,35 @@ impl Collector for SnapshotTasks {
                     &[operation.as_str(), outcome.as_str()],
                     n as f64,
                 );
+                let none = Durations::default();
+                let d = ledger.durations.get(&(operation, outcome)).unwrap_or(&none);
+                out.histogram(
+                    &SNAPSHOT_TASK_DURATION,
+                    &[operation.as_str(), outcome.as_str()],
+                    &DURATION_BUCKETS,
+                    &d.cumulative(),
+                    d.sum_seconds,
+                    d.count,
+                );
+            }
+        }
+        for ((vm_id, operation), last) in &ledger.last_duration {
+            let Some(vm) = ctx.inventory.vms.get(vm_id) else {
+                continue;
+            };
+            let labels = [&vm.id, &vm.name, operation.as_str(), last.outcome.as_str()];
+            out.gauge(&VM_SNAPSHOT_TASK_LAST_DURATION, &labels, last.seconds);
+        }
+        let users = &ctx.config.backup.last_backup_event_users;
+        if !users.is_empty() {
+            for vm_id in ledger.removals_by_user.keys() {
+                let Some(vm) = ctx.inventory.vms.get(vm_id) else {
+                    continue;
+                };
+                if let Some(at) = ledger.last_removal_by(vm_id, users) {
+                    let labels = [vm.id.as_str(), vm.name.as_str(), EVENTS_SOURCE];
+                    out.gauge(&VM_LAST_BACKUP_TIMESTAMP, &labels, at);
+                }
             }
         }
         for ((vm_id, operation, outcome), last) in &ledger.last {
@@ -111,7 +152,10 @@ mod tests {
     use crate::vsphere::model::{SnapshotInfo, SnapshotTree, Vm};
 
     fn run(inventory: &Inventory, ledger: Ledger) -> Vec<text::Sample> {
-        let cfg = config();
+        text::parse(&run_text(inventory, ledger, &config())).unwrap()
+    }
+
+    fn run_text(inventory: &Inventory, ledger: Ledger, cfg: &crate::config::Config) -> String {
         let sources = [Erased {
             name: EVENTS,
             version: 1,
@@ -120,15 +164,159 @@ mod tests {
         }];
         let ctx = Context {
             vcenter: "vc01",
-            config: &cfg,
+            config: cfg,
             inventory,
             now: 0.0,
             sources: &sources,
+            shard: None,
         };
         let (families, run) = run_collector(&SnapshotTasks, &ctx);
         assert!(run.ok);
         let refs: Vec<&[Bytes]> = vec![families.as_slice()];
-        text::parse(&String::from_utf8_lossy(&concat(&render(&refs)))).unwrap()
+        String::from_utf8_lossy(&concat(&render(&refs))).into_owned()
+    }
+
+    #[test]
+    fn task_durations_become_a_histogram_last_durations_and_the_events_last_backup() {
+        let mut inv = Inventory::default();
+        inv.vms.insert(
+            "vm-1".into(),
+            Arc::new(Vm {
+                id: "vm-1".into(),
+                name: "db".into(),
+                ..Default::default()
+            }),
+        );
+        let timed = |key: i64, vm: &str, id: &str, state, user: &str, start: f64, end: f64| Event {
+            key,
+            created_seconds: start,
+            user: user.into(),
+            vm: Some(vm.into()),
+            kind: EventKind::Task(TaskInfo {
+                task: format!("task-{key}"),
+                description_id: id.into(),
+                state,
+                start_seconds: Some(start),
+                complete_seconds: Some(end),
+                result_snapshot: None,
+                user: None,
+            }),
+        };
+        let veeam = r"VSPHERE.LOCAL\svc-veeam";
+        let mut ledger = Ledger::default();
+        let none = |_: &str, _: f64| false;
+        let create = "VirtualMachine.createSnapshot";
+        let remove = "vm.Snapshot.remove";
+        ledger.apply(
+            &timed(1, "vm-1", create, TaskState::Success, veeam, 1000.0, 1012.0),
+            none,
+        );
+        ledger.apply(
+            &timed(2, "vm-1", remove, TaskState::Success, veeam, 1000.0, 3400.0),
+            none,
+        );
+        ledger.apply(
+            &timed(
+                3,
+                "vm-1",
+                remove,
+                TaskState::Success,
+                "admin",
+                5000.0,
+                5001.0,
+            ),
+            none,
+        );
+        ledger.apply(
+            &timed(
+                4,
+                "vm-404",
+                remove,
+                TaskState::Success,
+                veeam,
+                0.0,
+                20_000.0,
+            ),
+            none,
+        );
+        let mut cfg = config();
+        cfg.backup.last_backup_event_users = vec![r"vsphere.local\SVC-VEEAM".into()];
+        let page = run_text(&inv, ledger, &cfg);
+        assert!(
+            page.contains("# TYPE vsphere_snapshot_task_duration_seconds histogram\n"),
+            "{page}"
+        );
+        let out = text::parse(&page).unwrap();
+        let bucket = |op, result, le| {
+            value(
+                &out,
+                "vsphere_snapshot_task_duration_seconds_bucket",
+                &[("operation", op), ("result", result), ("le", le)],
+            )
+        };
+        assert_eq!(bucket("create", "success", "5"), Some(0.0));
+        assert_eq!(bucket("create", "success", "15"), Some(1.0));
+        assert_eq!(
+            bucket("remove", "success", "1"),
+            Some(1.0),
+            "the admin's 1 s removal"
+        );
+        assert_eq!(bucket("remove", "success", "1800"), Some(1.0));
+        assert_eq!(bucket("remove", "success", "3600"), Some(2.0));
+        assert_eq!(bucket("remove", "success", "14400"), Some(2.0));
+        assert_eq!(
+            bucket("remove", "success", "+Inf"),
+            Some(3.0),
+            "a gone VM's task counts"
+        );
+        assert_eq!(bucket("consolidate", "error", "+Inf"), Some(0.0));
+        let series = |suffix: &str, op, result| {
+            value(
+                &out,
+                &format!("vsphere_snapshot_task_duration_seconds{suffix}"),
+                &[("operation", op), ("result", result)],
+            )
+        };
+        assert_eq!(series("_sum", "remove", "success"), Some(22_401.0));
+        assert_eq!(series("_count", "remove", "success"), Some(3.0));
+        assert_eq!(
+            samples(&out, "vsphere_snapshot_task_duration_seconds_count").len(),
+            6,
+            "every operation and result"
+        );
+        let last = |op| {
+            value(
+                &out,
+                "vsphere_vm_snapshot_task_last_duration_seconds",
+                &[("vm_id", "vm-1"), ("operation", op), ("result", "success")],
+            )
+        };
+        assert_eq!(last("create"), Some(12.0));
+        assert_eq!(
+            last("remove"),
+            Some(1.0),
+            "the newest removal, whoever ran it"
+        );
+        assert_eq!(
+            samples(&out, "vsphere_vm_snapshot_task_last_duration_seconds").len(),
+            2
+        );
+        let backups = samples(&out, "vsphere_vm_last_backup_timestamp_seconds");
+        assert_eq!(backups.len(), 1, "{backups:?}");
+        assert_eq!(backups[0].labels["source"], "events");
+        assert_eq!(backups[0].labels["vm_id"], "vm-1");
+        assert_eq!(
+            backups[0].value, 3400.0,
+            "the backup account's removal, not the admin's"
+        );
+        // Without backup accounts configured, no events source.
+        let mut ledger = Ledger::default();
+        ledger.apply(
+            &timed(2, "vm-1", remove, TaskState::Success, veeam, 1000.0, 3400.0),
+            none,
+        );
+        let out = text::parse(&run_text(&inv, ledger, &config())).unwrap();
+        assert!(samples(&out, "vsphere_vm_last_backup_timestamp_seconds").is_empty());
     }
 
     #[test]
@@ -161,6 +349,7 @@ mod tests {
                 task: format!("task-{key}"),
                 description_id: id.into(),
                 state,
+                start_seconds: Some(1000.0 + key as f64),
                 complete_seconds: Some(1010.0 + key as f64),
                 result_snapshot: snapshot.map(String::from),
                 user: None,

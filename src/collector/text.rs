@@ -46,6 +46,7 @@ pub fn push_header(out: &mut String, spec: &MetricSpec) {
     let kind = match spec.kind {
         Kind::Gauge => "gauge",
         Kind::Counter => "counter",
+        Kind::Histogram => "histogram",
     };
     let _ = write!(
         out,

@@ -18,6 +18,7 @@ use super::locate::Seg;
 use super::scalar::{PatternRegex, Scalar, ScalarVisitor, Timeout};
 use super::{ConfigError, Loader};
 use crate::backup::blackout::{Window, parse_cron};
+use crate::backup::history::same_user;
 use crate::backup::labels::label_name;
 use crate::backup::last_backup::{Origin, Source, TimeFormat, default_sources};
 
@@ -34,6 +35,11 @@ pub struct BackupConfig {
     /// Custom attributes that become labels of `vsphere_vm_info`, in order.
     pub owner_labels: Vec<OwnerLabel>,
     pub events: EventsConfig,
+    /// The backup products' service accounts (`last_backup_event_users`), as vCenter writes
+    /// them in events (`VSPHERE.LOCAL\\svc-veeam`, `svc-nbu@vsphere.local`), matched without
+    /// regard to case: the newest successful snapshot removal one of them ran on a VM is its
+    /// last backup with `source="events"`.
+    pub last_backup_event_users: Vec<String>,
 }
 
 /// One `owner_labels` entry.
@@ -77,6 +83,7 @@ impl Default for BackupConfig {
             consistency_required_attribute: None,
             owner_labels: Vec::new(),
             events: EventsConfig::default(),
+            last_backup_event_users: Vec::new(),
         }
     }
 }
@@ -152,6 +159,7 @@ pub(crate) struct RawBackup {
     pub(crate) consistency_required_attribute: Option<String>,
     pub(crate) owner_labels: Vec<String>,
     pub(crate) events: Option<RawEvents>,
+    pub(crate) last_backup_event_users: Vec<String>,
 }
 
 /// An IANA time zone name (or `UTC`), looked up in jiff's bundled database.
@@ -219,7 +227,11 @@ impl Loader<'_> {
         };
         let timezone = raw.last_backup_timezone.map_or(TimeZone::UTC, |z| z.0);
         let events = raw.events.unwrap_or_default();
+        let events_enabled = events.enabled.unwrap_or(defaults.events.enabled);
+        let last_backup_event_users =
+            self.event_users(raw.last_backup_event_users, events_enabled)?;
         Ok(BackupConfig {
+            last_backup_event_users,
             last_backup_sources,
             last_backup_timezone: timezone,
             blackout_windows: self.windows(raw.blackout_windows)?,
@@ -236,6 +248,37 @@ impl Loader<'_> {
                     .map_or(defaults.events.poll_interval, |t| t.0),
             },
         })
+    }
+
+    /// `last_backup_event_users`: names as vCenter writes them, each once (without regard to
+    /// case, as they are matched), and only with the event follower on.
+    fn event_users(
+        &self,
+        users: Vec<String>,
+        events_enabled: bool,
+    ) -> Result<Vec<String>, ConfigError> {
+        for (index, user) in users.iter().enumerate() {
+            let path = [Seg::Key("last_backup_event_users"), Seg::Index(index)];
+            if user.trim().is_empty() {
+                return Err(self.invalid(&path, "must name a user, as vCenter writes it in events (DOMAIN\\user or user@domain)".to_owned()));
+            }
+            if user.trim() != user {
+                return Err(self.invalid(
+                    &path,
+                    format!("{user:?} has spaces around the name; vCenter writes none"),
+                ));
+            }
+            if let Some(other) = users[..index].iter().position(|u| same_user(u, user)) {
+                return Err(self.invalid(&path, format!("{user:?} is listed already as last_backup_event_users[{other}] (names match without regard to case)")));
+            }
+        }
+        if !users.is_empty() && !events_enabled {
+            return Err(self.invalid(
+                &[Seg::Key("last_backup_event_users")],
+                "needs the event follower, which events.enabled: false turns off".to_owned(),
+            ));
+        }
+        Ok(users)
     }
 
     fn source(&self, index: usize, raw: RawSource) -> Result<Source, ConfigError> {
@@ -305,6 +348,7 @@ impl Loader<'_> {
             matcher: raw.matcher.map(|m| m.0),
             regex: raw.regex.map(|r| r.0),
             formats,
+            requires: None,
         })
     }
 
@@ -407,7 +451,21 @@ mod tests {
             .iter()
             .map(|s| s.name.as_str())
             .collect();
-        assert_eq!(names, ["netbackup", "veeam", "veeam", "rubrik", "generic"]);
+        assert_eq!(
+            names,
+            [
+                "netbackup",
+                "veeam",
+                "veeam",
+                "veeam",
+                "veeam",
+                "rubrik",
+                "vproxy",
+                "cohesity",
+                "spectrum_protect",
+                "generic"
+            ]
+        );
         assert_eq!(b.last_backup_timezone, TimeZone::UTC);
         assert!(b.blackout_windows.is_empty() && b.owner_labels.is_empty());
         assert_eq!(b.consistency_required_attribute, None);
@@ -432,6 +490,7 @@ mod tests {
         ))
         .unwrap();
         let b = &config.backup;
+        assert!(b.last_backup_event_users.is_empty());
         assert_eq!(b.last_backup_sources.len(), 2);
         assert_eq!(
             b.last_backup_sources[1].formats,
@@ -474,6 +533,14 @@ mod tests {
                 read_back: Duration::from_secs(21_600),
                 poll_interval: Duration::from_secs(30)
             }
+        );
+        let users = load(
+            "last_backup_event_users: [\"VSPHERE.LOCAL\\\\svc-veeam\", svc-nbu@vsphere.local]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            users.backup.last_backup_event_users,
+            ["VSPHERE.LOCAL\\svc-veeam", "svc-nbu@vsphere.local"]
         );
         let empty = load("last_backup_sources: []\n").unwrap();
         assert!(empty.backup.last_backup_sources.is_empty());
@@ -545,6 +612,26 @@ mod tests {
             (
                 "events: {read_back: forever}\n",
                 "bad.yml:3:21: events.read_back: invalid duration \"forever\": expected a number and a unit (ms, s, m, h), like 10s or 1m30s",
+            ),
+            (
+                "last_backup_event_users: [\"VSPHERE.LOCAL\\\\svc-veeam\", \"vsphere.local\\\\SVC-VEEAM\"]\n",
+                "bad.yml:3:55: last_backup_event_users[1]: \"vsphere.local\\\\SVC-VEEAM\" is listed already as last_backup_event_users[0] (names match without regard to case)",
+            ),
+            (
+                "last_backup_event_users: [svc-veeam@vsphere.local, \"\"]\n",
+                "bad.yml:3:52: last_backup_event_users[1]: must name a user, as vCenter writes it in events (DOMAIN\\user or user@domain)",
+            ),
+            (
+                "last_backup_event_users: [\" svc\"]\n",
+                "bad.yml:3:27: last_backup_event_users[0]: \" svc\" has spaces around the name; vCenter writes none",
+            ),
+            (
+                "last_backup_event_users: [svc]\nevents: {enabled: false}\n",
+                "bad.yml:3:26: last_backup_event_users: needs the event follower, which events.enabled: false turns off",
+            ),
+            (
+                "last_backup_event_users: svc\n",
+                "bad.yml:3:26: last_backup_event_users: invalid type: string \"svc\", expected a sequence",
             ),
             (
                 "events: {enabled: yes please}\n",

@@ -245,6 +245,10 @@ pub fn decode_task_info(info: &Node) -> Option<TaskInfo> {
             .trim()
             .to_owned(),
         state: TaskState::parse(info.text_of("state")?)?,
+        start_seconds: info
+            .text_of("startTime")
+            .or_else(|| info.text_of("queueTime"))
+            .and_then(parse_datetime),
         complete_seconds: info.text_of("completeTime").and_then(parse_datetime),
         result_snapshot,
         user: info
@@ -318,6 +322,7 @@ mod tests {
         assert_eq!(info.task, "task-120");
         assert_eq!(info.description_id, "VirtualMachine.createSnapshot");
         assert_eq!(info.state, TaskState::Success);
+        assert_eq!(info.start_seconds, Some(1_795_168_796.0), "startTime");
         assert_eq!(info.complete_seconds, Some(1_795_168_805.0));
         assert_eq!(info.result_snapshot.as_deref(), Some("snapshot-42"));
         assert_eq!(info.user.as_deref(), Some(r"VSPHERE.LOCAL\svc-veeam"));
@@ -381,6 +386,11 @@ mod tests {
         let info = read_task_info(&answer(body)).unwrap().unwrap();
         assert_eq!(info.state, TaskState::Error);
         assert_eq!(info.complete_seconds, Some(1_795_258_860.0));
+        assert_eq!(
+            info.start_seconds,
+            Some(1_795_258_800.0),
+            "never started: its queueTime"
+        );
         let fault = r#"<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>gone</faultstring><detail><ManagedObjectNotFoundFault xmlns="urn:vim25" xsi:type="ManagedObjectNotFound"><obj type="Task">task-7</obj></ManagedObjectNotFoundFault></detail></soapenv:Fault>"#;
         let err = read_task_info(&answer(fault)).unwrap_err();
         assert!(matches!(err, ParseError::Fault(f) if f.kind == "ManagedObjectNotFound"));

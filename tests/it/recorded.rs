@@ -1063,10 +1063,17 @@ fn a_recorded_read_next_tasks_answer_gives_each_task_with_its_state_and_user() {
     // pyvmomi's ReadNextTasks answer, whose last two tasks name a method pyvmomi does not know,
     // read as the event follower reads the task history.
     let tasks = events::read_tasks(&pyvmomi("read_next_tasks.xml")).unwrap();
+    // Each task's start: its startTime, else (never started) its queueTime.
     let task = |task: &str, description_id: &str, state, user: Option<&str>| TaskInfo {
         task: task.into(),
         description_id: description_id.into(),
         state,
+        start_seconds: Some(match task {
+            "task-3996443" => 1_413_817_749.073,
+            "task-1178117" => 1_357_654_321.556,
+            "task-746590" => 1_348_747_383.412,
+            _ => 1_330_340_210.656,
+        }),
         complete_seconds: None,
         result_snapshot: None,
         user: user.map(str::to_owned),
