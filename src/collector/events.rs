@@ -168,7 +168,6 @@ mod tests {
             inventory,
             now: 0.0,
             sources: &sources,
-            shard: None,
         };
         let (families, run) = run_collector(&SnapshotTasks, &ctx);
         assert!(run.ok);
