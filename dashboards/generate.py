@@ -461,6 +461,18 @@ def snapshots():
          "Value #C": "Snapshot bytes", "Value #D": "Share of disks", "Value #E": "Consolidation needed"},
         {"Snapshot bytes": "bytes", "Share of disks": "percentunit", "Consolidation needed": "bool_yes_no"},
         hide=("Time", "job", "instance", "vm_id"), sort="Snapshot bytes"), 24, 10)
+    lay.row("Snapshot task durations")
+    quantile = lambda q: target(
+        f"histogram_quantile({q}, sum by (le, operation) (rate(vsphere_snapshot_task_duration_seconds_bucket{{{V}, result=\"success\"}}[$__rate_interval])))",
+        f"Q{int(q * 100)}", legend=f"{{{{operation}}}} p{int(q * 100)}")
+    lay.add(timeseries(
+        "Snapshot task durations", "How long successful snapshot tasks ran, by operation: the median and the 90th percentile of the tasks that ended in each interval, from the histogram vsphere_snapshot_task_duration_seconds (buckets 1 s to 4 h). Removals that grow longer mean deltas that grow: backups hold their snapshots longer, or VMs write more.",
+        [quantile(0.5), quantile(0.9)], "s"), 12, 8)
+    lay.add(table(
+        "Slowest last removals", "The ten VMs whose last snapshot removal ran longest, and how it ended (VSphereSnapshotRemovalSlow: over 30 minutes).",
+        [target("topk(10, " + vms(f'vsphere_vm_snapshot_task_last_duration_seconds{{{V}, operation="remove"}}') + ")", table=True)],
+        {"vcenter": "vCenter", "vm_name": "VM", "result": "Result", "Value": "Duration"},
+        {"Duration": "s"}, hide=("Time", "job", "instance", "vm_id", "operation"), sort="Duration"), 12, 8)
     return dashboard(
         "vsphere-snapshots", "vSphere snapshots",
         "Every VM snapshot vsphere_backup_exporter sees, and the datastore space they take.",
