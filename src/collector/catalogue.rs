@@ -525,6 +525,18 @@ pub const SNAPSHOT_TASK_DURATION: MetricSpec = histogram(
     &["vcenter", "operation", "result"],
     "How long snapshot tasks ran, from start to completion, by operation (create, remove, consolidate) and result (success, error); each task counted once when it ends.",
 );
+pub const VM_TAG_INFO: MetricSpec = gauge(
+    63,
+    "vsphere_vm_tag_info",
+    &["vcenter", "vm_id", "vm_name", "category", "tag"],
+    "A vSphere tag on the virtual machine, for the categories named in tag_info_categories only; always 1.",
+);
+pub const VM_BACKUP_POLICY_TAGS: MetricSpec = gauge(
+    64,
+    "vsphere_vm_backup_policy_tags",
+    VM,
+    "The number of vSphere tags of the categories named in backup_policy_categories on the virtual machine (templates left out); 0 means no backup policy that selects by tag covers it.",
+);
 
 /// Every spec of a vCenter's metrics, in output order.
 pub const ALL: &[&MetricSpec] = &[
@@ -591,6 +603,8 @@ pub const ALL: &[&MetricSpec] = &[
     &SLOW_UPDATE_WAITS,
     &VM_SNAPSHOT_TASK_LAST_DURATION,
     &SNAPSHOT_TASK_DURATION,
+    &VM_TAG_INFO,
+    &VM_BACKUP_POLICY_TAGS,
 ];
 
 /// The exporter's own metric (not per vCenter), served by `/metrics` only.

@@ -22,6 +22,7 @@ mod hostio;
 mod hosts;
 mod snapshots;
 mod stagger;
+mod tags;
 pub mod text;
 mod tools;
 mod vm;
@@ -79,6 +80,12 @@ pub trait Collector: Send + Sync {
     fn reads(&self) -> &'static [&'static str] {
         &[INVENTORY]
     }
+    /// Sources it reads when they are in sync and does without otherwise (the `vm` collector's
+    /// tag labels, empty while tags cannot be read): their versions join its cache key, but
+    /// their absence does not leave it out.
+    fn reads_if_present(&self) -> &'static [&'static str] {
+        &[]
+    }
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError>;
 }
 
@@ -94,6 +101,7 @@ pub const COLLECTORS: &[&dyn Collector] = &[
     &events::SnapshotTasks,
     &stagger::Stagger,
     &datastores::Datastores,
+    &tags::Tags,
 ];
 
 /// True unless the command line turned the collector off.
@@ -103,9 +111,10 @@ pub fn is_enabled(config: &Config, collector: &str) -> bool {
 
 /// True when an enabled collector reads the source: a source nobody reads is not started.
 pub fn source_wanted(config: &Config, source: &str) -> bool {
-    COLLECTORS
-        .iter()
-        .any(|c| is_enabled(config, c.name()) && c.reads().contains(&source))
+    COLLECTORS.iter().any(|c| {
+        is_enabled(config, c.name())
+            && (c.reads().contains(&source) || c.reads_if_present().contains(&source))
+    })
 }
 
 /// Collects samples as exposition text, one buffer per catalogue entry; `vcenter` is filled

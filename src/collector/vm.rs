@@ -6,9 +6,12 @@
 //!
 //! `owner_labels` add one label per named custom attribute to `vsphere_vm_info` (empty when a
 //! VM has no value, so the label set never changes); cardinality stays one series per VM.
+//! `tag_labels` do the same for vSphere tag categories (the tags' names, comma-joined in name
+//! order), from the `tags` source when it is in sync, empty while it is not.
 
 use super::catalogue::{VM_CONSOLIDATION_NEEDED, VM_DISK_CAPACITY, VM_INFO};
 use super::{CollectError, Collector, Context, Sink};
+use crate::source::tags::{TAGS, VmTags, label_values};
 
 pub struct VmCollector;
 
@@ -17,8 +20,15 @@ impl Collector for VmCollector {
         "vm"
     }
 
+    fn reads_if_present(&self) -> &'static [&'static str] {
+        &[TAGS]
+    }
+
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
         let owners = &ctx.config.backup.owner_labels;
+        let tag_labels = &ctx.config.tags.labels;
+        let categories: Vec<&str> = tag_labels.iter().map(|t| t.category.as_str()).collect();
+        let tags = ctx.source::<VmTags>(TAGS);
         for vm in ctx.inventory.vms.values() {
             let place = ctx.inventory.placement(vm);
             let ids = [vm.id.as_str(), vm.name.as_str()];
@@ -32,6 +42,14 @@ impl Collector for VmCollector {
                     (o.label.as_str(), value)
                 })
                 .collect();
+            let tag_values = label_values(tags, &vm.id, &categories);
+            let mut extra = extra;
+            extra.extend(
+                tag_labels
+                    .iter()
+                    .zip(&tag_values)
+                    .map(|(t, v)| (t.label.as_str(), v.as_str())),
+            );
             out.gauge_with(
                 &VM_INFO,
                 &[

@@ -11,6 +11,7 @@ mod duration;
 pub(crate) mod locate;
 mod raw;
 mod scalar;
+mod tags;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,7 @@ pub use crate::backup::last_backup::default_sources;
 /// Re-exported from the bottom layer, where the vSphere client can use it too.
 pub use crate::secret::Secret;
 pub use backup::{BackupConfig, EventsConfig, OwnerLabel, VM_INFO_LABELS};
+pub use tags::{DEFAULT_TAGS_INTERVAL, TagLabel, TagsConfig};
 
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -35,6 +37,8 @@ pub struct Config {
     /// events).
     pub backup: BackupConfig,
     pub report: ReportConfig,
+    /// The vSphere tags read from the Automation REST API (`tag_*` keys).
+    pub tags: TagsConfig,
     /// Collectors turned off on the command line (`--no-collector.<name>`); not a YAML key.
     pub disabled_collectors: BTreeSet<String>,
 }
@@ -307,6 +311,13 @@ impl<'a> Loader<'a> {
             events: raw.events,
             last_backup_event_users: raw.last_backup_event_users,
         })?;
+        let tags = self.tags(tags::RawTags {
+            tags_interval: raw.tags_interval,
+            tag_labels: raw.tag_labels,
+            tag_info_categories: raw.tag_info_categories,
+            backup_policy_categories: raw.backup_policy_categories,
+        })?;
+        self.check_tag_labels(&tags, &backup)?;
         let defaults = ReportConfig::default();
         let report = ReportConfig {
             old_snapshot_age: raw
@@ -324,7 +335,30 @@ impl<'a> Loader<'a> {
             report,
             disabled_collectors: BTreeSet::new(),
             backup,
+            tags,
         })
+    }
+
+    /// A tag label may take none of the labels `vsphere_vm_info` has already, owner labels
+    /// included.
+    fn check_tag_labels(&self, tags: &TagsConfig, backup: &BackupConfig) -> Result<(), ConfigError> {
+        for (index, tag) in tags.labels.iter().enumerate() {
+            let (category, label) = (&tag.category, &tag.label);
+            let clash = if VM_INFO_LABELS.contains(&label.as_str()) {
+                Some("which vsphere_vm_info already has".to_owned())
+            } else {
+                backup
+                    .owner_labels
+                    .iter()
+                    .position(|o| &o.label == label)
+                    .map(|other| format!("as owner_labels[{other}] does"))
+            };
+            if let Some(clash) = clash {
+                let message = format!("{category:?} becomes label {label:?}, {clash}");
+                return Err(self.invalid(&[Seg::Key("tag_labels"), Seg::Index(index)], message));
+            }
+        }
+        Ok(())
     }
 
     fn parse(&self) -> Result<RawConfig, ConfigError> {

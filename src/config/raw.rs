@@ -40,6 +40,15 @@ pub(crate) struct RawConfig {
     pub(crate) last_backup_event_users: Vec<String>,
     #[serde(default)]
     pub(crate) report: RawReport,
+    // The tag keys (see super::tags).
+    #[serde(default)]
+    pub(crate) tags_interval: Option<Timeout>,
+    #[serde(default)]
+    pub(crate) tag_labels: Vec<String>,
+    #[serde(default)]
+    pub(crate) tag_info_categories: Vec<String>,
+    #[serde(default)]
+    pub(crate) backup_policy_categories: Vec<String>,
 }
 
 /// `report:`: the thresholds of the snapshot report's risk lines and highlights.

@@ -38,7 +38,7 @@ fn bad_configs_get_exact_errors_naming_key_and_line() {
         (
             "unknown top-level key",
             "vcenters: []\nscrape_interval: 10s\n",
-            "tests/config_cases/bad.yml:2:1: unknown field `scrape_interval`, expected one of `vcenters`, `backup_snapshot_patterns`, `last_backup_sources`, `last_backup_timezone`, `blackout_windows`, `consistency_required_attribute`, `owner_labels`, `events`, `report`",
+            "tests/config_cases/bad.yml:2:1: unknown field `scrape_interval`, expected one of `vcenters`, `backup_snapshot_patterns`, `last_backup_sources`, `last_backup_timezone`, `blackout_windows`, `consistency_required_attribute`, `owner_labels`, `events`, `last_backup_event_users`, `report`, `tags_interval`, `tag_labels`, `tag_info_categories`, `backup_policy_categories`",
         ),
         (
             "no vcenters key",
@@ -531,7 +531,7 @@ fn a_quote_left_open_does_not_print_the_password_it_swallowed() {
         (
             "a flow mapping with a quote left open",
             "{'vcenters:\n  - name: vc01\n    url: https://vc01/sdk\n    username: u\n    password: hunter2\n'",
-            "tests/config_cases/bad.yml:1:2: unknown field of 75 characters holding YAML (a quote left open?), expected one of `vcenters`, `backup_snapshot_patterns`, `last_backup_sources`, `last_backup_timezone`, `blackout_windows`, `consistency_required_attribute`, `owner_labels`, `events`, `report`",
+            "tests/config_cases/bad.yml:1:2: unknown field of 75 characters holding YAML (a quote left open?), expected one of `vcenters`, `backup_snapshot_patterns`, `last_backup_sources`, `last_backup_timezone`, `blackout_windows`, `consistency_required_attribute`, `owner_labels`, `events`, `last_backup_event_users`, `report`, `tags_interval`, `tag_labels`, `tag_info_categories`, `backup_policy_categories`",
         ),
         (
             "a short value is still quoted",

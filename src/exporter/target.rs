@@ -66,6 +66,8 @@ pub struct SourcePlan {
     wanted: Vec<&'static str>,
     /// The event follower's settings (`backup.events`).
     events: crate::config::EventsConfig,
+    /// How often the `tags` source reads (`tags_interval`).
+    tags_interval: Duration,
 }
 
 impl SourcePlan {
@@ -73,10 +75,12 @@ impl SourcePlan {
         SourcePlan {
             wanted: SOURCES
                 .iter()
+                .filter(|kind| kind.wanted_by(config))
                 .map(|kind| kind.name())
                 .filter(|name| crate::collector::source_wanted(config, name))
                 .collect(),
             events: config.backup.events.clone(),
+            tags_interval: config.tags.interval,
         }
     }
 
@@ -204,6 +208,15 @@ impl Target {
             .find(|s| s.name == name)
             .and_then(|s| s.value)
             .and_then(|v| v.downcast::<T>().ok())
+    }
+
+    /// The last failure of the source `name`, while it is out of sync (`None` when it is in
+    /// sync or does not run): what its log line said.
+    pub fn source_error(&self, name: &str) -> Option<String> {
+        self.sources()
+            .into_iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.status.error)
     }
 
     /// Waits until the source `name` has tried to sync once, at most `timeout`; at once when
@@ -377,7 +390,9 @@ impl Target {
     pub async fn shutdown(&self, timeout: Duration) {
         if let Some(running) = self.running.get() {
             running.mirror.stop();
-            running.others.iter().for_each(|s| s.stop());
+            for source in &running.others {
+                source.shutdown(timeout).await;
+            }
         }
         self.client.logout(timeout).await;
     }
@@ -430,6 +445,10 @@ fn plan(
                     Some(s) if s.value.is_some() => key.push(s.version),
                     _ => return Todo::Skip,
                 }
+            }
+            for name in collector.reads_if_present() {
+                // 0: the source does not run (or has published nothing yet).
+                key.push(sources.iter().find(|s| s.name == *name).map_or(0, |s| s.version));
             }
             if clock {
                 return Todo::Render(None);

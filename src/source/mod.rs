@@ -11,9 +11,12 @@
 //!
 //! It does not know how a snapshot becomes metrics (see [`crate::collector`]) nor how vCenter is
 //! reached (see [`crate::vsphere`]).
+//!
+//! `tags` reads vSphere tags from the Automation REST API with a session of its own.
 
 pub mod events;
 pub mod perf;
+pub mod tags;
 
 use std::any::Any;
 use std::future::Future;
@@ -52,6 +55,13 @@ pub trait RunningSource: Send + Sync {
     fn settled(&self) -> Settling<'_>;
     /// Stops the source's task (its session stays: the client is shared).
     fn stop(&self);
+    /// Stops the source at shutdown, ending what it holds of its own in vCenter (the `tags`
+    /// source's REST session) within `timeout`; by default only [`RunningSource::stop`].
+    fn shutdown(&self, timeout: std::time::Duration) -> Settling<'_> {
+        let _ = timeout;
+        self.stop();
+        Box::pin(async {})
+    }
 }
 
 /// The usual running source: a feed and the task that writes it, aborted on drop.
@@ -140,13 +150,19 @@ pub struct StartContext<'a> {
 /// A kind of source, listed in [`SOURCES`].
 pub trait SourceKind: Sync {
     fn name(&self) -> &'static str;
+    /// False when the configuration asks nothing of the source (the `tags` source without
+    /// tag keys): then no collector's reading it starts it.
+    fn wanted_by(&self, config: &Config) -> bool {
+        let _ = config;
+        true
+    }
     /// Starts the source for one vCenter, or `None` when the configuration turns it off.
     /// Must not block: the work happens in the task it spawns.
     fn start(&self, ctx: &StartContext<'_>) -> Option<Box<dyn RunningSource>>;
 }
 
 /// Every source besides the inventory mirror, in the order targets start them.
-pub const SOURCES: &[&dyn SourceKind] = &[&perf::Perf, &events::EventsSource];
+pub const SOURCES: &[&dyn SourceKind] = &[&perf::Perf, &events::EventsSource, &tags::TagsSource];
 
 #[cfg(test)]
 mod tests {

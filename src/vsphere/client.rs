@@ -288,6 +288,23 @@ impl Client {
         }
     }
 
+    /// The username and password the REST client of the same vCenter logs in with.
+    pub(super) fn credentials(&self) -> (&str, &Secret) {
+        (&self.username, &self.password)
+    }
+
+    /// The SDK URL, the pause after a refused login and the largest answer read whole, for the
+    /// REST client of the same vCenter.
+    pub(super) fn rest_settings(&self) -> (&reqwest::Url, Duration, u64) {
+        (&self.url, self.login_retry_interval, self.max_response_size)
+    }
+
+    /// The HTTP client (its TLS settings and connection pool), for the REST client of the same
+    /// vCenter ([`super::rest`]).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The limits answers are read with.
     pub fn limits(&self) -> Limits {
         self.limits
@@ -743,7 +760,7 @@ pub fn session_cookie(headers: &reqwest::header::HeaderMap) -> Option<Secret> {
         .map(Secret::new)
 }
 
-fn transport_error(e: reqwest::Error) -> CallError {
+pub(super) fn transport_error(e: reqwest::Error) -> CallError {
     if e.is_timeout() {
         // reqwest knows the timeout it applied but does not say it; the config does.
         return CallError::Timeout(error_chain(&e));

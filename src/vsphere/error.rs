@@ -67,6 +67,10 @@ pub enum CallError {
     /// A property came back as a `NotAuthenticated` fault inside a 200 answer.
     #[error("session lost: {0}")]
     SessionLost(String),
+    /// The endpoint does not serve this API at all (the Automation REST API of a bare ESXi
+    /// host: 404 on every session path); what is missing is in the message.
+    #[error("{0}")]
+    Absent(String),
 }
 
 impl From<ParseError> for CallError {
@@ -87,7 +91,7 @@ impl CallError {
                 "fault"
             }
             CallError::Malformed(_) => "malformed",
-            CallError::Status(_) => "http",
+            CallError::Status(_) | CallError::Absent(_) => "http",
             CallError::Connect(_) => "connect",
             CallError::Timeout(_) => "timeout",
             CallError::Transport(_) => "transport",

@@ -9,8 +9,9 @@
 //! - [`perf_poll`]: one vCenter's host counters cycle by cycle (state between cycles, batches).
 //! - [`events`]: the event history follower, a source of its own (`EventHistoryCollector`).
 //! - [`client`]: transport, the one session per vCenter that every source shares, re-login,
-//!   the pause after a refused login; with [`mirror`], the only modules that do I/O.
+//!   the pause after a refused login; with [`mirror`] and [`rest`], the only modules that do I/O.
 //! - [`mirror`]: the inventory mirror, the first source of a target (`WaitForUpdatesEx`).
+//! - [`rest`]: the Automation REST API's tagging calls, with a session of their own (tags).
 
 pub mod client;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod names;
 pub mod perf;
 pub mod perf_poll;
 pub mod properties;
+pub mod rest;
 pub mod soap;
 pub mod xml;
 

@@ -13,6 +13,8 @@
 //!   session, the `disk.EnableUUID` fallback.
 //! - `report`: the snapshot report's CSV and JSON against the facts, its page in headless
 //!   Chromium (`browser`), and the `report` command.
+//! - `tags`: vSphere tags from the Automation REST API against the simulator's tagging API,
+//!   and REST APIs that refuse the login or are absent.
 //! - `layers`: the import rules between the layers (docs/architecture.md), read from `src/`.
 
 mod backup;
@@ -32,6 +34,7 @@ mod reload;
 mod report;
 mod simulator;
 mod support;
+mod tags;
 mod vcsim;
 
 use std::sync::Arc;

@@ -24,6 +24,18 @@ pub struct Facts {
     pub datastores: Vec<DatastoreFacts>,
     #[serde(default)]
     pub snapshot_task_events: Vec<TaskCountFacts>,
+    /// vSphere tags on VMs (pitfalls), served by the REST API; see tests/vcsim/tags.go.
+    #[serde(default)]
+    pub tags: Vec<TagFacts>,
+}
+
+/// One vSphere tag on one VM.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TagFacts {
+    pub vm_id: String,
+    pub vm_name: String,
+    pub category: String,
+    pub tag: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -439,6 +451,9 @@ impl Drop for Vcsim {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Stats {
     pub requests: std::collections::BTreeMap<String, u64>,
+    /// Answer bytes by method (REST requests as `REST <method> <path>`).
+    #[serde(default)]
+    pub response_bytes: std::collections::BTreeMap<String, u64>,
     /// Live sessions (every user's).
     pub sessions: i64,
     #[serde(default)]

@@ -25,6 +25,9 @@ type Facts struct {
 	Datastores   []DatastoreFacts   `json:"datastores"`
 	// SnapshotTaskEvents counts the snapshot task events of the history by operation and result.
 	SnapshotTaskEvents []TaskCountFacts `json:"snapshot_task_events"`
+	// Tags are the vSphere tags on VMs (tags.go), served by the REST API; empty for scenarios
+	// without tags.
+	Tags []TagFacts `json:"tags"`
 	// EventWindowSeconds is the read-back window the event facts assume: events older than the
 	// scenario's start minus it are not counted. 0: every event counts.
 	EventWindowSeconds float64 `json:"event_window_seconds"`

@@ -206,6 +206,11 @@ func run(opts options) error {
 	}
 	defer srv.close()
 
+	tags, err := applyTags(srv.vapi, opts.username, opts.password, tagsFor(opts.scenario, sim.facts.VMs), sim.facts.VMs)
+	if err != nil {
+		return fmt.Errorf("scenario %s: tags: %w", opts.scenario, err)
+	}
+	sim.facts.Tags = tags
 	sim.facts.URL = srv.url
 	sim.facts.Username = opts.username
 	sim.facts.Password = opts.password

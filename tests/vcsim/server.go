@@ -56,6 +56,7 @@ type server struct {
 	http  *http.Server
 	caPEM []byte // PEM of the CA that signed the server certificate; empty without TLS
 	stats *stats
+	vapi  http.Handler // the Automation REST API (tags.go), under /rest/ and /api/
 }
 
 func (s *server) caPool() *x509.CertPool {
@@ -160,6 +161,9 @@ func startServer(sim *simulation, cfg serverConfig) (*server, error) {
 	if sim.perf != nil {
 		root.HandleFunc("/_perf/served", sim.perf.serveServed)
 	}
+	s.vapi = newVapi(u, cfg.username, cfg.password, s.stats)
+	root.Handle("/rest/", s.vapi)
+	root.Handle("/api/", s.vapi)
 	root.Handle("/", soapHandler(mux, s.stats, gate, newPager(cfg.pageSize), newTruncator(cfg.maxUpdates)))
 
 	s.http = &http.Server{Handler: root, ErrorLog: log.New(ioutil.Discard, "", 0)}

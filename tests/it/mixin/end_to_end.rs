@@ -20,14 +20,14 @@ use serde_json::{Value as Json, json};
 
 use jiff::tz::TimeZone;
 use vsphere_backup_exporter::backup::blackout::Window;
-use vsphere_backup_exporter::config::{BackupConfig, Secret};
+use vsphere_backup_exporter::config::{BackupConfig, Secret, TagsConfig};
 
 use super::alerts::{assert_digest_lists, render};
 use super::prometheus::{Prometheus, rules_with_short_for};
 use super::{RULES, dashboards, metric_names, queries, repo, rules, substitute_variables};
-use crate::serve_with;
 use crate::support::{parse, value};
 use crate::vcsim::Vcsim;
+use crate::{config_for, serve_config};
 
 /// Alerts and dashboard queries (`<dashboard uid>: <panel title>`, `…: variable <name>`,
 /// `…: annotation <name>`) that cannot be proven yet because a metric they read does not exist.
@@ -299,6 +299,13 @@ const EXPECTED: &[Expected] = &[
         "warning",
         &[("datastore_name", "LocalDS_0")],
     ),
+    // The one powered-on VM without a tag of the policy category (tests/vcsim/tags.go);
+    // powered-off VMs and the template have none either and stay quiet.
+    fires(
+        "VSphereVMNotInBackupPolicy",
+        "warning",
+        &[("vm_name", "pitfall-chain-5")],
+    ),
     // The vCenter entry with a wrong password.
     fires(
         "VSphereCollectionFailing",
@@ -476,7 +483,13 @@ async fn in_a_real_prometheus_each_pitfall_fires_its_alert_for_its_object_and_ev
         .collect();
     let mut down = sim.vcenter("vc-down");
     down.password = Secret::new("not-the-password");
-    let served = serve_with(vec![sim.vcenter("vc01"), down], backup_config()).await;
+    let mut config = config_for(vec![sim.vcenter("vc01"), down]);
+    config.backup = backup_config();
+    config.tags = TagsConfig {
+        backup_policy_categories: vec!["Backup Policy".into()],
+        ..TagsConfig::default()
+    };
+    let served = serve_config(config).await;
     wait_until_synced(&served, "vc01").await;
     // A target that accepts connections and never answers: its scrapes time out, up == 0.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
