@@ -70,11 +70,13 @@ fn defused(row: &Row) -> Row {
         depth: row.depth,
         consolidation_needed: row.consolidation_needed,
         last_backup: row.last_backup.as_deref().map(text),
+        disks_not_snapshotted: text(&row.disks_not_snapshotted),
+        foreign_disks: text(&row.foreign_disks),
     }
 }
 
 /// The field names of [`Row`], in order.
-pub(super) const HEADER: [&str; 20] = [
+pub(super) const HEADER: [&str; 22] = [
     "vcenter",
     "datacenter_name",
     "cluster_name",
@@ -95,4 +97,6 @@ pub(super) const HEADER: [&str; 20] = [
     "depth",
     "consolidation_needed",
     "last_backup",
+    "disks_not_snapshotted",
+    "foreign_disks",
 ];

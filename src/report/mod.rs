@@ -15,6 +15,7 @@
 
 pub mod command;
 mod csv;
+mod devices;
 mod html;
 mod json;
 mod text;
@@ -67,6 +68,11 @@ pub struct Row {
     pub consolidation_needed: bool,
     /// The VM's newest last backup (RFC 3339), when a backup product recorded one.
     pub last_backup: Option<String>,
+    /// The VM's disks no snapshot captures, so not in this snapshot either: `reason file`
+    /// (reason `independent_persistent`, `independent_nonpersistent` or `physical_rdm`), by `; `.
+    pub disks_not_snapshotted: String,
+    /// Disks the VM holds from another VM's directory: `file of owner (owner id)`, by `; `.
+    pub foreign_disks: String,
 }
 
 /// Every snapshot of one vCenter's inventory as of `now` (Unix seconds), VMs by name, each
@@ -87,9 +93,13 @@ pub fn rows(
         .map(|v| &**v)
         .collect();
     vms.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    let owners = devices::Owners::of(inventory);
     let mut out = Vec::new();
     for vm in vms {
         let placement = inventory.placement(vm);
+        let found = devices::findings(vm, &owners);
+        let (disks_not_snapshotted, foreign_disks) =
+            (found.not_snapshotted_field(), found.foreign_field());
         let capacity = vm.disk_capacity_bytes();
         let last_backup = last_backup_of(inventory, vm, config).map(rfc3339);
         for snap in vm.snapshots() {
@@ -118,6 +128,8 @@ pub fn rows(
                 depth: snap.depth,
                 consolidation_needed: vm.consolidation_needed,
                 last_backup: last_backup.clone(),
+                disks_not_snapshotted: disks_not_snapshotted.clone(),
+                foreign_disks: foreign_disks.clone(),
             });
         }
     }
@@ -315,14 +327,16 @@ impl Report {
     pub fn build(parts: &[Part<'_>], config: &Config, now: f64) -> Report {
         let mut all = Vec::new();
         let mut vm_risks = VmRisks::default();
+        let mut device_risks = devices::DeviceRisks::default();
         for part in parts {
             if let Some(inventory) = part.inventory {
                 all.extend(rows(&part.status.name, inventory, part.events, config, now));
                 vm_risks.add(inventory);
+                device_risks.add(inventory);
             }
         }
         let settings = config.report.clone();
-        let risks = vec![
+        let mut risks = vec![
             snapshot_risk(
                 "leftover_backup_snapshots",
                 format!(
@@ -350,6 +364,7 @@ impl Report {
                 vm_risks.tools,
             ),
         ];
+        risks.extend(device_risks.risks());
         Report {
             now,
             settings,

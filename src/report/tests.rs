@@ -206,6 +206,8 @@ fn rows_carry_placement_tree_facts_and_the_datastore_of_the_data_file() {
             depth: 1,
             consolidation_needed: false,
             last_backup: None,
+            disks_not_snapshotted: String::new(),
+            foreign_disks: String::new(),
         }
     );
     assert_eq!(rows[1].datastore_name, "ds2");

@@ -95,6 +95,8 @@ fn assert_row(row: &BTreeMap<String, String>, facts: &Facts, before: f64, after:
         ("depth", depth.to_string()),
         ("consolidation_needed", vm.consolidation_needed.to_string()),
         ("last_backup", last_backup(vm)),
+        ("disks_not_snapshotted", disks_not_snapshotted(vm)),
+        ("foreign_disks", foreign_disks(vm)),
     ];
     for (field, value) in want {
         assert_eq!(row[field], value, "{id}: {field}");
@@ -114,6 +116,24 @@ fn assert_row(row: &BTreeMap<String, String>, facts: &Facts, before: f64, after:
         (share - want_share).abs() <= want_share * 1e-12,
         "{id}: disk_share {share} != {want_share}"
     );
+}
+
+/// The VM's disks no snapshot captures as the rows write them: `reason file`, by `; `.
+pub fn disks_not_snapshotted(vm: &VmFacts) -> String {
+    vm.disks_not_snapshotted
+        .iter()
+        .map(|d| format!("{} {}", d.reason, d.disk_file))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The disks the VM holds from another VM as the rows write them: `file of owner (id)`.
+pub fn foreign_disks(vm: &VmFacts) -> String {
+    vm.foreign_disks
+        .iter()
+        .map(|d| format!("{} of {} ({})", d.disk_file, d.owner_vm_name, d.owner_vm_id))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn csv_rows(text: &str) -> Vec<BTreeMap<String, String>> {
@@ -155,7 +175,7 @@ pub fn json_rows(text: &str) -> Vec<BTreeMap<String, String>> {
         .collect()
 }
 
-const FIELDS: [&str; 20] = [
+const FIELDS: [&str; 22] = [
     "vcenter",
     "datacenter_name",
     "cluster_name",
@@ -176,6 +196,8 @@ const FIELDS: [&str; 20] = [
     "depth",
     "consolidation_needed",
     "last_backup",
+    "disks_not_snapshotted",
+    "foreign_disks",
 ];
 
 pub fn assert_rows(rows: &[BTreeMap<String, String>], facts: &Facts, before: f64, after: f64) {
@@ -229,6 +251,8 @@ struct Seen {
     images: u64,
     scripts: u64,
     risk_counts: Vec<String>,
+    /// The text of the question risk line (`#risk-question_pending`).
+    question_line: String,
     screenshot: Vec<u8>,
 }
 
@@ -264,6 +288,8 @@ async fn look_at_the_page(browser: &Browser, url: &str, vm_name: &str) -> Seen {
     let risk_counts =
         js("return Array.from(document.querySelectorAll('ul.risks .count'), e => e.textContent);")
             .await;
+    let question_line =
+        js("return document.getElementById('risk-question_pending').textContent;").await;
     // The whole list, for the screenshot.
     js("const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input')); return 0;").await;
     let screenshot = c.screenshot().await.unwrap();
@@ -287,6 +313,7 @@ async fn look_at_the_page(browser: &Browser, url: &str, vm_name: &str) -> Seen {
         images: images.as_u64().unwrap(),
         scripts: scripts.as_u64().unwrap(),
         risk_counts: strings(risk_counts),
+        question_line: question_line.as_str().unwrap_or_default().to_owned(),
         screenshot,
     }
 }
@@ -361,8 +388,21 @@ async fn report_page_in_headless_chromium_sorts_filters_and_shows_hostile_names_
         "an <img> from a snapshot name is in the page"
     );
     assert_eq!(seen.scripts, 1, "only the page's own script");
-    // Leftover backup, old snapshots, consolidation, Tools: one VM or two snapshots each.
-    assert_eq!(seen.risk_counts, ["1", "2", "1", "1"]);
+    // Leftover backup, old snapshots, consolidation, Tools: one VM or two snapshots each; then
+    // the device checks (docs/report.md's order), of which only the question is in the scenario.
+    assert_eq!(
+        seen.risk_counts,
+        ["1", "2", "1", "1", "0", "0", "0", "0", "0", "0", "1", "0"]
+    );
+    // The paused VM, with the question's text as vCenter has it.
+    let asking = facts.vms.iter().find(|v| !v.question.is_empty()).unwrap();
+    assert_eq!(
+        seen.question_line,
+        format!(
+            "1 VMs paused on a question: {}: {}",
+            asking.name, asking.question
+        )
+    );
     assert!(
         seen.screenshot.starts_with(b"\x89PNG"),
         "{}",

@@ -210,6 +210,41 @@ pub struct VmFacts {
     pub disk_changed_with_snapshots: u64,
     #[serde(default)]
     pub reconfigured_with_snapshots: u64,
+    /// The device checks (tests/vcsim/devices.go): disks a snapshot skips, by device key.
+    #[serde(default)]
+    pub disks_not_snapshotted: Vec<DiskNotSnapshottedFacts>,
+    /// Disks attached from another VM's directory (multi-writer ones left out).
+    #[serde(default)]
+    pub foreign_disks: Vec<ForeignDiskFacts>,
+    /// Devices or settings that block snapshots, by reason (only reasons above 0).
+    #[serde(default)]
+    pub snapshot_blockers: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
+    pub phantom_snapshot_disks: u64,
+    #[serde(default)]
+    pub snapshot_current_missing: bool,
+    #[serde(default)]
+    pub cbt_inactive_disks: u64,
+    /// `runtime.question`'s text, empty without one.
+    #[serde(default)]
+    pub question: String,
+    #[serde(default)]
+    pub connection_state: String,
+}
+
+/// A disk no snapshot captures, and why.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DiskNotSnapshottedFacts {
+    pub disk_file: String,
+    pub reason: String,
+}
+
+/// A disk attached to a VM whose file lies in another VM's directory.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ForeignDiskFacts {
+    pub disk_file: String,
+    pub owner_vm_id: String,
+    pub owner_vm_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
