@@ -1,22 +1,27 @@
 //! The backup checks against the simulator's `backup` scenario, value by value against the
 //! facts it wrote: last backups and parse errors, consistency, CBT, owner labels, snapshot
-//! tasks from the event history, creators, disks grown under snapshots, stagger per host and
-//! datastore, datastore space; a posted event in `/metrics` within 15 s; the event follower
-//! through a lost session without counting twice; `disk.EnableUUID` read for Windows guests
+//! tasks from the event history, their durations (last per VM, and the histogram), the last
+//! backup from the backup accounts' removals, creators, disks grown under snapshots, stagger per
+//! host and datastore, datastore space; a posted event in `/metrics` within 15 s; the event
+//! follower through a lost session without counting twice (events nor durations); `disk.EnableUUID` read for Windows guests
 //! only where the server refuses the keyed path.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use vsphere_backup_exporter::backup::consistency::Level;
+use vsphere_backup_exporter::backup::history::DURATION_BUCKETS;
 use vsphere_backup_exporter::config::{BackupConfig, OwnerLabel};
 
 use crate::support::{Sample, find, parse, value};
 use crate::vcsim::{Facts, Vcsim, VmFacts};
 use crate::{Served, serve_with};
 
-fn backup_config() -> BackupConfig {
+/// The backup checks as the scenario's facts assume them: owner labels, the required
+/// consistency attribute, and the backup accounts (`last_backup_event_users`) the facts name.
+fn backup_config(facts: &Facts) -> BackupConfig {
     BackupConfig {
+        last_backup_event_users: facts.backup_event_users.clone(),
         owner_labels: ["owner", "team"]
             .iter()
             .map(|a| OwnerLabel {
@@ -31,7 +36,7 @@ fn backup_config() -> BackupConfig {
 
 async fn start() -> (Vcsim, Served, Vec<Sample>) {
     let sim = Vcsim::start(&["-scenario", "backup"]);
-    let served = serve_with(vec![sim.vcenter("vc01")], backup_config()).await;
+    let served = serve_with(vec![sim.vcenter("vc01")], backup_config(&sim.facts)).await;
     let page = served.scrape_when_synced("vc01", "events", 30).await;
     let samples = parse(&page);
     assert_eq!(
@@ -57,7 +62,7 @@ async fn outcomes_come_from_the_task_history_when_vcenter_has_dropped_the_task_o
         assert!(Instant::now() < deadline, "tasks not dropped: {tasks:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let served = serve_with(vec![sim.vcenter("vc01")], backup_config()).await;
+    let served = serve_with(vec![sim.vcenter("vc01")], backup_config(&sim.facts)).await;
     let page = served.scrape_when_synced("vc01", "events", 30).await;
     let out = parse(&page);
     for f in &sim.facts.vms {
@@ -122,6 +127,43 @@ fn check_vm(out: &[Sample], f: &VmFacts) {
             assert_eq!(times.len(), 1, "{id} {}", b.source);
             assert_eq!(times[0].value, b.timestamp_seconds, "{id} {}", b.source);
         }
+    }
+    // The last backup from the backup accounts' removals, beside the attribute and notes sources.
+    let from_events = [("vm_id", id), ("source", "events")];
+    let times = find(
+        out,
+        "vsphere_vm_last_backup_timestamp_seconds",
+        &from_events,
+    );
+    if f.last_backup_from_events > 0.0 {
+        assert_eq!(times.len(), 1, "{id}: {times:?}");
+        assert_eq!(times[0].value, f.last_backup_from_events, "{id}");
+    } else {
+        assert!(times.is_empty(), "{id}: {times:?}");
+    }
+    // Each operation's last task with how long it ran and how it ended.
+    let durations = find(
+        out,
+        "vsphere_vm_snapshot_task_last_duration_seconds",
+        &vm(id),
+    );
+    assert_eq!(
+        durations.len(),
+        f.snapshot_task_durations.len(),
+        "{id}: {durations:?}"
+    );
+    for d in &f.snapshot_task_durations {
+        let labels = [
+            ("vm_id", id),
+            ("operation", d.operation.as_str()),
+            ("result", d.result.as_str()),
+        ];
+        let got = value(
+            out,
+            "vsphere_vm_snapshot_task_last_duration_seconds",
+            &labels,
+        );
+        assert_eq!(got, d.seconds, "{id} {labels:?}");
     }
     // Consistency, the level asked for, CBT.
     let level = find(out, "vsphere_vm_backup_consistency", &vm(id));
@@ -206,8 +248,44 @@ fn check_counts(out: &[Sample], facts: &Facts) {
             let labels = [("operation", operation), ("result", result)];
             let got = value(out, "vsphere_snapshot_task_events_total", &labels);
             assert_eq!(got, want as f64, "{labels:?}");
+            check_histogram(out, facts, operation, result);
         }
     }
+}
+
+/// `vsphere_snapshot_task_duration_seconds` of one operation and result against every task's
+/// duration in the facts: each bucket's count, `+Inf`, `_sum` and `_count`.
+fn check_histogram(out: &[Sample], facts: &Facts, operation: &str, result: &str) {
+    let observed: &[f64] = facts
+        .snapshot_task_durations
+        .iter()
+        .find(|d| d.operation == operation && d.result == result)
+        .map_or(&[], |d| d.seconds.as_slice());
+    let name = "vsphere_snapshot_task_duration_seconds";
+    let labels = [("operation", operation), ("result", result)];
+    let buckets = find(out, &format!("{name}_bucket"), &labels);
+    assert_eq!(buckets.len(), DURATION_BUCKETS.len() + 1, "{labels:?}");
+    for bound in DURATION_BUCKETS {
+        let le = bound.to_string();
+        let want = observed.iter().filter(|s| **s <= bound).count();
+        let with_le = [labels[0], labels[1], ("le", le.as_str())];
+        let got = value(out, &format!("{name}_bucket"), &with_le);
+        assert_eq!(got, want as f64, "{with_le:?}");
+    }
+    let inf = [labels[0], labels[1], ("le", "+Inf")];
+    let count = observed.len() as f64;
+    assert_eq!(
+        value(out, &format!("{name}_bucket"), &inf),
+        count,
+        "{inf:?}"
+    );
+    assert_eq!(value(out, &format!("{name}_count"), &labels), count);
+    let sum: f64 = observed.iter().sum();
+    assert_eq!(
+        value(out, &format!("{name}_sum"), &labels),
+        sum,
+        "{labels:?}"
+    );
 }
 
 fn check_hosts_and_datastores(out: &[Sample], facts: &Facts) {
@@ -325,10 +403,9 @@ async fn a_posted_event_shows_in_metrics_within_15_seconds() {
 async fn after_a_lost_session_the_history_is_read_again_without_counting_twice() {
     let (sim, served, before) = start().await;
     let counts = |out: &[Sample]| -> Vec<f64> {
-        find(out, "vsphere_snapshot_task_events_total", &[])
-            .iter()
-            .map(|s| s.value)
-            .collect()
+        let events = find(out, "vsphere_snapshot_task_events_total", &[]);
+        let timed = find(out, "vsphere_snapshot_task_duration_seconds_count", &[]);
+        events.iter().chain(&timed).map(|s| s.value).collect()
     };
     let logins_before = served.target().client().logins();
     let answer = sim.control(json!({"op": "drop_sessions"})).await;
@@ -346,6 +423,15 @@ async fn after_a_lost_session_the_history_is_read_again_without_counting_twice()
                 counts(&out),
                 counts(&before),
                 "counted twice after reading back"
+            );
+            let sums = |out: &[Sample]| -> Vec<f64> {
+                let sums = find(out, "vsphere_snapshot_task_duration_seconds_sum", &[]);
+                sums.iter().map(|s| s.value).collect()
+            };
+            assert_eq!(sums(&out), sums(&before), "durations counted twice");
+            assert!(
+                sums(&before).iter().any(|s| *s > 0.0),
+                "the scenario's tasks were timed"
             );
             break;
         }

@@ -24,6 +24,12 @@ pub struct Facts {
     pub datastores: Vec<DatastoreFacts>,
     #[serde(default)]
     pub snapshot_task_events: Vec<TaskCountFacts>,
+    /// Every snapshot task's duration in the window, by operation and result.
+    #[serde(default)]
+    pub snapshot_task_durations: Vec<TaskDurationFacts>,
+    /// The backup accounts the facts assume as `last_backup_event_users`.
+    #[serde(default)]
+    pub backup_event_users: Vec<String>,
     /// vSphere tags on VMs (pitfalls), served by the REST API; see tests/vcsim/tags.go.
     #[serde(default)]
     pub tags: Vec<TagFacts>,
@@ -36,6 +42,21 @@ pub struct TagFacts {
     pub vm_name: String,
     pub category: String,
     pub tag: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskDurationFacts {
+    pub operation: String,
+    pub result: String,
+    pub seconds: Vec<f64>,
+}
+
+/// A VM's last snapshot task of one operation, with how long it ran.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SnapshotDurationFacts {
+    pub operation: String,
+    pub result: String,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,6 +227,11 @@ pub struct VmFacts {
     pub last_backup: Vec<LastBackupFacts>,
     #[serde(default)]
     pub snapshot_tasks: Vec<SnapshotTaskFacts>,
+    #[serde(default)]
+    pub snapshot_task_durations: Vec<SnapshotDurationFacts>,
+    /// The newest successful removal by a backup account; 0 when none.
+    #[serde(default)]
+    pub last_backup_from_events: f64,
     #[serde(default)]
     pub disk_changed_with_snapshots: u64,
     #[serde(default)]

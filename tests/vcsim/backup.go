@@ -30,6 +30,9 @@ type extrasPlan struct {
 	// datastores edits datastores by name.
 	datastores map[string]datastorePlan
 	events     []eventPlan
+	// backupUsers are the backup accounts the facts assume the exporter is told
+	// (last_backup_event_users).
+	backupUsers []string
 	// window is the read-back window the event facts assume (events older than now-window are
 	// not counted); 0 counts every event.
 	window time.Duration
@@ -487,6 +490,7 @@ func extrasFacts(f *Facts, x *extrasPlan, fields []CustomFieldFacts, vms map[str
 	sort.Slice(f.Datastores, func(i, j int) bool { return f.Datastores[i].Name < f.Datastores[j].Name })
 
 	inWindow := func(at time.Time) bool { return x.window == 0 || !at.Before(x.now.Add(-x.window)) }
+	taskDurationFacts(f, x, byName, inWindow)
 	counts := map[[2]string]int{}
 	var pairs []consolidationReport
 	last := map[string]map[[2]string]SnapshotTaskFacts{}
@@ -552,6 +556,70 @@ func extrasFacts(f *Facts, x *extrasPlan, fields []CustomFieldFacts, vms map[str
 			}
 		}
 	}
+}
+
+// taskDurationFacts sets what the tasks of the window say about durations: every task's
+// duration (start e.at, completion e.at+took, as runTask sets them) by operation and result,
+// each VM's last task of each operation, and the newest successful removal a backup account ran.
+func taskDurationFacts(f *Facts, x *extrasPlan, byName map[string]*VMFacts, inWindow func(time.Time) bool) {
+	f.BackupEventUsers = append([]string{}, x.backupUsers...)
+	observed := map[[2]string][]float64{}
+	var keys [][2]string
+	last := map[string]map[string]eventPlan{}
+	for _, e := range x.events {
+		op := snapshotOperation(e.task)
+		if e.task == "" || op == "" || !inWindow(e.at) {
+			continue
+		}
+		result := "success"
+		if e.fail {
+			result = "error"
+		}
+		key := [2]string{op, result}
+		if _, seen := observed[key]; !seen {
+			keys = append(keys, key)
+		}
+		observed[key] = append(observed[key], e.took.Seconds())
+		if last[e.vm] == nil {
+			last[e.vm] = map[string]eventPlan{}
+		}
+		if prev, ok := last[e.vm][op]; !ok || !e.at.Add(e.took).Before(prev.at.Add(prev.took)) {
+			last[e.vm][op] = e
+		}
+		if op == "remove" && !e.fail && isBackupUser(x.backupUsers, e.user) {
+			vm := byName[e.vm]
+			if end := float64(e.at.Add(e.took).UnixNano()) / 1e9; end > vm.LastBackupFromEvents {
+				vm.LastBackupFromEvents = end
+			}
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+"/"+keys[i][1] < keys[j][0]+"/"+keys[j][1] })
+	for _, k := range keys {
+		f.SnapshotTaskDurations = append(f.SnapshotTaskDurations, TaskDurationFacts{Operation: k[0], Result: k[1], Seconds: observed[k]})
+	}
+	for name, ops := range last {
+		vm := byName[name]
+		for op, e := range ops {
+			result := "success"
+			if e.fail {
+				result = "error"
+			}
+			vm.SnapshotTaskDurations = append(vm.SnapshotTaskDurations, SnapshotDurationFacts{Operation: op, Result: result, Seconds: e.took.Seconds()})
+		}
+		sort.Slice(vm.SnapshotTaskDurations, func(i, j int) bool {
+			return vm.SnapshotTaskDurations[i].Operation < vm.SnapshotTaskDurations[j].Operation
+		})
+	}
+}
+
+// isBackupUser: vCenter's user name is one of the accounts, without regard to case.
+func isBackupUser(accounts []string, user string) bool {
+	for _, a := range accounts {
+		if strings.EqualFold(a, user) {
+			return true
+		}
+	}
+	return false
 }
 
 // heldSnapshotAt: the VM has a snapshot taken at or before t (none is ever removed in a build).

@@ -9,13 +9,17 @@ package main
 import (
 	"fmt"
 	"math/rand"
+	"strings"
 	"time"
 )
 
-// The custom fields the scenarios define. "team" is defined for every managed object type.
+// The custom fields the scenarios define. "team" is defined for every managed object type. The
+// backup scenario adds the other products' attributes (productFields), after the others so the
+// shared fields keep their keys.
 var (
 	scenarioVMFields     = []string{"NB_LAST_BACKUP", "Last Backup", "Rubrik_Latest_Backup", "owner", "backup-consistency"}
 	scenarioGlobalFields = []string{"team"}
+	productFields        = []string{"Last EMC vProxy Backup", "Last Cohesity Backup Attempt Time", "Last Cohesity Backup Status"}
 )
 
 // The formats the backup products write (Go layouts of the exporter's default formats).
@@ -24,6 +28,14 @@ const (
 	netbackupTimeLayout = "Mon Jan 02 15:04:05 2006" // %a %b %d %H:%M:%S %Y
 	genericTimeLayout   = "2006-01-02 15:04:05"      // %Y-%m-%d %H:%M:%S
 	rubrikTimeLayout    = "2006-01-02T15:04:05.000Z" // RFC 3339
+	// Veeam 11 and 12 write the backup server's locale: de-DE (dd.MM.yyyy HH:mm:ss) and en-US
+	// (M/d/yyyy h:mm:ss tt).
+	veeamGermanLayout = "02.01.2006 15:04:05"
+	veeamUSLayout     = "1/2/2006 3:04:05 PM"
+	// Cohesity's attribute (2026/01/30-15:10:26-GMT+0100), vProxy's (RFC 3339 in its
+	// key=value list), Spectrum Protect's notes block (MM/dd/yyyy HH:mm:ss).
+	cohesityTimeLayout        = "2006/01/02-15:04:05-GMT-0700"
+	spectrumProtectTimeLayout = "01/02/2006 15:04:05"
 )
 
 const (
@@ -31,6 +43,28 @@ const (
 	userNetBackup = `VSPHERE.LOCAL\svc-netbackup`
 	userAdmin     = `VSPHERE.LOCAL\Administrator`
 )
+
+// veeamCurrentLine is the line Veeam 11 and 12 write into a VM's notes after a backup (Icinga
+// vspheredb issue 279), its time in the backup server's locale.
+func veeamCurrentLine(job, layout string, at time.Time) string {
+	return fmt.Sprintf("Last backup: [%s]; Veeam server: [vbr01]; Job: [%s]; Repository: [repo01]", at.UTC().Format(layout), job)
+}
+
+// vproxyValue is the "Last EMC vProxy Backup" attribute Dell NetWorker and PowerProtect write
+// (Icinga vspheredb pull request 608): the backup's end is EndTime.
+func vproxyValue(start, end time.Time) string {
+	return fmt.Sprintf("Backup Server=nw01.example.com, Policy=Gold, Workflow=vm_day_backup, Action=backup, JobId=71687619, StartTime=%s, EndTime=%s",
+		start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+}
+
+// spectrumProtectBlock is the block IBM Spectrum Protect for Virtual Environments writes into
+// the notes (atc0005/check-vmware issue 512), below the owner's own lines.
+func spectrumProtectBlock(at time.Time, status string) string {
+	return "Client Contact: John Doe\n<Last Backup (IBM Spectrum Protect)>\n" +
+		fmt.Sprintf("Last Run Time='%s'\nStatus='%s'\n", at.UTC().Format(spectrumProtectTimeLayout), status) +
+		"Data Transmitted='104.83 GB'\nDuration='00:12:36'\nType='Incremental Forever - Incremental'\n" +
+		"Schedule='TSMVE_BACKUP1'\nData Mover='TSMVE_DM3'\nSnapshot Type='VMware Tools'\nTransport='(nbd)'\n</Last Backup>"
+}
 
 // veeamLine is the line Veeam writes into a VM's notes (and its attribute) after a backup.
 func veeamLine(job string, at time.Time) string {
@@ -154,17 +188,26 @@ func backupPlans(pools []*pool, now time.Time) ([]*vmPlan, *extrasPlan) {
 		{at: ago(3 * time.Hour), user: userAdmin, growDisk: -1},                  // another change under it
 	}
 	rubrikAt := ago(20*time.Hour + 7*time.Minute)
-	grown.fields = map[string]string{"Rubrik_Latest_Backup": rubrikAt.UTC().Format(rubrikTimeLayout), "owner": "carol"}
-	grown.lastBackup = []lastBackupFact{ok("rubrik", rubrikAt)}
+	// Cohesity too: its last attempt, which succeeded (the time in +01:00).
+	cohesityAt := ago(14*time.Hour + 3*time.Minute)
+	grown.fields = map[string]string{"Rubrik_Latest_Backup": rubrikAt.UTC().Format(rubrikTimeLayout), "owner": "carol",
+		"Last Cohesity Backup Attempt Time": cohesityAt.In(time.FixedZone("CET", 3600)).Format(cohesityTimeLayout),
+		"Last Cohesity Backup Status":       "Success"}
+	grown.lastBackup = []lastBackupFact{ok("cohesity", cohesityAt), ok("rubrik", rubrikAt)}
 
 	// DC0_C0_RP0_VM2 on H0: a NetBackup snapshot now too, whose removal then failed.
 	nbu := vm(cluster, "rhel7_64Guest", "on", tools(toolsCurrent, toolsRunning), ds0, 80*giB)
 	nbuAt := ago(1 * time.Hour)
 	nbu.ops = []snapOp{take(fmt.Sprintf("NBU_SNAPSHOT %s %d", nbu.name, nbuAt.Unix()), nbuAt).withQuiesce().withSizes(20*kiB, 900*miB)}
 	nbuLast := ago(25*time.Hour + 2*time.Minute)
-	nbu.fields = map[string]string{"NB_LAST_BACKUP": nbuLast.UTC().Format(netbackupTimeLayout), "owner": "bob", "backup-consistency": "application"}
+	// Also Veeam 12's line in the notes from a US-English server, and a vProxy attribute.
+	veeamUS := ago(21*time.Hour + 4*time.Minute + 5*time.Second)
+	vproxyEnd := ago(19*time.Hour + 30*time.Minute)
+	nbu.annotation = "Billing batch\n" + veeamCurrentLine("Linux Daily", veeamUSLayout, veeamUS) + "\nDo not power off"
+	nbu.fields = map[string]string{"NB_LAST_BACKUP": nbuLast.UTC().Format(netbackupTimeLayout), "owner": "bob", "backup-consistency": "application",
+		"Last EMC vProxy Backup": vproxyValue(vproxyEnd.Add(-7*time.Minute), vproxyEnd)}
 	nbu.cbt, nbu.enableUUID = true, "TRUE" // Linux: the flag does not make it application-consistent
-	nbu.lastBackup = []lastBackupFact{ok("netbackup", nbuLast)}
+	nbu.lastBackup = []lastBackupFact{ok("netbackup", nbuLast), ok("veeam", veeamUS), ok("vproxy", vproxyEnd)}
 
 	// DC0_C0_RP0_VM3 on H1: Windows with disk.EnableUUID FALSE, consolidation trouble.
 	cons := vm(cluster, "windows9Server64Guest", "on", tools(toolsCurrent, toolsRunning), ds1, 50*giB)
@@ -176,17 +219,26 @@ func backupPlans(pools []*pool, now time.Time) ([]*vmPlan, *extrasPlan) {
 
 	// DC0_H0_VM0: powered off, its NetBackup attribute garbled.
 	off := vm(standalone, "ubuntu64Guest", "off", tools(toolsCurrent, toolsNotRunning), ds0, 20*giB)
-	off.fields = map[string]string{"NB_LAST_BACKUP": "backup pending"}
+	off.fields = map[string]string{"NB_LAST_BACKUP": "backup pending",
+		// Cohesity's last attempt failed: not a last backup.
+		"Last Cohesity Backup Attempt Time": ago(3 * time.Hour).In(time.FixedZone("EST", -5*3600)).Format(cohesityTimeLayout),
+		"Last Cohesity Backup Status":       "Failure"}
 	off.lastBackup = []lastBackupFact{bad("netbackup")}
 
 	// DC0_H0_VM1: Linux with Tools not running (crash-consistent only); a disk grown without
 	// snapshots (not counted).
 	crash := vm(standalone, "debian10_64Guest", "on", tools(toolsCurrent, toolsNotRunning), ds1, 20*giB)
 	crash.reconfigure = []reconfigPlan{{at: ago(7 * time.Hour), user: userAdmin, growDisk: 0, growTo: 30 * giB}}
+	// Veeam 11's line from a German server and IBM Spectrum Protect's block in its notes.
+	veeamDE := ago(23*time.Hour + 17*time.Minute + 9*time.Second)
+	spectrum := ago(12*time.Hour + 10*time.Minute + 18*time.Second)
+	crash.annotation = "Build agent\n" + veeamCurrentLine("Linux Weekly", veeamGermanLayout, veeamDE) + "\n" + spectrumProtectBlock(spectrum, "Successful")
+	crash.lastBackup = []lastBackupFact{ok("spectrum_protect", spectrum), ok("veeam", veeamDE)}
 
 	plans := []*vmPlan{veeam, grown, nbu, cons, off, crash}
 	extras := &extrasPlan{
-		vmFields:     scenarioVMFields,
+		vmFields:     append(append([]string{}, scenarioVMFields...), productFields...),
+		backupUsers:  []string{userVeeam, userNetBackup},
 		globalFields: scenarioGlobalFields,
 		datastores: map[string]datastorePlan{
 			ds0: {fsType: "VMFS", extents: []string{"naa.600a098038303053453f463045727001"},
@@ -209,6 +261,18 @@ func backupPlans(pools []*pool, now time.Time) ([]*vmPlan, *extrasPlan) {
 			{vm: cons.name, at: ago(9 * time.Hour), user: userAdmin, task: "VirtualMachine.consolidateDisks",
 				final: true, fail: true, took: 3 * time.Minute},
 			{vm: cons.name, at: ago(8 * time.Hour), eventEx: "com.vmware.vc.VmDiskConsolidatedEvent"},
+			// Removals with known durations (vCenter posts a task's times; the simulator ends its
+			// tasks at once, so runTask sets startTime = at and completeTime = at + took, as a
+			// long merge would leave them). Veeam's account removed yesterday's snapshot in
+			// 47 min; NetBackup's (its name written in other case, as vCenter keeps a login's
+			// spelling) in 90 s before its failed removal; an administrator's removal is no
+			// backup.
+			{vm: veeam.name, at: ago(22 * time.Hour), user: userVeeam, task: "vm.Snapshot.remove",
+				final: true, took: 47 * time.Minute},
+			{vm: nbu.name, at: ago(20 * time.Hour), user: strings.ToLower(userNetBackup), task: "vm.Snapshot.remove",
+				final: true, took: 90 * time.Second},
+			{vm: off.name, at: ago(2 * time.Hour), user: userAdmin, task: "VirtualMachine.removeAllSnapshots",
+				final: true, took: 2 * time.Minute},
 			// Outside the 24 h window, and an EventEx the checks do not count.
 			{vm: off.name, at: ago(30 * time.Hour), user: userNetBackup, task: "VirtualMachine.createSnapshot",
 				final: true, took: 7 * time.Second},

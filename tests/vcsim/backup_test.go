@@ -120,6 +120,14 @@ func TestBackupScenarioHasEverySituation(t *testing.T) {
 		if vm.DiskChangedWithSnapshots > 0 {
 			seen["disk grown under a snapshot"] = true
 		}
+		if vm.LastBackupFromEvents > 0 {
+			seen["last backup from events"] = true
+		}
+		for _, d := range vm.SnapshotTaskDurations {
+			if d.Operation == "remove" && d.Seconds > 1800 {
+				seen["slow removal"] = true
+			}
+		}
 		for _, s := range vm.Snapshots {
 			if s.CreatedBy != "" {
 				seen["creator matched"] = true
@@ -132,6 +140,7 @@ func TestBackupScenarioHasEverySituation(t *testing.T) {
 		"windows=false/uuid=TRUE",
 		"cbt=true", "cbt=false", "veeam/error=false", "veeam/error=true", "netbackup/error=false",
 		"netbackup/error=true", "rubrik/error=false", "generic/error=false", "disk grown under a snapshot", "creator matched",
+		"cohesity/error=false", "vproxy/error=false", "spectrum_protect/error=false", "last backup from events", "slow removal",
 	} {
 		if !seen[want] {
 			t.Errorf("no VM with %s", want)
@@ -144,7 +153,7 @@ func TestBackupScenarioHasEverySituation(t *testing.T) {
 		t.Errorf("disk grown without snapshots: %+v", vm)
 	}
 	got := fmt.Sprint(f.SnapshotTaskEvents)
-	if want := "[{consolidate error 2} {consolidate success 1} {create success 3} {remove error 1}]"; got != want {
+	if want := "[{consolidate error 2} {consolidate success 1} {create success 3} {remove error 1} {remove success 3}]"; got != want {
 		t.Errorf("task counts %s, want %s (the event older than 24 h and the other EventEx not counted)", got, want)
 	}
 }
@@ -163,7 +172,7 @@ func TestBackupScenarioCustomFieldsAreDefinedAndSetThroughTheManager(t *testing.
 	for _, f := range backupSim.facts.CustomFields {
 		want = append(want, fmt.Sprintf("%d:%s:%s", f.Key, f.Name, f.ManagedObjectType))
 	}
-	if strings.Join(got, ",") != strings.Join(want, ",") || len(want) != 6 {
+	if strings.Join(got, ",") != strings.Join(want, ",") || len(want) != 9 {
 		t.Errorf("fields %v, want %v", got, want)
 	}
 	vm := backupVM(t, "DC0_C0_RP0_VM0")
@@ -269,11 +278,14 @@ func TestBackupScenarioEventCollectorSeesThePlannedHistory(t *testing.T) {
 	sort.Strings(eventEx)
 	wantTasks := []string{
 		`DC0_C0_RP0_VM0 VirtualMachine.createSnapshot queued VSPHERE.LOCAL\svc-veeam`,
+		`DC0_C0_RP0_VM0 vm.Snapshot.remove success VSPHERE.LOCAL\svc-veeam`,
 		`DC0_C0_RP0_VM1 VirtualMachine.createSnapshot success VSPHERE.LOCAL\Administrator`,
 		`DC0_C0_RP0_VM2 VirtualMachine.createSnapshotEx success VSPHERE.LOCAL\svc-netbackup`,
 		`DC0_C0_RP0_VM2 vm.Snapshot.remove queued VSPHERE.LOCAL\svc-netbackup`,
+		`DC0_C0_RP0_VM2 vm.Snapshot.remove success vsphere.local\svc-netbackup`,
 		`DC0_C0_RP0_VM3 VirtualMachine.consolidateDisks error VSPHERE.LOCAL\Administrator`,
 		`DC0_H0_VM0 VirtualMachine.createSnapshot success VSPHERE.LOCAL\svc-netbackup`,
+		`DC0_H0_VM0 VirtualMachine.removeAllSnapshots success VSPHERE.LOCAL\Administrator`,
 	}
 	if strings.Join(tasks, "\n") != strings.Join(wantTasks, "\n") {
 		t.Errorf("task events:\n%s\nwant:\n%s", strings.Join(tasks, "\n"), strings.Join(wantTasks, "\n"))

@@ -57,7 +57,9 @@ func buildScenario(opts options) (*simulation, error) {
 	facts := &Facts{
 		Scenario: opts.scenario, VMs: make([]VMFacts, 0, len(plans)),
 		CustomFields: []CustomFieldFacts{}, Datastores: []DatastoreFacts{},
-		SnapshotTaskEvents: []TaskCountFacts{},
+		SnapshotTaskEvents:    []TaskCountFacts{},
+		SnapshotTaskDurations: []TaskDurationFacts{},
+		BackupEventUsers:      []string{},
 	}
 	built := map[string]*builtVM{} // kept only for the extras
 	for i, plan := range plans {

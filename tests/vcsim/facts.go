@@ -31,6 +31,27 @@ type Facts struct {
 	// EventWindowSeconds is the read-back window the event facts assume: events older than the
 	// scenario's start minus it are not counted. 0: every event counts.
 	EventWindowSeconds float64 `json:"event_window_seconds"`
+	// SnapshotTaskDurations lists, by operation and result, how long each snapshot task of the
+	// window ran (completeTime - startTime), in the order posted: the histogram's inputs.
+	SnapshotTaskDurations []TaskDurationFacts `json:"snapshot_task_durations"`
+	// BackupEventUsers are the backup accounts the event facts assume as the exporter's
+	// last_backup_event_users (VMFacts.LastBackupFromEvents).
+	BackupEventUsers []string `json:"backup_event_users"`
+}
+
+// TaskDurationFacts is one vsphere_snapshot_task_duration_seconds histogram's observations.
+type TaskDurationFacts struct {
+	Operation string    `json:"operation"`
+	Result    string    `json:"result"`
+	Seconds   []float64 `json:"seconds"`
+}
+
+// SnapshotDurationFacts is a VM's last snapshot task of one operation (whatever its result),
+// with how long it ran: vsphere_vm_snapshot_task_last_duration_seconds.
+type SnapshotDurationFacts struct {
+	Operation string  `json:"operation"`
+	Result    string  `json:"result"`
+	Seconds   float64 `json:"seconds"`
 }
 
 // CustomFieldFacts is one custom field definition (CustomFieldsManager.field).
@@ -116,6 +137,11 @@ type VMFacts struct {
 	// SnapshotFileBytes: its delta disks, .vmsn and .vmem (0 without snapshots).
 	SnapshotFileBytes int64               `json:"snapshot_file_bytes"`
 	SnapshotTasks     []SnapshotTaskFacts `json:"snapshot_tasks"` // by operation, result
+	// SnapshotTaskDurations: the last task of each operation, by operation.
+	SnapshotTaskDurations []SnapshotDurationFacts `json:"snapshot_task_durations"`
+	// LastBackupFromEvents: the newest successful snapshot removal a BackupEventUsers account
+	// ran (names compared without regard to case), its completeTime; 0 when none.
+	LastBackupFromEvents float64 `json:"last_backup_from_events"`
 	// Reconfigurations while a snapshot existed: those growing a disk, and all.
 	DiskChangedWithSnapshots  int `json:"disk_changed_with_snapshots"`
 	ReconfiguredWithSnapshots int `json:"reconfigured_with_snapshots"`
@@ -175,29 +201,30 @@ func vmFacts(ref types.ManagedObjectReference, plan *vmPlan, l *layout) VMFacts 
 		power = types.VirtualMachinePowerStatePoweredOff
 	}
 	vm := VMFacts{
-		ID:                  ref.Value,
-		Name:                plan.name,
-		HostName:            plan.placement.host.name,
-		ClusterName:         plan.placement.pool.clusterName,
-		DatacenterName:      plan.placement.pool.datacenterName,
-		GuestID:             plan.guestID,
-		PowerState:          string(power),
-		Template:            plan.template,
-		ConsolidationNeeded: plan.consolidationNeeded,
-		ToolsVersionStatus2: plan.tools.versionStatus2,
-		ToolsRunningStatus:  plan.tools.runningStatus,
-		ToolsVersion:        plan.tools.version,
-		SnapshotCount:       len(l.snaps),
-		Snapshots:           []SnapshotFacts{},
-		DatastoreName:       plan.datastoreName(),
-		Annotation:          plan.annotation,
-		CustomValues:        map[string]string{},
-		CBTEnabled:          plan.cbt,
-		EnableUUID:          plan.enableUUID,
-		Windows:             isWindows(plan.guestID),
-		BackupConsistency:   consistencyLevel(power, plan.tools.runningStatus, isWindows(plan.guestID), plan.enableUUID),
-		LastBackup:          []LastBackupFacts{},
-		SnapshotTasks:       []SnapshotTaskFacts{},
+		ID:                    ref.Value,
+		Name:                  plan.name,
+		HostName:              plan.placement.host.name,
+		ClusterName:           plan.placement.pool.clusterName,
+		DatacenterName:        plan.placement.pool.datacenterName,
+		GuestID:               plan.guestID,
+		PowerState:            string(power),
+		Template:              plan.template,
+		ConsolidationNeeded:   plan.consolidationNeeded,
+		ToolsVersionStatus2:   plan.tools.versionStatus2,
+		ToolsRunningStatus:    plan.tools.runningStatus,
+		ToolsVersion:          plan.tools.version,
+		SnapshotCount:         len(l.snaps),
+		Snapshots:             []SnapshotFacts{},
+		DatastoreName:         plan.datastoreName(),
+		Annotation:            plan.annotation,
+		CustomValues:          map[string]string{},
+		CBTEnabled:            plan.cbt,
+		EnableUUID:            plan.enableUUID,
+		Windows:               isWindows(plan.guestID),
+		BackupConsistency:     consistencyLevel(power, plan.tools.runningStatus, isWindows(plan.guestID), plan.enableUUID),
+		LastBackup:            []LastBackupFacts{},
+		SnapshotTasks:         []SnapshotTaskFacts{},
+		SnapshotTaskDurations: []SnapshotDurationFacts{},
 	}
 	for name, value := range plan.fields {
 		vm.CustomValues[name] = value

@@ -67,6 +67,11 @@ func pitfallPlans(pools []*pool, now time.Time) ([]*vmPlan, *extrasPlan) {
 	extras.events = append(extras.events, eventPlan{vm: backup.name, at: ago(20 * time.Minute), user: userAdmin,
 		task: "vm.Snapshot.remove", final: true, fail: true, took: time.Minute})
 
+	// The last snapshot removal on pitfall-snapshot-30pct ran 47 minutes (VSphereSnapshotRemovalSlow):
+	// vCenter's task times as a long merge leaves them (the simulator ends its tasks at once).
+	extras.events = append(extras.events, eventPlan{vm: large.name, at: ago(3 * time.Hour), user: userVeeam,
+		task: "vm.Snapshot.remove", final: true, took: 47 * time.Minute})
+
 	// The demo's datastore, which holds the snapshot files, is 95 % full.
 	ds := extras.datastores[datastoreName]
 	ds.free = ds.capacity / 20

@@ -407,6 +407,8 @@ func snapshotSizesFromLayoutEx(ex *types.VirtualMachineFileLayoutEx, info *types
 func fromHistory(got *VMFacts, want VMFacts) {
 	got.LastBackup = want.LastBackup
 	got.SnapshotTasks = want.SnapshotTasks
+	got.SnapshotTaskDurations = want.SnapshotTaskDurations
+	got.LastBackupFromEvents = want.LastBackupFromEvents
 	got.DiskChangedWithSnapshots = want.DiskChangedWithSnapshots
 	got.ReconfiguredWithSnapshots = want.ReconfiguredWithSnapshots
 	created := map[string]string{}

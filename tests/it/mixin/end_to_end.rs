@@ -253,6 +253,16 @@ const EXPECTED: &[Expected] = &[
             ("result", "error"),
         ],
     ),
+    // The last removal on the 30 % VM ran 47 minutes (its task's start and completion times).
+    fires(
+        "VSphereSnapshotRemovalSlow",
+        "warning",
+        &[
+            ("vm_name", "pitfall-snapshot-30pct"),
+            ("operation", "remove"),
+            ("result", "success"),
+        ],
+    ),
     // Its disk grown an hour ago, under its 3-hour-old snapshot.
     fires(
         "VSphereDiskChangedWithSnapshots",
