@@ -2,11 +2,15 @@
 //! Tools and guest. A powered-off VM is application-consistent as it is. A running Windows
 //! guest gets application-consistent (VSS) snapshots when Tools run and `disk.EnableUUID` is
 //! TRUE; any guest with running Tools gets file-system-consistent (quiesced) ones; without
-//! Tools a snapshot is only crash-consistent.
+//! Tools a snapshot is only crash-consistent. A VM that cannot be snapshotted at all (a shared
+//! SCSI bus, a multi-writer disk, PCI passthrough, Fault Tolerance) gets no image-level backup:
+//! level none, whatever else holds.
 
 /// A consistency level, from the weakest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// No snapshot is possible, so no image-level backup at all.
+    None,
     Crash,
     Filesystem,
     Application,
@@ -16,6 +20,7 @@ impl Level {
     /// The `level` label value.
     pub fn as_str(self) -> &'static str {
         match self {
+            Level::None => "none",
             Level::Crash => "crash",
             Level::Filesystem => "filesystem",
             Level::Application => "application",
@@ -51,10 +56,15 @@ pub struct Facts<'a> {
     pub windows: bool,
     /// `disk.EnableUUID` from `config.extraConfig`, `None` when unset or not read.
     pub disk_enable_uuid: Option<bool>,
+    /// A device or setting makes a snapshot impossible.
+    pub snapshot_blocked: bool,
 }
 
 /// The best consistency a backup of the VM can get.
 pub fn achievable(facts: &Facts<'_>) -> Level {
+    if facts.snapshot_blocked {
+        return Level::None;
+    }
     if facts.power_state == "poweredOff" {
         return Level::Application;
     }
@@ -94,6 +104,7 @@ mod tests {
             tools_running: tools,
             windows,
             disk_enable_uuid: uuid,
+            snapshot_blocked: false,
         }
     }
 
@@ -123,7 +134,15 @@ mod tests {
         ];
         for (f, want) in cases {
             assert_eq!(achievable(&f), want, "{f:?}");
+            let blocked = Facts {
+                snapshot_blocked: true,
+                ..f
+            };
+            assert_eq!(achievable(&blocked), Level::None, "{blocked:?}");
         }
+        assert!(Level::None < Level::Crash);
+        assert_eq!(Level::None.as_str(), "none");
+        assert_eq!(Level::parse("none"), None, "not a level to require");
     }
 
     #[test]

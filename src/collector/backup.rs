@@ -100,6 +100,7 @@ pub fn achievable(vm: &Vm) -> Level {
         tools_running: running,
         windows: consistency::is_windows(vm.backup.guest_family.as_deref(), &vm.guest_id),
         disk_enable_uuid: vm.backup.disk_enable_uuid,
+        snapshot_blocked: vm.snapshot_blockers().any(),
     })
 }
 

@@ -481,7 +481,7 @@ pub const VM_BACKUP_CONSISTENCY: MetricSpec = gauge(
     55,
     "vsphere_vm_backup_consistency",
     &["vcenter", "vm_id", "vm_name", "level"],
-    "The best consistency a backup of the virtual machine can get now (level application, filesystem or crash); always 1.",
+    "The best consistency a backup of the virtual machine can get now (level application, filesystem, crash, or none where a snapshot is impossible: see vsphere_vm_snapshot_blockers); always 1.",
 );
 pub const VM_BACKUP_CONSISTENCY_REQUIRED: MetricSpec = gauge(
     56,
@@ -536,6 +536,68 @@ pub const VM_BACKUP_POLICY_TAGS: MetricSpec = gauge(
     "vsphere_vm_backup_policy_tags",
     VM,
     "The number of vSphere tags of the categories named in backup_policy_categories on the virtual machine (templates left out); 0 means no backup policy that selects by tag covers it.",
+);
+
+// The disk checks (the `disks` collector; the last two are the `vm` collector's, the current
+// snapshot the `snapshots` collector's). Cardinality: `reason` takes 3 values (disks not
+// snapshotted) or 4 (blockers), and series exist only where the count is above 0, so at most a
+// few per VM with such disks; `vsphere_vm_foreign_disk_info` has one series per foreign disk
+// and owner (`disk_file` is a datastore path, `[ds] dir/name.vmdk`): leftovers, few and
+// transient, never one per disk of the inventory.
+pub const VM_DISKS_NOT_SNAPSHOTTED: MetricSpec = gauge(
+    65,
+    "vsphere_vm_disks_not_snapshotted",
+    &["vcenter", "vm_id", "vm_name", "reason"],
+    "The virtual machine's virtual disks that a snapshot does not capture, so no image-level backup through the snapshot API holds them, by reason: independent_persistent, independent_nonpersistent or physical_rdm (a physical-mode raw device mapping, whatever its disk mode); only where above 0.",
+);
+pub const VM_FOREIGN_DISK_INFO: MetricSpec = gauge(
+    66,
+    "vsphere_vm_foreign_disk_info",
+    &[
+        "vcenter",
+        "vm_id",
+        "vm_name",
+        "disk_file",
+        "owner_vm_id",
+        "owner_vm_name",
+    ],
+    "A virtual disk attached to this virtual machine that belongs to another one (its file lies in the owner's directory, or both list it), as a backup proxy leaves a hot-added disk it did not give back; multi-writer disks are left out; always 1.",
+);
+pub const VM_SNAPSHOT_BLOCKERS: MetricSpec = gauge(
+    67,
+    "vsphere_vm_snapshot_blockers",
+    &["vcenter", "vm_id", "vm_name", "reason"],
+    "Devices or settings that make a snapshot of the virtual machine impossible, so no image-level backup runs, by reason: scsi_bus_sharing (SCSI controllers with bus sharing), multi_writer_disk, pci_passthrough (DirectPath I/O, vGPU) or fault_tolerance; only where above 0.",
+);
+pub const VM_PHANTOM_SNAPSHOT_DISKS: MetricSpec = gauge(
+    68,
+    "vsphere_vm_phantom_snapshot_disks",
+    VM,
+    "Virtual disks running on a snapshot delta (a parent backing in the disk's own directory, or a name-000001.vmdk file) while the virtual machine has no snapshot: a chain vCenter no longer shows; only where above 0.",
+);
+pub const VM_SNAPSHOT_CURRENT_MISSING: MetricSpec = gauge(
+    69,
+    "vsphere_vm_snapshot_current_missing",
+    VM,
+    "1 while the virtual machine has snapshots but none is current (snapshot.currentSnapshot unset, which vCenter also does for a moment while a snapshot is taken or removed), else 0; only for virtual machines with snapshots.",
+);
+pub const VM_CBT_INACTIVE_DISKS: MetricSpec = gauge(
+    70,
+    "vsphere_vm_cbt_inactive_disks",
+    VM,
+    "Virtual disks without a change id on a virtual machine with changed block tracking on: CBT starts at the next stun/unstun (snapshot, power cycle), until then every incremental backup reads the whole disk; independent disks, physical-mode RDMs and multi-writer disks are left out; only where above 0.",
+);
+pub const VM_QUESTION_PENDING: MetricSpec = gauge(
+    71,
+    "vsphere_vm_question_pending",
+    VM,
+    "1 while the virtual machine waits on a question (runtime.question, such as no more space for a virtual disk) and is paused until someone answers it; only where 1.",
+);
+pub const VM_CONNECTION_STATE: MetricSpec = gauge(
+    72,
+    "vsphere_vm_connection_state",
+    &["vcenter", "vm_id", "vm_name", "state"],
+    "1 for a virtual machine vCenter holds but is not connected to (runtime.connectionState disconnected, orphaned, inaccessible or invalid); connected virtual machines have no series.",
 );
 
 /// Every spec of a vCenter's metrics, in output order.
@@ -605,6 +667,14 @@ pub const ALL: &[&MetricSpec] = &[
     &SNAPSHOT_TASK_DURATION,
     &VM_TAG_INFO,
     &VM_BACKUP_POLICY_TAGS,
+    &VM_DISKS_NOT_SNAPSHOTTED,
+    &VM_FOREIGN_DISK_INFO,
+    &VM_SNAPSHOT_BLOCKERS,
+    &VM_PHANTOM_SNAPSHOT_DISKS,
+    &VM_SNAPSHOT_CURRENT_MISSING,
+    &VM_CBT_INACTIVE_DISKS,
+    &VM_QUESTION_PENDING,
+    &VM_CONNECTION_STATE,
 ];
 
 /// The exporter's own metric (not per vCenter), served by `/metrics` only.

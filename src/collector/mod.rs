@@ -17,6 +17,7 @@ mod backup;
 pub mod blackout;
 pub mod catalogue;
 mod datastores;
+pub mod disks;
 mod events;
 mod hostio;
 mod hosts;
@@ -102,6 +103,7 @@ pub const COLLECTORS: &[&dyn Collector] = &[
     &stagger::Stagger,
     &datastores::Datastores,
     &tags::Tags,
+    &disks::Disks,
 ];
 
 /// True unless the command line turned the collector off.

@@ -4,11 +4,14 @@
 //! name, else an empty `backup_product`).
 //!
 //! Every VM gets the per-VM series, 0 when it has no snapshot, so `sum()` and `== 0` work
-//! without `absent()`. The per-snapshot series exist only while the snapshot does.
+//! without `absent()`. The per-snapshot series exist only while the snapshot does, and
+//! `vsphere_vm_snapshot_current_missing` only while the VM has snapshots (0 or 1, so an alert
+//! on it can wait with `for:` through the moment vCenter clears the current snapshot while
+//! taking or removing one).
 
 use super::catalogue::{
     SNAPSHOT_CREATE_TIMESTAMP, SNAPSHOT_QUIESCED, SNAPSHOT_SIZE, VM_SNAPSHOT_CHAIN_DEPTH,
-    VM_SNAPSHOT_TOTAL_SIZE, VM_SNAPSHOTS,
+    VM_SNAPSHOT_CURRENT_MISSING, VM_SNAPSHOT_TOTAL_SIZE, VM_SNAPSHOTS,
 };
 use super::{CollectError, Collector, Context, Sink};
 
@@ -54,6 +57,13 @@ impl Collector for Snapshots {
                 snaps.iter().map(|s| s.depth).max().unwrap_or(0) as f64,
             );
             out.gauge(&VM_SNAPSHOT_TOTAL_SIZE, &ids, total as f64);
+            if let Some(missing) = vm.snapshot_current_missing() {
+                out.gauge(
+                    &VM_SNAPSHOT_CURRENT_MISSING,
+                    &ids,
+                    f64::from(u8::from(missing)),
+                );
+            }
         }
         Ok(())
     }

@@ -1,5 +1,8 @@
 //! Per-VM facts that are not about snapshots or Tools: `vsphere_vm_info`, the disk capacity
-//! snapshot sizes are compared with, and whether the disks need consolidation.
+//! snapshot sizes are compared with, whether the disks need consolidation, a question the VM
+//! waits on (`runtime.question`) and a connection state other than connected
+//! (`runtime.connectionState`). The last two come from properties read for every VM, so they
+//! are here rather than in the `disks` collector, which can be turned off.
 //!
 //! The capacity exists only for VMs with snapshots: devices are most of the bytes vCenter
 //! sends, and the exporter reads them only where a snapshot's size needs the comparison.
@@ -9,7 +12,9 @@
 //! `tag_labels` do the same for vSphere tag categories (the tags' names, comma-joined in name
 //! order), from the `tags` source when it is in sync, empty while it is not.
 
-use super::catalogue::{VM_CONSOLIDATION_NEEDED, VM_DISK_CAPACITY, VM_INFO};
+use super::catalogue::{
+    VM_CONNECTION_STATE, VM_CONSOLIDATION_NEEDED, VM_DISK_CAPACITY, VM_INFO, VM_QUESTION_PENDING,
+};
 use super::{CollectError, Collector, Context, Sink};
 use crate::source::tags::{TAGS, VmTags, label_values};
 
@@ -73,6 +78,14 @@ impl Collector for VmCollector {
                 &ids,
                 f64::from(u8::from(vm.consolidation_needed)),
             );
+            if vm.question.is_some() {
+                out.gauge(&VM_QUESTION_PENDING, &ids, 1.0);
+            }
+            // Empty until vCenter sends it: no state to tell.
+            let state = vm.connection_state.as_str();
+            if !state.is_empty() && state != "connected" {
+                out.gauge(&VM_CONNECTION_STATE, &[&vm.id, &vm.name, state], 1.0);
+            }
         }
         Ok(())
     }

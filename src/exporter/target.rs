@@ -21,7 +21,8 @@ use crate::source::{
     Erased, INVENTORY, RunningSource, SOURCES, SourceStatus, StartContext, unix_now,
 };
 use crate::vsphere::client::{ClientOptions, TlsOptions};
-use crate::vsphere::mirror::Mirror;
+use crate::vsphere::mirror::{Mirror, MirrorOptions};
+use crate::vsphere::properties::DeviceScope;
 use crate::vsphere::xml::DEFAULT_MAX_TEXT_BYTES;
 use crate::vsphere::{self, Client, Inventory};
 
@@ -68,6 +69,9 @@ pub struct SourcePlan {
     events: crate::config::EventsConfig,
     /// How often the `tags` source reads (`tags_interval`).
     tags_interval: Duration,
+    /// Which VMs the mirror reads the devices of: every VM while the `disks` collector is on,
+    /// else those with snapshots only (their sizes are compared with the disk capacity).
+    devices: DeviceScope,
 }
 
 impl SourcePlan {
@@ -81,6 +85,11 @@ impl SourcePlan {
                 .collect(),
             events: config.backup.events.clone(),
             tags_interval: config.tags.interval,
+            devices: if crate::collector::is_enabled(config, crate::collector::disks::NAME) {
+                DeviceScope::EveryVm
+            } else {
+                DeviceScope::VmsWithSnapshots
+            },
         }
     }
 
@@ -144,7 +153,10 @@ impl Target {
     pub fn start(&self, config: &Arc<Config>) {
         self.running.get_or_init(|| {
             let plan = SourcePlan::of(config);
-            let mirror = Mirror::start(self.client.clone());
+            let options = MirrorOptions {
+                devices: plan.devices,
+            };
+            let mirror = Mirror::start_with(self.client.clone(), options);
             let ctx = StartContext {
                 vcenter: &self.vcenter,
                 client: self.client.clone(),
@@ -448,7 +460,12 @@ fn plan(
             }
             for name in collector.reads_if_present() {
                 // 0: the source does not run (or has published nothing yet).
-                key.push(sources.iter().find(|s| s.name == *name).map_or(0, |s| s.version));
+                key.push(
+                    sources
+                        .iter()
+                        .find(|s| s.name == *name)
+                        .map_or(0, |s| s.version),
+                );
             }
             if clock {
                 return Todo::Render(None);
@@ -498,5 +515,22 @@ async fn render_off_the_workers(
             tracing::error!(error = %e, "rendering task failed");
             vec![None; count]
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_read_for_every_vm_only_while_the_disks_collector_is_on() {
+        let on = Config::default();
+        let mut off = Config::default();
+        off.disabled_collectors
+            .insert(crate::collector::disks::NAME.to_string());
+        assert_eq!(SourcePlan::of(&on).devices, DeviceScope::EveryVm);
+        assert_eq!(SourcePlan::of(&off).devices, DeviceScope::VmsWithSnapshots);
+        // Turning the collector off or on changes how the mirror reads: a new target.
+        assert_ne!(SourcePlan::of(&on), SourcePlan::of(&off));
     }
 }

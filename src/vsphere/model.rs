@@ -447,6 +447,54 @@ impl Inventory {
             .map(|(_, v)| v)
     }
 
+    /// Disks attached to one VM that are another VM's: the file lies in the other VM's home
+    /// directory ([`Vm::home_directory`]), or, when no VM's home holds it, another VM lists
+    /// the same file among its disks. A disk in its own VM's home directory is that VM's, so
+    /// when two VMs list one file the VM whose directory holds it is the owner and only the
+    /// other is marked; when neither directory holds it, each is marked with the other as
+    /// owner (two VMs on one disk that is not multi-writer is wrong either way). Multi-writer
+    /// disks are shared on purpose and never foreign. In VM order, then disk order.
+    pub fn foreign_disks(&self) -> Vec<ForeignDisk<'_>> {
+        let mut by_file: HashMap<&str, Vec<&Vm>> = HashMap::new();
+        let mut by_home: HashMap<&str, Vec<&Vm>> = HashMap::new();
+        for vm in self.vms.values() {
+            for disk in vm.devices.disks.iter().filter(|d| !d.file_name.is_empty()) {
+                let listing = by_file.entry(disk.file_name.as_str()).or_default();
+                if !listing.iter().any(|v| v.id == vm.id) {
+                    listing.push(vm);
+                }
+            }
+            if let Some(home) = vm.home_directory() {
+                by_home.entry(home).or_default().push(vm);
+            }
+        }
+        let mut out = Vec::new();
+        for vm in self.vms.values() {
+            let home = vm.home_directory();
+            for disk in &vm.devices.disks {
+                if disk.multi_writer || disk.file_name.is_empty() {
+                    continue;
+                }
+                let dir = disk.directory();
+                if home == Some(dir) {
+                    continue;
+                }
+                let mut owners = other_vms(by_home.get(dir), &vm.id);
+                if owners.is_empty() {
+                    owners = other_vms(by_file.get(disk.file_name.as_str()), &vm.id);
+                }
+                for owner in owners {
+                    out.push(ForeignDisk {
+                        vm,
+                        file: &disk.file_name,
+                        owner,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Where a VM runs: host, cluster (empty for a standalone host) and datacenter names.
     pub fn placement(&self, vm: &Vm) -> Placement<'_> {
         match vm.host.as_ref().and_then(|id| self.hosts.get(id)) {
@@ -500,6 +548,74 @@ impl Vm {
     /// capacity left out).
     pub fn disk_capacities_bytes(&self) -> impl Iterator<Item = u64> + '_ {
         self.devices.disks.iter().filter_map(|d| d.capacity_bytes)
+    }
+
+    /// The disks that no snapshot captures, so no backup through the snapshot API either:
+    /// independent disks, and physical-mode RDMs (whatever their diskMode).
+    pub fn disks_not_snapshotted(&self) -> NotSnapshotted {
+        let mut out = NotSnapshotted::default();
+        for disk in &self.devices.disks {
+            if disk.is_physical_rdm() {
+                out.physical_rdm += 1;
+            } else if disk.disk_mode == DiskMode::IndependentPersistent {
+                out.independent_persistent += 1;
+            } else if disk.disk_mode == DiskMode::IndependentNonpersistent {
+                out.independent_nonpersistent += 1;
+            }
+        }
+        out
+    }
+
+    /// What makes a snapshot of the VM impossible: shared SCSI buses, multi-writer disks,
+    /// PCI passthrough devices, Fault Tolerance.
+    pub fn snapshot_blockers(&self) -> SnapshotBlockers {
+        let ft = self
+            .fault_tolerance_state
+            .as_deref()
+            .is_some_and(|s| s != "notConfigured");
+        SnapshotBlockers {
+            scsi_bus_sharing: self.devices.scsi_shared_bus,
+            multi_writer_disk: count(self.devices.disks.iter().filter(|d| d.multi_writer)),
+            pci_passthrough: self.devices.pci_passthrough,
+            fault_tolerance: u32::from(ft),
+        }
+    }
+
+    /// Disks running on a snapshot delta while the VM has no snapshot: a chain vCenter no
+    /// longer shows. A disk is on a delta when its backing has a parent or its file is named
+    /// like a delta ([`is_delta_file_name`]); a parent in another directory than the disk is a
+    /// linked clone's base (Horizon, instant clones, a proxy's hot-add redo log), not a
+    /// leftover, and is not counted.
+    pub fn phantom_snapshot_disks(&self) -> u32 {
+        if self.has_snapshots() {
+            return 0;
+        }
+        count(self.devices.disks.iter().filter(|d| {
+            let foreign_parent = d
+                .parent
+                .as_deref()
+                .is_some_and(|p| !p.is_empty() && directory_of(p) != d.directory());
+            (d.parent.is_some() || is_delta_file_name(&d.file_name)) && !foreign_parent
+        }))
+    }
+
+    /// 1 while the VM has a snapshot tree (`snapshot` set) and no current snapshot; `None`
+    /// without snapshots.
+    pub fn snapshot_current_missing(&self) -> Option<bool> {
+        self.snapshot.as_ref().map(|s| s.current_snapshot.is_none())
+    }
+
+    /// Disks changed block tracking does not track yet: CBT is on (`config.changeTrackingEnabled`)
+    /// but the disk has no change id, which it gets at the next stun/unstun (a snapshot, a power
+    /// cycle, a vMotion). Templates, and disks CBT never tracks (independent, physical RDMs,
+    /// multi-writer) are left out.
+    pub fn cbt_inactive_disks(&self) -> u32 {
+        if !self.backup.cbt_enabled || self.template {
+            return 0;
+        }
+        count(self.devices.disks.iter().filter(|d| {
+            !d.change_id && !d.is_independent() && !d.is_physical_rdm() && !d.multi_writer
+        }))
     }
 
     /// The VM's home directory: that of its `.vmx` (the `config` file of `layoutEx`, read for
@@ -593,10 +709,105 @@ impl Vm {
     }
 }
 
+/// A VM's disks that no snapshot captures, by why (see [`Vm::disks_not_snapshotted`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotSnapshotted {
+    /// diskMode independent_persistent (not a physical RDM).
+    pub independent_persistent: u32,
+    /// diskMode independent_nonpersistent (not a physical RDM).
+    pub independent_nonpersistent: u32,
+    /// Physical-mode raw device mappings, whatever their diskMode.
+    pub physical_rdm: u32,
+}
+
+impl NotSnapshotted {
+    /// The counts by the `reason` label value, in a fixed order.
+    pub fn by_reason(&self) -> [(&'static str, u32); 3] {
+        [
+            ("independent_persistent", self.independent_persistent),
+            ("independent_nonpersistent", self.independent_nonpersistent),
+            ("physical_rdm", self.physical_rdm),
+        ]
+    }
+}
+
+/// What makes a snapshot of a VM impossible (see [`Vm::snapshot_blockers`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotBlockers {
+    /// SCSI (or NVMe) controllers whose bus is shared (virtualSharing, physicalSharing).
+    pub scsi_bus_sharing: u32,
+    /// Disks whose backing's sharing is sharingMultiWriter.
+    pub multi_writer_disk: u32,
+    /// VirtualPCIPassthrough devices (DirectPath I/O, vGPU).
+    pub pci_passthrough: u32,
+    /// 1 when Fault Tolerance is configured (`runtime.faultToleranceState` set and not
+    /// notConfigured).
+    pub fault_tolerance: u32,
+}
+
+impl SnapshotBlockers {
+    /// The counts by the `reason` label value, in a fixed order.
+    pub fn by_reason(&self) -> [(&'static str, u32); 4] {
+        [
+            ("scsi_bus_sharing", self.scsi_bus_sharing),
+            ("multi_writer_disk", self.multi_writer_disk),
+            ("pci_passthrough", self.pci_passthrough),
+            ("fault_tolerance", self.fault_tolerance),
+        ]
+    }
+
+    /// True when at least one blocker is there: no snapshot, so no image-level backup.
+    pub fn any(&self) -> bool {
+        self.by_reason().iter().any(|(_, n)| *n > 0)
+    }
+}
+
+/// A disk attached to a VM that is another VM's (see [`Inventory::foreign_disks`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForeignDisk<'a> {
+    /// The VM the disk is attached to (a backup proxy that did not give it back).
+    pub vm: &'a Vm,
+    /// The disk's `backing.fileName`.
+    pub file: &'a str,
+    /// The VM the disk belongs to.
+    pub owner: &'a Vm,
+}
+
+/// True for the file name of a snapshot delta as ESXi names them: `name-000001.vmdk` (the
+/// descriptor, which `backing.fileName` names), `name-000001-delta.vmdk` (a VMFS sparse
+/// extent) or `name-000001-sesparse.vmdk` (an SEsparse one): six digits after a dash.
+pub fn is_delta_file_name(path: &str) -> bool {
+    let Some(stem) = path.strip_suffix(".vmdk") else {
+        return false;
+    };
+    let stem = stem
+        .strip_suffix("-delta")
+        .or_else(|| stem.strip_suffix("-sesparse"))
+        .unwrap_or(stem);
+    let bytes = stem.as_bytes();
+    bytes.len() > 7
+        && bytes[bytes.len() - 7] == b'-'
+        && bytes[bytes.len() - 6..].iter().all(u8::is_ascii_digit)
+}
+
 /// A sum of sizes from vCenter, which saturates at `u64::MAX` instead of overflowing (a
 /// panic in a debug build, a wrong small number in a release one).
 pub fn saturating_sum(sizes: impl IntoIterator<Item = u64>) -> u64 {
     sizes.into_iter().fold(0, u64::saturating_add)
+}
+
+/// The VMs of a list but the one with id `id`.
+fn other_vms<'a>(vms: Option<&Vec<&'a Vm>>, id: &str) -> Vec<&'a Vm> {
+    vms.into_iter()
+        .flatten()
+        .filter(|v| v.id != id)
+        .copied()
+        .collect()
+}
+
+/// How many items an iterator gives, as a count that fits a metric.
+fn count<T>(items: impl Iterator<Item = T>) -> u32 {
+    u32::try_from(items.count()).unwrap_or(u32::MAX)
 }
 
 /// All file keys of a set of disk chains.
