@@ -542,6 +542,7 @@ mod tests {
             },
             inventory: Some(&inv),
             events: None,
+            tags: None,
         };
         let config = crate::collector::test_support::config();
         let report = super::super::Report::build(&[part], &config, 0.0);

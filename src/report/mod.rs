@@ -30,6 +30,7 @@ use crate::backup::last_backup;
 use crate::config::{Config, ReportConfig};
 use crate::exporter::Exporter;
 use crate::source::events::EVENTS;
+use crate::source::tags::{TAGS, VmTags};
 use crate::source::unix_now;
 use crate::vsphere::Inventory;
 use crate::vsphere::model::{FlatSnapshot, Vm};
@@ -238,6 +239,7 @@ struct Gathered {
     status: VcenterStatus,
     inventory: Option<Arc<Inventory>>,
     events: Option<Arc<Ledger>>,
+    tags: Option<Arc<VmTags>>,
 }
 
 /// What a report is made from, as a cache of rendered reports needs to tell it: the
@@ -255,6 +257,7 @@ struct PartKey {
     status: VcenterStatus,
     inventory: Option<Weak<Inventory>>,
     events: Option<Weak<Ledger>>,
+    tags: Option<Weak<VmTags>>,
 }
 
 impl InputsKey {
@@ -273,6 +276,7 @@ impl InputsKey {
                 a.status == b.status
                     && same(&a.inventory, &b.inventory)
                     && same(&a.events, &b.events)
+                    && same(&a.tags, &b.tags)
             })
     }
 
@@ -294,6 +298,7 @@ impl Inputs {
                     status: g.status.clone(),
                     inventory: g.inventory.as_ref().map(Arc::downgrade),
                     events: g.events.as_ref().map(Arc::downgrade),
+                    tags: g.tags.as_ref().map(Arc::downgrade),
                 })
                 .collect(),
         }
@@ -308,6 +313,7 @@ impl Inputs {
                 status: g.status.clone(),
                 inventory: g.inventory.as_deref(),
                 events: g.events.as_deref(),
+                tags: g.tags.as_deref(),
             })
             .collect();
         Report::build(&parts, &self.config, self.now)
@@ -320,6 +326,8 @@ pub struct Part<'a> {
     pub status: VcenterStatus,
     pub inventory: Option<&'a Inventory>,
     pub events: Option<&'a Ledger>,
+    /// Its vSphere tags, when the `tags` source runs and is in sync.
+    pub tags: Option<&'a VmTags>,
 }
 
 impl Report {
@@ -328,11 +336,13 @@ impl Report {
         let mut all = Vec::new();
         let mut vm_risks = VmRisks::default();
         let mut device_risks = devices::DeviceRisks::default();
+        let mut no_policy = NoPolicy::default();
         for part in parts {
             if let Some(inventory) = part.inventory {
                 all.extend(rows(&part.status.name, inventory, part.events, config, now));
                 vm_risks.add(inventory);
                 device_risks.add(inventory);
+                no_policy.add(&part.status.name, inventory, part.tags, config);
             }
         }
         let settings = config.report.clone();
@@ -365,6 +375,9 @@ impl Report {
             ),
         ];
         risks.extend(device_risks.risks());
+        if !config.tags.backup_policy_categories.is_empty() {
+            risks.push(no_policy.risk(&config.tags.backup_policy_categories));
+        }
         Report {
             now,
             settings,
@@ -402,6 +415,7 @@ impl Report {
                     status,
                     inventory: None,
                     events: None,
+                    tags: None,
                 });
                 continue;
             };
@@ -430,10 +444,17 @@ impl Report {
                 target.source_settled(EVENTS, left).await;
             }
             let events = target.source_value::<Ledger>(EVENTS);
+            // The VMs in no backup policy: the tags source's first read, within the same bound.
+            if inventory.is_some() && !exporter.config().tags.backup_policy_categories.is_empty() {
+                let left = wait.saturating_sub(started.elapsed());
+                target.source_settled(TAGS, left).await;
+            }
+            let tags = target.source_value::<VmTags>(TAGS);
             parts.push(Gathered {
                 status,
                 inventory,
                 events,
+                tags,
             });
         }
         Some(Inputs {
@@ -558,6 +579,56 @@ impl VmRisks {
                 self.tools.push(vm.name.clone());
             }
         }
+    }
+}
+
+/// The powered-on VMs (templates aside) without a tag of `backup_policy_categories`, over every
+/// vCenter whose tags are read; the vCenters whose tags are not.
+#[derive(Default)]
+struct NoPolicy {
+    vms: Vec<String>,
+    unread: Vec<String>,
+}
+
+impl NoPolicy {
+    fn add(
+        &mut self,
+        vcenter: &str,
+        inventory: &Inventory,
+        tags: Option<&VmTags>,
+        config: &Config,
+    ) {
+        let categories = &config.tags.backup_policy_categories;
+        if categories.is_empty() {
+            return;
+        }
+        let Some(tags) = tags else {
+            self.unread.push(vcenter.to_owned());
+            return;
+        };
+        for vm in inventory.vms.values() {
+            if vm.template || vm.power_state != "poweredOn" || tags.unreadable.contains(&vm.id) {
+                continue;
+            }
+            if !tags
+                .of(&vm.id)
+                .iter()
+                .any(|t| categories.contains(&t.category))
+            {
+                self.vms.push(vm.name.clone());
+            }
+        }
+    }
+
+    fn risk(self, categories: &[String]) -> Risk {
+        let mut title = format!(
+            "Powered-on VMs in no backup policy (no tag of {})",
+            categories.join(", ")
+        );
+        if !self.unread.is_empty() {
+            title.push_str(&format!("; tags not read for {}", self.unread.join(", ")));
+        }
+        vm_risk("not_in_backup_policy", title, self.vms)
     }
 }
 

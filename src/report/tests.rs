@@ -163,6 +163,7 @@ fn report() -> Report {
         },
         inventory: Some(&inv),
         events: None,
+        tags: None,
     };
     let down = Part {
         status: VcenterStatus {
@@ -173,6 +174,7 @@ fn report() -> Report {
         },
         inventory: None,
         events: None,
+        tags: None,
     };
     Report::build(&[part, down], &config(), NOW)
 }
@@ -301,6 +303,7 @@ fn risks_follow_the_configured_ages() {
         },
         inventory: Some(&inv),
         events: None,
+        tags: None,
     };
     let report = Report::build(&[part], &config, NOW);
     let count = |key: &str| report.risks.iter().find(|r| r.key == key).unwrap().count;
@@ -462,6 +465,7 @@ fn text_aligns_columns_flags_risks_and_keeps_names_on_one_line() {
         },
         inventory: Some(&inv),
         events: None,
+        tags: None,
     };
     let text = String::from_utf8(
         Report::build(&[part], &config(), NOW)
@@ -543,4 +547,68 @@ fn csv_text_cells_that_start_like_a_formula_get_a_quote_and_json_keeps_them() {
         serde_json::from_slice(&report.render(Format::Json).unwrap()).unwrap();
     assert_eq!(json[0]["description"], hostile[0].1);
     assert_eq!(json[0]["vm_name"], hostile[1].1);
+}
+
+#[test]
+fn the_no_policy_line_names_powered_on_vms_without_a_policy_tag() {
+    use crate::source::tags::{AttachedTag, VmTags};
+    let mut inv = inventory();
+    let ids: Vec<String> = inv.vms.keys().cloned().collect();
+    for (i, id) in ids.iter().enumerate() {
+        let vm = std::sync::Arc::make_mut(inv.vms.get_mut(id).unwrap());
+        vm.power_state = if i == 0 { "poweredOff" } else { "poweredOn" }.into();
+        vm.template = false;
+    }
+    // The second VM has a policy tag, the third only an owner tag, the others none.
+    let mut tags = VmTags::default();
+    let tag = |category: &str| AttachedTag {
+        category: category.into(),
+        tag: "x".into(),
+    };
+    tags.vms.insert(ids[1].clone(), vec![tag("Backup Policy")]);
+    if let Some(third) = ids.get(2) {
+        tags.vms.insert(third.clone(), vec![tag("Owner")]);
+    }
+    let mut config = config();
+    let part = |tags| Part {
+        status: VcenterStatus {
+            name: "vc01".into(),
+            synced: true,
+            last_update_seconds: NOW,
+            error: None,
+        },
+        inventory: Some(&inv),
+        events: None,
+        tags,
+    };
+    let build = |config: &Config, tags| Report::build(&[part(tags)], config, NOW);
+    let line = |report: &Report| {
+        report
+            .risks
+            .iter()
+            .find(|r| r.key == "not_in_backup_policy")
+            .cloned()
+    };
+    assert!(
+        line(&build(&config, Some(&tags))).is_none(),
+        "no policy categories: no line"
+    );
+    config.tags.backup_policy_categories = vec!["Backup Policy".into()];
+    let risk = line(&build(&config, Some(&tags))).unwrap();
+    let mut want: Vec<String> = ids[2..].iter().map(|id| inv.vms[id].name.clone()).collect();
+    want.sort();
+    want.truncate(MAX_NAMED);
+    assert_eq!(risk.named, want);
+    assert_eq!(risk.count, ids.len() - 2);
+    assert_eq!(
+        risk.title,
+        "Powered-on VMs in no backup policy (no tag of Backup Policy)"
+    );
+    let risk = line(&build(&config, None)).unwrap();
+    assert_eq!(risk.count, 0);
+    assert!(
+        risk.title.ends_with("; tags not read for vc01"),
+        "{}",
+        risk.title
+    );
 }

@@ -198,6 +198,22 @@ async fn every_vms_policy_count_tag_series_and_tag_label_match_the_simulators_ta
         bytes(&format!("{rest}/tag/{{id}}")),
     );
 
+    // The report's line names the powered-on VMs in no policy.
+    let (status, html) = served.get("/report").await;
+    assert_eq!(status, 200);
+    let uncovered: Vec<&str> = facts
+        .vms
+        .iter()
+        .filter(|v| !v.template && v.power_state == "poweredOn" && policies_of(&v.id) == 0)
+        .map(|v| v.name.as_str())
+        .collect();
+    let line = format!(
+        "<li id=\"risk-not_in_backup_policy\" class=\"risk present\"><span class=\"count\">{}</span> Powered-on VMs in no backup policy (no tag of {POLICY}): <span class=\"named\">{}</span></li>",
+        uncovered.len(),
+        uncovered.join(", ")
+    );
+    assert!(html.contains(&line), "{line}\nnot in\n{html}");
+
     // Logged out at shutdown.
     served.exporter().shutdown().await;
     let end = sim.stats().await;
