@@ -103,7 +103,8 @@ type DeviceFacts struct {
 	PhantomSnapshotDisks int `json:"phantom_snapshot_disks"`
 	// SnapshotCurrentMissing: snapshot is set and snapshot.currentSnapshot is not.
 	SnapshotCurrentMissing bool `json:"snapshot_current_missing"`
-	// CBTInactiveDisks: with CBT on, the disks whose backing.changeId is empty.
+	// CBTInactiveDisks: with CBT on, the disks whose backing.changeId is empty (templates, and
+	// independent, physical RDM and multi-writer disks, which CBT never tracks, left out).
 	CBTInactiveDisks int `json:"cbt_inactive_disks"`
 	// Question is runtime.question.text, "" without one.
 	Question string `json:"question"`
@@ -312,7 +313,7 @@ func deviceFacts(plan *vmPlan, l *layout) (DeviceFacts, int64) {
 		if d.multiWriter[i] {
 			f.SnapshotBlockers[blockerMultiWriter]++
 		}
-		if plan.cbt && (d.noChangeID[i] || d.physicalRDM[i]) {
+		if plan.cbt && !plan.template && d.noChangeID[i] && !d.skipsSnapshots(i) && !d.multiWriter[i] {
 			f.CBTInactiveDisks++
 		}
 		if len(l.snaps) == 0 && len(l.disks[i].running) > 1 {
@@ -327,8 +328,8 @@ func deviceFacts(plan *vmPlan, l *layout) (DeviceFacts, int64) {
 			continue
 		}
 		f.ForeignDisks = append(f.ForeignDisks, ForeignDiskFacts{DiskFile: a.file, OwnerVMName: a.ownerName})
-		if plan.cbt {
-			f.CBTInactiveDisks++
+		if plan.cbt && !plan.template {
+			f.CBTInactiveDisks++ // attached without a change id
 		}
 	}
 	if d.busSharing != "" && d.busSharing != types.VirtualSCSISharingNoSharing {
@@ -386,7 +387,7 @@ func observeDevices(vms map[string]observedVM) map[string]DeviceFacts {
 type observedVM struct {
 	id, name, dir string
 	devices       []types.BaseVirtualDevice
-	cbt           bool
+	cbt, template bool
 	snapshot      *types.VirtualMachineSnapshotInfo
 	runtime       types.VirtualMachineRuntimeInfo
 }
@@ -430,7 +431,10 @@ func observeVMDevices(vm observedVM, owners map[string]observedVM) DeviceFacts {
 		if multiWriter {
 			f.SnapshotBlockers[blockerMultiWriter]++
 		}
-		if vm.cbt && changeID == "" {
+		// CBT never tracks independent disks, physical RDMs and multi-writer disks.
+		independent := mode == string(types.VirtualDiskModeIndependent_persistent) ||
+			mode == string(types.VirtualDiskModeIndependent_nonpersistent)
+		if vm.cbt && !vm.template && changeID == "" && !physical && !independent && !multiWriter {
 			f.CBTInactiveDisks++
 		}
 		if vm.snapshot == nil && parent {

@@ -181,6 +181,7 @@ func (inv *inventory) observedVMs() map[string]observedVM {
 		if vm.Config != nil {
 			o.devices = vm.Config.Hardware.Device
 			o.cbt = vm.Config.ChangeTrackingEnabled != nil && *vm.Config.ChangeTrackingEnabled
+			o.template = vm.Config.Template
 			if vmx := vm.Config.Files.VmPathName; vmx != "" {
 				o.dir = datastoreDir(vmx)
 			}
