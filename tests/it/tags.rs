@@ -4,7 +4,9 @@
 //! costs, the logout at shutdown; and, through a proxy that answers the REST paths itself while
 //! SOAP reaches the simulator, a REST API that refuses the login and one that is absent (a bare
 //! ESXi host): a clear error, `vsphere_source_up{source="tags"} 0`, the rest of the vCenter's
-//! metrics up, the account not asked again before `login_retry_interval`.
+//! metrics up, the account not asked again before `login_retry_interval`; and the `/api` paths
+//! of vCenter 7.0 U2 and later (the simulator serves only `/rest`), with a session that expires
+//! and is renewed once.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -337,37 +339,54 @@ async fn a_tag_made_while_the_exporter_runs_shows_at_the_next_read() {
 }
 
 /// What the proxy answers on the REST paths.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum RestApi {
     /// 401 on the session paths: the credentials are refused.
     Refuses,
     /// 404 everywhere under /api and /rest: a bare ESXi host.
     Absent,
+    /// The `/api` paths of vCenter 7.0 U2 and later, with one category ("Backup Policy"), one
+    /// tag ("gold") on the VM named in [`FakeState::tagged_vm`], and a session that expires
+    /// once, after the first attached-tags answer.
+    Serves,
+}
+
+/// What the fake saw and holds.
+#[derive(Default)]
+struct FakeState {
+    rest_requests: AtomicU64,
+    logins: AtomicU64,
+    logouts: AtomicU64,
+    /// Requests that named the batch action `?action=` (the `/api` form, not `~action`).
+    batches: AtomicU64,
+    token: std::sync::Mutex<Option<String>>,
+    expired_once: std::sync::atomic::AtomicBool,
+    tagged_vm: std::sync::Mutex<String>,
 }
 
 /// A proxy that answers `/api/…` and `/rest/…` itself and passes everything else (SOAP) on to
 /// the simulator (served over http); it counts the REST requests it answered.
 struct RestFake {
     url: String,
-    rest_requests: Arc<AtomicU64>,
+    state: Arc<FakeState>,
 }
 
 impl RestFake {
     async fn start(upstream: String, api: RestApi) -> RestFake {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/sdk", listener.local_addr().unwrap());
-        let rest_requests = Arc::new(AtomicU64::new(0));
-        let counted = rest_requests.clone();
+        let state = Arc::new(FakeState::default());
+        let shared = state.clone();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
             .unwrap();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (upstream, http, counted) = (upstream.clone(), http.clone(), counted.clone());
+                let (upstream, http, shared) = (upstream.clone(), http.clone(), shared.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
-                        answer(req, upstream.clone(), http.clone(), counted.clone(), api)
+                        answer(req, upstream.clone(), http.clone(), shared.clone(), api)
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -375,7 +394,94 @@ impl RestFake {
                 });
             }
         });
-        RestFake { url, rest_requests }
+        RestFake { url, state }
+    }
+}
+
+fn reply(status: u16, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+    response
+}
+
+/// The `/api` tagging API as vCenter 8 answers it (bare JSON, ids as URNs).
+async fn serve_api(req: Request<Incoming>, state: &FakeState) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().clone();
+    let token = req
+        .headers()
+        .get("vmware-api-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if path == "/api/session" && method == hyper::Method::POST {
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // "user:Tags-S3cret" in base64.
+        if auth != "Basic dXNlcjpUYWdzLVMzY3JldA==" {
+            return reply(401, String::new());
+        }
+        let n = state.logins.fetch_add(1, Ordering::Relaxed) + 1;
+        let issued = format!("token-{n}");
+        *state.token.lock().unwrap() = Some(issued.clone());
+        return reply(201, format!("\"{issued}\""));
+    }
+    let current = state.token.lock().unwrap().clone();
+    if token.is_none() || token != current {
+        return reply(401, String::new());
+    }
+    let category = "urn:vmomi:InventoryServiceCategory:c1:GLOBAL";
+    let tag = "urn:vmomi:InventoryServiceTag:t1:GLOBAL";
+    match (method.as_str(), path.as_str()) {
+        ("DELETE", "/api/session") => {
+            state.logouts.fetch_add(1, Ordering::Relaxed);
+            *state.token.lock().unwrap() = None;
+            reply(204, String::new())
+        }
+        ("GET", "/api/cis/tagging/category") => reply(200, json!([category]).to_string()),
+        ("GET", "/api/cis/tagging/tag") => reply(200, json!([tag]).to_string()),
+        ("GET", p) if p == format!("/api/cis/tagging/category/{category}") => reply(
+            200,
+            json!({"id": category, "name": POLICY, "description": "", "cardinality": "MULTIPLE",
+                "associable_types": ["VirtualMachine"], "used_by": []})
+            .to_string(),
+        ),
+        ("GET", p) if p == format!("/api/cis/tagging/tag/{tag}") => reply(
+            200,
+            json!({"id": tag, "name": "gold", "category_id": category, "description": "",
+                "used_by": []})
+            .to_string(),
+        ),
+        ("POST", "/api/cis/tagging/tag-association")
+            if query == "action=list-attached-tags-on-objects" =>
+        {
+            state.batches.fetch_add(1, Ordering::Relaxed);
+            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+            let body: Json = serde_json::from_slice(&body.unwrap_or_default()).unwrap_or_default();
+            let tagged = state.tagged_vm.lock().unwrap().clone();
+            let answer: Vec<Json> = body["object_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| {
+                    let tags: Vec<&str> = if o["id"] == tagged.as_str() {
+                        vec![tag]
+                    } else {
+                        vec![]
+                    };
+                    json!({"object_id": o, "tag_ids": tags})
+                })
+                .collect();
+            // The session expires once, after this answer: the next call gets 401.
+            if !state.expired_once.swap(true, Ordering::Relaxed) {
+                *state.token.lock().unwrap() = None;
+            }
+            reply(200, Json::Array(answer).to_string())
+        }
+        _ => reply(404, String::new()),
     }
 }
 
@@ -383,19 +489,17 @@ async fn answer(
     req: Request<Incoming>,
     upstream: String,
     http: reqwest::Client,
-    rest_requests: Arc<AtomicU64>,
+    state: Arc<FakeState>,
     api: RestApi,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     if path.starts_with("/api/") || path.starts_with("/rest/") {
-        rest_requests.fetch_add(1, Ordering::Relaxed);
-        let status = match api {
-            RestApi::Refuses => 401,
-            RestApi::Absent => 404,
-        };
-        let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
-        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-        return Ok(response);
+        state.rest_requests.fetch_add(1, Ordering::Relaxed);
+        return Ok(match api {
+            RestApi::Refuses => reply(401, "{}".into()),
+            RestApi::Absent => reply(404, "{}".into()),
+            RestApi::Serves => serve_api(req, &state).await,
+        });
     }
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
     let mut forward = http.request(method, format!("{upstream}{}", req.uri()));
@@ -510,7 +614,7 @@ async fn a_rest_api_that_refuses_the_login_is_asked_once_per_retry_interval_and_
         .sum::<f64>()
     );
     assert_eq!(
-        fake.rest_requests.load(Ordering::Relaxed),
+        fake.state.rest_requests.load(Ordering::Relaxed),
         1,
         "one login attempt (POST /api/session), not one per cycle, within {:?}",
         start.elapsed()
@@ -538,11 +642,60 @@ async fn an_absent_rest_api_says_the_tagging_api_is_absent_and_the_rest_stays_up
         ) >= 2.0
     );
     // Both session paths, once per cycle.
-    assert!(fake.rest_requests.load(Ordering::Relaxed) >= 4);
+    assert!(fake.state.rest_requests.load(Ordering::Relaxed) >= 4);
     let error = served.target().source_error("tags").unwrap_or_default();
     assert_eq!(
         error,
         "vCenter vc01: cis.session.create: the vSphere Automation REST API is absent (HTTP 404 on /api/session and /rest/com/vmware/cis/session): tags need a vCenter, a bare ESXi host has none"
     );
     assert!(!error.contains(&sim.facts.password));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_paths_of_a_newer_vcenter_are_read_and_an_expired_session_is_renewed_once() {
+    let (sim, fake, served) = serve_behind(RestApi::Serves).await;
+    let vm = sim
+        .facts
+        .vms
+        .iter()
+        .find(|v| !v.template)
+        .expect("a VM that is not a template");
+    *fake.state.tagged_vm.lock().unwrap() = vm.id.clone();
+    // Reads until one after the session expired (a second login) shows the tag: no error.
+    let tagged = format!(
+        "vsphere_vm_backup_policy_tags{{vcenter=\"vc01\",vm_id=\"{}\",vm_name=\"{}\"}} 1\n",
+        vm.id, vm.name
+    );
+    let page = served
+        .scrape_until("/probe?target=vc01", Duration::from_secs(60), |p| {
+            fake.state.logins.load(Ordering::Relaxed) >= 2
+                && fake.state.batches.load(Ordering::Relaxed) >= 2
+                && p.contains(&tagged)
+        })
+        .await;
+    let samples = parse(&page);
+    for v in sim.facts.vms.iter().filter(|v| !v.template) {
+        let want = if v.id == vm.id { 1.0 } else { 0.0 };
+        let ids = [("vm_id", v.id.as_str())];
+        assert_eq!(
+            value(&samples, "vsphere_vm_backup_policy_tags", &ids),
+            want,
+            "{}",
+            v.name
+        );
+    }
+    assert_eq!(
+        tag_info(&samples),
+        BTreeSet::from([(vm.id.clone(), vm.name.clone(), POLICY.into(), "gold".into())])
+    );
+    assert!(
+        find(&samples, "vsphere_call_errors_total", &[])
+            .iter()
+            .all(|s| !s.labels["call"].starts_with("tagging")
+                && s.labels["call"] != "cis.session.create"),
+        "the expired session was renewed without a failed call"
+    );
+    assert_eq!(fake.state.logins.load(Ordering::Relaxed), 2);
+    served.exporter().shutdown().await;
+    assert_eq!(fake.state.logouts.load(Ordering::Relaxed), 1);
 }
