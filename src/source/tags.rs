@@ -385,7 +385,8 @@ fn publish(
         }
         Err(e) => {
             let error = e.to_string();
-            if last_error.as_deref() != Some(error.as_str()) {
+            let key = incident_key(&e);
+            if last_error.as_deref() != Some(key.as_str()) {
                 warn!(vcenter, error = %error, "tags: read failed; tag metrics are absent until it succeeds");
             }
             let previous = publisher.latest();
@@ -401,8 +402,20 @@ fn publish(
             } else {
                 publisher.set_status(|s| *s = status);
             }
-            Some(error)
+            Some(key)
         }
+    }
+}
+
+/// What makes a failure the same as the last one for the log: a refused login and the pause
+/// after it (whose message counts the seconds down) are one; anything else is its message.
+fn incident_key(e: &crate::vsphere::Error) -> String {
+    let refused = e.failure.is_invalid_login()
+        || matches!(e.failure, crate::vsphere::CallError::LoginSuspended(_));
+    if refused {
+        format!("vCenter {}: the REST login is refused", e.vcenter)
+    } else {
+        e.to_string()
     }
 }
 
@@ -602,5 +615,41 @@ mod tests {
         let p = feed.latest();
         assert!(!p.status.synced && p.value.is_none() && p.status.attempted);
         assert_eq!(p.status.error, last);
+        // A refused login and the pause after it are one failure for the log.
+        let refused = |failure| crate::vsphere::Error {
+            vcenter: "vc01".into(),
+            call: "cis.session.create",
+            failure,
+            sent: None,
+        };
+        let invalid = refused(crate::vsphere::CallError::Fault(crate::vsphere::Fault {
+            kind: "InvalidLogin".into(),
+            message: "HTTP 401".into(),
+        }));
+        let paused = |s| {
+            refused(crate::vsphere::CallError::LoginSuspended(
+                Duration::from_secs(s),
+            ))
+        };
+        assert_eq!(incident_key(&invalid), incident_key(&paused(599)));
+        assert_eq!(incident_key(&paused(599)), incident_key(&paused(298)));
+        let last = publish(
+            &publisher,
+            "vc01",
+            Err(paused(599)),
+            Duration::ZERO,
+            &cost,
+            last,
+        );
+        assert_eq!(
+            feed.latest().status.error.as_deref(),
+            Some(
+                "vCenter vc01: cis.session.create: not logging in again for 599s after vCenter refused the credentials (InvalidLogin); fix the password or username"
+            )
+        );
+        assert_eq!(
+            last.as_deref(),
+            Some("vCenter vc01: the REST login is refused")
+        );
     }
 }
