@@ -42,6 +42,36 @@ pub struct Inventory {
     pub datastores: BTreeMap<MoId, Datastore>,
     /// `CustomFieldsManager.field`: custom attribute definitions by key.
     pub custom_fields: BTreeMap<i32, CustomField>,
+    /// The root folder's `triggeredAlarmState`: the alarms triggered on every entity of the
+    /// inventory (vCenter propagates them up to the root), in vCenter's order.
+    pub triggered_alarms: Vec<AlarmState>,
+    /// `Alarm.info.name` of the alarms `triggered_alarms` references, by the Alarm's id; an
+    /// alarm whose name could not be read (yet) is absent.
+    pub alarm_names: BTreeMap<MoId, String>,
+}
+
+/// `AlarmState`: one alarm triggered on one entity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlarmState {
+    /// `key`: unique for the triggering.
+    pub key: String,
+    /// `entity`: the entity the alarm is triggered on.
+    pub entity: MoRef,
+    /// `alarm`: the Alarm's id.
+    pub alarm: MoId,
+    /// `overallStatus`: gray, green, yellow or red.
+    pub overall_status: String,
+    /// `time` in seconds since the Unix epoch (`None` when absent or unreadable).
+    pub time_seconds: Option<f64>,
+    /// `acknowledged`.
+    pub acknowledged: bool,
+}
+
+impl AlarmState {
+    /// True for a triggered alarm: yellow or red (gray and green states are not).
+    pub fn is_triggered(&self) -> bool {
+        matches!(self.overall_status.as_str(), "yellow" | "red")
+    }
 }
 
 /// `VirtualMachine`, reduced to the properties the collectors need.
@@ -493,6 +523,32 @@ impl Inventory {
             }
         }
         out
+    }
+
+    /// The name of an entity the inventory holds (VM, host, cluster or compute resource,
+    /// datastore, folder, datacenter), `None` for one it does not.
+    pub fn entity_name(&self, entity: &MoRef) -> Option<&str> {
+        let id = &entity.value;
+        match entity.kind.as_str() {
+            "VirtualMachine" => self.vms.get(id).map(|v| v.name.as_str()),
+            "HostSystem" => self.hosts.get(id).map(|h| h.name.as_str()),
+            "ComputeResource" | "ClusterComputeResource" => {
+                self.compute_resources.get(id).map(|c| c.name.as_str())
+            }
+            "Datastore" => self.datastores.get(id).map(|d| d.name.as_str()),
+            "Folder" => self.folders.get(id).map(|f| f.name.as_str()),
+            "Datacenter" => self.datacenters.get(id).map(|d| d.name.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The alarm ids `triggered_alarms` references that have no name yet.
+    pub fn unnamed_alarms(&self) -> std::collections::BTreeSet<MoId> {
+        self.triggered_alarms
+            .iter()
+            .filter(|s| !self.alarm_names.contains_key(&s.alarm))
+            .map(|s| s.alarm.clone())
+            .collect()
     }
 
     /// Where a VM runs: host, cluster (empty for a standalone host) and datacenter names.

@@ -197,6 +197,36 @@ pub fn retrieve_properties_of(
     envelope(&body)
 }
 
+/// `RetrievePropertiesEx` of `props` on the given objects themselves, an object that no longer
+/// exists left out of the answer (`reportMissingObjectsInResults`) rather than failing the call
+/// for all.
+pub fn retrieve_properties_of_existing(
+    collector: &MoRef,
+    objects: &[MoRef],
+    props: &[PropertySpec],
+) -> String {
+    retrieve_properties_of(collector, objects, props).replacen(
+        "</specSet>",
+        "<reportMissingObjectsInResults>true</reportMissingObjectsInResults></specSet>",
+        1,
+    )
+}
+
+/// `CreateFilter` of `props` on the given objects themselves (no traversal), reporting whole
+/// property values.
+pub fn create_filter_of(collector: &MoRef, objects: &[MoRef], props: &[PropertySpec]) -> String {
+    let mut spec = prop_sets(props);
+    for o in objects {
+        spec.push_str("<objectSet>");
+        spec.push_str(&moref("obj", o));
+        spec.push_str("<skip>false</skip></objectSet>");
+    }
+    envelope(&format!(
+        r#"<CreateFilter xmlns="{VIM25}">{}<spec>{spec}</spec><partialUpdates>false</partialUpdates></CreateFilter>"#,
+        moref("_this", collector),
+    ))
+}
+
 /// `CreatePropertyCollector`: a collector of our own, so our filters and update versions are
 /// apart from every other client's.
 pub fn create_property_collector(collector: &MoRef) -> String {

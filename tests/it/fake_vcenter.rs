@@ -215,6 +215,7 @@ fn update_set(version: &str, filter: &str, updates: &[String], truncated: bool) 
 
 const INVENTORY_FILTER: &str = "session[52a9e1b4]filter-inventory";
 const SNAPSHOT_FILTER: &str = "session[52a9e1b4]filter-snapshot-vms";
+const ALARM_FILTER: &str = "session[52a9e1b4]filter-alarms";
 
 /// A well-behaved vCenter, as the mirror meets it: the inventory's initial state comes in two
 /// truncated WaitForUpdatesEx answers (page1's objects, then page2's); once the VM with snapshots
@@ -232,10 +233,12 @@ fn mirror_vcenter(method: &str, before: usize, wait: &dyn Fn(usize) -> Answer) -
         )),
         "CreateContainerView" => ok(fixture("create_container_view.xml")),
         "CreateListView" => ok(fixture("create_list_view.xml")),
-        "CreateFilter" if before.is_multiple_of(2) => {
-            ok(returnval(method, "PropertyFilter", INVENTORY_FILTER))
+        // Three filters a collector, in this order: the inventory, the VMs with snapshots, the
+        // root folder's triggered alarms.
+        "CreateFilter" => {
+            let id = [INVENTORY_FILTER, SNAPSHOT_FILTER, ALARM_FILTER][before % 3];
+            ok(returnval(method, "PropertyFilter", id))
         }
-        "CreateFilter" => ok(returnval(method, "PropertyFilter", SNAPSHOT_FILTER)),
         "ModifyListView" => ok(envelope(
             r#"<ModifyListViewResponse xmlns="urn:vim25"></ModifyListViewResponse>"#,
         )),
@@ -331,7 +334,7 @@ async fn mirror_completes_truncated_update_answers_and_reuses_the_session_cookie
 
     let methods = fake.methods();
     assert_eq!(
-        methods[..11],
+        methods[..12],
         [
             "RetrieveServiceContent",
             "Login",
@@ -341,6 +344,8 @@ async fn mirror_completes_truncated_update_answers_and_reuses_the_session_cookie
             // Whether the keyed path of disk.EnableUUID is read (this fake answers without a
             // refusal, so it is, and no ListView of Windows guests is made).
             "RetrievePropertiesEx",
+            // The inventory, the VMs with snapshots, the root folder's triggered alarms.
+            "CreateFilter",
             "CreateFilter",
             "CreateFilter",
             "WaitForUpdatesEx",
@@ -351,23 +356,23 @@ async fn mirror_completes_truncated_update_answers_and_reuses_the_session_cookie
     let seen = fake.seen();
     // The truncated answer's version is asked for next, and the complete one after it.
     assert!(
-        seen[9].body.contains("<version>1</version>"),
+        seen[10].body.contains("<version>1</version>"),
+        "{}",
+        seen[10].body
+    );
+    assert!(
+        seen[9].body.contains("<maxObjectUpdates>"),
         "{}",
         seen[9].body
     );
-    assert!(
-        seen[8].body.contains("<maxObjectUpdates>"),
-        "{}",
-        seen[8].body
-    );
     // Only the VM with snapshots goes into the ListView for its files and devices.
     assert!(
-        seen[10]
+        seen[11]
             .body
             .contains(r#"<add type="VirtualMachine">vm-1044</add>"#)
-            && !seen[10].body.contains("vm-1071"),
+            && !seen[11].body.contains("vm-1071"),
         "{}",
-        seen[10].body
+        seen[11].body
     );
     assert!(seen[..2].iter().all(|s| s.cookie.is_none()));
     assert!(
@@ -502,7 +507,7 @@ async fn not_authenticated_fault_logs_in_again_at_once() {
     let fake = start(|method, n| match (method, n) {
         ("WaitForUpdatesEx", 0) => (500, false, fixture("not_authenticated.xml")),
         ("WaitForUpdatesEx", n) => mirror_vcenter(method, n - 1, &quiet),
-        ("CreateFilter", n) => mirror_vcenter(method, n % 2, &quiet),
+        ("CreateFilter", n) => mirror_vcenter(method, n % 3, &quiet),
         _ => mirror_vcenter(method, n, &quiet),
     })
     .await;

@@ -23,6 +23,8 @@ pub(super) enum Filter {
     /// `config.extraConfig` of Windows guests, where vCenter refuses the keyed path of
     /// `disk.EnableUUID` (see [`crate::vsphere::properties::backup`]).
     WindowsVms,
+    /// The root folder's `triggeredAlarmState`.
+    Alarms,
 }
 
 /// The ids of our filters, which tell where an update came from.
@@ -31,6 +33,7 @@ pub(super) struct FilterIds {
     pub(super) inventory: String,
     pub(super) snapshot_vms: String,
     pub(super) windows_vms: Option<String>,
+    pub(super) alarms: String,
 }
 
 impl FilterIds {
@@ -41,6 +44,8 @@ impl FilterIds {
             Ok(Filter::SnapshotVms)
         } else if self.windows_vms.as_deref() == Some(id) {
             Ok(Filter::WindowsVms)
+        } else if id == self.alarms {
+            Ok(Filter::Alarms)
         } else {
             Err(format!("update from an unknown filter {id}"))
         }
@@ -93,7 +98,7 @@ impl UpdateSink for Fresh {
         match filter {
             Filter::SnapshotVms => self.pending.remove(&update.obj.value),
             Filter::WindowsVms => self.pending_windows.remove(&update.obj.value),
-            Filter::Inventory => false,
+            Filter::Inventory | Filter::Alarms => false,
         };
         apply_update(&mut self.inventory, filter, update, self.devices)
             .map_err(ParseError::Malformed)
@@ -188,8 +193,16 @@ pub(super) fn apply_update(
     if update.session_lost.is_some() {
         return Err(format!("{}: session no longer authenticated", obj.value));
     }
+    if filter == Filter::Alarms {
+        if update.kind == UpdateKind::Leave {
+            inventory.triggered_alarms.clear();
+            return Ok(());
+        }
+        return inventory.apply_alarm_changes(update.changes);
+    }
     if update.kind == UpdateKind::Leave {
         match filter {
+            Filter::Alarms => {}
             Filter::Inventory => inventory.remove_object(&obj),
             Filter::SnapshotVms => {
                 if let Some(vm) = inventory.vms.get_mut(&obj.value) {

@@ -15,6 +15,7 @@
 //!
 //! It owns no HTTP and no metrics; the client owns the session.
 
+mod alarms;
 mod apply;
 mod protocol;
 
@@ -116,6 +117,7 @@ impl Mirror {
             counters: counters.clone(),
             stale: std::sync::Mutex::new(Vec::new()),
             devices: options.devices,
+            alarm_names: std::sync::Mutex::new(alarms::AlarmNames::default()),
         };
         let task = tokio::spawn(follower.run());
         Mirror {
@@ -209,6 +211,8 @@ pub(super) struct Follower {
     stale: std::sync::Mutex<Vec<(Session, super::model::MoRef)>>,
     /// Which VMs the devices are read for.
     devices: DeviceScope,
+    /// The names of triggered alarms read so far (a std lock: never held across a call).
+    alarm_names: std::sync::Mutex<alarms::AlarmNames>,
 }
 
 impl Follower {
@@ -283,11 +287,12 @@ impl Follower {
     async fn follow_with(&self, session: &Session, collector: &OwnCollector) -> Stop {
         let started = Instant::now();
         let mut version = String::new();
-        let (inventory, listed) = match self.full_retrieval(session, collector, &mut version).await
-        {
-            Ok(done) => done,
-            Err(stop) => return stop,
-        };
+        let (mut inventory, listed) =
+            match self.full_retrieval(session, collector, &mut version).await {
+                Ok(done) => done,
+                Err(stop) => return stop,
+            };
+        self.name_alarms(session, &mut inventory).await;
         let seconds = started.elapsed().as_secs_f64();
         let vms = inventory.vms.len();
         let recovered = self.publisher.latest().status.error.is_some();
@@ -425,6 +430,15 @@ impl Follower {
                         Err(e) => return e.into(),
                     }
                 }
+                // Alarms left unnamed by a failed read are asked for again when it is due.
+                if self.alarm_names_due(&inventory)
+                    && self
+                        .name_alarms(session, Arc::make_mut(&mut inventory))
+                        .await
+                {
+                    self.publish_current(&inventory);
+                    continue;
+                }
                 self.publisher
                     .set_status(|s| s.last_update_seconds = unix_now());
                 continue;
@@ -439,7 +453,7 @@ impl Follower {
                     Err(why) => return Stop::Resync(why),
                 };
                 let unlisted = match filter {
-                    Filter::Inventory => false,
+                    Filter::Inventory | Filter::Alarms => false,
                     Filter::SnapshotVms => !listed_vm(&update, &listed.snapshot_vms),
                     Filter::WindowsVms => !listed_vm(&update, &listed.windows_vms),
                 };
@@ -512,18 +526,24 @@ impl Follower {
                     return e.into();
                 }
             }
-            let sync_seconds = self.publisher.latest().status.sync_seconds;
-            self.publisher.publish(
-                Some(inventory.clone()),
-                SourceStatus {
-                    attempted: true,
-                    synced: true,
-                    last_update_seconds: unix_now(),
-                    sync_seconds,
-                    error: None,
-                },
-            );
+            self.name_alarms(session, working).await;
+            self.publish_current(&inventory);
         }
+    }
+
+    /// Publishes a new version of the inventory while following updates.
+    fn publish_current(&self, inventory: &Arc<Inventory>) {
+        let sync_seconds = self.publisher.latest().status.sync_seconds;
+        self.publisher.publish(
+            Some(inventory.clone()),
+            SourceStatus {
+                attempted: true,
+                synced: true,
+                last_update_seconds: unix_now(),
+                sync_seconds,
+                error: None,
+            },
+        );
     }
 }
 

@@ -15,7 +15,8 @@ use crate::vsphere::error::{CallError, Error};
 use crate::vsphere::model::{Inventory, MoId, MoRef};
 use crate::vsphere::properties::backup::ENABLE_UUID_PATH;
 use crate::vsphere::properties::{
-    self, ObjectUpdate, VIEW_TYPES, property_specs_for, snapshot_vm_specs_for, windows_vm_specs,
+    self, ObjectUpdate, VIEW_TYPES, property_specs_for, root_folder_alarm_spec,
+    snapshot_vm_specs_for, windows_vm_specs,
 };
 use crate::vsphere::soap;
 use crate::vsphere::soap::PropertySpec;
@@ -121,10 +122,20 @@ impl Follower {
                 .await?;
             (Some(windows), Some(filter))
         };
+        // The root folder's triggered alarms, in a filter of its own: in the inventory filter
+        // every folder of the view would be asked for them too.
+        let body = soap::create_filter_of(
+            pc,
+            std::slice::from_ref(&sc.root_folder),
+            &[root_folder_alarm_spec()],
+        );
+        let rv = self.returnval(session, "CreateFilter", body).await?;
+        let alarms = self.moref_of("CreateFilter", &rv)?.value;
         let filters = FilterIds {
             inventory,
             snapshot_vms,
             windows_vms,
+            alarms,
         };
         Ok((view, list, windows_list, filters))
     }

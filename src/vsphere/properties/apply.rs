@@ -155,6 +155,31 @@ impl Inventory {
         }
     }
 
+    /// Applies the changes of the root folder's `triggeredAlarmState` (the alarms' filter):
+    /// the alarms triggered now replace those held; an unset value is none.
+    pub fn apply_alarm_changes(&mut self, changes: Vec<Change>) -> Result<(), String> {
+        for change in changes {
+            if change.property != Ok(Property::TriggeredAlarmState) {
+                continue;
+            }
+            match (change.op, change.value) {
+                (ChangeOp::Assign, Some(Ok(Value::AlarmStates(states)))) => {
+                    self.triggered_alarms = states;
+                }
+                (ChangeOp::Other(op), _) => {
+                    return Err(format!(
+                        "cannot apply a {op:?} change of triggeredAlarmState"
+                    ));
+                }
+                (_, Some(Err(why))) => {
+                    return Err(format!("malformed value of triggeredAlarmState: {why}"));
+                }
+                _ => self.triggered_alarms.clear(),
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets an object (it left the view, or was deleted).
     pub fn remove_object(&mut self, obj: &MoRef) {
         let id = &obj.value;
@@ -344,6 +369,8 @@ pub fn clear_vm_property(vm: &mut Vm, property: Property) {
         | Property::FsType
         | Property::Accessible
         | Property::DatastoreInfo
-        | Property::CustomFields => {}
+        | Property::CustomFields
+        | Property::TriggeredAlarmState
+        | Property::AlarmName => {}
     }
 }

@@ -16,6 +16,7 @@
 //! as malformed for that one property; the XML around it is still read to its end, so one odd
 //! VM never costs the rest of the answer.
 
+pub mod alarms;
 mod apply;
 pub mod backup;
 mod devices;
@@ -123,6 +124,10 @@ pub enum Property {
     DatastoreInfo,
     /// `CustomFieldsManager.field`: the custom attribute definitions.
     CustomFields,
+    /// The root folder's `triggeredAlarmState` (see [`alarms`]).
+    TriggeredAlarmState,
+    /// An Alarm's `info.name`.
+    AlarmName,
 }
 
 impl Property {
@@ -329,6 +334,40 @@ pub const OTHER_PROPERTIES: &[ObjectProperty] = &[
     of("CustomFieldsManager", "field", Property::CustomFields),
 ];
 
+/// The properties of vCenter's triggered alarms: the root folder's `triggeredAlarmState`, read
+/// through a filter of its own on the root folder alone (every folder of the view would repeat
+/// the alarms of its descendants), and the name of each Alarm it references, read when an
+/// alarm is new to the mirror.
+pub const ALARM_PROPERTIES: &[ObjectProperty] = &[
+    of(
+        "Folder",
+        "triggeredAlarmState",
+        Property::TriggeredAlarmState,
+    ),
+    of("Alarm", "info.name", Property::AlarmName),
+];
+
+/// The property set of the root folder's filter.
+pub fn root_folder_alarm_spec() -> PropertySpec {
+    alarm_spec("Folder")
+}
+
+/// The property set read of Alarm objects.
+pub fn alarm_name_spec() -> PropertySpec {
+    alarm_spec("Alarm")
+}
+
+fn alarm_spec(kind: &'static str) -> PropertySpec {
+    PropertySpec {
+        kind,
+        paths: ALARM_PROPERTIES
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| p.path)
+            .collect(),
+    }
+}
+
 /// The VM property paths of one scope, in the table's order, devices read for every VM.
 pub fn vm_paths(scope: Scope) -> Vec<&'static str> {
     vm_paths_for(scope, DeviceScope::EveryVm)
@@ -428,6 +467,7 @@ pub fn property_of(kind: &str, path: &str) -> Option<Property> {
     };
     OTHER_PROPERTIES
         .iter()
+        .chain(ALARM_PROPERTIES)
         .find(|p| p.kind == kind && p.path == path)
         .map(|p| p.property)
 }
@@ -435,7 +475,10 @@ pub fn property_of(kind: &str, path: &str) -> Option<Property> {
 /// The path of a property, for messages.
 pub fn path_of(property: Property) -> &'static str {
     let vm = VM_PROPERTIES.iter().map(|p| (p.property, p.path));
-    let other = OTHER_PROPERTIES.iter().map(|p| (p.property, p.path));
+    let other = OTHER_PROPERTIES
+        .iter()
+        .chain(ALARM_PROPERTIES)
+        .map(|p| (p.property, p.path));
     vm.chain(other)
         .find(|(p, _)| *p == property)
         .map_or("?", |(_, path)| path)

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
+use super::alarms::read_alarm_states;
 use super::backup::{
     read_custom_fields, read_custom_values, read_datastore_extents, read_enable_uuid,
     read_extra_config_enable_uuid,
@@ -18,7 +19,7 @@ use super::snapshots::{read_layout_ex, read_snapshot_info};
 use super::{Property, entity_name, parse_bool, parse_num, path_of};
 use crate::vsphere::error::ParseError;
 use crate::vsphere::model::{
-    CustomField, Devices, LayoutEx, MoId, MoRef, SnapshotInfo, VmQuestion,
+    AlarmState, CustomField, Devices, LayoutEx, MoId, MoRef, SnapshotInfo, VmQuestion,
 };
 use crate::vsphere::xml::Cursor;
 
@@ -46,6 +47,8 @@ pub enum Value {
     ExtentDisks(Vec<String>),
     /// `CustomFieldsManager.field`, by key.
     CustomFields(BTreeMap<i32, CustomField>),
+    /// `triggeredAlarmState`, in vCenter's order.
+    AlarmStates(Vec<AlarmState>),
 }
 
 /// Decodes the value of `property` from the `val` element `cur` has just returned, to its
@@ -58,6 +61,8 @@ pub fn read_value<R: BufRead>(
     Ok(match property {
         // Names are kept as the vSphere Client shows them, spaces included.
         Property::Name => Ok(Value::Text(entity_name(cur.text()?))),
+        // An Alarm is no ManagedEntity: its name is sent as it is.
+        Property::AlarmName => Ok(Value::Text(cur.text()?.to_string())),
         Property::Parent | Property::Host => cur
             .moref()?
             .map(Value::MoRef)
@@ -95,6 +100,7 @@ pub fn read_value<R: BufRead>(
         Property::ExtraConfig => Ok(Value::EnableUuid(read_extra_config_enable_uuid(cur)?)),
         Property::DatastoreInfo => Ok(Value::ExtentDisks(read_datastore_extents(cur)?)),
         Property::CustomFields => read_custom_fields(cur)?.map(Value::CustomFields),
+        Property::TriggeredAlarmState => Ok(Value::AlarmStates(read_alarm_states(cur)?)),
     })
 }
 
