@@ -599,6 +599,21 @@ pub const VM_CONNECTION_STATE: MetricSpec = gauge(
     &["vcenter", "vm_id", "vm_name", "state"],
     "1 for a virtual machine vCenter holds but is not connected to (runtime.connectionState disconnected, orphaned, inaccessible or invalid); connected virtual machines have no series.",
 );
+pub const ALARM_TRIGGERED: MetricSpec = gauge(
+    73,
+    "vsphere_alarm_triggered",
+    &[
+        "vcenter",
+        "entity_type",
+        "entity_id",
+        "entity_name",
+        "alarm_id",
+        "alarm_name",
+        "status",
+        "acknowledged",
+    ],
+    "An alarm vCenter has triggered on an entity (the root folder's triggeredAlarmState); always 1. status is yellow or red (gray and green states are not triggered alarms); acknowledged is true or false; alarm_name is Alarm.info.name, empty while it cannot be read; entity_name is empty for an entity the inventory does not hold.",
+);
 
 /// Every spec of a vCenter's metrics, in output order.
 pub const ALL: &[&MetricSpec] = &[
@@ -675,6 +690,7 @@ pub const ALL: &[&MetricSpec] = &[
     &VM_CBT_INACTIVE_DISKS,
     &VM_QUESTION_PENDING,
     &VM_CONNECTION_STATE,
+    &ALARM_TRIGGERED,
 ];
 
 /// The exporter's own metric (not per vCenter), served by `/metrics` only.

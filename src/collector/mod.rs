@@ -13,6 +13,7 @@
 //! take several hundred megabytes for what is 60 MB of text. The exporter's own metrics
 //! (build info, process) still go through the crate's registry.
 
+mod alarms;
 mod backup;
 pub mod blackout;
 pub mod catalogue;
@@ -104,6 +105,7 @@ pub const COLLECTORS: &[&dyn Collector] = &[
     &datastores::Datastores,
     &tags::Tags,
     &disks::Disks,
+    &alarms::Alarms,
 ];
 
 /// True unless the command line turned the collector off.
