@@ -15,8 +15,10 @@
 //!   Chromium (`browser`), and the `report` command.
 //! - `tags`: vSphere tags from the Automation REST API against the simulator's tagging API,
 //!   and REST APIs that refuse the login or are absent.
+//! - `alarms`: vCenter's triggered alarms against the `pitfalls` scenario, changed at run time.
 //! - `layers`: the import rules between the layers (docs/architecture.md), read from `src/`.
 
+mod alarms;
 mod backup;
 mod bad_input;
 mod browser;

@@ -33,6 +33,9 @@ pub struct Facts {
     /// vSphere tags on VMs (pitfalls), served by the REST API; see tests/vcsim/tags.go.
     #[serde(default)]
     pub tags: Vec<TagFacts>,
+    /// The root folder's triggeredAlarmState (pitfalls), see tests/vcsim/alarms.go.
+    #[serde(default)]
+    pub alarms: Vec<AlarmFacts>,
 }
 
 /// One vSphere tag on one VM.
@@ -57,6 +60,21 @@ pub struct SnapshotDurationFacts {
     pub operation: String,
     pub result: String,
     pub seconds: f64,
+}
+
+/// One AlarmState of the root folder.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AlarmFacts {
+    pub entity_type: String,
+    pub entity_id: String,
+    pub entity_name: String,
+    pub alarm_id: String,
+    /// Empty for an alarm no Alarm object has.
+    pub alarm_name: String,
+    pub status: String,
+    pub acknowledged: bool,
+    /// Yellow or red.
+    pub triggered: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

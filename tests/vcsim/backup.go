@@ -33,6 +33,8 @@ type extrasPlan struct {
 	// backupUsers are the backup accounts the facts assume the exporter is told
 	// (last_backup_event_users).
 	backupUsers []string
+	// alarms are triggered alarm states set once the inventory is complete (alarms.go).
+	alarms []alarmPlan
 	// window is the read-back window the event facts assume (events older than now-window are
 	// not counted); 0 counts every event.
 	window time.Duration

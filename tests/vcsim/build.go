@@ -104,6 +104,11 @@ func buildScenario(opts options) (*simulation, error) {
 		return nil, err
 	}
 	setDatastoreURLs()
+	installAlarms(c.ServiceContent.RootFolder)
+	if facts.Alarms, err = applyAlarmPlans(alarmPlansOf(extras)); err != nil {
+		model.Remove()
+		return nil, err
+	}
 	facts.Hosts = hostFacts(pools, states)
 	countBackupSnapshots(facts)
 	perf, err := installPerfManager(opts.perf, c.ServiceContent)

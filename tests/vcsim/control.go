@@ -54,25 +54,30 @@ func newController(client *vim25.Client, gate *sessionGate) *controller {
 
 // controlRequest is every field any op takes; controlOps says which op takes which.
 type controlRequest struct {
-	Op          string  `json:"op"`
-	VM          string  `json:"vm"`
-	Snapshot    string  `json:"snapshot"`
-	Name        string  `json:"name"`
-	Description *string `json:"description"`
-	Quiesce     bool    `json:"quiesce"`
-	Memory      bool    `json:"memory"`
-	Status      *string `json:"status"`
-	Running     *string `json:"running"`
-	Version     *string `json:"version"`
-	Host        string  `json:"host"`
-	Fraction    float64 `json:"fraction"`
-	Seed        int64   `json:"seed"`
-	Task        string  `json:"task"`
-	EventTypeID string  `json:"event_type_id"`
-	Fail        bool    `json:"fail"`
-	User        string  `json:"user"`
-	Datastore   string  `json:"datastore"`
-	FreeBytes   *int64  `json:"free_bytes"`
+	Op           string  `json:"op"`
+	VM           string  `json:"vm"`
+	Snapshot     string  `json:"snapshot"`
+	Name         string  `json:"name"`
+	Description  *string `json:"description"`
+	Quiesce      bool    `json:"quiesce"`
+	Memory       bool    `json:"memory"`
+	Status       *string `json:"status"`
+	Running      *string `json:"running"`
+	Version      *string `json:"version"`
+	Host         string  `json:"host"`
+	Fraction     float64 `json:"fraction"`
+	Seed         int64   `json:"seed"`
+	Task         string  `json:"task"`
+	EventTypeID  string  `json:"event_type_id"`
+	Fail         bool    `json:"fail"`
+	User         string  `json:"user"`
+	Datastore    string  `json:"datastore"`
+	FreeBytes    *int64  `json:"free_bytes"`
+	EntityType   string  `json:"entity_type"`
+	Entity       string  `json:"entity"`
+	Alarm        string  `json:"alarm"`
+	Acknowledged bool    `json:"acknowledged"`
+	Count        *int    `json:"count"`
 }
 
 // controlResult is the JSON answer besides "ok": true.
@@ -97,6 +102,9 @@ var controlOps = map[string]controlOp{
 	"churn":                {[]string{"fraction"}, []string{"seed"}, (*controller).churnOp},
 	"post_event":           {[]string{"vm"}, []string{"task", "event_type_id", "fail", "user"}, (*controller).postEventOp},
 	"set_datastore_free":   {[]string{"datastore", "free_bytes"}, nil, (*controller).setDatastoreFreeOp},
+	"set_alarm":            {[]string{"entity_type", "entity", "alarm", "status"}, []string{"acknowledged"}, (*controller).setAlarmOp},
+	"clear_alarm":          {[]string{"entity_type", "entity", "alarm"}, nil, (*controller).clearAlarmOp},
+	"fail_alarm_reads":     {[]string{"count"}, nil, (*controller).failAlarmReadsOp},
 }
 
 // controlError is a failure with the HTTP status it is answered with.

@@ -18,6 +18,8 @@ type Facts struct {
 	VMs      []VMFacts   `json:"vms"`
 	Hosts    []HostFacts `json:"hosts"`
 	Perf     *PerfFacts  `json:"perf"`
+	// Alarms is the root folder's triggeredAlarmState as the scenario set it (alarms.go).
+	Alarms []AlarmFacts `json:"alarms"`
 
 	// What the backup checks read beyond VMs (see backup.go). Datastores are listed only when
 	// the scenario plans them (golden, backup); hosts carry their backup snapshots.

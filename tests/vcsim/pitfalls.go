@@ -77,6 +77,8 @@ func pitfallPlans(pools []*pool, now time.Time) ([]*vmPlan, *extrasPlan) {
 	ds.free = ds.capacity / 20
 	extras.datastores[datastoreName] = ds
 
+	extras.alarms = pitfallAlarms(now)
+
 	plans = append(plans, backup, large, medium, deep, stopped, running)
 	return append(plans, devicePitfallPlans(vm, now)...), extras
 }

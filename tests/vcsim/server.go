@@ -345,6 +345,8 @@ func soapHandler(next http.Handler, st *stats, gate *sessionGate, pg *pager, tr 
 		switch {
 		case gate.refuses(r, method):
 			writeNotAuthenticated(cw)
+		case (method == "RetrievePropertiesEx" || method == "RetrieveProperties") && alarmReadFaults.take(body):
+			writeAlarmReadFault(cw)
 		case method == "ContinueRetrievePropertiesEx" || method == "CancelRetrievePropertiesEx":
 			pg.serveContinue(cw, r, method, body)
 		case method == "RetrievePropertiesEx" && pg.limit(body) > 0:
