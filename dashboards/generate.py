@@ -386,6 +386,12 @@ def overview():
         [target(vms(f'vsphere_vm_backup_policy_tags{{{V}}} == 0 and on(vcenter, vm_id) vsphere_vm_info{{{V}, power_state="poweredOn"}}'), table=True)],
         {"vcenter": "vCenter", "vm_name": "VM"},
         {}, hide=("Time", "job", "instance", "vm_id", "Value", "__name__")), 12, 8)
+    lay.add(table(
+        "vCenter alarms", "The alarms vCenter has triggered (yellow or red), on every entity of the selected vCenters, from the root folder's triggeredAlarmState. Red, unacknowledged consolidation and snapshot alarms raise VSphereAlarmRed. An empty alarm name: the exporter could not read it.",
+        [target(f"vsphere_alarm_triggered{{{V}}}", table=True)],
+        {"vcenter": "vCenter", "status": "Status", "alarm_name": "Alarm", "entity_type": "Type",
+         "entity_name": "Entity", "acknowledged": "Acknowledged"},
+        {}, hide=("Time", "job", "instance", "entity_id", "alarm_id", "Value", "__name__")), 12, 8)
     lay.row("Disks and devices")
     for title, description, metric, columns in DEVICE_TABLES:
         rename = {"vcenter": "vCenter", "vm_name": "VM", **columns}

@@ -316,6 +316,26 @@ const EXPECTED: &[Expected] = &[
         "warning",
         &[("vm_name", "pitfall-chain-5")],
     ),
+    // vCenter's own red alarms named like consolidation and snapshot alarms; the red alarm
+    // whose name cannot be read, the acknowledged red and the yellow one stay quiet.
+    fires(
+        "VSphereAlarmRed",
+        "critical",
+        &[
+            ("entity_type", "VirtualMachine"),
+            ("entity_name", "DC0_C0_RP0_VM3"),
+            ("alarm_name", "Virtual machine Consolidation Needed status"),
+        ],
+    ),
+    fires(
+        "VSphereAlarmRed",
+        "critical",
+        &[
+            ("entity_type", "VirtualMachine"),
+            ("entity_name", "pitfall-snapshot-30pct"),
+            ("alarm_name", "VM Snapshot Size (GB)"),
+        ],
+    ),
     // The vCenter entry with a wrong password.
     fires(
         "VSphereCollectionFailing",
