@@ -13,29 +13,30 @@ use crate::vsphere::model::{Disk, DiskMode, Vm};
 
 use super::{Risk, vm_risk};
 
-/// What the device checks find on one VM.
+/// What the device checks find on one VM. The counts are the model's rules
+/// ([`Vm::snapshot_blockers`] and its neighbours), which the `disks` collector writes out.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Findings<'a> {
     /// Disks no snapshot captures: the reason (`independent_persistent`,
     /// `independent_nonpersistent`, `physical_rdm`) and the disk's file.
     pub not_snapshotted: Vec<(&'static str, &'a str)>,
-    /// Disks whose file lies in another VM's directory (multi-writer disks left out).
+    /// Disks that are another VM's ([`Inventory::foreign_disks`]).
     pub foreign: Vec<Foreign<'a>>,
-    /// What makes a snapshot impossible, by reason, with how many.
-    pub blockers: Vec<(&'static str, usize)>,
-    /// Disks running on a delta (`backing.parent` set) while the VM has no snapshot.
-    pub phantom_disks: usize,
+    /// What makes a snapshot impossible, by reason, with how many (only those above 0).
+    pub blockers: Vec<(&'static str, u32)>,
+    /// Disks running on a delta while the VM has no snapshot.
+    pub phantom_disks: u32,
     /// Snapshots, and none current.
     pub current_missing: bool,
-    /// With CBT on, the disks without a change id.
-    pub cbt_inactive: usize,
+    /// With CBT on, the disks it does not track yet.
+    pub cbt_inactive: u32,
     /// The question the VM waits on.
     pub question: Option<&'a str>,
     /// `runtime.connectionState` when it is not `connected`.
     pub not_connected: Option<&'a str>,
 }
 
-/// A disk attached to a VM from another VM's directory.
+/// A disk attached to a VM that is another VM's.
 #[derive(Debug, PartialEq)]
 pub(super) struct Foreign<'a> {
     pub file: &'a str,
@@ -43,83 +44,54 @@ pub(super) struct Foreign<'a> {
     pub owner_name: &'a str,
 }
 
-/// Each VM's home directory (`[ds] dir`), to find whose directory a disk lies in.
-pub(super) struct Owners<'a>(BTreeMap<&'a str, &'a Vm>);
+/// The foreign disks of an inventory, by the id of the VM that holds them.
+pub(super) struct Owners<'a>(BTreeMap<&'a str, Vec<Foreign<'a>>>);
 
 impl<'a> Owners<'a> {
     pub fn of(inventory: &'a Inventory) -> Self {
-        let mut homes = BTreeMap::new();
-        for vm in inventory.vms.values() {
-            if let Some(home) = vm.home_directory() {
-                homes.entry(home).or_insert(&**vm);
-            }
+        let mut held: BTreeMap<&'a str, Vec<Foreign<'a>>> = BTreeMap::new();
+        for f in inventory.foreign_disks() {
+            held.entry(f.vm.id.as_str()).or_default().push(Foreign {
+                file: f.file,
+                owner_id: &f.owner.id,
+                owner_name: &f.owner.name,
+            });
         }
-        Owners(homes)
+        Owners(held)
     }
 
-    /// The VM other than `vm` whose directory holds `disk`.
-    fn owner_of(&self, vm: &Vm, disk: &Disk) -> Option<&'a Vm> {
-        self.0
-            .get(disk.directory())
-            .copied()
-            .filter(|owner| owner.id != vm.id)
+    fn held_by(&mut self, vm: &Vm) -> Vec<Foreign<'a>> {
+        self.0.remove(vm.id.as_str()).unwrap_or_default()
     }
 }
 
-/// The device checks' findings on `vm`.
-pub(super) fn findings<'a>(vm: &'a Vm, owners: &Owners<'a>) -> Findings<'a> {
-    let disks = &vm.devices.disks;
-    let mut out = Findings {
+/// The device checks' findings on `vm` (its foreign disks taken from `owners`).
+pub(super) fn findings<'a>(vm: &'a Vm, owners: &mut Owners<'a>) -> Findings<'a> {
+    Findings {
+        not_snapshotted: vm
+            .devices
+            .disks
+            .iter()
+            .filter_map(|d| not_snapshotted_reason(d).map(|r| (r, d.file_name.as_str())))
+            .collect(),
+        foreign: owners.held_by(vm),
+        blockers: vm
+            .snapshot_blockers()
+            .by_reason()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+        phantom_disks: vm.phantom_snapshot_disks(),
+        current_missing: vm.snapshot_current_missing() == Some(true),
+        cbt_inactive: vm.cbt_inactive_disks(),
         question: vm.question.as_ref().map(|q| q.text.as_str()),
         not_connected: Some(vm.connection_state.as_str())
             .filter(|s| !s.is_empty() && *s != "connected"),
-        current_missing: vm.has_snapshots()
-            && vm
-                .snapshot
-                .as_ref()
-                .is_some_and(|s| s.current_snapshot.is_none()),
-        ..Findings::default()
-    };
-    for disk in disks {
-        if let Some(reason) = not_snapshotted_reason(disk) {
-            out.not_snapshotted.push((reason, &disk.file_name));
-        }
-        if !disk.multi_writer
-            && let Some(owner) = owners.owner_of(vm, disk)
-        {
-            out.foreign.push(Foreign {
-                file: &disk.file_name,
-                owner_id: &owner.id,
-                owner_name: &owner.name,
-            });
-        }
     }
-    out.phantom_disks = if vm.has_snapshots() {
-        0
-    } else {
-        disks.iter().filter(|d| d.parent.is_some()).count()
-    };
-    if vm.backup.cbt_enabled {
-        out.cbt_inactive = disks.iter().filter(|d| !d.change_id).count();
-    }
-    let fault_tolerance = vm
-        .fault_tolerance_state
-        .as_deref()
-        .is_some_and(|s| !s.is_empty() && s != "notConfigured");
-    let blockers = [
-        ("scsi_bus_sharing", vm.devices.scsi_shared_bus as usize),
-        (
-            "multi_writer_disk",
-            disks.iter().filter(|d| d.multi_writer).count(),
-        ),
-        ("pci_passthrough", vm.devices.pci_passthrough as usize),
-        ("fault_tolerance", usize::from(fault_tolerance)),
-    ];
-    out.blockers = blockers.into_iter().filter(|(_, n)| *n > 0).collect();
-    out
 }
 
-/// Why a snapshot leaves `disk` out, if it does.
+/// Why a snapshot leaves `disk` out, if it does: the rule of [`Vm::disks_not_snapshotted`],
+/// disk by disk (a physical-mode RDM whatever its disk mode).
 fn not_snapshotted_reason(disk: &Disk) -> Option<&'static str> {
     if disk.is_physical_rdm() {
         return Some("physical_rdm");
@@ -166,9 +138,9 @@ pub(super) struct DeviceRisks {
 
 impl DeviceRisks {
     pub fn add(&mut self, inventory: &Inventory) {
-        let owners = Owners::of(inventory);
+        let mut owners = Owners::of(inventory);
         for vm in inventory.vms.values() {
-            let f = findings(vm, &owners);
+            let f = findings(vm, &mut owners);
             let name = &vm.name;
             if let Some(state) = f.not_connected {
                 self.not_connected.push(format!("{name}: {state}"));
@@ -346,8 +318,7 @@ mod tests {
     #[test]
     fn a_disk_in_another_vms_directory_is_foreign_unless_multi_writer() {
         let inv = hot_add_and_cluster();
-        let owners = Owners::of(&inv);
-        let found = |id: &str| findings(&inv.vms[id], &owners);
+        let found = |id: &str| findings(&inv.vms[id], &mut Owners::of(&inv));
         assert_eq!(
             found("vm-2").foreign,
             [Foreign {
@@ -391,6 +362,7 @@ mod tests {
                 Disk {
                     compatibility_mode: Some(RdmMode::Virtual),
                     parent: Some("[ds] all/all_3.vmdk".into()),
+                    change_id: false,
                     ..disk("[ds] all/all_3-000001.vmdk")
                 },
             ],
@@ -404,8 +376,7 @@ mod tests {
         });
         v.connection_state = "inaccessible".into();
         let inv = inventory(vec![v.clone()]);
-        let owners = Owners::of(&inv);
-        let f = findings(&v, &owners);
+        let f = findings(&v, &mut Owners::of(&inv));
         assert_eq!(
             f.not_snapshotted,
             [
@@ -432,14 +403,14 @@ mod tests {
         v.fault_tolerance_state = Some("notConfigured".into());
         v.snapshot = one_snapshot(false);
         v.connection_state = "connected".into();
-        let f = findings(&v, &owners);
-        assert_eq!(f.cbt_inactive, 1);
+        let f = findings(&v, &mut Owners::of(&inv));
+        assert_eq!(f.cbt_inactive, 1, "the independent disk is one CBT never tracks");
         assert_eq!(f.phantom_disks, 0, "a snapshot's delta is no phantom");
         assert!(f.current_missing);
         assert_eq!(f.not_connected, None);
         assert!(!f.blockers.iter().any(|(r, _)| *r == "fault_tolerance"));
         v.snapshot = one_snapshot(true);
-        assert!(!findings(&v, &owners).current_missing);
+        assert!(!findings(&v, &mut Owners::of(&inv)).current_missing);
     }
 
     #[test]

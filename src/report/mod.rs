@@ -94,11 +94,11 @@ pub fn rows(
         .map(|v| &**v)
         .collect();
     vms.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-    let owners = devices::Owners::of(inventory);
+    let mut owners = devices::Owners::of(inventory);
     let mut out = Vec::new();
     for vm in vms {
         let placement = inventory.placement(vm);
-        let found = devices::findings(vm, &owners);
+        let found = devices::findings(vm, &mut owners);
         let (disks_not_snapshotted, foreign_disks) =
             (found.not_snapshotted_field(), found.foreign_field());
         let capacity = vm.disk_capacity_bytes();

@@ -13,6 +13,10 @@ use super::{
 /// The widest a name column gets, in characters.
 const MAX_WIDTH: usize = 40;
 
+/// The widest an item of a risk line gets: `VM: detail`, where the detail may be a question's
+/// text or a disk's path that a mail must show whole.
+const MAX_ITEM: usize = 400;
+
 pub(super) fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -41,7 +45,7 @@ pub(super) fn render(report: &Report) -> String {
     for risk in &report.risks {
         let _ = write!(out, "{}: {}", risk.title, risk.count);
         if !risk.named.is_empty() {
-            let named: Vec<String> = risk.named.iter().map(|n| clean(n)).collect();
+            let named: Vec<String> = risk.named.iter().map(|n| cut(n, MAX_ITEM)).collect();
             let _ = write!(out, " ({}", named.join(", "));
             if risk.count > named.len() {
                 let _ = write!(out, ", and {} more", risk.count - named.len());
@@ -158,8 +162,13 @@ fn one_line(text: &str) -> String {
 
 /// A name fit for one cell: on one line, and a long name cut with `…`.
 fn clean(text: &str) -> String {
-    let mut out: String = one_line(text).chars().take(MAX_WIDTH).collect();
-    if text.chars().count() > MAX_WIDTH {
+    cut(text, MAX_WIDTH)
+}
+
+/// `text` on one line, cut with `…` to `width` characters.
+fn cut(text: &str, width: usize) -> String {
+    let mut out: String = one_line(text).chars().take(width).collect();
+    if text.chars().count() > width {
         out.pop();
         out.push('…');
     }

@@ -16,11 +16,15 @@
 //! - `tags`: vSphere tags from the Automation REST API against the simulator's tagging API,
 //!   and REST APIs that refuse the login or are absent.
 //! - `alarms`: vCenter's triggered alarms against the `pitfalls` scenario, changed at run time.
+//! - `disks`: the device checks (disks snapshots skip, foreign disks, snapshot blockers, phantom
+//!   snapshots, CBT, questions, connection states) against the `pitfalls` scenario, and their
+//!   report lines.
 //! - `layers`: the import rules between the layers (docs/architecture.md), read from `src/`.
 
 mod alarms;
 mod backup;
 mod bad_input;
+mod disks;
 mod browser;
 mod demo;
 mod fake_vcenter;

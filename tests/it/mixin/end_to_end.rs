@@ -33,25 +33,7 @@ use crate::{config_for, serve_config};
 /// `…: annotation <name>`) that cannot be proven yet because a metric they read does not exist.
 /// When every metric of an entry exists, the test fails and asks to remove the entry: then give
 /// the `pitfalls` scenario the situation and add the alert to [`EXPECTED`].
-const AWAITING_METRICS: &[&str] = &[
-    // The device checks (issues 20 and 23): the `disks` collector's metrics.
-    "VSphereDiskNotInBackups",
-    "VSphereBackupProxyHoldsForeignDisk",
-    "VSphereVMCannotBeSnapshotted",
-    "VSphereVMPhantomSnapshot",
-    "VSphereSnapshotWithoutCurrent",
-    "VSphereCBTInactive",
-    "VSphereVMQuestionPending",
-    "VSphereVMInaccessible",
-    "vsphere-backup-risk: Disks not in backups",
-    "vsphere-backup-risk: Foreign disks held",
-    "vsphere-backup-risk: VMs that cannot be snapshotted",
-    "vsphere-backup-risk: Phantom snapshots",
-    "vsphere-backup-risk: Snapshots without current",
-    "vsphere-backup-risk: CBT not tracking",
-    "vsphere-backup-risk: VMs waiting on a question",
-    "vsphere-backup-risk: VMs not connected",
-];
+const AWAITING_METRICS: &[&str] = &[];
 
 /// Alerts whose metrics exist but whose situation this test cannot create in seconds, with
 /// why: each must evaluate without error and stay quiet here.
@@ -336,6 +318,113 @@ const EXPECTED: &[Expected] = &[
             ("alarm_name", "VM Snapshot Size (GB)"),
         ],
     ),
+    // The device checks, one VM each (tests/vcsim/pitfalls_devices.go): disks that snapshots
+    // skip on powered-on VMs ...
+    fires(
+        "VSphereDiskNotInBackups",
+        "warning",
+        &[
+            ("vm_name", "pitfall-disk-independent"),
+            ("reason", "independent_persistent"),
+        ],
+    ),
+    fires(
+        "VSphereDiskNotInBackups",
+        "warning",
+        &[
+            ("vm_name", "pitfall-disk-nonpersistent"),
+            ("reason", "independent_nonpersistent"),
+        ],
+    ),
+    fires(
+        "VSphereDiskNotInBackups",
+        "warning",
+        &[
+            ("vm_name", "pitfall-disk-physical-rdm"),
+            ("reason", "physical_rdm"),
+        ],
+    ),
+    // ... the proxy holding its victim's data disk (the multi-writer pair holds none) ...
+    fires(
+        "VSphereBackupProxyHoldsForeignDisk",
+        "critical",
+        &[
+            ("vm_name", "pitfall-backup-proxy"),
+            (
+                "disk_file",
+                "[LocalDS_0] pitfall-proxy-victim/pitfall-proxy-victim_1.vmdk",
+            ),
+            ("owner_vm_name", "pitfall-proxy-victim"),
+        ],
+    ),
+    // ... what blocks snapshots ...
+    fires(
+        "VSphereVMCannotBeSnapshotted",
+        "warning",
+        &[
+            ("vm_name", "pitfall-cluster-node-a"),
+            ("reason", "multi_writer_disk"),
+        ],
+    ),
+    fires(
+        "VSphereVMCannotBeSnapshotted",
+        "warning",
+        &[
+            ("vm_name", "pitfall-cluster-node-b"),
+            ("reason", "multi_writer_disk"),
+        ],
+    ),
+    fires(
+        "VSphereVMCannotBeSnapshotted",
+        "warning",
+        &[
+            ("vm_name", "pitfall-scsi-bus-sharing"),
+            ("reason", "scsi_bus_sharing"),
+        ],
+    ),
+    fires(
+        "VSphereVMCannotBeSnapshotted",
+        "warning",
+        &[
+            ("vm_name", "pitfall-pci-passthrough"),
+            ("reason", "pci_passthrough"),
+        ],
+    ),
+    fires(
+        "VSphereVMCannotBeSnapshotted",
+        "warning",
+        &[
+            ("vm_name", "pitfall-fault-tolerance"),
+            ("reason", "fault_tolerance"),
+        ],
+    ),
+    // ... a delta without snapshot (DC0_C0_RP0_VM3's is VSphereConsolidationNeeded's), a tree
+    // without current, CBT without change id, a question, an inaccessible VM.
+    fires(
+        "VSphereVMPhantomSnapshot",
+        "critical",
+        &[("vm_name", "pitfall-phantom-snapshot")],
+    ),
+    fires(
+        "VSphereSnapshotWithoutCurrent",
+        "warning",
+        &[("vm_name", "pitfall-snapshot-no-current")],
+    ),
+    fires(
+        "VSphereCBTInactive",
+        "warning",
+        &[("vm_name", "pitfall-cbt-inactive")],
+    ),
+    fires(
+        "VSphereVMQuestionPending",
+        "critical",
+        &[("vm_name", "pitfall-question-pending")],
+    ),
+    fires(
+        "VSphereVMInaccessible",
+        "warning",
+        &[("vm_name", "pitfall-inaccessible"), ("state", "inaccessible")],
+    ),
     // The vCenter entry with a wrong password.
     fires(
         "VSphereCollectionFailing",
@@ -381,7 +470,11 @@ fn wanted_labels(e: &Expected, ids: &BTreeMap<String, String>) -> BTreeMap<Strin
         .collect();
     want.insert("alertname".into(), e.alert.into());
     want.insert("severity".into(), e.severity.into());
-    for (name_label, id_label) in [("vm_name", "vm_id"), ("host_name", "host_id")] {
+    for (name_label, id_label) in [
+        ("vm_name", "vm_id"),
+        ("host_name", "host_id"),
+        ("owner_vm_name", "owner_vm_id"),
+    ] {
         if let Some(name) = want.get(name_label).cloned() {
             let id = ids
                 .get(&name)
