@@ -20,12 +20,16 @@ impl Collector for LastBackup {
         "last_backup"
     }
 
+    fn per_vm(&self) -> bool {
+        true
+    }
+
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
         let settings = &ctx.config.backup;
         if settings.last_backup_sources.is_empty() {
             return Ok(());
         }
-        for vm in ctx.inventory.vms.values() {
+        for vm in ctx.vms() {
             let attributes = ctx.inventory.attribute_values(vm);
             let readings = last_backup::read(
                 &settings.last_backup_sources,
@@ -57,9 +61,13 @@ impl Collector for Consistency {
         "consistency"
     }
 
+    fn per_vm(&self) -> bool {
+        true
+    }
+
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
         let required = ctx.config.backup.consistency_required_attribute.as_deref();
-        for vm in ctx.inventory.vms.values() {
+        for vm in ctx.vms() {
             let ids = [vm.id.as_str(), vm.name.as_str()];
             let level = achievable(vm);
             out.gauge(

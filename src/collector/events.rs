@@ -168,6 +168,7 @@ mod tests {
             inventory,
             now: 0.0,
             sources: &sources,
+            shard: None,
         };
         let (families, run) = run_collector(&SnapshotTasks, &ctx);
         assert!(run.ok);

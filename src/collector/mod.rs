@@ -22,6 +22,7 @@ pub mod disks;
 mod events;
 mod hostio;
 mod hosts;
+pub mod shards;
 mod snapshots;
 mod stagger;
 mod tags;
@@ -29,6 +30,7 @@ pub mod text;
 mod tools;
 mod vm;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -37,6 +39,7 @@ use tracing::warn;
 use crate::config::Config;
 use crate::source::{Erased, INVENTORY};
 use crate::vsphere::Inventory;
+use crate::vsphere::model::Vm;
 use catalogue::{COLLECTOR_DURATION, COLLECTOR_SUCCESS, Kind, MetricSpec};
 
 /// The pseudo-source of collectors whose output depends on the time of the scrape.
@@ -52,9 +55,20 @@ pub struct Context<'a> {
     pub now: f64,
     /// Every source's latest snapshot, the inventory's among them.
     pub sources: &'a [Erased],
+    /// The VMs a [per-VM](Collector::per_vm) collector writes series for: one shard of the
+    /// render cache ([`shards`]), or `None` for all of the inventory's.
+    pub shard: Option<&'a [Arc<Vm>]>,
 }
 
 impl Context<'_> {
+    /// The VMs to write per-VM series for, in id order: the shard's, else every VM.
+    pub fn vms(&self) -> Box<dyn Iterator<Item = &Vm> + '_> {
+        match self.shard {
+            Some(shard) => Box::new(shard.iter().map(|vm| &**vm)),
+            None => Box::new(self.inventory.vms.values().map(|vm| &**vm)),
+        }
+    }
+
     /// The latest value of the source called `name`, when it is in sync and of type `T`.
     pub fn source<T: Send + Sync + 'static>(&self, name: &str) -> Option<&T> {
         self.sources
@@ -87,6 +101,15 @@ pub trait Collector: Send + Sync {
     /// their absence does not leave it out.
     fn reads_if_present(&self) -> &'static [&'static str] {
         &[]
+    }
+    /// True for a collector whose output is, family by family, the concatenation of what it
+    /// writes for each VM of [`Context::vms`] in order, where a VM's series read only the VM,
+    /// the configuration, the other sources it reads and the inventory's placement facts
+    /// (host, cluster, datacenter and custom field names; see [`shards`]). Its output is then
+    /// kept per shard of VMs and only the shards whose VMs changed are rendered again. It
+    /// must not read [`CLOCK`].
+    fn per_vm(&self) -> bool {
+        false
     }
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError>;
 }
@@ -283,6 +306,39 @@ pub fn render(per_target: &[&[Bytes]]) -> Vec<Bytes> {
     out
 }
 
+/// The page's cached share from collectors' [`Families`](shards::Families): each family's
+/// HELP and TYPE once (a chunk made once per process), then its chunks of every collector of
+/// every target in order. Chunks are shared, not copied; families without samples are left out.
+pub fn render_chunks(per_target: &[&shards::Families]) -> Vec<Arc<shards::Chunk>> {
+    static HEADERS: std::sync::OnceLock<Vec<Arc<shards::Chunk>>> = std::sync::OnceLock::new();
+    let headers = HEADERS.get_or_init(|| {
+        catalogue::ALL
+            .iter()
+            .map(|spec| {
+                let mut header = String::new();
+                text::push_header(&mut header, spec);
+                shards::Chunk::new(vec![Bytes::from(header)])
+            })
+            .collect()
+    });
+    let mut out = Vec::new();
+    for (position, spec) in catalogue::ALL.iter().enumerate() {
+        let chunks = per_target
+            .iter()
+            .filter_map(|families| families.get(spec.index))
+            .flatten();
+        let mut chunks = chunks.peekable();
+        if chunks.peek().is_none() {
+            continue;
+        }
+        if let Some(header) = headers.get(position) {
+            out.push(header.clone());
+        }
+        out.extend(chunks.cloned());
+    }
+    out
+}
+
 /// One collector's run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
@@ -397,6 +453,7 @@ pub(crate) mod test_support {
             config,
             now: 1_800_000_000.0,
             sources,
+            shard: None,
         };
         let (families, _) = collect_all(&ctx);
         let refs: Vec<&[Bytes]> = families.iter().map(Vec::as_slice).collect();
@@ -433,6 +490,7 @@ pub(crate) mod test_support {
             config: &cfg,
             now: 0.0,
             sources: &[],
+            shard: None,
         };
         let (families, run) = run_collector(&Broken, &ctx);
         assert!(families.iter().all(|f| f.is_empty()), "{families:?}");

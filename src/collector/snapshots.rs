@@ -22,8 +22,12 @@ impl Collector for Snapshots {
         "snapshots"
     }
 
+    fn per_vm(&self) -> bool {
+        true
+    }
+
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
-        for vm in ctx.inventory.vms.values() {
+        for vm in ctx.vms() {
             let snaps = vm.snapshots();
             let mut total = 0u64;
             for snap in &snaps {

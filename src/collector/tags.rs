@@ -23,13 +23,17 @@ impl Collector for Tags {
         &[INVENTORY, TAGS]
     }
 
+    fn per_vm(&self) -> bool {
+        true
+    }
+
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
         let Some(tags) = ctx.source::<VmTags>(TAGS) else {
             return Ok(());
         };
         let info = &ctx.config.tags.info_categories;
         let policy = &ctx.config.tags.backup_policy_categories;
-        for vm in ctx.inventory.vms.values() {
+        for vm in ctx.vms() {
             let on_vm = tags.of(&vm.id);
             for t in on_vm.iter().filter(|t| info.contains(&t.category)) {
                 out.gauge(&VM_TAG_INFO, &[&vm.id, &vm.name, &t.category, &t.tag], 1.0);

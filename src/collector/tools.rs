@@ -16,8 +16,12 @@ impl Collector for Tools {
         "tools"
     }
 
+    fn per_vm(&self) -> bool {
+        true
+    }
+
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
-        for vm in ctx.inventory.vms.values() {
+        for vm in ctx.vms() {
             if let Some(status) = vm
                 .tools_version_status2
                 .as_deref()

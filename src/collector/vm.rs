@@ -25,6 +25,10 @@ impl Collector for VmCollector {
         "vm"
     }
 
+    fn per_vm(&self) -> bool {
+        true
+    }
+
     fn reads_if_present(&self) -> &'static [&'static str] {
         &[TAGS]
     }
@@ -34,7 +38,7 @@ impl Collector for VmCollector {
         let tag_labels = &ctx.config.tags.labels;
         let categories: Vec<&str> = tag_labels.iter().map(|t| t.category.as_str()).collect();
         let tags = ctx.source::<VmTags>(TAGS);
-        for vm in ctx.inventory.vms.values() {
+        for vm in ctx.vms() {
             let place = ctx.inventory.placement(vm);
             let ids = [vm.id.as_str(), vm.name.as_str()];
             let extra: Vec<(&str, &str)> = owners

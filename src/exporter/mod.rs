@@ -6,11 +6,13 @@
 //! vCenter once a target has tried its first sync.
 //!
 //! A page has five parts: the targets' status (fresh), their collectors' metrics cached on the
-//! versions of what they read (rendered and gzipped once per version), the metrics that depend
-//! on the time of the scrape (fresh), the exporter-level series of the configuration (the
-//! blackout windows, fresh, without a vcenter label), and on `/metrics` the exporter's own
-//! metrics (fresh). Each part is one gzip member when compressed, and is sent as it is held,
-//! never joined into one copy of the page.
+//! versions of what they read, the metrics that depend on the time of the scrape (fresh), the
+//! exporter-level series of the configuration (the blackout windows, fresh, without a vcenter
+//! label), and on `/metrics` the exporter's own metrics (fresh). The cached part is a list of
+//! [`Chunk`]s (each family's header, then each collector's text, per shard of VMs for the
+//! per-VM collectors, see [`crate::collector::shards`]) kept across versions where their
+//! source did not change; every fresh part is one chunk. Each chunk is one gzip member,
+//! compressed once, and the page is sent chunk by chunk as held, never joined into one copy.
 //!
 //! A target that loses sync serves none of its old output: a task started with the exporter
 //! frees that output (its collectors' and the pages') at once, so the full retrieval that
@@ -21,7 +23,6 @@
 
 mod target;
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -31,7 +32,8 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use tracing::warn;
 
 use crate::collector::catalogue::BUILD_INFO_NAME;
-use crate::collector::{blackout, concat, render};
+use crate::collector::shards::{Chunk, Families};
+use crate::collector::{blackout, concat, render, render_chunks};
 use crate::config::Config;
 use crate::source::{Feed, unix_now};
 use crate::vsphere::{self, Inventory};
@@ -42,47 +44,12 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 /// How long logging out of each vCenter may take at shutdown.
 const LOGOUT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One part of a page: text segments rendered once, gzipped at most once.
-#[derive(Debug)]
-pub struct Part {
-    segments: Vec<Bytes>,
-    gzip: OnceLock<Bytes>,
-}
-
-impl Part {
-    fn new(segments: Vec<Bytes>) -> Arc<Part> {
-        Arc::new(Part {
-            segments,
-            gzip: OnceLock::new(),
-        })
-    }
-
-    /// The part as one gzip member, compressed on first use.
-    fn gzipped(&self) -> Bytes {
-        self.gzip
-            .get_or_init(|| {
-                let mut encoder =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                for segment in &self.segments {
-                    // Writing into a Vec cannot fail.
-                    let _ = encoder.write_all(segment);
-                }
-                Bytes::from(encoder.finish().unwrap_or_default())
-            })
-            .clone()
-    }
-
-    /// The bytes the part holds: its text, and its gzip member once made.
-    fn held_bytes(&self) -> usize {
-        self.segments.iter().map(Bytes::len).sum::<usize>() + self.gzip.get().map_or(0, Bytes::len)
-    }
-}
-
 /// What a scrape sends: the vCenters' status (fresh), their inventory metrics (cached per
-/// inventory version) and, on `/metrics`, the exporter's own metrics (fresh).
+/// inventory version, in chunks kept across versions) and, on `/metrics`, the exporter's own
+/// metrics (fresh). Each chunk is one gzip member.
 #[derive(Debug, Clone)]
 pub struct Page {
-    parts: Vec<Arc<Part>>,
+    parts: Vec<Arc<Chunk>>,
 }
 
 impl Page {
@@ -90,7 +57,7 @@ impl Page {
     pub fn segments(&self) -> Vec<Bytes> {
         self.parts
             .iter()
-            .flat_map(|p| p.segments.iter().cloned())
+            .flat_map(|p| p.segments().iter().cloned())
             .collect()
     }
 
@@ -99,9 +66,9 @@ impl Page {
         concat(&self.segments())
     }
 
-    /// The page gzipped: one gzip member per part (RFC 1952 allows a sequence of members,
-    /// and HTTP clients, Prometheus' among them, read them as one stream). Blocking: call it
-    /// off the async workers.
+    /// The page gzipped: one gzip member per chunk (RFC 1952 allows a sequence of members,
+    /// and HTTP clients, Prometheus' among them, read them as one stream); chunks kept from an
+    /// earlier version are not compressed again. Blocking: call it off the async workers.
     pub fn gzip_members(&self) -> Vec<Bytes> {
         self.parts.iter().map(|p| p.gzipped()).collect()
     }
@@ -117,8 +84,8 @@ impl Page {
     }
 }
 
-/// The cached part of a page, by the targets and the keys of their cached output.
-type PageCache = Option<(Vec<PageKey>, Arc<Part>)>;
+/// The cached share of a page (its chunks), by the targets and the keys of their cached output.
+type PageCache = Option<(Vec<PageKey>, Arc<Vec<Arc<Chunk>>>)>;
 
 /// One target's share of a page's key: its index, its inventory's version, and the keys of its
 /// collectors' cached output.
@@ -152,13 +119,14 @@ impl PageCaches {
         }
     }
 
-    /// The bytes of text and gzip the cached parts hold.
+    /// The bytes of text and gzip the cached chunks hold (a chunk the targets' caches hold
+    /// too is counted by each).
     fn bytes(&self) -> usize {
         self.all()
             .map(|cache| {
-                lock(cache)
-                    .as_ref()
-                    .map_or(0, |(_, part)| part.held_bytes())
+                lock(cache).as_ref().map_or(0, |(_, chunks)| {
+                    chunks.iter().map(|c| c.held_bytes()).sum::<usize>()
+                })
             })
             .sum()
     }
@@ -269,7 +237,7 @@ impl Exporter {
         let all: Vec<usize> = (0..self.targets.len()).collect();
         let mut page = self.vcenter_page(&all, &self.caches.metrics, timeout).await;
         page.parts
-            .push(Part::new(vec![Bytes::from(self.own_text())]));
+            .push(Chunk::new(vec![Bytes::from(self.own_text())]));
         page
     }
 
@@ -301,12 +269,12 @@ impl Exporter {
             reads.push((i, read));
         }
         let status: Vec<&[Bytes]> = reads.iter().map(|(_, r)| r.status.as_slice()).collect();
-        let status_part = Part::new(render(&status));
+        let status_part = Chunk::new(render(&status));
         let fresh: Vec<&[Bytes]> = reads
             .iter()
             .flat_map(|(_, r)| r.fresh.iter().map(Vec::as_slice))
             .collect();
-        let fresh_part = Part::new(render(&fresh));
+        let fresh_part = Chunk::new(render(&fresh));
         let key: Vec<PageKey> = reads
             .iter()
             .map(|(i, r)| (*i, r.inventory_version, r.cached_key.clone()))
@@ -316,21 +284,24 @@ impl Exporter {
             .as_ref()
             .filter(|(k, _)| *k == key)
             .map(|(_, p)| p.clone());
-        let cached_part = cached.unwrap_or_else(|| {
-            let families: Vec<&[Bytes]> = reads
+        let cached_chunks = cached.unwrap_or_else(|| {
+            let families: Vec<&Families> = reads
                 .iter()
-                .flat_map(|(_, r)| r.cached.iter().map(|f| f.as_slice()))
+                .flat_map(|(_, r)| r.cached.iter().map(|f| &**f))
                 .collect();
-            let part = Part::new(render(&families));
-            *cache = Some((key, part.clone()));
-            part
+            let chunks = Arc::new(render_chunks(&families));
+            *cache = Some((key, chunks.clone()));
+            chunks
         });
         // Exporter-level series (the blackout windows): no vCenter, rendered on every scrape.
         let exporter_families = blackout::families(&self.config, unix_now());
-        let exporter_part = Part::new(render(&[exporter_families.as_slice()]));
-        Page {
-            parts: vec![status_part, cached_part, fresh_part, exporter_part],
-        }
+        let exporter_part = Chunk::new(render(&[exporter_families.as_slice()]));
+        let mut parts = Vec::with_capacity(cached_chunks.len() + 4);
+        parts.push(status_part);
+        parts.extend(cached_chunks.iter().cloned());
+        parts.push(fresh_part);
+        parts.push(exporter_part);
+        Page { parts }
     }
 
     /// Forgets a cached part whose targets' inventories have moved on, before they render
@@ -465,11 +436,11 @@ mod tests {
     fn a_page_gzips_to_one_member_per_part_and_reads_back_whole() {
         let page = Page {
             parts: vec![
-                Part::new(vec![
+                Chunk::new(vec![
                     Bytes::from("a 1\n".repeat(1000)),
                     Bytes::from("c 3\n"),
                 ]),
-                Part::new(vec![Bytes::from("b 2\n")]),
+                Chunk::new(vec![Bytes::from("b 2\n")]),
             ],
         };
         let gz = page.gzip();
@@ -479,7 +450,7 @@ mod tests {
             .unwrap();
         assert_eq!(text.as_bytes(), &page.text()[..]);
         // The first part's member is cached: compressing again reuses it.
-        let first = page.parts[0].gzip.get().cloned().unwrap();
+        let first = page.parts[0].gzipped();
         assert!(gz.starts_with(&first));
         assert_eq!(page.gzip(), gz);
     }

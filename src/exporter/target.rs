@@ -15,7 +15,10 @@ use crate::collector::catalogue::{
     CALL_ERRORS, LOGIN_ATTEMPTS, RESYNCS, SLOW_UPDATE_WAITS, SOURCE_LAST_UPDATE,
     SOURCE_SYNC_DURATION, SOURCE_UP, UP,
 };
-use crate::collector::{CLOCK, COLLECTORS, Context, Run, Sink, record_run, run_collector};
+use crate::collector::shards::{Families, ShardJob, VmShards, whole};
+use crate::collector::{
+    CLOCK, COLLECTORS, Collector, Context, Run, Sink, record_run, run_collector,
+};
 use crate::config::{Config, TlsConfig, VcenterConfig};
 use crate::source::{
     Erased, INVENTORY, RunningSource, SOURCES, SourceStatus, StartContext, unix_now,
@@ -31,8 +34,30 @@ use crate::vsphere::{self, Client, Inventory};
 struct Cached {
     /// The versions of the sources read, and the configuration's id.
     key: Vec<u64>,
-    families: Arc<Vec<Bytes>>,
+    families: Arc<Families>,
     run: Run,
+}
+
+/// A target's render cache: per collector its last output, and the per-VM collectors' shards
+/// that output is made of.
+#[derive(Default)]
+struct Renders {
+    /// Per collector (in [`COLLECTORS`] order).
+    collectors: Vec<Option<Cached>>,
+    shards: VmShards,
+}
+
+impl Renders {
+    fn new() -> Self {
+        Renders {
+            collectors: vec![None; COLLECTORS.len()],
+            shards: VmShards::default(),
+        }
+    }
+
+    fn forget(&mut self) {
+        *self = Renders::new();
+    }
 }
 
 /// What a read of a target gives the page: its status, and its collectors' families, those
@@ -44,7 +69,7 @@ pub struct TargetRead {
     pub status: Vec<Bytes>,
     /// Families of the collectors whose output is cached, with a key that changes whenever
     /// one of them is rendered anew.
-    pub cached: Vec<Arc<Vec<Bytes>>>,
+    pub cached: Vec<Arc<Families>>,
     pub cached_key: Vec<u64>,
     /// Families of the collectors that read the clock, rendered for this read.
     pub fresh: Vec<Vec<Bytes>>,
@@ -132,8 +157,8 @@ pub struct Target {
     vcenter: VcenterConfig,
     client: Arc<Client>,
     running: OnceLock<Running>,
-    /// Per collector (in [`COLLECTORS`] order), its last cached output.
-    cache: tokio::sync::Mutex<Vec<Option<Cached>>>,
+    /// The collectors' cached output.
+    cache: tokio::sync::Mutex<Renders>,
 }
 
 impl Target {
@@ -144,7 +169,7 @@ impl Target {
             vcenter: vcenter.clone(),
             client,
             running: OnceLock::new(),
-            cache: tokio::sync::Mutex::new(vec![None; COLLECTORS.len()]),
+            cache: tokio::sync::Mutex::new(Renders::new()),
         })
     }
 
@@ -274,7 +299,7 @@ impl Target {
         let mut cache = self.cache.lock().await;
         let Some(inventory) = inventory else {
             // Nothing of the old inventory is served while out of sync: free its renders.
-            cache.iter_mut().for_each(|c| *c = None);
+            cache.forget();
             return TargetRead {
                 inventory_version: 0,
                 status: self.status(&sources, &[]),
@@ -283,21 +308,24 @@ impl Target {
                 fresh: Vec::new(),
             };
         };
-        let plan = plan(&sources, &cache, config, config_id);
-        // Old output goes before the new is built, so the two are not held at once.
-        for (slot, todo) in cache.iter_mut().zip(&plan) {
+        let plan = plan(&sources, &cache.collectors, config, config_id);
+        // Old output goes before the new is built, so the two are not held at once (the
+        // shards keep what is still current of it).
+        for (slot, todo) in cache.collectors.iter_mut().zip(&plan) {
             if matches!(todo, Todo::Render(_)) {
                 *slot = None;
             }
         }
-        let rendered = render_off_the_workers(
+        let (rendered, shards) = render_off_the_workers(
             self.name().to_owned(),
             config.clone(),
             inventory,
             sources.clone(),
             plan.clone(),
+            std::mem::take(&mut cache.shards),
         )
         .await;
+        cache.shards = shards;
         let mut out = TargetRead {
             inventory_version: sources.first().map_or(0, |s| s.version),
             status: Vec::new(),
@@ -310,28 +338,31 @@ impl Target {
             match (todo, result) {
                 (Todo::Skip, _) => {}
                 (Todo::Keep, _) => {
-                    if let Some(c) = &cache[i] {
+                    if let Some(c) = &cache.collectors[i] {
                         out.cached.push(c.families.clone());
                         out.cached_key.extend(&c.key);
                         runs.push(c.run.clone());
                     }
                 }
-                (Todo::Render(Some(key)), Some((families, run))) => {
-                    let families = Arc::new(families);
+                (Todo::Render(Some(key)), Some((output, run))) => {
+                    let families = Arc::new(match output {
+                        Output::Text(text) => whole(text),
+                        Output::Shards(families) => families,
+                    });
                     out.cached.push(families.clone());
                     out.cached_key.extend(key);
                     runs.push(run.clone());
-                    cache[i] = Some(Cached {
+                    cache.collectors[i] = Some(Cached {
                         key: key.clone(),
                         families,
                         run,
                     });
                 }
-                (Todo::Render(None), Some((families, run))) => {
+                (Todo::Render(None), Some((Output::Text(families), run))) => {
                     out.fresh.push(families);
                     runs.push(run);
                 }
-                (Todo::Render(_), None) => {}
+                (Todo::Render(_), _) => {}
             }
         }
         // The key of the cached part changes with any of its collectors' keys, and with which
@@ -344,18 +375,20 @@ impl Target {
     /// Drops the collectors' cached output (the inventory it came from is gone); the next read
     /// in sync renders anew.
     pub async fn forget_renders(&self) {
-        self.cache.lock().await.iter_mut().for_each(|c| *c = None);
+        self.cache.lock().await.forget();
     }
 
-    /// The bytes of cached collector output held, for tests of what a lost sync frees.
+    /// The bytes of cached collector output held (text and gzip), for tests of what a lost
+    /// sync frees.
     pub async fn cached_bytes(&self) -> usize {
         self.cache
             .lock()
             .await
+            .collectors
             .iter()
             .flatten()
-            .flat_map(|c| c.families.iter())
-            .map(Bytes::len)
+            .flat_map(|c| c.families.iter().flatten())
+            .map(|chunk| chunk.held_bytes())
             .sum()
     }
 
@@ -478,17 +511,44 @@ fn plan(
         .collect()
 }
 
-/// Runs the collectors the plan says to run, on a blocking thread (at 40,000 VMs a render
-/// takes a few hundred milliseconds, too long for an async worker).
+/// A per-VM collector's key (see [`plan`]) without the inventory's version: what its shards
+/// depend on besides their VMs (the configuration's id, the other sources' versions).
+fn shard_key(collector: &dyn Collector, key: &[u64]) -> Vec<u64> {
+    let mut key = key.to_vec();
+    let inventory = collector
+        .reads()
+        .iter()
+        .filter(|name| **name != CLOCK)
+        .position(|name| *name == INVENTORY);
+    // The key is the configuration's id, then the versions of `reads()` in order.
+    if let Some(at) = inventory.map(|i| i + 1).filter(|at| *at < key.len()) {
+        key.remove(at);
+    }
+    key
+}
+
+/// A collector's fresh output: a sink's families, or a per-VM collector's chunks per shard.
+enum Output {
+    Text(Vec<Bytes>),
+    Shards(Families),
+}
+
+/// Runs the collectors the plan says to run, on a blocking thread (at 40,000 VMs a render of
+/// every VM takes a few hundred milliseconds, too long for an async worker). Per-VM collectors
+/// to be cached render through `shards`, only where VMs changed; the shards come back with the
+/// outputs.
 async fn render_off_the_workers(
     vcenter: String,
     config: Arc<Config>,
     inventory: Arc<Inventory>,
     sources: Vec<Erased>,
     plan: Vec<Todo>,
-) -> Vec<Option<(Vec<Bytes>, Run)>> {
+    mut shards: VmShards,
+) -> (Vec<Option<(Output, Run)>>, VmShards) {
     let count = plan.len();
-    let idle = !plan.iter().any(|t| matches!(t, Todo::Render(_)));
+    if !plan.iter().any(|t| matches!(t, Todo::Render(_))) {
+        return ((0..count).map(|_| None).collect(), shards);
+    }
     let work = move || {
         let ctx = Context {
             vcenter: &vcenter,
@@ -496,24 +556,60 @@ async fn render_off_the_workers(
             inventory: &inventory,
             now: unix_now(),
             sources: &sources,
+            shard: None,
         };
-        COLLECTORS
+        let sharded =
+            |c: &dyn Collector, todo: &Todo| c.per_vm() && matches!(todo, Todo::Render(Some(_)));
+        let jobs: Vec<ShardJob<'_>> = COLLECTORS
             .iter()
             .zip(&plan)
-            .map(|(collector, todo)| match todo {
-                Todo::Render(_) => Some(run_collector(*collector, &ctx)),
+            .filter_map(|(c, todo)| match todo {
+                Todo::Render(Some(key)) if c.per_vm() => Some(ShardJob {
+                    collector: *c,
+                    key: shard_key(*c, key),
+                }),
                 _ => None,
             })
-            .collect::<Vec<_>>()
+            .collect();
+        let keep: Vec<&'static str> = COLLECTORS
+            .iter()
+            .zip(&plan)
+            .filter(|(c, todo)| c.per_vm() && **todo == Todo::Keep)
+            .map(|(c, _)| c.name())
+            .collect();
+        let mut from_shards = if jobs.is_empty() && keep.is_empty() {
+            shards = VmShards::default();
+            Vec::new()
+        } else if jobs.is_empty() {
+            Vec::new()
+        } else {
+            shards.update(&ctx, &jobs, &keep)
+        }
+        .into_iter();
+        let outputs = COLLECTORS
+            .iter()
+            .zip(&plan)
+            .map(|(collector, todo)| {
+                if sharded(*collector, todo) {
+                    let (families, run) = from_shards.next()?;
+                    return Some((Output::Shards(families), run));
+                }
+                match todo {
+                    Todo::Render(_) => {
+                        let (families, run) = run_collector(*collector, &ctx);
+                        Some((Output::Text(families), run))
+                    }
+                    _ => None,
+                }
+            })
+            .collect::<Vec<_>>();
+        (outputs, shards)
     };
-    if idle {
-        return vec![None; count];
-    }
     match tokio::task::spawn_blocking(work).await {
         Ok(done) => done,
         Err(e) => {
             tracing::error!(error = %e, "rendering task failed");
-            vec![None; count]
+            ((0..count).map(|_| None).collect(), VmShards::default())
         }
     }
 }
