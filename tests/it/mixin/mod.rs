@@ -15,6 +15,7 @@ mod alerts;
 mod dashboards;
 mod end_to_end;
 mod prometheus;
+mod recording_proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
