@@ -70,6 +70,35 @@ mod tests {
         out.remove(0)
     }
 
+    /// Real vCenter 6.7 AlarmStates (a host's `declaredAlarmState`, recorded by pyvmomi; the
+    /// same type as `triggeredAlarmState`, with `xsi:type` on each and fractional seconds),
+    /// read as the root folder's.
+    #[test]
+    fn recorded_vcenter_alarm_states_decode() {
+        let recorded =
+            include_str!("../../../tests/fixtures/pyvmomi/host_declared_alarm_state.xml").replace(
+                r#"<obj type="HostSystem">host-14</obj><propSet><name>declaredAlarmState</name>"#,
+                r#"<obj type="Folder">group-d1</obj><propSet><name>triggeredAlarmState</name>"#,
+            );
+        let mut objects = Vec::new();
+        crate::vsphere::properties::read_objects(recorded.as_bytes(), &Limits::default(), |o| {
+            objects.push(o);
+            Ok(())
+        })
+        .unwrap();
+        let mut inv = Inventory::default();
+        inv.apply_alarm_changes(objects.remove(0).changes).unwrap();
+        let states = &inv.triggered_alarms;
+        assert_eq!(states.len(), 42);
+        let status = |s: &str| states.iter().filter(|a| a.overall_status == s).count();
+        assert_eq!((status("gray"), status("green")), (27, 15));
+        assert!(states.iter().all(|a| !a.is_triggered() && !a.acknowledged));
+        assert_eq!(states[0].key, "alarm-1.host-14");
+        assert_eq!(states[0].entity, MoRef::new("HostSystem", "host-14"));
+        assert_eq!(states[0].alarm, "alarm-1");
+        assert_eq!(states[0].time_seconds, Some(1_537_380_019.001));
+    }
+
     #[test]
     fn triggered_alarm_states_are_read_and_odd_ones_left_out() {
         let update = root_folder_update(
