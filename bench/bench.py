@@ -12,7 +12,9 @@ with snapshot trees) and measures, in this order:
    the medians is the exporter's overhead (the simulator's own cost is in both), and the
    exporter/floor ratio what the protocol and the exporter cost over the least any client
    could ask; BENCH_ALTERNATIVES=1 adds the wire-only client of other protocols;
-2. scrape latency with the mirror warm: 200 gzip scrapes of /metrics, p50/p99;
+2. scrape latency with the mirror warm: 200 gzip scrapes of /metrics, p50/p99; then the first
+   scrape after a one-VM change (a snapshot renamed through POST /_control rename_snapshot, the
+   first scrape showing the new name), median of BENCH_ONE_VM_CHANGES, over the warm p50;
 3. the exporter's peak RSS (VmHWM);
 4. steady-state SOAP traffic (the simulator's /_stats) over a minute with no change, and after
    a share of the VMs changed a snapshot at once (POST /_control churn: 1 %, 0.1 % at 40,000
@@ -37,7 +39,7 @@ BENCH_PEER_WARM_SCRAPES (5), BENCH_CHURN ("5000=0.002,40000=0.0001"), BENCH_CHUR
 BENCH_REQUEST_TIMEOUT (the exporter's request_timeout; unset: its default, 60s, so a slow
 update wait meets the heartbeat of issue 19 as it would in the field), BENCH_LOG_LEVEL (info),
 BENCH_BACKUP_COST_SIZE (40000: the size the backup checks' cost is measured at; 0: never),
-BENCH_BACKUP_COST_ONLY (1: that measurement only).
+BENCH_BACKUP_COST_ONLY (1: that measurement only), BENCH_ONE_VM_CHANGES (5).
 The exporter inherits the environment (MIMALLOC_* options, for instance).
 
 Before each measurement the simulator is left to finish what it still works on (Simulator.settle),
