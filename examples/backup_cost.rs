@@ -4,6 +4,9 @@
 //! fallback where vCenter refuses the keyed path) and for every VM (what reading it whole would
 //! cost), of the datastore properties, and of the event follower: the history read per event
 //! and an idle round (a `latestPage` wait that ends empty and a `ReadNextEvents` with nothing).
+//! Also what the disk checks cost: `config.hardware.device` for every VM (the `disks`
+//! collector on) against the VMs with snapshots only (off), and one VM's device list, which is
+//! what a change of it sends (vCenter sends the whole value of the path asked for).
 //!
 //! ```sh
 //! tests/vcsim/vcsim -scenario scale -vms 40000 -snapshot-vms 13334 -cert-out ca.pem -facts f.json
@@ -25,6 +28,11 @@ use vsphere_backup_exporter::vsphere::properties::{OTHER_PROPERTIES, Scope, VM_P
 use vsphere_backup_exporter::vsphere::soap::{self, PropertySpec};
 use vsphere_backup_exporter::vsphere::xml::{self, Node};
 use vsphere_backup_exporter::vsphere::{Client, events};
+
+/// The device list's path, read for every VM while the `disks` collector is on.
+const DEVICES_PATH: &str = "config.hardware.device";
+/// VMs whose device list is read one at a time for the cost of a one-VM change.
+const ONE_VM_SAMPLE: usize = 50;
 
 /// Bytes and objects of one paged retrieval.
 #[derive(Default)]
@@ -88,7 +96,8 @@ async fn view_bytes(
         &specs,
         Some(1000),
     );
-    retrieve(client, session, body, paths == ["config.guestId"]).await
+    let keep = paths == ["config.guestId"] || paths == ["snapshot"];
+    retrieve(client, session, body, keep).await
 }
 
 fn moref_text(bytes: &[u8], call: &str) -> Result<MoRef> {
@@ -166,6 +175,60 @@ async fn main() -> Result<()> {
             soap::retrieve_properties_of(&session.content.property_collector, chunk, &extra_specs);
         windows_extra += retrieve(&client, &session, body, false).await?.bytes;
     }
+    // The devices: for every VM, against the VMs with snapshots only (through the same
+    // per-object retrieval the ListView's filter amounts to), and one VM's list at a time.
+    let with_devices = [&vm_paths[..], &[DEVICES_PATH]].concat();
+    let every_devices =
+        view_bytes(&client, &session, &vms, "VirtualMachine", &with_devices).await?;
+    let snapshots = view_bytes(&client, &session, &vms, "VirtualMachine", &["snapshot"]).await?;
+    let snapshot_vms: Vec<MoRef> = snapshots
+        .objects
+        .iter()
+        .filter(|o| o.children_named("propSet").next().is_some())
+        .filter_map(|o| o.child("obj").and_then(Node::moref))
+        .collect();
+    let device_specs = [PropertySpec {
+        kind: "VirtualMachine",
+        paths: vec![DEVICES_PATH],
+    }];
+    let mut snapshot_vm_devices = 0usize;
+    for chunk in snapshot_vms.chunks(1000) {
+        let body =
+            soap::retrieve_properties_of(&session.content.property_collector, chunk, &device_specs);
+        snapshot_vm_devices += retrieve(&client, &session, body, false).await?.bytes;
+    }
+    // One VM's devices, as a change of the property sends them: the answer for that VM alone,
+    // less the same answer for its name (the envelope), over the first VMs of the view.
+    let name_specs = [PropertySpec {
+        kind: "VirtualMachine",
+        paths: vec!["name"],
+    }];
+    let mut one_vm: Vec<usize> = Vec::new();
+    for vm in guests
+        .objects
+        .iter()
+        .filter_map(|o| o.child("obj").and_then(Node::moref))
+        .take(ONE_VM_SAMPLE)
+    {
+        let pc = &session.content.property_collector;
+        let one = std::slice::from_ref(&vm);
+        let devices = retrieve(
+            &client,
+            &session,
+            soap::retrieve_properties_of(pc, one, &device_specs),
+            false,
+        )
+        .await?;
+        let name = retrieve(
+            &client,
+            &session,
+            soap::retrieve_properties_of(pc, one, &name_specs),
+            false,
+        )
+        .await?;
+        one_vm.push(devices.bytes.saturating_sub(name.bytes));
+    }
+    one_vm.sort_unstable();
     let datastores = view_of(&client, &session, "Datastore").await?;
     let ds = view_bytes(
         &client,
@@ -293,6 +356,12 @@ async fn main() -> Result<()> {
             "extra_config_all_vms_added_bytes": all_extra.bytes.saturating_sub(base.bytes),
             "extra_config_windows_only_bytes": windows_extra,
             "datastore_backup_paths_bytes": ds.bytes,
+            "vms_with_snapshots": snapshot_vms.len(),
+            "devices_every_vm_added_bytes": every_devices.bytes.saturating_sub(base.bytes),
+            "devices_snapshot_vms_only_bytes": snapshot_vm_devices,
+            "one_vm_devices_bytes_min": one_vm.first().copied().unwrap_or(0),
+            "one_vm_devices_bytes_median": one_vm.get(one_vm.len() / 2).copied().unwrap_or(0),
+            "one_vm_devices_bytes_max": one_vm.last().copied().unwrap_or(0),
             "history_events_read": history_events,
             "history_bytes": history_bytes,
             "history_bytes_per_event": history_bytes.checked_div(history_events).unwrap_or(0),

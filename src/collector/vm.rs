@@ -4,8 +4,8 @@
 //! (`runtime.connectionState`). The last two come from properties read for every VM, so they
 //! are here rather than in the `disks` collector, which can be turned off.
 //!
-//! The capacity exists only for VMs with snapshots: devices are most of the bytes vCenter
-//! sends, and the exporter reads them only where a snapshot's size needs the comparison.
+//! The capacity exists only for VMs with snapshots, where a snapshot's size is compared with it:
+//! the devices it comes from are read for every VM only while the `disks` collector is on.
 //!
 //! `owner_labels` add one label per named custom attribute to `vsphere_vm_info` (empty when a
 //! VM has no value, so the label set never changes); cardinality stays one series per VM.
