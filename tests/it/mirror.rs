@@ -181,3 +181,43 @@ async fn a_lost_sync_frees_the_rendered_pages_before_any_scrape() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The devices are read for every VM by default, and for the VMs with snapshots only when the
+/// disk checks are off (`--no-collector.disks` gives the mirror `DeviceScope::VmsWithSnapshots`):
+/// the mirror's requests follow the choice, against the simulator's real PropertyCollector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_are_read_for_every_vm_or_for_vms_with_snapshots_only_as_chosen() {
+    use std::sync::Arc;
+    use vsphere_backup_exporter::vsphere::mirror::{Mirror, MirrorOptions};
+    use vsphere_backup_exporter::vsphere::properties::DeviceScope;
+
+    let sim = Vcsim::start(&["-scenario", "scale", "-vms", "40", "-snapshot-vms", "10"]);
+    let client = Arc::new(Client::new(&(&sim.vcenter("vc01")).into()).unwrap());
+    for devices in [DeviceScope::EveryVm, DeviceScope::VmsWithSnapshots] {
+        let mirror = Mirror::start_with(client.clone(), MirrorOptions { devices });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let inventory = loop {
+            if let Some(inventory) = mirror.feed().latest().value.clone() {
+                break inventory;
+            }
+            assert!(Instant::now() < deadline, "{devices:?}: never in sync");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let (with, without): (Vec<_>, Vec<_>) =
+            inventory.vms.values().partition(|vm| vm.has_snapshots());
+        assert_eq!(with.len(), 10);
+        assert!(
+            with.iter().all(|vm| !vm.devices.disks.is_empty()),
+            "{devices:?}: a VM with snapshots without its disks"
+        );
+        let read = without
+            .iter()
+            .filter(|vm| !vm.devices.disks.is_empty())
+            .count();
+        match devices {
+            DeviceScope::EveryVm => assert_eq!(read, without.len(), "every VM's disks"),
+            DeviceScope::VmsWithSnapshots => assert_eq!(read, 0, "no VM without snapshots"),
+        }
+        mirror.stop();
+    }
+}
