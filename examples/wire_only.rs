@@ -549,7 +549,12 @@ async fn floor(wire: &mut Wire, session: &Session) -> Result<(String, Instant)> 
         kind: "VirtualMachine",
         paths: VM_PROPERTIES
             .iter()
-            .filter(|p| matches!(p.scope, Scope::EveryVm | Scope::VmsWithSnapshots))
+            .filter(|p| {
+                matches!(
+                    p.scope,
+                    Scope::EveryVm | Scope::VmsWithSnapshots | Scope::DiskChecks
+                )
+            })
             .map(|p| p.path)
             .collect(),
     }];
