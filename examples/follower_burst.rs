@@ -73,6 +73,7 @@ fn task_event(key: i64, vm: usize, id: &str, state: TaskState, at: f64) -> Event
             task: format!("task-{key}"),
             description_id: id.into(),
             state,
+            start_seconds: Some(at),
             complete_seconds: matches!(state, TaskState::Success | TaskState::Error)
                 .then_some(at + 30.0),
             result_snapshot: None,
