@@ -12,7 +12,9 @@
 //! [`Chunk`]s (each family's header, then each collector's text, per shard of VMs for the
 //! per-VM collectors, see [`crate::collector::shards`]) kept across versions where their
 //! source did not change; every fresh part is one chunk. Each chunk is one gzip member,
-//! compressed once, and the page is sent chunk by chunk as held, never joined into one copy.
+//! compressed once. The page is sent part by part as held, never joined into one copy of its
+//! text; gzipped, the cached part's members are joined once per version into one buffer
+//! (thousands of small body frames cost a write each on every scrape).
 //!
 //! A target that loses sync serves none of its old output: a task started with the exporter
 //! frees that output (its collectors' and the pages') at once, so the full retrieval that
@@ -49,16 +51,67 @@ const LOGOUT_TIMEOUT: Duration = Duration::from_secs(2);
 /// metrics (fresh). Each chunk is one gzip member.
 #[derive(Debug, Clone)]
 pub struct Page {
-    parts: Vec<Arc<Chunk>>,
+    parts: Vec<Part>,
+}
+
+/// A share of a page: one fresh chunk, or the cached chunks of the targets' collectors.
+#[derive(Debug, Clone)]
+enum Part {
+    Fresh(Arc<Chunk>),
+    Cached(Arc<CachedChunks>),
+}
+
+/// The cached share of a page: its chunks, and their gzip members joined once per version, so
+/// a warm scrape sends one buffer where the chunks are thousands (a body frame each would be
+/// a write each).
+#[derive(Debug)]
+struct CachedChunks {
+    chunks: Vec<Arc<Chunk>>,
+    gzip: OnceLock<Bytes>,
+}
+
+impl CachedChunks {
+    fn gzipped(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                let members: Vec<Bytes> = self.chunks.iter().map(|c| c.gzipped()).collect();
+                concat(&members)
+            })
+            .clone()
+    }
+
+    /// The bytes of text and gzip held (a chunk the targets' caches hold too is counted by
+    /// each).
+    fn held_bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.held_bytes()).sum::<usize>()
+            + self.gzip.get().map_or(0, Bytes::len)
+    }
+}
+
+impl Part {
+    fn segments(&self) -> Vec<Bytes> {
+        match self {
+            Part::Fresh(chunk) => chunk.segments().to_vec(),
+            Part::Cached(cached) => cached
+                .chunks
+                .iter()
+                .flat_map(|c| c.segments().iter().cloned())
+                .collect(),
+        }
+    }
+
+    fn gzipped(&self) -> Bytes {
+        match self {
+            Part::Fresh(chunk) => chunk.gzipped(),
+            Part::Cached(cached) => cached.gzipped(),
+        }
+    }
 }
 
 impl Page {
     /// The page's text, segment by segment (what a scraper without gzip is sent).
     pub fn segments(&self) -> Vec<Bytes> {
-        self.parts
-            .iter()
-            .flat_map(|p| p.segments().iter().cloned())
-            .collect()
+        self.parts.iter().flat_map(Part::segments).collect()
     }
 
     /// The whole page as one text (a copy: for tools and tests).
@@ -67,8 +120,9 @@ impl Page {
     }
 
     /// The page gzipped: one gzip member per chunk (RFC 1952 allows a sequence of members,
-    /// and HTTP clients, Prometheus' among them, read them as one stream); chunks kept from an
-    /// earlier version are not compressed again. Blocking: call it off the async workers.
+    /// and HTTP clients, Prometheus' among them, read them as one stream), the cached chunks'
+    /// joined in one buffer; chunks kept from an earlier version are not compressed again.
+    /// Blocking: call it off the async workers.
     pub fn gzip_members(&self) -> Vec<Bytes> {
         self.parts.iter().map(|p| p.gzipped()).collect()
     }
@@ -85,7 +139,7 @@ impl Page {
 }
 
 /// The cached share of a page (its chunks), by the targets and the keys of their cached output.
-type PageCache = Option<(Vec<PageKey>, Arc<Vec<Arc<Chunk>>>)>;
+type PageCache = Option<(Vec<PageKey>, Arc<CachedChunks>)>;
 
 /// One target's share of a page's key: its index, its inventory's version, and the keys of its
 /// collectors' cached output.
@@ -124,9 +178,9 @@ impl PageCaches {
     fn bytes(&self) -> usize {
         self.all()
             .map(|cache| {
-                lock(cache).as_ref().map_or(0, |(_, chunks)| {
-                    chunks.iter().map(|c| c.held_bytes()).sum::<usize>()
-                })
+                lock(cache)
+                    .as_ref()
+                    .map_or(0, |(_, cached)| cached.held_bytes())
             })
             .sum()
     }
@@ -237,7 +291,7 @@ impl Exporter {
         let all: Vec<usize> = (0..self.targets.len()).collect();
         let mut page = self.vcenter_page(&all, &self.caches.metrics, timeout).await;
         page.parts
-            .push(Chunk::new(vec![Bytes::from(self.own_text())]));
+            .push(Part::Fresh(Chunk::new(vec![Bytes::from(self.own_text())])));
         page
     }
 
@@ -289,18 +343,22 @@ impl Exporter {
                 .iter()
                 .flat_map(|(_, r)| r.cached.iter().map(|f| &**f))
                 .collect();
-            let chunks = Arc::new(render_chunks(&families));
-            *cache = Some((key, chunks.clone()));
-            chunks
+            let cached = Arc::new(CachedChunks {
+                chunks: render_chunks(&families),
+                gzip: OnceLock::new(),
+            });
+            *cache = Some((key, cached.clone()));
+            cached
         });
         // Exporter-level series (the blackout windows): no vCenter, rendered on every scrape.
         let exporter_families = blackout::families(&self.config, unix_now());
         let exporter_part = Chunk::new(render(&[exporter_families.as_slice()]));
-        let mut parts = Vec::with_capacity(cached_chunks.len() + 4);
-        parts.push(status_part);
-        parts.extend(cached_chunks.iter().cloned());
-        parts.push(fresh_part);
-        parts.push(exporter_part);
+        let parts = vec![
+            Part::Fresh(status_part),
+            Part::Cached(cached_chunks),
+            Part::Fresh(fresh_part),
+            Part::Fresh(exporter_part),
+        ];
         Page { parts }
     }
 
@@ -433,14 +491,20 @@ mod tests {
     }
 
     #[test]
-    fn a_page_gzips_to_one_member_per_part_and_reads_back_whole() {
+    fn a_page_gzips_to_a_member_per_chunk_and_reads_back_whole() {
+        let kept = Chunk::new(vec![Bytes::from("b 2\n".repeat(500))]);
+        let cached = Arc::new(CachedChunks {
+            chunks: vec![kept.clone(), Chunk::new(vec![Bytes::from("d 4\n")])],
+            gzip: OnceLock::new(),
+        });
         let page = Page {
             parts: vec![
-                Chunk::new(vec![
+                Part::Fresh(Chunk::new(vec![
                     Bytes::from("a 1\n".repeat(1000)),
                     Bytes::from("c 3\n"),
-                ]),
-                Chunk::new(vec![Bytes::from("b 2\n")]),
+                ])),
+                Part::Cached(cached.clone()),
+                Part::Fresh(Chunk::new(vec![Bytes::from("e 5\n")])),
             ],
         };
         let gz = page.gzip();
@@ -449,9 +513,26 @@ mod tests {
             .read_to_string(&mut text)
             .unwrap();
         assert_eq!(text.as_bytes(), &page.text()[..]);
-        // The first part's member is cached: compressing again reuses it.
-        let first = page.parts[0].gzipped();
-        assert!(gz.starts_with(&first));
+        assert!(
+            text.starts_with("a 1\n") && text.ends_with("d 4\ne 5\n"),
+            "{text}"
+        );
+        // Four members, the cached part's two joined in one buffer that starts with the member
+        // of the chunk kept from before, compressed once.
+        let members = page.gzip_members();
+        assert_eq!(members.len(), 3);
+        assert_eq!(
+            members
+                .iter()
+                .map(|m| m.windows(3).filter(|w| *w == [0x1f, 0x8b, 8]).count())
+                .sum::<usize>(),
+            4
+        );
+        assert!(members[1].starts_with(&kept.gzipped()));
         assert_eq!(page.gzip(), gz);
+        assert_eq!(
+            cached.held_bytes(),
+            2004 + members[1].len() + kept.gzipped().len() + cached.chunks[1].gzipped().len()
+        );
     }
 }

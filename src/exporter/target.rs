@@ -40,7 +40,6 @@ struct Cached {
 
 /// A target's render cache: per collector its last output, and the per-VM collectors' shards
 /// that output is made of.
-#[derive(Default)]
 struct Renders {
     /// Per collector (in [`COLLECTORS`] order).
     collectors: Vec<Option<Cached>>,
