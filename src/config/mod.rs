@@ -341,7 +341,11 @@ impl<'a> Loader<'a> {
 
     /// A tag label may take none of the labels `vsphere_vm_info` has already, owner labels
     /// included.
-    fn check_tag_labels(&self, tags: &TagsConfig, backup: &BackupConfig) -> Result<(), ConfigError> {
+    fn check_tag_labels(
+        &self,
+        tags: &TagsConfig,
+        backup: &BackupConfig,
+    ) -> Result<(), ConfigError> {
         for (index, tag) in tags.labels.iter().enumerate() {
             let (category, label) = (&tag.category, &tag.label);
             let clash = if VM_INFO_LABELS.contains(&label.as_str()) {

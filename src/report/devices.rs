@@ -404,7 +404,10 @@ mod tests {
         v.snapshot = one_snapshot(false);
         v.connection_state = "connected".into();
         let f = findings(&v, &mut Owners::of(&inv));
-        assert_eq!(f.cbt_inactive, 1, "the independent disk is one CBT never tracks");
+        assert_eq!(
+            f.cbt_inactive, 1,
+            "the independent disk is one CBT never tracks"
+        );
         assert_eq!(f.phantom_disks, 0, "a snapshot's delta is no phantom");
         assert!(f.current_missing);
         assert_eq!(f.not_connected, None);

@@ -24,9 +24,9 @@
 mod alarms;
 mod backup;
 mod bad_input;
-mod disks;
 mod browser;
 mod demo;
+mod disks;
 mod fake_vcenter;
 mod faults;
 mod golden;

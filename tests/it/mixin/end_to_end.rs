@@ -424,7 +424,10 @@ const EXPECTED: &[Expected] = &[
     fires(
         "VSphereVMInaccessible",
         "warning",
-        &[("vm_name", "pitfall-inaccessible"), ("state", "inaccessible")],
+        &[
+            ("vm_name", "pitfall-inaccessible"),
+            ("state", "inaccessible"),
+        ],
     ),
     // The vCenter entry with a wrong password.
     fires(
