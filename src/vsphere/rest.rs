@@ -179,7 +179,7 @@ impl RestClient {
                 None,
             )
             .await?;
-        self.parsed(call, parse_value(&bytes, flavour))
+        self.parsed(call, parse_list(&bytes, flavour))
     }
 
     /// `GET …/tag`: every tag's id.
@@ -193,7 +193,7 @@ impl RestClient {
                 None,
             )
             .await?;
-        self.parsed(call, parse_value(&bytes, flavour))
+        self.parsed(call, parse_list(&bytes, flavour))
     }
 
     /// `GET …/category/{id}`; `None` when it is gone (404).
@@ -505,6 +505,15 @@ pub fn parse_value<T: serde::de::DeserializeOwned>(
     parsed.map_err(|e| format!("unexpected JSON: {e}"))
 }
 
+/// A list answer; `null` is an empty list (govmomi's vapi simulator, written in Go, sends a nil
+/// slice as `{"value":null}` when there is no category or tag yet).
+pub fn parse_list<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    flavour: Flavour,
+) -> Result<Vec<T>, String> {
+    parse_value::<Option<Vec<T>>>(bytes, flavour).map(Option::unwrap_or_default)
+}
+
 /// The answer of `list-attached-tags-on-objects`: per VM id, its tag ids. Objects of other
 /// types are left out.
 pub fn parse_attached(
@@ -530,7 +539,7 @@ pub fn parse_attached(
     {
         return Ok(Vec::new());
     }
-    let list: Vec<Attached> = parse_value(bytes, flavour)?;
+    let list: Vec<Attached> = parse_list(bytes, flavour)?;
     Ok(list
         .into_iter()
         .filter(|a| a.object_id.kind == "VirtualMachine")
@@ -570,6 +579,23 @@ mod tests {
         let token: String = parse_value(br#"{"value":"b6c1e2a0f3"}"#, Flavour::Rest).unwrap();
         assert_eq!(token, "b6c1e2a0f3");
         assert!(parse_value::<String>(b"<html>", Flavour::Api).is_err());
+    }
+
+    #[test]
+    fn a_null_list_is_an_empty_one() {
+        // govmomi's vapi simulator before any category exists: GET …/tagging/category.
+        let ids: Vec<String> = parse_list(br#"{"value":null}"#, Flavour::Rest).unwrap();
+        assert!(ids.is_empty());
+        let ids: Vec<String> = parse_list(b"null", Flavour::Api).unwrap();
+        assert!(ids.is_empty());
+        assert!(
+            parse_attached(br#"{"value":null}"#, Flavour::Rest)
+                .unwrap()
+                .is_empty()
+        );
+        let ids: Vec<String> = parse_list(br#"{"value":["urn:c1"]}"#, Flavour::Rest).unwrap();
+        assert_eq!(ids, ["urn:c1"]);
+        assert!(parse_list::<String>(br#"{"value":{}}"#, Flavour::Rest).is_err());
     }
 
     #[test]
