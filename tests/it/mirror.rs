@@ -195,14 +195,9 @@ async fn devices_are_read_for_every_vm_or_for_vms_with_snapshots_only_as_chosen(
     let client = Arc::new(Client::new(&(&sim.vcenter("vc01")).into()).unwrap());
     for devices in [DeviceScope::EveryVm, DeviceScope::VmsWithSnapshots] {
         let mirror = Mirror::start_with(client.clone(), MirrorOptions { devices });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let inventory = loop {
-            if let Some(inventory) = mirror.feed().latest().value.clone() {
-                break inventory;
-            }
-            assert!(Instant::now() < deadline, "{devices:?}: never in sync");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let inventory = tokio::time::timeout(Duration::from_secs(60), mirror.feed().value())
+            .await
+            .unwrap_or_else(|_| panic!("{devices:?}: never in sync within 60 s"));
         let (with, without): (Vec<_>, Vec<_>) =
             inventory.vms.values().partition(|vm| vm.has_snapshots());
         assert_eq!(with.len(), 10);
