@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::vsphere::Inventory;
-use crate::vsphere::model::{Disk, DiskMode, Vm};
+use crate::vsphere::model::Vm;
 
 use super::{Risk, vm_risk};
 
@@ -72,7 +72,10 @@ pub(super) fn findings<'a>(vm: &'a Vm, owners: &mut Owners<'a>) -> Findings<'a> 
             .devices
             .disks
             .iter()
-            .filter_map(|d| not_snapshotted_reason(d).map(|r| (r, d.file_name.as_str())))
+            .filter_map(|d| {
+                d.not_snapshotted_reason()
+                    .map(|r| (r, d.file_name.as_str()))
+            })
             .collect(),
         foreign: owners.held_by(vm),
         blockers: vm
@@ -87,19 +90,6 @@ pub(super) fn findings<'a>(vm: &'a Vm, owners: &mut Owners<'a>) -> Findings<'a> 
         question: vm.question.as_ref().map(|q| q.text.as_str()),
         not_connected: Some(vm.connection_state.as_str())
             .filter(|s| !s.is_empty() && *s != "connected"),
-    }
-}
-
-/// Why a snapshot leaves `disk` out, if it does: the rule of [`Vm::disks_not_snapshotted`],
-/// disk by disk (a physical-mode RDM whatever its disk mode).
-fn not_snapshotted_reason(disk: &Disk) -> Option<&'static str> {
-    if disk.is_physical_rdm() {
-        return Some("physical_rdm");
-    }
-    match disk.disk_mode {
-        DiskMode::IndependentPersistent => Some("independent_persistent"),
-        DiskMode::IndependentNonpersistent => Some("independent_nonpersistent"),
-        _ => None,
     }
 }
 
@@ -238,7 +228,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::vsphere::model::{Devices, RdmMode, SnapshotInfo, SnapshotTree, VmQuestion};
+    use crate::vsphere::model::{
+        Devices, Disk, DiskMode, RdmMode, SnapshotInfo, SnapshotTree, VmQuestion,
+    };
 
     fn disk(file: &str) -> Disk {
         Disk {

@@ -611,12 +611,11 @@ impl Vm {
     pub fn disks_not_snapshotted(&self) -> NotSnapshotted {
         let mut out = NotSnapshotted::default();
         for disk in &self.devices.disks {
-            if disk.is_physical_rdm() {
-                out.physical_rdm += 1;
-            } else if disk.disk_mode == DiskMode::IndependentPersistent {
-                out.independent_persistent += 1;
-            } else if disk.disk_mode == DiskMode::IndependentNonpersistent {
-                out.independent_nonpersistent += 1;
+            match disk.not_snapshotted_reason() {
+                Some(NOT_SNAPSHOTTED_PHYSICAL_RDM) => out.physical_rdm += 1,
+                Some(NOT_SNAPSHOTTED_INDEPENDENT_PERSISTENT) => out.independent_persistent += 1,
+                Some(_) => out.independent_nonpersistent += 1,
+                None => {}
             }
         }
         out
@@ -776,14 +775,40 @@ pub struct NotSnapshotted {
     pub physical_rdm: u32,
 }
 
+const NOT_SNAPSHOTTED_INDEPENDENT_PERSISTENT: &str = "independent_persistent";
+const NOT_SNAPSHOTTED_INDEPENDENT_NONPERSISTENT: &str = "independent_nonpersistent";
+const NOT_SNAPSHOTTED_PHYSICAL_RDM: &str = "physical_rdm";
+
 impl NotSnapshotted {
     /// The counts by the `reason` label value, in a fixed order.
     pub fn by_reason(&self) -> [(&'static str, u32); 3] {
         [
-            ("independent_persistent", self.independent_persistent),
-            ("independent_nonpersistent", self.independent_nonpersistent),
-            ("physical_rdm", self.physical_rdm),
+            (
+                NOT_SNAPSHOTTED_INDEPENDENT_PERSISTENT,
+                self.independent_persistent,
+            ),
+            (
+                NOT_SNAPSHOTTED_INDEPENDENT_NONPERSISTENT,
+                self.independent_nonpersistent,
+            ),
+            (NOT_SNAPSHOTTED_PHYSICAL_RDM, self.physical_rdm),
         ]
+    }
+}
+
+impl Disk {
+    /// Why no snapshot captures the disk, as a `reason` of [`NotSnapshotted::by_reason`]:
+    /// a physical-mode RDM whatever its diskMode, else an independent disk; `None` when
+    /// snapshots capture it. The one rule [`Vm::disks_not_snapshotted`] counts by.
+    pub fn not_snapshotted_reason(&self) -> Option<&'static str> {
+        if self.is_physical_rdm() {
+            return Some(NOT_SNAPSHOTTED_PHYSICAL_RDM);
+        }
+        match self.disk_mode {
+            DiskMode::IndependentPersistent => Some(NOT_SNAPSHOTTED_INDEPENDENT_PERSISTENT),
+            DiskMode::IndependentNonpersistent => Some(NOT_SNAPSHOTTED_INDEPENDENT_NONPERSISTENT),
+            _ => None,
+        }
     }
 }
 
