@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use vsphere_backup_exporter::collector::shards::{Chunk, Families, ShardJob, VmShards};
-use vsphere_backup_exporter::collector::{COLLECTORS, Collector, Context, render_chunks};
+use vsphere_backup_exporter::collector::{COLLECTORS, Collector, Context, Part, render_chunks};
 use vsphere_backup_exporter::config::Config;
 use vsphere_backup_exporter::vsphere::model::{
     Host, Inventory, LayoutEx, LayoutFile, SnapshotInfo, SnapshotTree, Vm,
@@ -88,7 +88,7 @@ fn update(shards: &mut VmShards, inv: &Inventory, config: &Config) -> Vec<Arc<Ch
         inventory: inv,
         now: 1_800_000_000.0,
         sources: &[],
-        shard: None,
+        part: Part::All,
     };
     let jobs: Vec<ShardJob<'_>> = per_vm()
         .into_iter()

@@ -6,14 +6,15 @@
 //! each file once, on the datastore its path names (`[LocalDS_0] vm/vm-000001-delta.vmdk`).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use super::catalogue::{
     DATASTORE_ACCESSIBLE, DATASTORE_CAPACITY, DATASTORE_FREE, DATASTORE_INFO,
     DATASTORE_SNAPSHOT_BYTES, DATASTORE_UNCOMMITTED,
 };
-use super::{CollectError, Collector, Context, Sink};
+use super::{CollectError, Collector, Context, Sink, Summary};
 use crate::vsphere::Inventory;
-use crate::vsphere::model::{DiskLayout, LayoutEx, Vm};
+use crate::vsphere::model::{DiskLayout, LayoutEx, MoId, Vm};
 
 pub struct Datastores;
 
@@ -22,9 +23,27 @@ impl Collector for Datastores {
         "datastores"
     }
 
+    /// Its series are per datastore; the snapshot bytes are sums of each shard's.
+    fn per_vm(&self) -> bool {
+        true
+    }
+
+    fn summarize(&self, ctx: &Context<'_>, vms: &[Arc<Vm>]) -> Option<Summary> {
+        let bytes = snapshot_bytes_per_datastore(ctx.inventory, vms);
+        (!bytes.is_empty()).then(|| Box::new(bytes) as Summary)
+    }
+
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
+        if !ctx.writes_rest() {
+            return Ok(());
+        }
         let inv = ctx.inventory;
-        let snapshot_bytes = snapshot_bytes_per_datastore(inv);
+        let mut snapshot_bytes: BTreeMap<&str, u64> = BTreeMap::new();
+        let summaries = ctx.summaries::<BTreeMap<MoId, u64>>(self);
+        for (ds, n) in summaries.iter().flat_map(|s| s.summary()) {
+            let total = snapshot_bytes.entry(ds).or_default();
+            *total = total.saturating_add(*n);
+        }
         for ds in inv.datastores.values() {
             let ids = [ds.id.as_str(), ds.name.as_str()];
             let extents = ds.extent_disks.join(",");
@@ -52,17 +71,20 @@ impl Collector for Datastores {
     }
 }
 
-/// Snapshot file bytes by datastore id.
-fn snapshot_bytes_per_datastore(inv: &Inventory) -> BTreeMap<&str, u64> {
-    let mut out: BTreeMap<&str, u64> = BTreeMap::new();
-    for vm in inv.vms.values().filter(|vm| vm.has_snapshots()) {
+/// Snapshot file bytes of some VMs by datastore id.
+fn snapshot_bytes_per_datastore(inv: &Inventory, vms: &[Arc<Vm>]) -> BTreeMap<MoId, u64> {
+    let mut out: BTreeMap<MoId, u64> = BTreeMap::new();
+    for vm in vms.iter().filter(|vm| vm.has_snapshots()) {
         let Some(layout) = &vm.layout_ex else {
             continue;
         };
         let keys = snapshot_file_keys(layout);
         for file in layout.file.iter().filter(|f| keys.contains(&f.key)) {
             if let Some(ds) = datastore_of(inv, vm, &file.name) {
-                let total = out.entry(ds).or_default();
+                let total = match out.get_mut(ds) {
+                    Some(total) => total,
+                    None => out.entry(ds.to_owned()).or_default(),
+                };
                 *total = total.saturating_add(file.size);
             }
         }

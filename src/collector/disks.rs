@@ -11,11 +11,14 @@
 //! devices of every VM: turning it off (`--no-collector.disks`) makes the mirror read them for
 //! VMs with snapshots only, as it did before (see docs/performance.md).
 
+use std::sync::Arc;
+
 use super::catalogue::{
     VM_CBT_INACTIVE_DISKS, VM_DISKS_NOT_SNAPSHOTTED, VM_FOREIGN_DISK_INFO,
     VM_PHANTOM_SNAPSHOT_DISKS, VM_SNAPSHOT_BLOCKERS,
 };
-use super::{CollectError, Collector, Context, Sink};
+use super::{CollectError, Collector, Context, Sink, Summary};
+use crate::vsphere::model::{DiskIndex, Vm, foreign_disks_of};
 
 /// The collector's name, which `--no-collector.disks` turns off.
 pub const NAME: &str = "disks";
@@ -27,8 +30,18 @@ impl Collector for Disks {
         NAME
     }
 
+    /// Per VM, but for the foreign disks, which link VMs: those come from each shard's
+    /// [`DiskIndex`].
+    fn per_vm(&self) -> bool {
+        true
+    }
+
+    fn summarize(&self, _ctx: &Context<'_>, vms: &[Arc<Vm>]) -> Option<Summary> {
+        Some(Box::new(DiskIndex::of(vms.iter().map(|vm| &**vm))))
+    }
+
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
-        for vm in ctx.inventory.vms.values() {
+        for vm in ctx.vms() {
             let id = vm.id.as_str();
             let name = vm.name.as_str();
             for (reason, n) in vm.disks_not_snapshotted().by_reason() {
@@ -50,7 +63,13 @@ impl Collector for Disks {
                 out.gauge(&VM_CBT_INACTIVE_DISKS, &[id, name], f64::from(inactive));
             }
         }
-        for foreign in ctx.inventory.foreign_disks() {
+        if !ctx.writes_rest() {
+            return Ok(());
+        }
+        let summaries = ctx.summaries::<DiskIndex>(self);
+        let runs: Vec<(&[Arc<Vm>], &DiskIndex)> =
+            summaries.iter().map(|s| (s.vms(), s.summary())).collect();
+        for foreign in foreign_disks_of(&runs) {
             out.gauge(
                 &VM_FOREIGN_DISK_INFO,
                 &[

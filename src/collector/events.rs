@@ -24,6 +24,7 @@ use super::{CollectError, Collector, Context, Sink};
 use crate::backup::history::{DURATION_BUCKETS, Durations, Ledger, Operation, Outcome};
 use crate::source::INVENTORY;
 use crate::source::events::EVENTS;
+use crate::vsphere::model::Vm;
 
 pub struct SnapshotTasks;
 
@@ -42,98 +43,109 @@ impl Collector for SnapshotTasks {
         &[INVENTORY, EVENTS]
     }
 
+    /// Its counts and histograms are of the whole history; every other series is per VM.
+    fn per_vm(&self) -> bool {
+        true
+    }
+
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError> {
         let ledger = ctx.source::<Ledger>(EVENTS).ok_or_else(|| CollectError {
             collector: "snapshot_tasks",
             message: "the events source holds no history".into(),
         })?;
-        for operation in OPERATIONS {
-            for outcome in OUTCOMES {
-                let n = ledger
-                    .counts
-                    .get(&(operation, outcome))
-                    .copied()
-                    .unwrap_or(0);
-                out.counter(
-                    &SNAPSHOT_TASK_EVENTS,
-                    &[operation.as_str(), outcome.as_str()],
-                    n as f64,
-                );
-                let none = Durations::default();
-                let d = ledger.durations.get(&(operation, outcome)).unwrap_or(&none);
-                out.histogram(
-                    &SNAPSHOT_TASK_DURATION,
-                    &[operation.as_str(), outcome.as_str()],
-                    &DURATION_BUCKETS,
-                    &d.cumulative(),
-                    d.sum_seconds,
-                    d.count,
-                );
-            }
-        }
-        for ((vm_id, operation), last) in &ledger.last_duration {
-            let Some(vm) = ctx.inventory.vms.get(vm_id) else {
-                continue;
-            };
-            let labels = [&vm.id, &vm.name, operation.as_str(), last.outcome.as_str()];
-            out.gauge(&VM_SNAPSHOT_TASK_LAST_DURATION, &labels, last.seconds);
+        if ctx.writes_rest() {
+            history(ledger, out);
         }
         let users = &ctx.config.backup.last_backup_event_users;
-        if !users.is_empty() {
-            for vm_id in ledger.removals_by_user.keys() {
-                let Some(vm) = ctx.inventory.vms.get(vm_id) else {
-                    continue;
-                };
-                if let Some(at) = ledger.last_removal_by(vm_id, users) {
-                    let labels = [vm.id.as_str(), vm.name.as_str(), EVENTS_SOURCE];
-                    out.gauge(&VM_LAST_BACKUP_TIMESTAMP, &labels, at);
-                }
-            }
-        }
-        for ((vm_id, operation, outcome), last) in &ledger.last {
-            let Some(vm) = ctx.inventory.vms.get(vm_id) else {
-                continue;
-            };
-            let labels = [&vm.id, &vm.name, operation.as_str(), outcome.as_str()];
-            out.gauge(&VM_SNAPSHOT_TASK_LAST_TIMESTAMP, &labels, last.seconds);
-            let with_user = [
-                vm.id.as_str(),
-                &vm.name,
-                operation.as_str(),
-                outcome.as_str(),
-                &last.user,
-            ];
-            out.gauge(&VM_SNAPSHOT_TASK_LAST_USER, &with_user, 1.0);
-        }
-        for vm in ctx.inventory.vms.values() {
-            let ids = [vm.id.as_str(), vm.name.as_str()];
-            for snap in vm.snapshots() {
-                let tree = snap.tree;
-                let creator = ledger
-                    .created_by(&vm.id, &tree.snapshot, tree.create_time_seconds)
-                    .unwrap_or("");
-                out.gauge(
-                    &VM_SNAPSHOT_INFO,
-                    &[&vm.id, &vm.name, &tree.snapshot, creator, &tree.description],
-                    1.0,
-                );
-            }
-            let disk = ledger.disk_changed_with_snapshots.get(&vm.id).copied();
-            let any = ledger.reconfigured_with_snapshots.get(&vm.id).copied();
-            if vm.has_snapshots() || any.is_some() {
-                out.counter(
-                    &VM_DISK_CHANGED_WITH_SNAPSHOTS,
-                    &ids,
-                    disk.unwrap_or(0) as f64,
-                );
-                out.counter(
-                    &VM_RECONFIGURED_WITH_SNAPSHOTS,
-                    &ids,
-                    any.unwrap_or(0) as f64,
-                );
-            }
+        for vm in ctx.vms() {
+            per_vm(ledger, users, vm, out);
         }
         Ok(())
+    }
+}
+
+/// The counts and durations of every snapshot task in the history.
+fn history(ledger: &Ledger, out: &mut Sink) {
+    for operation in OPERATIONS {
+        for outcome in OUTCOMES {
+            let n = ledger
+                .counts
+                .get(&(operation, outcome))
+                .copied()
+                .unwrap_or(0);
+            out.counter(
+                &SNAPSHOT_TASK_EVENTS,
+                &[operation.as_str(), outcome.as_str()],
+                n as f64,
+            );
+            let none = Durations::default();
+            let d = ledger.durations.get(&(operation, outcome)).unwrap_or(&none);
+            out.histogram(
+                &SNAPSHOT_TASK_DURATION,
+                &[operation.as_str(), outcome.as_str()],
+                &DURATION_BUCKETS,
+                &d.cumulative(),
+                d.sum_seconds,
+                d.count,
+            );
+        }
+    }
+}
+
+/// One VM's series from the history: its last task per operation (and result), the last
+/// removal by a backup account, who made each snapshot, reconfigurations with snapshots.
+fn per_vm(ledger: &Ledger, users: &[String], vm: &Vm, out: &mut Sink) {
+    let first = (vm.id.clone(), Operation::Create);
+    let durations = ledger.last_duration.range(first.clone()..);
+    for ((_, operation), last) in durations.take_while(|((id, _), _)| *id == vm.id) {
+        let labels = [&vm.id, &vm.name, operation.as_str(), last.outcome.as_str()];
+        out.gauge(&VM_SNAPSHOT_TASK_LAST_DURATION, &labels, last.seconds);
+    }
+    if !users.is_empty()
+        && ledger.removals_by_user.contains_key(&vm.id)
+        && let Some(at) = ledger.last_removal_by(&vm.id, users)
+    {
+        let labels = [vm.id.as_str(), vm.name.as_str(), EVENTS_SOURCE];
+        out.gauge(&VM_LAST_BACKUP_TIMESTAMP, &labels, at);
+    }
+    let lasts = ledger.last.range((first.0, first.1, Outcome::Success)..);
+    for ((_, operation, outcome), last) in lasts.take_while(|((id, _, _), _)| *id == vm.id) {
+        let labels = [&vm.id, &vm.name, operation.as_str(), outcome.as_str()];
+        out.gauge(&VM_SNAPSHOT_TASK_LAST_TIMESTAMP, &labels, last.seconds);
+        let with_user = [
+            vm.id.as_str(),
+            &vm.name,
+            operation.as_str(),
+            outcome.as_str(),
+            &last.user,
+        ];
+        out.gauge(&VM_SNAPSHOT_TASK_LAST_USER, &with_user, 1.0);
+    }
+    let ids = [vm.id.as_str(), vm.name.as_str()];
+    for snap in vm.snapshots() {
+        let tree = snap.tree;
+        let creator = ledger
+            .created_by(&vm.id, &tree.snapshot, tree.create_time_seconds)
+            .unwrap_or("");
+        out.gauge(
+            &VM_SNAPSHOT_INFO,
+            &[&vm.id, &vm.name, &tree.snapshot, creator, &tree.description],
+            1.0,
+        );
+    }
+    let disk = ledger.disk_changed_with_snapshots.get(&vm.id).copied();
+    let any = ledger.reconfigured_with_snapshots.get(&vm.id).copied();
+    if vm.has_snapshots() || any.is_some() {
+        out.counter(
+            &VM_DISK_CHANGED_WITH_SNAPSHOTS,
+            &ids,
+            disk.unwrap_or(0) as f64,
+        );
+        out.counter(
+            &VM_RECONFIGURED_WITH_SNAPSHOTS,
+            &ids,
+            any.unwrap_or(0) as f64,
+        );
     }
 }
 
@@ -145,6 +157,7 @@ mod tests {
 
     use super::*;
     use crate::backup::history::{Event, EventKind, TaskInfo, TaskState};
+    use crate::collector::Part;
     use crate::collector::test_support::{config, samples, value};
     use crate::collector::{concat, render, run_collector, text};
     use crate::source::{Erased, SourceStatus};
@@ -168,7 +181,7 @@ mod tests {
             inventory,
             now: 0.0,
             sources: &sources,
-            shard: None,
+            part: Part::All,
         };
         let (families, run) = run_collector(&SnapshotTasks, &ctx);
         assert!(run.ok);

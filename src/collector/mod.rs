@@ -55,17 +55,73 @@ pub struct Context<'a> {
     pub now: f64,
     /// Every source's latest snapshot, the inventory's among them.
     pub sources: &'a [Erased],
-    /// The VMs a [per-VM](Collector::per_vm) collector writes series for: one shard of the
-    /// render cache ([`shards`]), or `None` for all of the inventory's.
-    pub shard: Option<&'a [Arc<Vm>]>,
+    /// Which of a [per-VM](Collector::per_vm) collector's series to write: all of them, the
+    /// per-VM series of one shard of the render cache ([`shards`]), or the rest.
+    pub part: Part<'a>,
 }
 
+/// The share of a [per-VM](Collector::per_vm) collector's output one run writes.
+#[derive(Clone, Copy)]
+pub enum Part<'a> {
+    /// Every series over every VM of the inventory (a collector rendered whole, and tests).
+    All,
+    /// The per-VM series of these VMs only.
+    Vms(&'a [Arc<Vm>]),
+    /// The series that are not per VM (sums per host or datastore, links between VMs, counts
+    /// of the event history), from each shard's VMs and [summary](Collector::summarize), in
+    /// shard order.
+    Rest(&'a [ShardView<'a>]),
+}
+
+/// One shard of the render cache as the [`Part::Rest`] of a collector reads it.
+pub struct ShardView<'a> {
+    pub vms: &'a [Arc<Vm>],
+    /// What [`Collector::summarize`] made of these VMs, `None` when it made nothing.
+    pub summary: Option<&'a Summary>,
+}
+
+/// What a collector keeps of one shard's VMs for its [`Part::Rest`]; see
+/// [`Collector::summarize`].
+pub type Summary = Box<dyn std::any::Any + Send + Sync>;
+
 impl Context<'_> {
-    /// The VMs to write per-VM series for, in id order: the shard's, else every VM.
+    /// The VMs to write per-VM series for, in id order: the shard's, every VM, or none (for
+    /// the rest of the series).
     pub fn vms(&self) -> Box<dyn Iterator<Item = &Vm> + '_> {
-        match self.shard {
-            Some(shard) => Box::new(shard.iter().map(|vm| &**vm)),
-            None => Box::new(self.inventory.vms.values().map(|vm| &**vm)),
+        match self.part {
+            Part::Vms(shard) => Box::new(shard.iter().map(|vm| &**vm)),
+            Part::All => Box::new(self.inventory.vms.values().map(|vm| &**vm)),
+            Part::Rest(_) => Box::new(std::iter::empty()),
+        }
+    }
+
+    /// True unless this run writes the per-VM series of a shard only.
+    pub fn writes_rest(&self) -> bool {
+        !matches!(self.part, Part::Vms(_))
+    }
+
+    /// `collector`'s summaries of the VMs, in VM order: each shard's (of type `T`), or one of
+    /// every VM made now when the run covers them all. A shard without one is skipped.
+    pub fn summaries<T: 'static>(&self, collector: &dyn Collector) -> Vec<Summarized<'_, T>> {
+        match self.part {
+            Part::Vms(_) => Vec::new(),
+            Part::All => {
+                let vms: Vec<Arc<Vm>> = self.inventory.vms.values().cloned().collect();
+                match collector.summarize(self, &vms) {
+                    Some(summary) => match summary.downcast::<T>() {
+                        Ok(summary) => vec![Summarized::Owned(vms, summary)],
+                        Err(_) => Vec::new(),
+                    },
+                    None => Vec::new(),
+                }
+            }
+            Part::Rest(views) => views
+                .iter()
+                .filter_map(|view| {
+                    let summary = view.summary?.downcast_ref::<T>()?;
+                    Some(Summarized::Shard(view.vms, summary))
+                })
+                .collect(),
         }
     }
 
@@ -76,6 +132,28 @@ impl Context<'_> {
             .find(|s| s.name == name)
             .and_then(|s| s.value.as_deref())
             .and_then(|v| v.downcast_ref::<T>())
+    }
+}
+
+/// One run of VMs and a collector's summary of them (see [`Context::summaries`]).
+pub enum Summarized<'a, T> {
+    Shard(&'a [Arc<Vm>], &'a T),
+    Owned(Vec<Arc<Vm>>, Box<T>),
+}
+
+impl<T> Summarized<'_, T> {
+    pub fn vms(&self) -> &[Arc<Vm>] {
+        match self {
+            Summarized::Shard(vms, _) => vms,
+            Summarized::Owned(vms, _) => vms,
+        }
+    }
+
+    pub fn summary(&self) -> &T {
+        match self {
+            Summarized::Shard(_, summary) => summary,
+            Summarized::Owned(_, summary) => summary,
+        }
     }
 }
 
@@ -102,14 +180,25 @@ pub trait Collector: Send + Sync {
     fn reads_if_present(&self) -> &'static [&'static str] {
         &[]
     }
-    /// True for a collector whose output is, family by family, the concatenation of what it
-    /// writes for each VM of [`Context::vms`] in order, where a VM's series read only the VM,
-    /// the configuration, the other sources it reads and the inventory's placement facts
-    /// (host, cluster, datacenter and custom field names; see [`shards`]). Its output is then
-    /// kept per shard of VMs and only the shards whose VMs changed are rendered again. It
+    /// True for a collector whose output is, family by family, either the concatenation of
+    /// what it writes for each VM of [`Context::vms`] in order, or written by its
+    /// [`Part::Rest`] run alone (never both for one family), where a VM's series read only the
+    /// VM, the configuration, the other sources it reads and the inventory's placement facts
+    /// (host, cluster, datacenter, datastore and custom field names; see [`shards`]). Its
+    /// per-VM output is then kept per shard of VMs and only the shards whose VMs changed are
+    /// rendered again; the rest is written from the shards' [summaries](Self::summarize). It
     /// must not read [`CLOCK`].
     fn per_vm(&self) -> bool {
         false
+    }
+    /// For a per-VM collector with series that are not per VM (counts per host or datastore,
+    /// disks one VM holds of another): what it needs of these VMs for them, kept with the
+    /// shard and made again only when the shard is rendered again. Its
+    /// [`Part::Rest`] run then reads every shard's summary ([`Context::summaries`]) instead
+    /// of every VM. `None`: nothing to keep.
+    fn summarize(&self, ctx: &Context<'_>, vms: &[Arc<Vm>]) -> Option<Summary> {
+        let _ = (ctx, vms);
+        None
     }
     fn collect(&self, ctx: &Context<'_>, out: &mut Sink) -> Result<(), CollectError>;
 }
@@ -453,7 +542,7 @@ pub(crate) mod test_support {
             config,
             now: 1_800_000_000.0,
             sources,
-            shard: None,
+            part: Part::All,
         };
         let (families, _) = collect_all(&ctx);
         let refs: Vec<&[Bytes]> = families.iter().map(Vec::as_slice).collect();
@@ -490,7 +579,7 @@ pub(crate) mod test_support {
             config: &cfg,
             now: 0.0,
             sources: &[],
-            shard: None,
+            part: Part::All,
         };
         let (families, run) = run_collector(&Broken, &ctx);
         assert!(families.iter().all(|f| f.is_empty()), "{families:?}");

@@ -19,6 +19,11 @@
 //! grown past twice [`SHARD_VMS`] is split and a small one is merged into its neighbour.
 //! Which shards exist never shows in the text: the page is the same bytes as a render of
 //! every VM at once.
+//!
+//! A per-VM collector's series over many VMs (sums per host or datastore, disks one VM holds
+//! of another) are its rest ([`Part::Rest`]), written once per update from each shard's
+//! [summary](Collector::summarize), which is kept beside the shard's chunks and made again
+//! with them: a one-VM change summarizes one shard, not every VM.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -28,7 +33,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::warn;
 
-use super::{Collector, Context, Run, Sink, catalogue};
+use super::{Collector, Context, Part, Run, ShardView, Sink, Summary, catalogue};
 use crate::vsphere::Inventory;
 use crate::vsphere::model::{ComputeResource, CustomField, Datacenter, Folder, MoId, MoRef, Vm};
 
@@ -120,6 +125,8 @@ struct Shard {
     vms: Vec<Arc<Vm>>,
     /// Per collector (by name), its non-empty families over these VMs: (catalogue index, text).
     out: BTreeMap<&'static str, Vec<(usize, Arc<Chunk>)>>,
+    /// Per collector (by name), its [summary](Collector::summarize) of these VMs.
+    summaries: BTreeMap<&'static str, Summary>,
 }
 
 impl Shard {
@@ -179,6 +186,7 @@ impl VmShards {
         let mut runs: Vec<(f64, bool)> = vec![(0.0, true); jobs.len()];
         for shard in &mut self.shards {
             shard.out.retain(|name, _| wanted(name));
+            shard.summaries.retain(|name, _| wanted(name));
             for ((job, stale), run) in jobs.iter().zip(&stale).zip(&mut runs) {
                 let name = job.collector.name();
                 if !stale && shard.out.contains_key(name) {
@@ -186,7 +194,12 @@ impl VmShards {
                 }
                 let started = Instant::now();
                 let rendered = render_shard(job.collector, ctx, &shard.vms);
+                let summary = job.collector.summarize(ctx, &shard.vms);
                 run.0 += started.elapsed().as_secs_f64();
+                match summary {
+                    Some(summary) => shard.summaries.insert(name, summary),
+                    None => shard.summaries.remove(name),
+                };
                 match rendered {
                     Some(chunks) => {
                         shard.out.insert(name, chunks);
@@ -200,27 +213,78 @@ impl VmShards {
         }
         jobs.iter()
             .zip(runs)
-            .map(|(job, (seconds, ok))| {
+            .map(|(job, (mut seconds, mut ok))| {
                 let name = job.collector.name();
+                let started = Instant::now();
+                let rest = if ok {
+                    self.rest(job.collector, ctx)
+                } else {
+                    None
+                };
+                seconds += started.elapsed().as_secs_f64();
+                ok &= rest.is_some();
                 let run = Run {
                     collector: name,
                     seconds,
                     ok,
                 };
-                let families = if ok { self.families(name) } else { Vec::new() };
+                let families = match rest {
+                    Some(rest) => self.families(name, rest),
+                    None => Vec::new(),
+                };
                 (families, run)
             })
             .collect()
     }
 
-    /// A collector's chunks of every shard, family by family, in shard order.
-    fn families(&self, name: &str) -> Families {
+    /// A collector's [`Part::Rest`] from every shard's summary: its non-empty families, or
+    /// `None` when it failed (logged, with the vCenter and the collector).
+    fn rest(&self, collector: &dyn Collector, ctx: &Context<'_>) -> Option<Vec<(usize, Bytes)>> {
+        let name = collector.name();
+        let views: Vec<ShardView<'_>> = self
+            .shards
+            .iter()
+            .map(|shard| ShardView {
+                vms: &shard.vms,
+                summary: shard.summaries.get(name),
+            })
+            .collect();
+        let rest_ctx = Context {
+            part: Part::Rest(&views),
+            ..*ctx
+        };
+        let mut sink = Sink::new(ctx.vcenter);
+        if let Err(e) = collector.collect(&rest_ctx, &mut sink) {
+            warn!(vcenter = ctx.vcenter, collector = name, error = %e, "collector failed");
+            return None;
+        }
+        Some(
+            sink.into_families()
+                .into_iter()
+                .enumerate()
+                .filter(|(_, text)| !text.is_empty())
+                .collect(),
+        )
+    }
+
+    /// A collector's chunks of every shard, family by family, in shard order, and the families
+    /// of its rest (which no shard writes) after them.
+    fn families(&self, name: &str, rest: Vec<(usize, Bytes)>) -> Families {
         let mut families: Families = vec![Vec::new(); catalogue::ALL.len()];
         for shard in &self.shards {
             for (index, chunk) in shard.out.get(name).into_iter().flatten() {
                 if let Some(family) = families.get_mut(*index) {
                     family.push(chunk.clone());
                 }
+            }
+        }
+        for (index, text) in rest {
+            if let Some(family) = families.get_mut(index) {
+                debug_assert!(
+                    family.is_empty(),
+                    "{name}: family {index} is per VM and rest"
+                );
+                family.push(Chunk::new(vec![text]));
             }
         }
         families
@@ -256,6 +320,7 @@ impl VmShards {
                 self.shards.extend(vms.chunks(size).map(|piece| Shard {
                     vms: piece.to_vec(),
                     out: BTreeMap::new(),
+                    summaries: BTreeMap::new(),
                 }));
                 continue;
             }
@@ -265,13 +330,18 @@ impl VmShards {
             {
                 last.vms.extend(vms);
                 last.out.clear();
+                last.summaries.clear();
                 continue;
             }
-            let out = match before {
-                Some(shard) if same_vms(&shard.vms, &vms) => shard.out,
-                _ => BTreeMap::new(),
+            let (out, summaries) = match before {
+                Some(shard) if same_vms(&shard.vms, &vms) => (shard.out, shard.summaries),
+                _ => (BTreeMap::new(), BTreeMap::new()),
             };
-            self.shards.push(Shard { vms, out });
+            self.shards.push(Shard {
+                vms,
+                out,
+                summaries,
+            });
         }
     }
 
@@ -309,12 +379,8 @@ fn render_shard(
     vms: &[Arc<Vm>],
 ) -> Option<Vec<(usize, Arc<Chunk>)>> {
     let shard_ctx = Context {
-        vcenter: ctx.vcenter,
-        config: ctx.config,
-        inventory: ctx.inventory,
-        now: ctx.now,
-        sources: ctx.sources,
-        shard: Some(vms),
+        part: Part::Vms(vms),
+        ..*ctx
     };
     let mut sink = Sink::new(ctx.vcenter);
     if let Err(e) = collector.collect(&shard_ctx, &mut sink) {
@@ -331,15 +397,17 @@ fn render_shard(
     )
 }
 
-/// What a VM's series read of the inventory besides the VM: the names on the way from its host
-/// up to its datacenter, and the custom fields' names. A host's state (connection,
-/// maintenance) is not among them, so it changes no VM's chunks.
+/// What a VM's series and summaries read of the inventory besides the VM: the names on the
+/// way from its host up to its datacenter, the datastores' names (which name the datastore of
+/// a snapshot file) and the custom fields' names. A host's state (connection, maintenance) and
+/// a datastore's space are not among them, so they change no VM's chunks.
 #[derive(Debug, Clone, PartialEq)]
 struct VmFacts {
     hosts: Vec<(MoId, String, Option<MoRef>)>,
     compute_resources: BTreeMap<MoId, ComputeResource>,
     folders: BTreeMap<MoId, Folder>,
     datacenters: BTreeMap<MoId, Datacenter>,
+    datastores: Vec<(MoId, String)>,
     custom_fields: BTreeMap<i32, CustomField>,
 }
 
@@ -354,6 +422,11 @@ impl VmFacts {
             compute_resources: inventory.compute_resources.clone(),
             folders: inventory.folders.clone(),
             datacenters: inventory.datacenters.clone(),
+            datastores: inventory
+                .datastores
+                .iter()
+                .map(|(id, ds)| (id.clone(), ds.name.clone()))
+                .collect(),
             custom_fields: inventory.custom_fields.clone(),
         }
     }
@@ -371,6 +444,12 @@ impl VmFacts {
             && self.compute_resources == inventory.compute_resources
             && self.folders == inventory.folders
             && self.datacenters == inventory.datacenters
+            && self.datastores.len() == inventory.datastores.len()
+            && self
+                .datastores
+                .iter()
+                .zip(&inventory.datastores)
+                .all(|((id, name), (did, ds))| id == did && *name == ds.name)
             && self.custom_fields == inventory.custom_fields
     }
 }
@@ -384,10 +463,15 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::backup::history::{LastDuration, LastTask, Ledger, Operation, Outcome};
     use crate::collector::test_support::config;
     use crate::collector::{COLLECTORS, concat, render_chunks, run_collector};
     use crate::config::{Config, OwnerLabel};
-    use crate::vsphere::model::{Host, SnapshotInfo, SnapshotTree, VmBackup};
+    use crate::source::events::EVENTS;
+    use crate::source::{Erased, SourceStatus};
+    use crate::vsphere::model::{
+        Datastore, Devices, Disk, Host, LayoutEx, LayoutFile, SnapshotInfo, SnapshotTree, VmBackup,
+    };
 
     fn inventory(vms: &[(u32, String)]) -> Inventory {
         let mut inv = Inventory::default();
@@ -428,6 +512,17 @@ mod tests {
                 },
             );
         }
+        for d in 0..2 {
+            let id = format!("datastore-{d}");
+            inv.datastores.insert(
+                id.clone(),
+                Datastore {
+                    id,
+                    name: format!("ds{d}"),
+                    ..Default::default()
+                },
+            );
+        }
         inv.custom_fields.insert(
             1,
             CustomField {
@@ -453,9 +548,58 @@ mod tests {
             tools_running_status: Some("guestToolsRunning".into()),
             backup: VmBackup {
                 custom_values: vec![(1, format!("team-{}", n % 4))],
+                datastores: vec![format!("datastore-{}", n % 2)],
+                ..Default::default()
+            },
+            // A home of its own on ds0 (its `.vmx`), with its disk there, and a snapshot's
+            // memory file on one of the datastores once it has snapshots.
+            layout_ex: Some(LayoutEx {
+                file: vec![
+                    LayoutFile {
+                        key: 0,
+                        name: format!("[ds0] vm{n}/vm{n}.vmx"),
+                        file_type: "config".into(),
+                        size: 100,
+                    },
+                    LayoutFile {
+                        key: 1,
+                        name: format!("[ds{}] vm{n}/vm{n}-Snapshot1.vmsn", n % 2),
+                        file_type: "snapshotData".into(),
+                        size: u64::from(n) + 1,
+                    },
+                ],
+                ..Default::default()
+            }),
+            devices: Devices {
+                disks: vec![Disk {
+                    key: Some(2000),
+                    file_name: format!("[ds0] vm{n}/vm{n}.vmdk"),
+                    change_id: !n.is_multiple_of(5),
+                    ..Default::default()
+                }],
                 ..Default::default()
             },
             ..Default::default()
+        }
+    }
+
+    /// What the render reads besides the inventory: the configuration's id and the event
+    /// history with its version.
+    #[derive(Default)]
+    struct State {
+        config_id: u64,
+        ledger: Ledger,
+        ledger_version: u64,
+    }
+
+    impl State {
+        fn sources(&self) -> Vec<Erased> {
+            vec![Erased {
+                name: EVENTS,
+                version: self.ledger_version,
+                value: Some(Arc::new(self.ledger.clone())),
+                status: SourceStatus::default(),
+            }]
         }
     }
 
@@ -472,6 +616,13 @@ mod tests {
         HostMaintenance(u8),
         RenameField(String),
         Reload,
+        /// A snapshot a backup pattern names.
+        BackupSnapshot(usize),
+        /// The first VM attaches the second's disk (a proxy's hot-add).
+        ForeignDisk(usize, usize),
+        RenameDatastore(u8, String),
+        /// A snapshot task of the VM ends in the event history.
+        Event(usize, f64),
     }
 
     fn change() -> impl Strategy<Value = Change> {
@@ -487,11 +638,15 @@ mod tests {
             (0u8..3).prop_map(Change::HostMaintenance),
             name.prop_map(Change::RenameField),
             Just(Change::Reload),
+            any::<usize>().prop_map(Change::BackupSnapshot),
+            (any::<usize>(), any::<usize>()).prop_map(|(i, j)| Change::ForeignDisk(i, j)),
+            (0u8..2, name).prop_map(|(d, s)| Change::RenameDatastore(d, s)),
+            (any::<usize>(), 1.0f64..100.0).prop_map(|(i, t)| Change::Event(i, t)),
         ]
     }
 
     /// Applies `change` as the mirror does: a new version sharing the unchanged VMs' `Arc`s.
-    fn apply(inv: &Inventory, change: &Change, config_id: &mut u64) -> Inventory {
+    fn apply(inv: &Inventory, change: &Change, state: &mut State) -> Inventory {
         let mut next = inv.clone();
         let ids: Vec<MoId> = next.vms.keys().cloned().collect();
         let id_at = |i: usize| ids.get(i % ids.len().max(1)).cloned().unwrap_or_default();
@@ -551,7 +706,60 @@ mod tests {
                     field.name = name.clone();
                 }
             }
-            Change::Reload => *config_id += 1,
+            Change::Reload => state.config_id += 1,
+            Change::BackupSnapshot(i) => {
+                if let Some(vm) = vm_at(&mut next, &id_at(*i)) {
+                    vm.snapshot = Some(SnapshotInfo {
+                        current_snapshot: Some("snapshot-b".into()),
+                        root_snapshot_list: vec![SnapshotTree {
+                            snapshot: "snapshot-b".into(),
+                            name: "VEEAM BACKUP TEMPORARY SNAPSHOT".into(),
+                            ..Default::default()
+                        }],
+                    });
+                }
+            }
+            Change::ForeignDisk(i, j) => {
+                let owner = id_at(*j);
+                let n = owner.get(3..).unwrap_or_default();
+                let file = format!("[ds0] vm{n}/vm{n}.vmdk");
+                if let Some(vm) = vm_at(&mut next, &id_at(*i)) {
+                    vm.devices.disks.push(Disk {
+                        file_name: file,
+                        ..Default::default()
+                    });
+                }
+            }
+            Change::RenameDatastore(d, name) => {
+                if let Some(ds) = next.datastores.get_mut(&format!("datastore-{d}")) {
+                    ds.name = name.clone();
+                }
+            }
+            Change::Event(i, seconds) => {
+                let vm = id_at(*i);
+                let ledger = &mut state.ledger;
+                *ledger
+                    .counts
+                    .entry((Operation::Remove, Outcome::Success))
+                    .or_default() += 1;
+                ledger.last_duration.insert(
+                    (vm.clone(), Operation::Remove),
+                    LastDuration {
+                        outcome: Outcome::Success,
+                        complete_seconds: 1_700_000_000.0,
+                        seconds: *seconds,
+                    },
+                );
+                ledger.last.insert(
+                    (vm.clone(), Operation::Create, Outcome::Success),
+                    LastTask {
+                        seconds: 1_700_000_000.0 - seconds,
+                        user: "VSPHERE.LOCAL\\veeam".into(),
+                    },
+                );
+                *ledger.reconfigured_with_snapshots.entry(vm).or_default() += 1;
+                state.ledger_version += 1;
+            }
         }
         next
     }
@@ -573,20 +781,21 @@ mod tests {
         COLLECTORS.iter().copied().filter(|c| c.per_vm()).collect()
     }
 
-    fn context<'a>(inv: &'a Inventory, cfg: &'a Config) -> Context<'a> {
+    fn context<'a>(inv: &'a Inventory, cfg: &'a Config, sources: &'a [Erased]) -> Context<'a> {
         Context {
             vcenter: "vc01",
             config: cfg,
             inventory: inv,
             now: 1_800_000_000.0,
-            sources: &[],
-            shard: None,
+            sources,
+            part: Part::All,
         }
     }
 
     /// Every per-VM collector over every VM at once, as chunks of the page.
-    fn full_render(inv: &Inventory, cfg: &Config) -> Vec<Arc<Chunk>> {
-        let ctx = context(inv, cfg);
+    fn full_render(inv: &Inventory, cfg: &Config, state: &State) -> Vec<Arc<Chunk>> {
+        let sources = state.sources();
+        let ctx = context(inv, cfg, &sources);
         let families: Vec<Families> = per_vm()
             .into_iter()
             .map(|c| whole(run_collector(c, &ctx).0))
@@ -598,14 +807,15 @@ mod tests {
         shards: &mut VmShards,
         inv: &Inventory,
         cfg: &Config,
-        config_id: u64,
+        state: &State,
     ) -> Vec<Arc<Chunk>> {
-        let ctx = context(inv, cfg);
+        let sources = state.sources();
+        let ctx = context(inv, cfg, &sources);
         let jobs: Vec<ShardJob<'_>> = per_vm()
             .into_iter()
             .map(|collector| ShardJob {
                 collector,
-                key: vec![config_id],
+                key: vec![state.config_id, state.ledger_version],
             })
             .collect();
         let families: Vec<Families> = shards
@@ -650,15 +860,15 @@ mod tests {
             shard_vms in 4usize..12,
         ) {
             let mut shards = VmShards::with_shard_vms(shard_vms);
-            let mut config_id = 0;
+            let mut state = State::default();
             let mut inv = inventory(&start);
             for step in std::iter::once(None).chain(changes.iter().map(Some)) {
                 if let Some(change) = step {
-                    inv = apply(&inv, change, &mut config_id);
+                    inv = apply(&inv, change, &mut state);
                 }
-                let cfg = config_of(config_id);
-                let cached = cached_render(&mut shards, &inv, &cfg, config_id);
-                let full = full_render(&inv, &cfg);
+                let cfg = config_of(state.config_id);
+                let cached = cached_render(&mut shards, &inv, &cfg, &state);
+                let full = full_render(&inv, &cfg, &state);
                 prop_assert_eq!(text(&cached), text(&full), "after {:?}", step);
                 prop_assert_eq!(gunzip(&cached), text(&full).to_vec(), "gzip after {:?}", step);
                 let sizes = shards.sizes();
@@ -674,13 +884,13 @@ mod tests {
         let inv = inventory(&vms);
         let cfg = config();
         let mut shards = VmShards::with_shard_vms(10);
-        cached_render(&mut shards, &inv, &cfg, 0);
+        cached_render(&mut shards, &inv, &cfg, &State::default());
         let before = shards.outputs();
         assert!(before.len() >= 5, "{:?}", shards.sizes());
 
-        let mut id = 0;
+        let mut id = State::default();
         let renamed = apply(&inv, &Change::Rename(50, "x".into()), &mut id);
-        cached_render(&mut shards, &renamed, &cfg, 0);
+        cached_render(&mut shards, &renamed, &cfg, &State::default());
         let after = shards.outputs();
         let changed: Vec<usize> = (0..after.len())
             .filter(|i| after[*i] != before[*i])
@@ -688,11 +898,11 @@ mod tests {
         assert_eq!(changed.len(), 1, "{changed:?}");
 
         let maintenance = apply(&renamed, &Change::HostMaintenance(1), &mut id);
-        cached_render(&mut shards, &maintenance, &cfg, 0);
+        cached_render(&mut shards, &maintenance, &cfg, &State::default());
         assert_eq!(shards.outputs(), after);
 
         let host = apply(&maintenance, &Change::RenameHost(1, "y".into()), &mut id);
-        cached_render(&mut shards, &host, &cfg, 0);
+        cached_render(&mut shards, &host, &cfg, &State::default());
         let renamed_host = shards.outputs();
         assert!((0..after.len()).all(|i| renamed_host[i] != after[i]));
     }
@@ -703,18 +913,18 @@ mod tests {
         let mut inv = inventory(&vms);
         let cfg = config();
         let mut shards = VmShards::with_shard_vms(16);
-        cached_render(&mut shards, &inv, &cfg, 0);
+        cached_render(&mut shards, &inv, &cfg, &State::default());
         assert!(
             shards.sizes().iter().all(|n| (8..=32).contains(n)),
             "{:?}",
             shards.sizes()
         );
         // 40 new VMs sort after vm-199 ("vm-2…" > "vm-1…"): the last shard grows and splits.
-        let mut id = 0;
+        let mut id = State::default();
         for n in 200..240 {
             inv = apply(&inv, &Change::Add(n, "w".into()), &mut id);
         }
-        cached_render(&mut shards, &inv, &cfg, 0);
+        cached_render(&mut shards, &inv, &cfg, &State::default());
         assert!(
             shards.sizes().iter().all(|n| *n <= 32),
             "{:?}",
@@ -726,7 +936,7 @@ mod tests {
         for _ in 0..shards.sizes()[1] - 1 {
             inv = apply(&inv, &Change::Remove(second), &mut id);
         }
-        cached_render(&mut shards, &inv, &cfg, 0);
+        cached_render(&mut shards, &inv, &cfg, &State::default());
         assert_eq!(shards.sizes().len(), count - 1, "{:?}", shards.sizes());
         assert_eq!(shards.sizes().iter().sum::<usize>(), inv.vms.len());
     }

@@ -17,7 +17,7 @@ use crate::collector::catalogue::{
 };
 use crate::collector::shards::{Families, ShardJob, VmShards, whole};
 use crate::collector::{
-    CLOCK, COLLECTORS, Collector, Context, Run, Sink, record_run, run_collector,
+    CLOCK, COLLECTORS, Collector, Context, Part, Run, Sink, record_run, run_collector,
 };
 use crate::config::{Config, TlsConfig, VcenterConfig};
 use crate::source::{
@@ -555,7 +555,7 @@ async fn render_off_the_workers(
             inventory: &inventory,
             now: unix_now(),
             sources: &sources,
-            shard: None,
+            part: Part::All,
         };
         let sharded =
             |c: &dyn Collector, todo: &Todo| c.per_vm() && matches!(todo, Todo::Render(Some(_)));

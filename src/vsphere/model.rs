@@ -485,44 +485,9 @@ impl Inventory {
     /// owner (two VMs on one disk that is not multi-writer is wrong either way). Multi-writer
     /// disks are shared on purpose and never foreign. In VM order, then disk order.
     pub fn foreign_disks(&self) -> Vec<ForeignDisk<'_>> {
-        let mut by_file: HashMap<&str, Vec<&Vm>> = HashMap::new();
-        let mut by_home: HashMap<&str, Vec<&Vm>> = HashMap::new();
-        for vm in self.vms.values() {
-            for disk in vm.devices.disks.iter().filter(|d| !d.file_name.is_empty()) {
-                let listing = by_file.entry(disk.file_name.as_str()).or_default();
-                if !listing.iter().any(|v| v.id == vm.id) {
-                    listing.push(vm);
-                }
-            }
-            if let Some(home) = vm.home_directory() {
-                by_home.entry(home).or_default().push(vm);
-            }
-        }
-        let mut out = Vec::new();
-        for vm in self.vms.values() {
-            let home = vm.home_directory();
-            for disk in &vm.devices.disks {
-                if disk.multi_writer || disk.file_name.is_empty() {
-                    continue;
-                }
-                let dir = disk.directory();
-                if home == Some(dir) {
-                    continue;
-                }
-                let mut owners = other_vms(by_home.get(dir), &vm.id);
-                if owners.is_empty() {
-                    owners = other_vms(by_file.get(disk.file_name.as_str()), &vm.id);
-                }
-                for owner in owners {
-                    out.push(ForeignDisk {
-                        vm,
-                        file: &disk.file_name,
-                        owner,
-                    });
-                }
-            }
-        }
-        out
+        let vms: Vec<&Vm> = self.vms.values().map(|vm| &**vm).collect();
+        let index = DiskIndex::of(vms.iter().copied());
+        foreign_disks_of(&[(vms.as_slice(), &index)])
     }
 
     /// The name of an entity the inventory holds (VM, host, cluster or compute resource,
@@ -854,6 +819,139 @@ pub struct ForeignDisk<'a> {
     pub owner: &'a Vm,
 }
 
+/// Where a run of VMs keeps its disks, by the VMs' positions in the run: the hashes of their
+/// home directories and of their disk files (each VM once per file), and the disks that lie
+/// outside their VM's home, the only ones that can be foreign. Kept per shard of the render
+/// cache, so a change of one VM indexes its shard again, not every VM; hashes, not names, so
+/// it holds 12 bytes a disk (a lookup compares the names of the VMs it finds).
+#[derive(Debug, Default)]
+pub struct DiskIndex {
+    homes: Vec<(u64, u32)>,
+    files: Vec<(u64, u32)>,
+    outside: Vec<(u32, u32)>,
+}
+
+fn hash_of(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// VMs by their position in a run, for [`foreign_disks_of`]: a shard's `Arc`s or the
+/// inventory's VMs collected.
+pub trait VmRun<'a>: Copy {
+    fn vm(self, at: u32) -> Option<&'a Vm>;
+}
+
+impl<'a> VmRun<'a> for &'a [Arc<Vm>] {
+    fn vm(self, at: u32) -> Option<&'a Vm> {
+        self.get(at as usize).map(|vm| &**vm)
+    }
+}
+
+impl<'a> VmRun<'a> for &[&'a Vm] {
+    fn vm(self, at: u32) -> Option<&'a Vm> {
+        self.get(at as usize).copied()
+    }
+}
+
+impl DiskIndex {
+    /// The index of a run of VMs, in run order.
+    pub fn of<'a>(vms: impl Iterator<Item = &'a Vm>) -> Self {
+        let mut index = DiskIndex::default();
+        for (at, vm) in vms.enumerate() {
+            let at = u32::try_from(at).unwrap_or(u32::MAX);
+            let home = vm.home_directory();
+            if let Some(home) = home {
+                index.homes.push((hash_of(home), at));
+            }
+            for (d, disk) in vm.devices.disks.iter().enumerate() {
+                if disk.file_name.is_empty() {
+                    continue;
+                }
+                index.files.push((hash_of(&disk.file_name), at));
+                if !disk.multi_writer && home != Some(disk.directory()) {
+                    index
+                        .outside
+                        .push((at, u32::try_from(d).unwrap_or(u32::MAX)));
+                }
+            }
+        }
+        index.homes.sort_unstable();
+        index.files.sort_unstable();
+        index.files.dedup();
+        index
+    }
+
+    /// The VMs of the run (`vms`, the run indexed) whose `name` hashes as one in `by` and
+    /// `matches`, in run order.
+    fn find<'a, R: VmRun<'a>>(
+        by: &[(u64, u32)],
+        vms: R,
+        name: &str,
+        matches: fn(&Vm, &str) -> bool,
+        out: &mut Vec<&'a Vm>,
+    ) {
+        let hash = hash_of(name);
+        let from = by.partition_point(|(h, _)| *h < hash);
+        let found = by[from..]
+            .iter()
+            .take_while(|(h, _)| *h == hash)
+            .filter_map(|(_, at)| vms.vm(*at))
+            .filter(|vm| matches(vm, name));
+        out.extend(found);
+    }
+}
+
+fn homed(vm: &Vm, dir: &str) -> bool {
+    vm.home_directory() == Some(dir)
+}
+
+fn lists(vm: &Vm, file: &str) -> bool {
+    vm.devices.disks.iter().any(|d| d.file_name == file)
+}
+
+/// The foreign disks of runs of VMs in id order, each with its [`DiskIndex`]: the rule of
+/// [`Inventory::foreign_disks`], over every run at once.
+pub fn foreign_disks_of<'a, R: VmRun<'a>>(runs: &[(R, &DiskIndex)]) -> Vec<ForeignDisk<'a>> {
+    let mut out = Vec::new();
+    for (vms, index) in runs {
+        for (at, d) in &index.outside {
+            let Some(vm) = vms.vm(*at) else {
+                continue;
+            };
+            let Some(disk) = vm.devices.disks.get(*d as usize) else {
+                continue;
+            };
+            let others = |name: &str, files: bool| {
+                let mut found = Vec::new();
+                for (vms, index) in runs {
+                    if files {
+                        DiskIndex::find(&index.files, *vms, name, lists, &mut found);
+                    } else {
+                        DiskIndex::find(&index.homes, *vms, name, homed, &mut found);
+                    }
+                }
+                found.retain(|other| other.id != vm.id);
+                found
+            };
+            let mut owners = others(disk.directory(), false);
+            if owners.is_empty() {
+                owners = others(&disk.file_name, true);
+            }
+            for owner in owners {
+                out.push(ForeignDisk {
+                    vm,
+                    file: &disk.file_name,
+                    owner,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// True for the file name of a snapshot delta as ESXi names them: `name-000001.vmdk` (the
 /// descriptor, which `backing.fileName` names), `name-000001-delta.vmdk` (a VMFS sparse
 /// extent) or `name-000001-sesparse.vmdk` (an SEsparse one): six digits after a dash.
@@ -878,14 +976,6 @@ pub fn saturating_sum(sizes: impl IntoIterator<Item = u64>) -> u64 {
 }
 
 /// The VMs of a list but the one with id `id`.
-fn other_vms<'a>(vms: Option<&Vec<&'a Vm>>, id: &str) -> Vec<&'a Vm> {
-    vms.into_iter()
-        .flatten()
-        .filter(|v| v.id != id)
-        .copied()
-        .collect()
-}
-
 /// How many items an iterator gives, as a count that fits a metric.
 fn count<T>(items: impl Iterator<Item = T>) -> u32 {
     u32::try_from(items.count()).unwrap_or(u32::MAX)
