@@ -179,6 +179,13 @@ impl<T> Feed<T> {
         self.latest()
     }
 
+    /// Waits until the published version is another than `version` (at once when it is), or
+    /// the source is gone for good.
+    pub async fn moved_from(&self, version: u64) {
+        let mut rx = self.rx.clone();
+        let _ = rx.wait_for(|p| p.version != version).await;
+    }
+
     /// Waits until the source has tried to sync once (in sync or failed), or is gone for good.
     pub async fn attempted(&self) {
         let mut rx = self.rx.clone();

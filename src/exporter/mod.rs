@@ -16,6 +16,10 @@
 //! text; gzipped, the cached part's members are joined once per version into one buffer
 //! (thousands of small body frames cost a write each on every scrape).
 //!
+//! A task started with the exporter renders `/metrics`' vCenter part, gzip included, whenever
+//! a target's source publishes a new version ([`render_ahead`]): a change is rendered as it
+//! comes, in proportion to it, and the scrape after it only sends.
+//!
 //! A target that loses sync serves none of its old output: a task started with the exporter
 //! frees that output (its collectors' and the pages') at once, so the full retrieval that
 //! follows does not hold it beside the new inventory.
@@ -253,6 +257,14 @@ impl Exporter {
                     ));
                 }
             }
+            if !self.targets.is_empty() {
+                tokio::spawn(render_ahead(
+                    self.config.clone(),
+                    self.config_id,
+                    self.targets.iter().map(Arc::downgrade).collect(),
+                    Arc::downgrade(&self.caches),
+                ));
+            }
         });
     }
 
@@ -264,6 +276,14 @@ impl Exporter {
             bytes += target.cached_bytes().await;
         }
         bytes
+    }
+
+    /// The inventory version of each target that `/metrics`' cached part was last made from
+    /// (`None` before one is made), for tests that a change is rendered before any scrape.
+    pub fn rendered_versions(&self) -> Option<Vec<u64>> {
+        lock(&self.caches.metrics)
+            .as_ref()
+            .map(|(key, _)| key.iter().map(|(_, version, _)| *version).collect())
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -303,6 +323,53 @@ impl Exporter {
         Some(self.vcenter_page(&[index], cache, timeout).await)
     }
 
+    async fn vcenter_page(
+        &self,
+        indexes: &[usize],
+        cache: &Mutex<PageCache>,
+        timeout: Option<Duration>,
+    ) -> Page {
+        let pages = Pages {
+            config: &self.config,
+            config_id: self.config_id,
+            targets: &self.targets,
+        };
+        pages.vcenter_page(indexes, cache, timeout).await
+    }
+
+    fn own_text(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.own.gather(), &mut buf) {
+            warn!(error = %e, "encoding the exporter's own metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// True once every target has tried its first sync (in sync or failed): until then a
+    /// scrape would have little to show.
+    pub fn is_ready(&self) -> bool {
+        self.targets.iter().all(|t| t.first_sync_attempted())
+    }
+
+    /// Stops the sources and logs out of every vCenter at once, each within a short timeout.
+    pub async fn shutdown(&self) {
+        let mut logouts = tokio::task::JoinSet::new();
+        for target in &self.targets {
+            let target = target.clone();
+            logouts.spawn(async move { target.shutdown(LOGOUT_TIMEOUT).await });
+        }
+        while logouts.join_next().await.is_some() {}
+    }
+}
+
+/// What a page of the vCenters is made from: one exporter's configuration and targets.
+struct Pages<'a> {
+    config: &'a Arc<Config>,
+    config_id: u64,
+    targets: &'a [Arc<Target>],
+}
+
+impl Pages<'_> {
     /// The status part (fresh), the cached part (by the targets' keys), the clock part (fresh).
     async fn vcenter_page(
         &self,
@@ -318,7 +385,7 @@ impl Exporter {
                 .unwrap_or(DEFAULT_WAIT)
                 .saturating_sub(started.elapsed());
             let read = self.targets[i]
-                .read(&self.config, self.config_id, left)
+                .read(self.config, self.config_id, left)
                 .await;
             reads.push((i, read));
         }
@@ -351,7 +418,7 @@ impl Exporter {
             cached
         });
         // Exporter-level series (the blackout windows): no vCenter, rendered on every scrape.
-        let exporter_families = blackout::families(&self.config, unix_now());
+        let exporter_families = blackout::families(self.config, unix_now());
         let exporter_part = Chunk::new(render(&[exporter_families.as_slice()]));
         let parts = vec![
             Part::Fresh(status_part),
@@ -375,29 +442,56 @@ impl Exporter {
             *cache = None;
         }
     }
+}
 
-    fn own_text(&self) -> String {
-        let mut buf = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.own.gather(), &mut buf) {
-            warn!(error = %e, "encoding the exporter's own metrics failed");
+/// Renders `/metrics`' vCenter part (and gzips it) whenever a source of a target publishes a
+/// new version, so that a scrape after a change finds it made: what changed is rendered in
+/// the background, as it happens, in proportion to the change ([`crate::collector::shards`]),
+/// and a scrape only sends. Publishes that come while it renders are taken together by the
+/// next round. Ends when the exporter is gone (a reload builds another); it holds neither the
+/// exporter's caches nor its targets while it waits.
+async fn render_ahead(
+    config: Arc<Config>,
+    config_id: u64,
+    targets: Vec<Weak<Target>>,
+    caches: Weak<PageCaches>,
+) {
+    loop {
+        let Some(held) = targets
+            .iter()
+            .map(Weak::upgrade)
+            .collect::<Option<Vec<_>>>()
+        else {
+            return;
+        };
+        let versions: Vec<Vec<u64>> = held.iter().map(|t| t.versions()).collect();
+        {
+            let Some(caches) = caches.upgrade() else {
+                return;
+            };
+            let pages = Pages {
+                config: &config,
+                config_id,
+                targets: &held,
+            };
+            let all: Vec<usize> = (0..held.len()).collect();
+            let page = pages
+                .vcenter_page(&all, &caches.metrics, Some(Duration::ZERO))
+                .await;
+            if tokio::task::spawn_blocking(move || page.gzip_members())
+                .await
+                .is_err()
+            {
+                warn!("rendering ahead failed");
+            }
         }
-        String::from_utf8(buf).unwrap_or_default()
-    }
-
-    /// True once every target has tried its first sync (in sync or failed): until then a
-    /// scrape would have little to show.
-    pub fn is_ready(&self) -> bool {
-        self.targets.iter().all(|t| t.first_sync_attempted())
-    }
-
-    /// Stops the sources and logs out of every vCenter at once, each within a short timeout.
-    pub async fn shutdown(&self) {
-        let mut logouts = tokio::task::JoinSet::new();
-        for target in &self.targets {
-            let target = target.clone();
-            logouts.spawn(async move { target.shutdown(LOGOUT_TIMEOUT).await });
-        }
-        while logouts.join_next().await.is_some() {}
+        let waits: Vec<_> = held
+            .iter()
+            .zip(&versions)
+            .map(|(t, v)| t.moved_from(v))
+            .collect();
+        drop(held);
+        crate::source::first_of(waits).await;
     }
 }
 

@@ -21,7 +21,8 @@ use crate::collector::{
 };
 use crate::config::{Config, TlsConfig, VcenterConfig};
 use crate::source::{
-    Erased, INVENTORY, RunningSource, SOURCES, SourceStatus, StartContext, unix_now,
+    Erased, INVENTORY, Moved, RunningSource, SOURCES, SourceStatus, StartContext, first_of,
+    unix_now,
 };
 use crate::vsphere::client::{ClientOptions, TlsOptions};
 use crate::vsphere::mirror::{Mirror, MirrorOptions};
@@ -276,6 +277,32 @@ impl Target {
         std::iter::once(running.mirror.latest())
             .chain(running.others.iter().map(|s| s.latest()))
             .collect()
+    }
+
+    /// The versions of its sources now, the mirror's first; empty before start.
+    pub fn versions(&self) -> Vec<u64> {
+        self.sources().iter().map(|s| s.version).collect()
+    }
+
+    /// Waits for any of its sources to publish another version than `versions` (as
+    /// [`Target::versions`] gave them), or to be gone. Holds only the reading side of the
+    /// sources' feeds, so the wait keeps neither the target nor its sources alive; before
+    /// start it waits for ever.
+    pub fn moved_from(&self, versions: &[u64]) -> Moved {
+        let Some(running) = self.running.get() else {
+            return Box::pin(std::future::pending());
+        };
+        let sources = std::iter::once(&running.mirror as &dyn RunningSource)
+            .chain(running.others.iter().map(|s| &**s));
+        let waits: Vec<Moved> = sources
+            .zip(versions)
+            .map(|(source, version)| source.moved_from(*version))
+            .collect();
+        if waits.len() != 1 + running.others.len() {
+            // Versions of another set of sources: they have moved.
+            return Box::pin(std::future::ready(()));
+        }
+        first_of(waits)
     }
 
     /// The target's status and metrics. A mirror still on its first sync is waited for, at

@@ -46,6 +46,25 @@ pub struct Erased {
 /// A future a running source hands out; boxed so [`RunningSource`] stays object-safe.
 pub type Settling<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
+/// A wait for a source's next version that holds only the reading side of its feed (so it
+/// keeps nothing alive): see [`RunningSource::moved_from`].
+pub type Moved = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Resolves when one of `waits` does (at once when there are none).
+pub fn first_of(mut waits: Vec<Moved>) -> Moved {
+    Box::pin(std::future::poll_fn(move |cx| {
+        if waits.is_empty() {
+            return std::task::Poll::Ready(());
+        }
+        for wait in &mut waits {
+            if wait.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    }))
+}
+
 /// A started source, as its target holds it.
 pub trait RunningSource: Send + Sync {
     fn name(&self) -> &'static str;
@@ -53,6 +72,8 @@ pub trait RunningSource: Send + Sync {
     fn latest(&self) -> Erased;
     /// Resolves once the source has tried to sync once.
     fn settled(&self) -> Settling<'_>;
+    /// Resolves once the source has published another version than `version`, or is gone.
+    fn moved_from(&self, version: u64) -> Moved;
     /// Stops the source's task (its session stays: the client is shared).
     fn stop(&self);
     /// Stops the source at shutdown, ending what it holds of its own in vCenter (the `tags`
@@ -94,6 +115,11 @@ impl<T: Send + Sync + 'static> RunningSource for Task<T> {
         Box::pin(self.feed.attempted())
     }
 
+    fn moved_from(&self, version: u64) -> Moved {
+        let feed = self.feed.clone();
+        Box::pin(async move { feed.moved_from(version).await })
+    }
+
     fn stop(&self) {
         self.task.abort();
     }
@@ -113,6 +139,11 @@ impl RunningSource for Mirror {
 
     fn settled(&self) -> Settling<'_> {
         Box::pin(self.feed().attempted())
+    }
+
+    fn moved_from(&self, version: u64) -> Moved {
+        let feed = self.feed().clone();
+        Box::pin(async move { feed.moved_from(version).await })
     }
 
     fn stop(&self) {

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use super::{
-    Erased, Feed, Publisher, RunningSource, Settling, SourceKind, SourceStatus, StartContext, Task,
+    Erased, Feed, Moved, Publisher, RunningSource, Settling, SourceKind, SourceStatus,
+    StartContext, Task,
 };
 use crate::config::Config;
 use crate::vsphere::Inventory;
@@ -111,6 +112,10 @@ impl RunningSource for Running {
 
     fn settled(&self) -> Settling<'_> {
         self.task.settled()
+    }
+
+    fn moved_from(&self, version: u64) -> Moved {
+        self.task.moved_from(version)
     }
 
     fn stop(&self) {

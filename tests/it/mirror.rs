@@ -182,6 +182,52 @@ async fn a_lost_sync_frees_the_rendered_pages_before_any_scrape() {
     }
 }
 
+/// A change is rendered, gzip included, when the mirror publishes it, before any scrape asks
+/// (issue 19): the page's cached part reaches the version with the change while nothing
+/// scrapes, and the scrape after it shows the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_is_rendered_when_it_comes_not_when_a_scrape_asks() {
+    let sim = Vcsim::start(&["-scenario", "scale", "-vms", "60", "-snapshot-vms", "20"]);
+    let served = serve(vec![sim.vcenter("vc01")]).await;
+    served.scrape_when_synced("vc01", "inventory", 60).await;
+    let feed = served.target().mirror().unwrap().feed().clone();
+    let start = feed.latest().value.clone().unwrap();
+    let snapped = vm_with(&start, true).to_owned();
+    let snapshot = start.vms[&snapped].snapshots()[0].tree.snapshot.clone();
+    let name = "renamed while nothing scrapes";
+    sim.control(json!({"op": "rename_snapshot", "snapshot": snapshot, "name": name}))
+        .await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let renamed = |inv: &Inventory| {
+        inv.vms[&snapped]
+            .snapshots()
+            .iter()
+            .any(|s| s.tree.name == name)
+    };
+    let version = loop {
+        let published = feed.latest();
+        if published.value.as_deref().is_some_and(renamed) {
+            break published.version;
+        }
+        assert!(Instant::now() < deadline, "the mirror never saw the rename");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    loop {
+        let rendered = served.exporter().rendered_versions();
+        if rendered.as_ref().is_some_and(|v| v[0] >= version) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "version {version} not rendered without a scrape: {rendered:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = served.scrape("/metrics").await;
+    assert!(text.contains(name), "the scrape shows the change");
+}
+
 /// The devices are read for every VM by default, and for the VMs with snapshots only when the
 /// disk checks are off (`--no-collector.disks` gives the mirror `DeviceScope::VmsWithSnapshots`):
 /// the mirror's requests follow the choice, against the simulator's real PropertyCollector.
