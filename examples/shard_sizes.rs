@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use bytes::Bytes;
 use vsphere_backup_exporter::collector::shards::{Chunk, Families, ShardJob, VmShards};
 use vsphere_backup_exporter::collector::{COLLECTORS, Collector, Context, Part, render_chunks};
 use vsphere_backup_exporter::config::Config;
@@ -111,8 +110,8 @@ fn gzip_all(chunks: &[Arc<Chunk>]) -> usize {
 
 fn one_stream(chunks: &[Arc<Chunk>]) -> Result<usize> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    for segment in chunks.iter().flat_map(|c| c.segments().iter()) {
-        encoder.write_all(segment)?;
+    for segment in chunks.iter().flat_map(|c| c.segments()) {
+        encoder.write_all(&segment)?;
     }
     Ok(encoder.finish()?.len())
 }
@@ -139,8 +138,8 @@ fn main() -> Result<()> {
         let first = started.elapsed().as_secs_f64() * 1e3;
         let text: usize = chunks
             .iter()
-            .flat_map(|c| c.segments().iter())
-            .map(Bytes::len)
+            .flat_map(|c| c.segments())
+            .map(|s| s.len())
             .sum();
         let stream = one_stream(&chunks)?;
         let mut best = f64::MAX;

@@ -26,7 +26,7 @@
 //! with them: a one-VM change summarizes one shard, not every VM.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -45,42 +45,95 @@ pub const SHARD_VMS: usize = 256;
 /// members, read as one body by HTTP clients, Go's and so Prometheus' among them).
 #[derive(Debug)]
 pub struct Chunk {
-    segments: Vec<Bytes>,
-    gzip: OnceLock<Bytes>,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    /// Text kept as it is, gzipped on first use (a page's fresh parts, the families' headers).
+    Text {
+        segments: Vec<Bytes>,
+        gzip: OnceLock<Bytes>,
+    },
+    /// Text gzipped when it was made, and only the gzip member kept: cached output, which
+    /// scrapes (Prometheus asks for gzip) send as it is, at about a tenth of the text's memory.
+    /// A scrape without gzip has it decompressed.
+    Packed { gzip: Bytes, text_len: usize },
 }
 
 impl Chunk {
+    /// A chunk of text, gzipped on first use.
     pub fn new(segments: Vec<Bytes>) -> Arc<Chunk> {
         Arc::new(Chunk {
-            segments,
-            gzip: OnceLock::new(),
+            body: Body::Text {
+                segments,
+                gzip: OnceLock::new(),
+            },
         })
     }
 
-    pub fn segments(&self) -> &[Bytes] {
-        &self.segments
+    /// A chunk of cached output: gzipped now, its text not kept. Blocking: call it off the
+    /// async workers.
+    pub fn packed(text: &[u8]) -> Arc<Chunk> {
+        Arc::new(Chunk {
+            body: Body::Packed {
+                gzip: gzip(&[text]),
+                text_len: text.len(),
+            },
+        })
     }
 
-    /// The chunk as one gzip member, compressed on first use. Blocking: call it off the
-    /// async workers.
+    /// The chunk's text (decompressed from a packed chunk: blocking, call it off the async
+    /// workers).
+    pub fn segments(&self) -> Vec<Bytes> {
+        match &self.body {
+            Body::Text { segments, .. } => segments.clone(),
+            Body::Packed { gzip, text_len } => {
+                let mut text = Vec::with_capacity(*text_len);
+                // A member this process made always decompresses.
+                let _ = flate2::read::GzDecoder::new(&gzip[..]).read_to_end(&mut text);
+                vec![Bytes::from(text)]
+            }
+        }
+    }
+
+    /// The chunk as one gzip member, compressed at most once. Blocking: call it off the async
+    /// workers.
     pub fn gzipped(&self) -> Bytes {
-        self.gzip
-            .get_or_init(|| {
-                let mut encoder =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                for segment in &self.segments {
-                    // Writing into a Vec cannot fail.
-                    let _ = encoder.write_all(segment);
-                }
-                Bytes::from(encoder.finish().unwrap_or_default())
-            })
-            .clone()
+        match &self.body {
+            Body::Text { segments, gzip: g } => g.get_or_init(|| gzip(segments)).clone(),
+            Body::Packed { gzip, .. } => gzip.clone(),
+        }
     }
 
     /// The bytes the chunk holds: its text, and its gzip member once made.
     pub fn held_bytes(&self) -> usize {
-        self.segments.iter().map(Bytes::len).sum::<usize>() + self.gzip.get().map_or(0, Bytes::len)
+        match &self.body {
+            Body::Text { segments, gzip } => {
+                segments.iter().map(|s| s.len()).sum::<usize>() + gzip.get().map_or(0, Bytes::len)
+            }
+            Body::Packed { gzip, .. } => gzip.len(),
+        }
     }
+
+    /// The length of the chunk's text.
+    pub fn text_len(&self) -> usize {
+        match &self.body {
+            Body::Text { segments, .. } => segments.iter().map(|s| s.len()).sum(),
+            Body::Packed { text_len, .. } => *text_len,
+        }
+    }
+}
+
+/// One gzip member of `segments`, at the fastest level (a page is compressed once a change,
+/// and sent many times).
+fn gzip<S: AsRef<[u8]>>(segments: &[S]) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for segment in segments {
+        // Writing into a Vec cannot fail.
+        let _ = encoder.write_all(segment.as_ref());
+    }
+    Bytes::from(encoder.finish().unwrap_or_default())
 }
 
 /// A collector's output: per catalogue entry (by its index), the chunks of its samples in
@@ -95,7 +148,7 @@ pub fn whole(families: Vec<Bytes>) -> Families {
             if f.is_empty() {
                 Vec::new()
             } else {
-                vec![Chunk::new(vec![f])]
+                vec![Chunk::packed(&f)]
             }
         })
         .collect()
@@ -284,7 +337,7 @@ impl VmShards {
                     family.is_empty(),
                     "{name}: family {index} is per VM and rest"
                 );
-                family.push(Chunk::new(vec![text]));
+                family.push(Chunk::packed(&text));
             }
         }
         families
@@ -392,7 +445,7 @@ fn render_shard(
             .into_iter()
             .enumerate()
             .filter(|(_, text)| !text.is_empty())
-            .map(|(index, text)| (index, Chunk::new(vec![text])))
+            .map(|(index, text)| (index, Chunk::packed(&text)))
             .collect(),
     )
 }
@@ -830,10 +883,7 @@ mod tests {
     }
 
     fn text(chunks: &[Arc<Chunk>]) -> Bytes {
-        let segments: Vec<Bytes> = chunks
-            .iter()
-            .flat_map(|c| c.segments().iter().cloned())
-            .collect();
+        let segments: Vec<Bytes> = chunks.iter().flat_map(|c| c.segments()).collect();
         concat(&segments)
     }
 

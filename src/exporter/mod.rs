@@ -95,12 +95,8 @@ impl CachedChunks {
 impl Part {
     fn segments(&self) -> Vec<Bytes> {
         match self {
-            Part::Fresh(chunk) => chunk.segments().to_vec(),
-            Part::Cached(cached) => cached
-                .chunks
-                .iter()
-                .flat_map(|c| c.segments().iter().cloned())
-                .collect(),
+            Part::Fresh(chunk) => chunk.segments(),
+            Part::Cached(cached) => cached.chunks.iter().flat_map(|c| c.segments()).collect(),
         }
     }
 
@@ -116,6 +112,17 @@ impl Page {
     /// The page's text, segment by segment (what a scraper without gzip is sent).
     pub fn segments(&self) -> Vec<Bytes> {
         self.parts.iter().flat_map(Part::segments).collect()
+    }
+
+    /// The page's chunks in order, for sending its text chunk by chunk.
+    pub fn chunks(&self) -> Vec<Arc<Chunk>> {
+        self.parts
+            .iter()
+            .flat_map(|part| match part {
+                Part::Fresh(chunk) => vec![chunk.clone()],
+                Part::Cached(cached) => cached.chunks.clone(),
+            })
+            .collect()
     }
 
     /// The whole page as one text (a copy: for tools and tests).

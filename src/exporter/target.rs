@@ -370,11 +370,8 @@ impl Target {
                         runs.push(c.run.clone());
                     }
                 }
-                (Todo::Render(Some(key)), Some((output, run))) => {
-                    let families = Arc::new(match output {
-                        Output::Text(text) => whole(text),
-                        Output::Shards(families) => families,
-                    });
+                (Todo::Render(Some(key)), Some((Output::Cached(families), run))) => {
+                    let families = Arc::new(families);
                     out.cached.push(families.clone());
                     out.cached_key.extend(key);
                     runs.push(run.clone());
@@ -553,10 +550,11 @@ fn shard_key(collector: &dyn Collector, key: &[u64]) -> Vec<u64> {
     key
 }
 
-/// A collector's fresh output: a sink's families, or a per-VM collector's chunks per shard.
+/// A collector's fresh output: a sink's families served once (it reads the clock), or chunks
+/// to cache (a per-VM collector's per shard, or a whole collector's families packed).
 enum Output {
     Text(Vec<Bytes>),
-    Shards(Families),
+    Cached(Families),
 }
 
 /// Runs the collectors the plan says to run, on a blocking thread (at 40,000 VMs a render of
@@ -618,10 +616,14 @@ async fn render_off_the_workers(
             .map(|(collector, todo)| {
                 if sharded(*collector, todo) {
                     let (families, run) = from_shards.next()?;
-                    return Some((Output::Shards(families), run));
+                    return Some((Output::Cached(families), run));
                 }
                 match todo {
-                    Todo::Render(_) => {
+                    Todo::Render(Some(_)) => {
+                        let (families, run) = run_collector(*collector, &ctx);
+                        Some((Output::Cached(whole(families)), run))
+                    }
+                    Todo::Render(None) => {
                         let (families, run) = run_collector(*collector, &ctx);
                         Some((Output::Text(families), run))
                     }
