@@ -179,11 +179,11 @@ impl<T> Feed<T> {
         self.latest()
     }
 
-    /// Waits until the published version is another than `version` (at once when it is), or
-    /// the source is gone for good.
-    pub async fn moved_from(&self, version: u64) {
+    /// Waits until the published version is another than `version` (at once when it is):
+    /// true, or false when the source is gone for good.
+    pub async fn moved_from(&self, version: u64) -> bool {
         let mut rx = self.rx.clone();
-        let _ = rx.wait_for(|p| p.version != version).await;
+        rx.wait_for(|p| p.version != version).await.is_ok()
     }
 
     /// Waits until the source has tried to sync once (in sync or failed), or is gone for good.
@@ -204,6 +204,28 @@ pub fn unix_now() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_wait_for_the_next_version_ignores_status_changes_and_ends_when_the_source_does() {
+        let (publisher, feed) = channel::<u32>();
+        let version = feed.latest().version;
+        let waiting = tokio::spawn({
+            let feed = feed.clone();
+            async move { feed.moved_from(version).await }
+        });
+        // One thread: each yield lets the waiting task run until it waits again.
+        tokio::task::yield_now().await;
+        publisher.set_status(|s| s.attempted = true);
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "a status change is no new version");
+        publisher.publish(Some(Arc::new(1)), SourceStatus::default());
+        assert!(waiting.await.unwrap(), "a new version");
+        let version = feed.latest().version;
+        assert!(feed.moved_from(version - 1).await, "moved already: at once");
+        drop(publisher);
+        assert!(!feed.moved_from(version).await, "the source is gone");
+    }
 
     #[tokio::test]
     async fn status_changes_keep_the_version_and_values_move_it() {

@@ -455,8 +455,8 @@ impl Pages<'_> {
 /// new version, so that a scrape after a change finds it made: what changed is rendered in
 /// the background, as it happens, in proportion to the change ([`crate::collector::shards`]),
 /// and a scrape only sends. Publishes that come while it renders are taken together by the
-/// next round. Ends when the exporter is gone (a reload builds another); it holds neither the
-/// exporter's caches nor its targets while it waits.
+/// next round. Ends when the exporter is gone (a reload builds another) or a source is (a
+/// shutdown); it holds neither the exporter's caches nor its targets while it waits.
 async fn render_ahead(
     config: Arc<Config>,
     config_id: u64,
@@ -498,7 +498,11 @@ async fn render_ahead(
             .map(|(t, v)| t.moved_from(v))
             .collect();
         drop(held);
-        crate::source::first_of(waits).await;
+        if !crate::source::first_of(waits).await {
+            // A target was shut down (or a source's task ended): scrapes render what changed.
+            tracing::debug!("a source is gone: no more rendering ahead");
+            return;
+        }
     }
 }
 

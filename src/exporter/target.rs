@@ -285,9 +285,9 @@ impl Target {
     }
 
     /// Waits for any of its sources to publish another version than `versions` (as
-    /// [`Target::versions`] gave them), or to be gone. Holds only the reading side of the
-    /// sources' feeds, so the wait keeps neither the target nor its sources alive; before
-    /// start it waits for ever.
+    /// [`Target::versions`] gave them: true), or to be gone (false: the target was shut down,
+    /// or a source's task ended). Holds only the reading side of the sources' feeds, so the
+    /// wait keeps neither the target nor its sources alive; before start it waits for ever.
     pub fn moved_from(&self, versions: &[u64]) -> Moved {
         let Some(running) = self.running.get() else {
             return Box::pin(std::future::pending());
@@ -300,7 +300,7 @@ impl Target {
             .collect();
         if waits.len() != 1 + running.others.len() {
             // Versions of another set of sources: they have moved.
-            return Box::pin(std::future::ready(()));
+            return Box::pin(std::future::ready(true));
         }
         first_of(waits)
     }

@@ -47,18 +47,19 @@ pub struct Erased {
 pub type Settling<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// A wait for a source's next version that holds only the reading side of its feed (so it
-/// keeps nothing alive): see [`RunningSource::moved_from`].
-pub type Moved = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+/// keeps nothing alive): true when it moved, false when the source is gone for good. See
+/// [`RunningSource::moved_from`].
+pub type Moved = Pin<Box<dyn Future<Output = bool> + Send + 'static>>;
 
-/// Resolves when one of `waits` does (at once when there are none).
+/// Resolves as the first of `waits` that does (true at once when there are none).
 pub fn first_of(mut waits: Vec<Moved>) -> Moved {
     Box::pin(std::future::poll_fn(move |cx| {
         if waits.is_empty() {
-            return std::task::Poll::Ready(());
+            return std::task::Poll::Ready(true);
         }
         for wait in &mut waits {
-            if wait.as_mut().poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
+            if let std::task::Poll::Ready(moved) = wait.as_mut().poll(cx) {
+                return std::task::Poll::Ready(moved);
             }
         }
         std::task::Poll::Pending
@@ -72,7 +73,8 @@ pub trait RunningSource: Send + Sync {
     fn latest(&self) -> Erased;
     /// Resolves once the source has tried to sync once.
     fn settled(&self) -> Settling<'_>;
-    /// Resolves once the source has published another version than `version`, or is gone.
+    /// Resolves once the source has published another version than `version` (true), or is
+    /// gone for good (false).
     fn moved_from(&self, version: u64) -> Moved;
     /// Stops the source's task (its session stays: the client is shared).
     fn stop(&self);
