@@ -116,6 +116,24 @@ impl Chunk {
         }
     }
 
+    /// True when the chunk's text is `text`: compared where the lengths agree, a packed
+    /// chunk decompressed for it (inflating is several times cheaper than deflating, which a
+    /// match saves). Blocking: call it off the async workers.
+    pub fn has_text(&self, text: &[u8]) -> bool {
+        if self.text_len() != text.len() {
+            return false;
+        }
+        let segments = self.segments();
+        let mut at = 0;
+        for segment in &segments {
+            if text.get(at..at + segment.len()) != Some(&segment[..]) {
+                return false;
+            }
+            at += segment.len();
+        }
+        at == text.len()
+    }
+
     /// The length of the chunk's text.
     pub fn text_len(&self) -> usize {
         match &self.body {
@@ -180,6 +198,9 @@ struct Shard {
     out: BTreeMap<&'static str, Vec<(usize, Arc<Chunk>)>>,
     /// Per collector (by name), its [summary](Collector::summarize) of these VMs.
     summaries: BTreeMap<&'static str, Summary>,
+    /// The chunks of this shard's place before its VMs changed, during one update: a family
+    /// rendered again to the same text keeps its chunk (and gzip member).
+    previous: BTreeMap<&'static str, Vec<(usize, Arc<Chunk>)>>,
 }
 
 impl Shard {
@@ -246,7 +267,8 @@ impl VmShards {
                     continue;
                 }
                 let started = Instant::now();
-                let rendered = render_shard(job.collector, ctx, &shard.vms);
+                let old = shard.out.get(name).or(shard.previous.get(name));
+                let rendered = render_shard(job.collector, ctx, &shard.vms, old);
                 let summary = job.collector.summarize(ctx, &shard.vms);
                 run.0 += started.elapsed().as_secs_f64();
                 match summary {
@@ -263,6 +285,7 @@ impl VmShards {
                     }
                 }
             }
+            shard.previous.clear();
         }
         jobs.iter()
             .zip(runs)
@@ -374,6 +397,7 @@ impl VmShards {
                     vms: piece.to_vec(),
                     out: BTreeMap::new(),
                     summaries: BTreeMap::new(),
+                    previous: BTreeMap::new(),
                 }));
                 continue;
             }
@@ -386,15 +410,24 @@ impl VmShards {
                 last.summaries.clear();
                 continue;
             }
-            let (out, summaries) = match before {
-                Some(shard) if same_vms(&shard.vms, &vms) => (shard.out, shard.summaries),
-                _ => (BTreeMap::new(), BTreeMap::new()),
+            let shard = match before {
+                Some(shard) if same_vms(&shard.vms, &vms) => Shard { vms, ..shard },
+                // Its VMs changed: nothing of it is current, but what it was is kept to
+                // compare the new text with.
+                Some(shard) => Shard {
+                    vms,
+                    out: BTreeMap::new(),
+                    summaries: BTreeMap::new(),
+                    previous: shard.out,
+                },
+                None => Shard {
+                    vms,
+                    out: BTreeMap::new(),
+                    summaries: BTreeMap::new(),
+                    previous: BTreeMap::new(),
+                },
             };
-            self.shards.push(Shard {
-                vms,
-                out,
-                summaries,
-            });
+            self.shards.push(shard);
         }
     }
 
@@ -425,11 +458,15 @@ fn same_vms(a: &[Arc<Vm>], b: &[Arc<Vm>]) -> bool {
 }
 
 /// One collector over one shard's VMs: its non-empty families, or `None` when it failed
-/// (logged, with the vCenter and the collector).
+/// (logged, with the vCenter and the collector). A family whose text is the same as in `old`
+/// (the shard's last output) keeps that chunk: a new version of the event history, a reload,
+/// or a VM change that leaves most of the shard's families as they were compresses only
+/// what changed.
 fn render_shard(
     collector: &dyn Collector,
     ctx: &Context<'_>,
     vms: &[Arc<Vm>],
+    old: Option<&Vec<(usize, Arc<Chunk>)>>,
 ) -> Option<Vec<(usize, Arc<Chunk>)>> {
     let shard_ctx = Context {
         part: Part::Vms(vms),
@@ -445,7 +482,16 @@ fn render_shard(
             .into_iter()
             .enumerate()
             .filter(|(_, text)| !text.is_empty())
-            .map(|(index, text)| (index, Chunk::packed(&text)))
+            .map(|(index, text)| {
+                let same = old
+                    .into_iter()
+                    .flatten()
+                    .find(|(i, chunk)| *i == index && chunk.has_text(&text));
+                match same {
+                    Some((_, chunk)) => (index, chunk.clone()),
+                    None => (index, Chunk::packed(&text)),
+                }
+            })
             .collect(),
     )
 }
@@ -955,6 +1001,40 @@ mod tests {
         cached_render(&mut shards, &host, &cfg, &State::default());
         let renamed_host = shards.outputs();
         assert!((0..after.len()).all(|i| renamed_host[i] != after[i]));
+    }
+
+    #[test]
+    fn a_family_rendered_again_to_the_same_text_keeps_its_chunk() {
+        let vms: Vec<(u32, String)> = (0..60).map(|n| (n, format!("n{n}"))).collect();
+        let inv = inventory(&vms);
+        let mut shards = VmShards::with_shard_vms(10);
+        let mut state = State::default();
+        cached_render(&mut shards, &inv, &config_of(0), &state);
+        let before = shards.outputs();
+
+        // A reload to the same configuration renders every shard again, to the same text.
+        state.config_id = 2;
+        cached_render(&mut shards, &inv, &config_of(2), &state);
+        assert_eq!(shards.outputs(), before);
+
+        // A VM powered off changes its shard's families of power and Tools, not the others.
+        let off = apply(&inv, &Change::Power(25), &mut state);
+        cached_render(&mut shards, &off, &config_of(2), &state);
+        let after = shards.outputs();
+        let changed: Vec<usize> = (0..after.len())
+            .filter(|i| after[*i] != before[*i])
+            .collect();
+        assert_eq!(changed.len(), 1, "{changed:?}");
+        let shard = changed[0];
+        let kept = after[shard]
+            .iter()
+            .filter(|c| before[shard].contains(c))
+            .count();
+        assert!(
+            kept > 0 && kept < after[shard].len(),
+            "{kept} of {} chunks kept",
+            after[shard].len()
+        );
     }
 
     #[test]

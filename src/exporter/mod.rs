@@ -417,9 +417,22 @@ impl Pages<'_> {
                 .iter()
                 .flat_map(|(_, r)| r.cached.iter().map(|f| &**f))
                 .collect();
-            let cached = Arc::new(CachedChunks {
-                chunks: render_chunks(&families),
-                gzip: OnceLock::new(),
+            let chunks = render_chunks(&families);
+            // The same chunks as before (a new version that changed no text): the old part
+            // and its joined gzip stay.
+            let same = cache.take().map(|(_, old)| old).filter(|old| {
+                old.chunks.len() == chunks.len()
+                    && old
+                        .chunks
+                        .iter()
+                        .zip(&chunks)
+                        .all(|(a, b)| Arc::ptr_eq(a, b))
+            });
+            let cached = same.unwrap_or_else(|| {
+                Arc::new(CachedChunks {
+                    chunks,
+                    gzip: OnceLock::new(),
+                })
             });
             *cache = Some((key, cached.clone()));
             cached
