@@ -325,22 +325,7 @@ impl VmShards {
                 summary: shard.summaries.get(name),
             })
             .collect();
-        let rest_ctx = Context {
-            part: Part::Rest(&views),
-            ..*ctx
-        };
-        let mut sink = Sink::new(ctx.vcenter);
-        if let Err(e) = collector.collect(&rest_ctx, &mut sink) {
-            warn!(vcenter = ctx.vcenter, collector = name, error = %e, "collector failed");
-            return None;
-        }
-        Some(
-            sink.into_families()
-                .into_iter()
-                .enumerate()
-                .filter(|(_, text)| !text.is_empty())
-                .collect(),
-        )
+        run_part(collector, ctx, Part::Rest(&views))
     }
 
     /// A collector's chunks of every shard, family by family, in shard order, and the families
@@ -457,6 +442,28 @@ fn same_vms(a: &[Arc<Vm>], b: &[Arc<Vm>]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
 }
 
+/// One run of `collector` over `part`: its non-empty families' text by catalogue index, or
+/// `None` when it failed (logged, with the vCenter and the collector).
+fn run_part(
+    collector: &dyn Collector,
+    ctx: &Context<'_>,
+    part: Part<'_>,
+) -> Option<Vec<(usize, Bytes)>> {
+    let part_ctx = Context { part, ..*ctx };
+    let mut sink = Sink::new(ctx.vcenter);
+    if let Err(e) = collector.collect(&part_ctx, &mut sink) {
+        warn!(vcenter = ctx.vcenter, collector = collector.name(), error = %e, "collector failed");
+        return None;
+    }
+    Some(
+        sink.into_families()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, text)| !text.is_empty())
+            .collect(),
+    )
+}
+
 /// One collector over one shard's VMs: its non-empty families, or `None` when it failed
 /// (logged, with the vCenter and the collector). A family whose text is the same as in `old`
 /// (the shard's last output) keeps that chunk: a new version of the event history, a reload,
@@ -468,20 +475,9 @@ fn render_shard(
     vms: &[Arc<Vm>],
     old: Option<&Vec<(usize, Arc<Chunk>)>>,
 ) -> Option<Vec<(usize, Arc<Chunk>)>> {
-    let shard_ctx = Context {
-        part: Part::Vms(vms),
-        ..*ctx
-    };
-    let mut sink = Sink::new(ctx.vcenter);
-    if let Err(e) = collector.collect(&shard_ctx, &mut sink) {
-        warn!(vcenter = ctx.vcenter, collector = collector.name(), error = %e, "collector failed");
-        return None;
-    }
     Some(
-        sink.into_families()
+        run_part(collector, ctx, Part::Vms(vms))?
             .into_iter()
-            .enumerate()
-            .filter(|(_, text)| !text.is_empty())
             .map(|(index, text)| {
                 let same = old
                     .into_iter()

@@ -316,7 +316,10 @@ impl Exporter {
     /// for a target on its first sync.
     pub async fn metrics(&self, timeout: Option<Duration>) -> Page {
         let all: Vec<usize> = (0..self.targets.len()).collect();
-        let mut page = self.vcenter_page(&all, &self.caches.metrics, timeout).await;
+        let mut page = self
+            .pages()
+            .vcenter_page(&all, &self.caches.metrics, timeout)
+            .await;
         page.parts
             .push(Part::Fresh(Chunk::new(vec![Bytes::from(self.own_text())])));
         page
@@ -327,21 +330,15 @@ impl Exporter {
     pub async fn probe(&self, target: &str, timeout: Option<Duration>) -> Option<Page> {
         let index = self.targets.iter().position(|t| t.name() == target)?;
         let cache = self.caches.probes.get(index)?;
-        Some(self.vcenter_page(&[index], cache, timeout).await)
+        Some(self.pages().vcenter_page(&[index], cache, timeout).await)
     }
 
-    async fn vcenter_page(
-        &self,
-        indexes: &[usize],
-        cache: &Mutex<PageCache>,
-        timeout: Option<Duration>,
-    ) -> Page {
-        let pages = Pages {
+    fn pages(&self) -> Pages<'_> {
+        Pages {
             config: &self.config,
             config_id: self.config_id,
             targets: &self.targets,
-        };
-        pages.vcenter_page(indexes, cache, timeout).await
+        }
     }
 
     fn own_text(&self) -> String {
