@@ -144,8 +144,8 @@ impl Chunk {
 }
 
 /// One gzip member of `segments`, at the fastest level (a page is compressed once a change,
-/// and sent many times).
-fn gzip<S: AsRef<[u8]>>(segments: &[S]) -> Bytes {
+/// and sent many times; the report once a render). Blocking: call it off the async workers.
+pub fn gzip<S: AsRef<[u8]>>(segments: &[S]) -> Bytes {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     for segment in segments {
         // Writing into a Vec cannot fail.

@@ -35,6 +35,7 @@ use super::body::Chunks;
 use super::handler::{target_param, text, unknown_target, with_type};
 use super::limits::{Limits, Throttled};
 use super::negotiate::accepts_gzip;
+use crate::collector::shards::gzip;
 use crate::exporter::Exporter;
 use crate::report::{self, Format, InputsKey, Links};
 
@@ -228,12 +229,15 @@ impl Reports {
             let _one_of_few = permit;
             #[cfg(test)]
             let _running = counts.enter();
-            render(&inputs, format, links)
+            render(&inputs, format, links).map(|body| {
+                let gzip = gzip(&[&body]);
+                (body, gzip)
+            })
         })
         .await;
         match rendered {
-            Ok(Ok(body)) => Ok(Arc::new(Rendered {
-                gzip: Bytes::from(gzipped(&body)),
+            Ok(Ok((body, gzip))) => Ok(Arc::new(Rendered {
+                gzip,
                 plain: Bytes::from(body),
                 made,
             })),
@@ -336,15 +340,6 @@ fn busy(max_waiters: usize) -> Response<Chunks> {
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from_static("5"));
     response
-}
-
-/// `body` as one gzip member.
-fn gzipped(body: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(body);
-    encoder.finish().unwrap_or_default()
 }
 
 /// One request counted among those waiting for a permit, until dropped.
