@@ -93,13 +93,6 @@ impl CachedChunks {
 }
 
 impl Part {
-    fn segments(&self) -> Vec<Bytes> {
-        match self {
-            Part::Fresh(chunk) => chunk.segments(),
-            Part::Cached(cached) => cached.chunks.iter().flat_map(|c| c.segments()).collect(),
-        }
-    }
-
     fn gzipped(&self) -> Bytes {
         match self {
             Part::Fresh(chunk) => chunk.gzipped(),
@@ -111,7 +104,7 @@ impl Part {
 impl Page {
     /// The page's text, segment by segment (what a scraper without gzip is sent).
     pub fn segments(&self) -> Vec<Bytes> {
-        self.parts.iter().flat_map(Part::segments).collect()
+        self.chunks().iter().flat_map(|c| c.segments()).collect()
     }
 
     /// The page's chunks in order, for sending its text chunk by chunk.

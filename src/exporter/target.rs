@@ -271,12 +271,15 @@ impl Target {
 
     /// Every source's latest snapshot, the mirror's first; empty before start.
     fn sources(&self) -> Vec<Erased> {
-        let Some(running) = self.running.get() else {
-            return Vec::new();
-        };
-        std::iter::once(running.mirror.latest())
-            .chain(running.others.iter().map(|s| s.latest()))
-            .collect()
+        self.running_sources().map(|s| s.latest()).collect()
+    }
+
+    /// Its running sources, the mirror first; none before start.
+    fn running_sources(&self) -> impl Iterator<Item = &dyn RunningSource> {
+        self.running.get().into_iter().flat_map(|running| {
+            std::iter::once(&running.mirror as &dyn RunningSource)
+                .chain(running.others.iter().map(|s| &**s))
+        })
     }
 
     /// The versions of its sources now, the mirror's first; empty before start.
@@ -289,19 +292,18 @@ impl Target {
     /// or a source's task ended). Holds only the reading side of the sources' feeds, so the
     /// wait keeps neither the target nor its sources alive; before start it waits for ever.
     pub fn moved_from(&self, versions: &[u64]) -> Moved {
-        let Some(running) = self.running.get() else {
+        if self.running.get().is_none() {
             return Box::pin(std::future::pending());
-        };
-        let sources = std::iter::once(&running.mirror as &dyn RunningSource)
-            .chain(running.others.iter().map(|s| &**s));
-        let waits: Vec<Moved> = sources
-            .zip(versions)
-            .map(|(source, version)| source.moved_from(*version))
-            .collect();
-        if waits.len() != 1 + running.others.len() {
+        }
+        if self.running_sources().count() != versions.len() {
             // Versions of another set of sources: they have moved.
             return Box::pin(std::future::ready(true));
         }
+        let waits: Vec<Moved> = self
+            .running_sources()
+            .zip(versions)
+            .map(|(source, version)| source.moved_from(*version))
+            .collect();
         first_of(waits)
     }
 

@@ -292,11 +292,10 @@ async fn exposition(page: Page, gzip_allowed: bool) -> Response<Chunks> {
         });
         Chunks::streamed(rx, len)
     };
-    let gzipped = gzip_allowed;
     let mut response = with_type(StatusCode::OK, EXPOSITION_CONTENT_TYPE, body);
     let headers = response.headers_mut();
     headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
-    if gzipped {
+    if gzip_allowed {
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     response

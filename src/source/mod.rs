@@ -118,8 +118,7 @@ impl<T: Send + Sync + 'static> RunningSource for Task<T> {
     }
 
     fn moved_from(&self, version: u64) -> Moved {
-        let feed = self.feed.clone();
-        Box::pin(async move { feed.moved_from(version).await })
+        moved_from(&self.feed, version)
     }
 
     fn stop(&self) {
@@ -144,8 +143,7 @@ impl RunningSource for Mirror {
     }
 
     fn moved_from(&self, version: u64) -> Moved {
-        let feed = self.feed().clone();
-        Box::pin(async move { feed.moved_from(version).await })
+        moved_from(self.feed(), version)
     }
 
     fn stop(&self) {
@@ -162,6 +160,12 @@ fn erase<T: Send + Sync + 'static>(name: &'static str, feed: &Feed<T>) -> Erased
         value: p.value.clone().map(|v| v as Arc<AnyValue>),
         status: p.status.clone(),
     }
+}
+
+/// [`Feed::moved_from`] on a copy of `feed`'s reading side, type-erased.
+fn moved_from<T: Send + Sync + 'static>(feed: &Feed<T>, version: u64) -> Moved {
+    let feed = feed.clone();
+    Box::pin(async move { feed.moved_from(version).await })
 }
 
 impl<T> Drop for Task<T> {
