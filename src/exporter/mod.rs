@@ -157,6 +157,8 @@ static CONFIG_IDS: AtomicU64 = AtomicU64::new(1);
 struct PageCaches {
     metrics: Mutex<PageCache>,
     probes: Vec<Mutex<PageCache>>,
+    /// Woken whenever a page's cached part is made anew.
+    made: tokio::sync::Notify,
 }
 
 impl PageCaches {
@@ -230,6 +232,7 @@ impl Exporter {
         let caches = Arc::new(PageCaches {
             metrics: Mutex::new(None),
             probes: targets.iter().map(|_| Mutex::new(None)).collect(),
+            made: tokio::sync::Notify::new(),
         });
         Ok(Exporter {
             config,
@@ -278,12 +281,23 @@ impl Exporter {
         bytes
     }
 
-    /// The inventory version of each target that `/metrics`' cached part was last made from
-    /// (`None` before one is made), for tests that a change is rendered before any scrape.
-    pub fn rendered_versions(&self) -> Option<Vec<u64>> {
-        lock(&self.caches.metrics)
-            .as_ref()
-            .map(|(key, _)| key.iter().map(|(_, version, _)| *version).collect())
+    /// Waits until `/metrics`' cached part is made from at least `versions` of the targets'
+    /// inventories (in target order), for tests that a change is rendered before any scrape.
+    pub async fn rendered_from(&self, versions: &[u64]) {
+        loop {
+            let made = self.caches.made.notified();
+            tokio::pin!(made);
+            // Registered before the check, so a part made in between wakes it.
+            made.as_mut().enable();
+            let rendered = lock(&self.caches.metrics).as_ref().is_some_and(|(key, _)| {
+                key.len() == versions.len()
+                    && key.iter().zip(versions).all(|((_, v, _), at)| v >= at)
+            });
+            if rendered {
+                return;
+            }
+            made.await;
+        }
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -331,6 +345,7 @@ impl Exporter {
             config: &self.config,
             config_id: self.config_id,
             targets: &self.targets,
+            made: &self.caches.made,
         }
     }
 
@@ -364,6 +379,8 @@ struct Pages<'a> {
     config: &'a Arc<Config>,
     config_id: u64,
     targets: &'a [Arc<Target>],
+    /// Woken when a cached part is made anew.
+    made: &'a tokio::sync::Notify,
 }
 
 impl Pages<'_> {
@@ -425,6 +442,7 @@ impl Pages<'_> {
                 })
             });
             *cache = Some((key, cached.clone()));
+            self.made.notify_waiters();
             cached
         });
         // Exporter-level series (the blackout windows): no vCenter, rendered on every scrape.
@@ -483,6 +501,7 @@ async fn render_ahead(
                 config: &config,
                 config_id,
                 targets: &held,
+                made: &caches.made,
             };
             let all: Vec<usize> = (0..held.len()).collect();
             let page = pages

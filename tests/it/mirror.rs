@@ -198,32 +198,33 @@ async fn a_change_is_rendered_when_it_comes_not_when_a_scrape_asks() {
     sim.control(json!({"op": "rename_snapshot", "snapshot": snapshot, "name": name}))
         .await;
 
-    let deadline = Instant::now() + Duration::from_secs(60);
     let renamed = |inv: &Inventory| {
         inv.vms[&snapped]
             .snapshots()
             .iter()
             .any(|s| s.tree.name == name)
     };
-    let version = loop {
-        let published = feed.latest();
-        if published.value.as_deref().is_some_and(renamed) {
-            break published.version;
+    let version = async {
+        loop {
+            let published = feed.latest();
+            if published.value.as_deref().is_some_and(renamed) {
+                return published.version;
+            }
+            assert!(
+                feed.moved_from(published.version).await,
+                "the mirror stopped"
+            );
         }
-        assert!(Instant::now() < deadline, "the mirror never saw the rename");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    loop {
-        let rendered = served.exporter().rendered_versions();
-        if rendered.as_ref().is_some_and(|v| v[0] >= version) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "version {version} not rendered without a scrape: {rendered:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let version = tokio::time::timeout(Duration::from_secs(60), version)
+        .await
+        .expect("the mirror saw the rename within 60 s");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        served.exporter().rendered_from(&[version]),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("version {version} not rendered within 60 s without a scrape"));
     let text = served.scrape("/metrics").await;
     assert!(text.contains(name), "the scrape shows the change");
 }
