@@ -131,6 +131,16 @@ impl Page {
         self.parts.iter().map(|p| p.gzipped()).collect()
     }
 
+    /// Makes the gzip of the page's cached part, which the next scrapes send as it is (its
+    /// fresh parts are each scrape's own). Blocking: call it off the async workers.
+    pub fn gzip_cached(&self) {
+        for part in &self.parts {
+            if let Part::Cached(cached) = part {
+                cached.gzipped();
+            }
+        }
+    }
+
     /// The gzip members joined (a copy: for tools and tests).
     pub fn gzip(&self) -> Bytes {
         concat(&self.gzip_members())
@@ -507,7 +517,7 @@ async fn render_ahead(
             let page = pages
                 .vcenter_page(&all, &caches.metrics, Some(Duration::ZERO))
                 .await;
-            if tokio::task::spawn_blocking(move || page.gzip_members())
+            if tokio::task::spawn_blocking(move || page.gzip_cached())
                 .await
                 .is_err()
             {
